@@ -1,0 +1,28 @@
+# Two entry points: `make demo` runs the whole job on the embedded defaults, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench bench-small clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dunning demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-small: $(STAMP)
+	$(BIN)/python -m bench --small
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3 var/outbox var/preview var/sample

@@ -1,0 +1,3 @@
+"""Localized dunning emails for SaaS billing."""
+
+__version__ = "0.1.0"

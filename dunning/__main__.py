@@ -1,0 +1,3 @@
+from dunning.cli import main
+
+raise SystemExit(main())

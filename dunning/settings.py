@@ -1,0 +1,236 @@
+"""settings.toml + DUNNING_* environment → one frozen Settings object."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from dunning.errors import SettingsError
+
+SECRET_PATHS = (("smtp", "password"), ("links", "keys"))
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite:///var/dunning.sqlite3"
+    batch_size: int = Field(1000, gt=0)
+
+
+def _strictly_increasing(values: list[int], *, decreasing: bool = False) -> list[int]:
+    if not values:
+        raise ValueError("must list at least one stage")
+    if any(v < 0 for v in values):
+        raise ValueError("days must not be negative")
+    pairs = zip(values, values[1:])
+    if not all((a > b) if decreasing else (a < b) for a, b in pairs):
+        raise ValueError("stages must be strictly " + ("decreasing" if decreasing else "increasing"))
+    return values
+
+
+class PolicySettings(Section):
+    send_window: str = "08:00-20:00"
+
+    @field_validator("send_window")
+    @classmethod
+    def _parse_window(cls, value: str) -> str:
+        start, sep, end = value.partition("-")
+        try:
+            if not sep:
+                raise ValueError
+            first, last = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+        except ValueError:
+            raise ValueError(f'not a window "HH:MM-HH:MM": {value!r}') from None
+        if first >= last:
+            raise ValueError("the window must start before it ends")
+        return value
+
+    @property
+    def window(self) -> tuple[time, time]:
+        start, _, end = self.send_window.partition("-")
+        return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+
+
+class CardChargeFailedSettings(Section):
+    max_age_days: int = Field(3, gt=0)
+
+
+class PastDueSettings(Section):
+    days_after_due: list[int] = [1, 7, 14]
+    max_days_after_due: int = Field(60, gt=0)
+    disable_after_days: int = Field(30, gt=0)
+
+    @field_validator("days_after_due")
+    @classmethod
+    def _stages(cls, value: list[int]) -> list[int]:
+        return _strictly_increasing(value)
+
+    @model_validator(mode="after")
+    def _last_stage_in_range(self) -> PastDueSettings:
+        if self.days_after_due[-1] > self.max_days_after_due:
+            raise ValueError("the last stage falls after max_days_after_due")
+        return self
+
+
+class ServiceCancelledSettings(Section):
+    max_age_days: int = Field(7, gt=0)
+
+
+class DeletionSettings(Section):
+    days_after_cancel: int = Field(90, gt=0)
+
+
+class PendingDeletionSettings(Section):
+    days_before_deletion: list[int] = [30, 7, 1]
+
+    @field_validator("days_before_deletion")
+    @classmethod
+    def _stages(cls, value: list[int]) -> list[int]:
+        return _strictly_increasing(value, decreasing=True)
+
+
+class SmtpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8025, gt=0, lt=65536)
+    tls: Literal["none", "starttls", "implicit"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    allow_plaintext_remote: bool = False
+    connect_timeout: float = Field(10.0, gt=0)
+    command_timeout: float = Field(30.0, gt=0)
+    data_timeout: float = Field(60.0, gt=0)
+    concurrency: int = Field(4, gt=0, le=64)
+    messages_per_connection: int = Field(500, gt=0)
+    idle_seconds: float = Field(30.0, gt=0)
+    max_consecutive_connection_errors: int = Field(5, gt=0)
+    ca_file: str | None = None
+
+
+class SenderSettings(Section):
+    from_address: str = "billing@example.com"
+    from_name: str = "Example Cloud Billing"
+    reply_to: str | None = "support@example.com"
+
+
+class BrandingSettings(Section):
+    company: str = "Example Cloud"
+    address: str = "1 Example Street, 75001 Paris, France"
+    support_url: str = "https://example.com/support"
+    logo_url: str = "https://example.com/logo.png"
+
+
+class LinksSettings(Section):
+    settlement_url: str = "https://billing.example.com/settle/{token}"
+    max_age_days: int = Field(45, gt=0)
+    keys: SecretStr | None = None
+
+    @field_validator("settlement_url")
+    @classmethod
+    def _has_token(cls, value: str) -> str:
+        if "{token}" not in value:
+            raise ValueError("must contain {token}")
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value
+
+    @property
+    def key_list(self) -> list[str]:
+        raw = self.keys.get_secret_value() if self.keys else ""
+        return [key.strip() for key in raw.split(",") if key.strip()]
+
+
+class DeliverySettings(Section):
+    batch_size: int = Field(200, gt=0)
+    lease_seconds: int = Field(300, gt=0)
+    max_attempts: int = Field(5, gt=0)
+    retry_backoff_seconds: int = Field(300, gt=0)
+    unknown: Literal["hold", "resend"] = "hold"
+    outbox_dir: str = "var/outbox"
+
+
+class I18nSettings(Section):
+    default_locale: str = "en"
+    locales_dir: str = "locales"
+    templates_dir: str = "templates/emails"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUNNING_", env_nested_delimiter="__",
+                                      frozen=True, extra="forbid")
+
+    database: DatabaseSettings = DatabaseSettings()
+    policy: PolicySettings = PolicySettings()
+    card_charge_failed: CardChargeFailedSettings = CardChargeFailedSettings()
+    past_due: PastDueSettings = PastDueSettings()
+    service_cancelled: ServiceCancelledSettings = ServiceCancelledSettings()
+    deletion: DeletionSettings = DeletionSettings()
+    pending_deletion: PendingDeletionSettings = PendingDeletionSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    sender: SenderSettings = SenderSettings()
+    branding: BrandingSettings = BrandingSettings()
+    links: LinksSettings = LinksSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    i18n: I18nSettings = I18nSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the settings file; a secret written in it is refused."""
+
+    path: Path | None = None
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ does the work
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{self.path}: not valid TOML: {exc}") from None
+        for section, key in SECRET_PATHS:
+            if key in data.get(section, {}):
+                env = f"DUNNING_{section.upper()}__{key.upper()}"
+                raise SettingsError(f"{self.path}: {section}.{key}: secrets are read only from the "
+                                    f"environment; remove it from the file and set {env}")
+        return data
+
+
+def settings_path(environ: dict[str, str] | None = None) -> Path:
+    """The settings file: $DUNNING_SETTINGS, else ./settings.toml."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("DUNNING_SETTINGS", "settings.toml"))
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load and validate settings; a bad value raises SettingsError naming the key's path."""
+    path = settings_path() if path is None else path
+    if "DUNNING_SETTINGS" in os.environ and not path.exists():
+        raise SettingsError(f"DUNNING_SETTINGS names {path}, which does not exist")
+    _TomlSource.path = path
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, path)) from None
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    lines = [f"invalid settings ({path} and DUNNING_* environment):"]
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        shown = "(hidden)" if loc[:2] in SECRET_PATHS else repr(error.get("input"))
+        lines.append(f"  {'.'.join(loc) or '(root)'}: {error['msg']} (got {shown})")
+    return "\n".join(lines)
