@@ -1,0 +1,1 @@
+"""One module per subcommand: NAME, HELP, configure(parser) and run(args) -> exit code."""

@@ -1,0 +1,35 @@
+"""Locale negotiation: the account's locale, else its language, else the default locale."""
+
+from __future__ import annotations
+
+from babel import Locale, UnknownLocaleError
+
+
+def normalize(tag: str) -> str | None:
+    """A BCP 47 tag (`pt-BR`, `sv_SE`) in Babel's form (`pt_BR`), or None when it is not a locale."""
+    try:
+        return str(Locale.parse(tag.replace("-", "_")))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return None
+
+
+def fallback_chain(tag: str, default: str) -> list[str]:
+    """Candidates in order: `pt-BR` → [`pt_BR`, `pt`, default]."""
+    chain: list[str] = []
+    norm = normalize(tag)
+    if norm:
+        chain.append(norm)
+        language = norm.split("_")[0]
+        if language not in chain:
+            chain.append(language)
+    if default not in chain:
+        chain.append(default)
+    return chain
+
+
+def negotiate(tag: str, available: frozenset[str] | set[str], default: str) -> str:
+    """The first of the fallback chain that has a catalog; the default when none does."""
+    for candidate in fallback_chain(tag, default):
+        if candidate in available:
+            return candidate
+    return default
