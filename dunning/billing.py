@@ -1,0 +1,230 @@
+"""The billing-state import contract: validated models for one account line and its children."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from babel.numbers import get_currency_precision, list_currencies
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo,
+                      field_validator, model_validator)
+
+from dunning.locales import normalize
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _as_date(value: Any) -> date:
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise ValueError(f"not a date (YYYY-MM-DD): {_show(value)}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a date: {_show(value)}") from None
+
+
+def _as_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"not an RFC 3339 date-time: {_show(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 date-time: {_show(value)}") from None
+    if "T" not in value.upper() or parsed.tzinfo is None:
+        raise ValueError(f"not an RFC 3339 date-time with an offset: {_show(value)}")
+    return parsed
+
+
+def _as_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"must be a decimal string like \"123.45\", not {type(value).__name__} {_show(value)}")
+    if not _DECIMAL.fullmatch(value):
+        raise ValueError(f"not a decimal: {_show(value)}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:  # pragma: no cover - the pattern above already excludes these
+        raise ValueError(f"not a decimal: {_show(value)}") from None
+    if amount < 0:
+        raise ValueError(f"must not be negative: {_show(value)}")
+    return amount
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f'"{text}"' if isinstance(value, str) else text
+
+
+@cache
+def _currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _check_currency(value: str) -> str:
+    if value not in _currencies():
+        raise ValueError(f"unknown ISO 4217 currency: {_show(value)}")
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    if value not in _timezones():
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone: {_show(value)}") from None
+    return value
+
+
+def _check_locale(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*", value) or normalize(value) is None:
+        raise ValueError(f"not a BCP 47 locale: {_show(value)}")
+    return value
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"not an email address: {_show(value)}")
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+Id = Annotated[str, Field(strict=True), AfterValidator(_non_empty)]
+Text = Annotated[str, Field(strict=True)]
+DateField = Annotated[date, BeforeValidator(_as_date)]
+DateTimeField = Annotated[datetime, BeforeValidator(_as_datetime)]
+Amount = Annotated[Decimal, BeforeValidator(_as_decimal)]
+Email = Annotated[str, Field(strict=True), AfterValidator(_check_email)]
+
+
+class Record(BaseModel):
+    """Unknown fields are kept aside (model_extra) so the importer can warn about them."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class PaymentMethod(Record):
+    id: Id
+    type: Literal["card", "invoice"]
+    brand: Text | None = None
+    last4: Annotated[str, Field(strict=True, pattern=r"^\d{4}$")] | None = None
+    exp_month: Annotated[int, Field(strict=True, ge=1, le=12)] | None = None
+    exp_year: Annotated[int, Field(strict=True, ge=1970, le=9999)] | None = None
+
+
+class Subscription(Record):
+    id: Id
+    name: Text
+    payment_method: Id
+    status: Literal["active", "past_due", "disabled", "cancelled"]
+    cancelled_at: DateTimeField | None = None
+    cancel_reason: Literal["non_payment", "customer_request"] | None = None
+    data_deleted: Annotated[bool, Field(strict=True)] = False
+
+    @model_validator(mode="after")
+    def _cancelled_has_date(self) -> Subscription:
+        if self.status == "cancelled" and self.cancelled_at is None:
+            raise ValueError("cancelled_at is required when status is cancelled")
+        return self
+
+
+class Invoice(Record):
+    id: Id
+    subscription: Id
+    currency: Annotated[str, Field(strict=True), AfterValidator(_check_currency)]
+    total: Amount
+    amount_paid: Amount = Decimal(0)
+    issued_date: DateField
+    due_date: DateField
+    status: Literal["open", "paid", "void"]
+
+    @field_validator("total", "amount_paid")
+    @classmethod
+    def _currency_precision(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        currency = info.data.get("currency")
+        exponent = value.as_tuple().exponent
+        if currency and isinstance(exponent, int) and -exponent > get_currency_precision(currency):
+            raise ValueError(f"{currency} has {get_currency_precision(currency)} decimals, got {value}")
+        return value
+
+    @property
+    def outstanding(self) -> Decimal:
+        return self.total - self.amount_paid
+
+    @property
+    def owed(self) -> bool:
+        return self.status == "open" and self.outstanding > 0
+
+
+class Charge(Record):
+    id: Id
+    invoice: Id
+    payment_method: Id
+    attempted_at: DateTimeField
+    outcome: Literal["succeeded", "failed"]
+    failure_code: Text | None = None
+    next_retry_at: DateTimeField | None = None
+
+
+class Account(Record):
+    id: Id
+    name: Text
+    email: Email
+    cc: list[Email] = []
+    locale: Annotated[str, Field(strict=True), AfterValidator(_check_locale)]
+    timezone: Annotated[str, Field(strict=True), AfterValidator(_check_timezone)]
+    payment_methods: list[PaymentMethod] = []
+    subscriptions: list[Subscription] = []
+    invoices: list[Invoice] = []
+    charges: list[Charge] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> Account:
+        _unique_ids(self)
+        methods = {pm.id for pm in self.payment_methods}
+        subs = {sub.id for sub in self.subscriptions}
+        invoice_ids = {inv.id for inv in self.invoices}
+        _refs("subscriptions", "payment_method", self.subscriptions, methods, "payment method")
+        _refs("invoices", "subscription", self.invoices, subs, "subscription")
+        _refs("charges", "invoice", self.charges, invoice_ids, "invoice")
+        _refs("charges", "payment_method", self.charges, methods, "payment method")
+        return self
+
+
+class ContractViolation(ValueError):
+    """A broken reference inside one account, carrying the field path it was found at."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _unique_ids(account: Account) -> None:
+    for field in ("payment_methods", "subscriptions", "invoices", "charges"):
+        seen: set[str] = set()
+        for index, item in enumerate(getattr(account, field)):
+            if item.id in seen:
+                raise ContractViolation(f"{field}[{index}].id", f"duplicate id {_show(item.id)}")
+            seen.add(item.id)
+
+
+def _refs(field: str, attr: str, items: list[Any], known: set[str], what: str) -> None:
+    for index, item in enumerate(items):
+        value = getattr(item, attr)
+        if value not in known:
+            raise ContractViolation(f"{field}[{index}].{attr}", f"unknown {what} {_show(value)}")

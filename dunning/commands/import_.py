@@ -1,0 +1,54 @@
+"""dunning import FILE: billing state as JSON Lines into the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dunning import importer, store
+from dunning.errors import DunningError
+from dunning.settings import load_settings
+
+NAME = "import"
+HELP = "import billing state (JSON Lines, one account per line) into the store"
+SHOWN_WARNINGS = 20
+EXIT_REJECTED = 65
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="JSON Lines file, or - for standard input")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.settings)
+    engine = store.connect(settings.database.url)
+    shown = 0
+
+    def warn(error: DunningError) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= SHOWN_WARNINGS:
+            print(f"warning: {error}", file=sys.stderr)
+
+    with _open(args.file) as stream:
+        summary = importer.import_stream(
+            engine, stream, batch_size=settings.database.batch_size,
+            on_error=lambda error: print(f"rejected: {error}", file=sys.stderr), on_warning=warn)
+    if shown > SHOWN_WARNINGS:
+        print(f"warning: {shown - SHOWN_WARNINGS} more warnings not shown", file=sys.stderr)
+    counts = summary.as_dict()
+    print(json.dumps(counts) if args.json else
+          ", ".join(f"{value} {name}" for name, value in counts.items()))
+    return EXIT_REJECTED if summary.rejected else 0
+
+
+def _open(path: Path):
+    if str(path) == "-":
+        return open(sys.stdin.fileno(), "rb", closefd=False)
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise DunningError(f"cannot read {path}: {exc.strerror}") from None

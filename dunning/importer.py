@@ -1,0 +1,233 @@
+"""`dunning import`: stream JSON Lines billing state into the store, in batches, one bad line losing nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dunning import store
+from dunning.billing import Account, ContractViolation
+from dunning.errors import RecordError
+
+CHILDREN = (("payment_methods", store.payment_methods), ("subscriptions", store.subscriptions),
+            ("invoices", store.invoices), ("charges", store.charges))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLine:
+    line: int
+    account: Account
+    digest: str
+
+
+@dataclass
+class ImportSummary:
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    warnings: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"imported": self.imported, "updated": self.updated, "unchanged": self.unchanged,
+                "rejected": self.rejected, "warnings": self.warnings}
+
+
+def parse_lines(stream: BinaryIO, warn: Callable[[RecordError], None]) -> Iterator[ParsedLine | RecordError]:
+    """Each non-blank line as a validated account or as the RecordError that rejects it."""
+    for number, raw in enumerate(stream, start=1):
+        if raw.strip():
+            yield parse_line(raw, number, warn)
+
+
+def parse_line(raw: bytes, number: int, warn: Callable[[RecordError], None]) -> ParsedLine | RecordError:
+    """Validate one raw line of the contract."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return RecordError(f"not UTF-8: invalid byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}",
+                           line=number)
+    try:
+        data = json.loads(text.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        truncated = not raw.endswith(b"\n")
+        prefix = "truncated line (the file ends inside a record): " if truncated else ""
+        return RecordError(f"{prefix}not valid JSON: {exc.msg} at column {exc.colno}", line=number)
+    if not isinstance(data, dict):
+        return RecordError(f"not a JSON object but {type(data).__name__}", line=number)
+    account_id = data.get("id") if isinstance(data.get("id"), str) else None
+    try:
+        account = Account.model_validate(data)
+    except ValidationError as exc:
+        return _first_error(exc, number, account_id)
+    for path in unknown_fields(account):
+        warn(RecordError("unknown field, ignored", line=number, account=account_id, field=path))
+    return ParsedLine(number, account, hashlib.blake2b(raw.strip(), digest_size=16).hexdigest())
+
+
+def _first_error(exc: ValidationError, number: int, account_id: str | None) -> RecordError:
+    error = exc.errors(include_url=False)[0]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, ContractViolation):
+        return RecordError(cause.reason, line=number, account=account_id, field=cause.path)
+    path = field_path(error["loc"])
+    reason = str(cause) if isinstance(cause, ValueError) else _reason(error)
+    if error["type"] == "missing":
+        reason = "required field is missing"
+    return RecordError(reason, line=number, account=account_id, field=path or None)
+
+
+def _reason(error: dict) -> str:
+    value = error.get("input")
+    shown = json.dumps(value, ensure_ascii=False, default=str)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {shown}"
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """('invoices', 0, 'due_date') → 'invoices[0].due_date' (pydantic's model-validator parts dropped)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.startswith(("function-", "literal[")):
+            out += f".{part}" if out else part
+    return out
+
+
+def unknown_fields(account: Account) -> Iterator[str]:
+    """Field paths present in the line but not in the contract."""
+    yield from sorted(account.model_extra or {})
+    for name, _table in CHILDREN:
+        for index, child in enumerate(getattr(account, name)):
+            for extra in sorted(child.model_extra or {}):
+                yield f"{name}[{index}].{extra}"
+
+
+def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int,
+                  on_error: Callable[[RecordError], None] = lambda e: None,
+                  on_warning: Callable[[RecordError], None] = lambda e: None) -> ImportSummary:
+    """Import every good line of the stream; bad lines are reported through on_error and counted."""
+    summary = ImportSummary()
+
+    def warn(error: RecordError) -> None:
+        summary.warnings += 1
+        on_warning(error)
+
+    def reject(error: RecordError) -> None:
+        summary.rejected += 1
+        on_error(error)
+
+    batch: list[ParsedLine] = []
+    for parsed in parse_lines(stream, warn):
+        if isinstance(parsed, RecordError):
+            reject(parsed)
+            continue
+        batch.append(parsed)
+        if len(batch) >= batch_size:
+            _flush(engine, batch, summary, reject)
+            batch = []
+    if batch:
+        _flush(engine, batch, summary, reject)
+    return summary
+
+
+def _flush(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
+           reject: Callable[[RecordError], None]) -> None:
+    # A repeated account within one batch: the later line wins, as it would across batches.
+    latest = {parsed.account.id: parsed for parsed in batch}
+    with engine.begin() as conn:
+        known = dict(conn.execute(select(store.accounts.c.id, store.accounts.c.content_hash)
+                                  .where(store.accounts.c.id.in_(list(latest)))).all())
+        changed = [p for p in latest.values() if known.get(p.account.id) != p.digest]
+        summary.unchanged += len(latest) - len(changed)
+        conflicts = _ownership_conflicts(conn, changed)
+        for error in conflicts.values():
+            reject(error)
+        changed = [p for p in changed if p.line not in conflicts]
+        _replace_accounts(conn, changed)
+    for parsed in changed:
+        if parsed.account.id in known:
+            summary.updated += 1
+        else:
+            summary.imported += 1
+
+
+def _ownership_conflicts(conn: Connection, changed: list[ParsedLine]) -> dict[int, RecordError]:
+    """Lines listing a child id that another account already owns (in the store or earlier in the batch)."""
+    conflicts: dict[int, RecordError] = {}  # by line number
+    for name, table in CHILDREN:
+        claimed: dict[str, str] = {}
+        wanted = [c.id for p in changed for c in getattr(p.account, name)]
+        for chunk in _chunks(wanted, 500):
+            claimed.update(conn.execute(select(table.c.id, table.c.account_id)
+                                        .where(table.c.id.in_(chunk))).all())
+        for parsed in changed:
+            for index, child in enumerate(getattr(parsed.account, name)):
+                owner = claimed.setdefault(child.id, parsed.account.id)
+                if owner != parsed.account.id and parsed.line not in conflicts:
+                    conflicts[parsed.line] = RecordError(
+                        f'id "{child.id}" already belongs to account "{owner}"', line=parsed.line,
+                        account=parsed.account.id, field=f"{name}[{index}].id")
+    return conflicts
+
+
+def _replace_accounts(conn: Connection, changed: list[ParsedLine]) -> None:
+    if not changed:
+        return
+    ids = [p.account.id for p in changed]
+    for _name, table in CHILDREN:
+        conn.execute(delete(table).where(table.c.account_id.in_(ids)))
+    _upsert(conn, store.accounts, [_account_row(p) for p in changed])
+    rows = _child_rows([p.account for p in changed])
+    for _name, table in CHILDREN:
+        if rows[table.name]:
+            conn.execute(table.insert(), rows[table.name])
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
+    conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=updates), rows)
+
+
+def _account_row(parsed: ParsedLine) -> dict:
+    a = parsed.account
+    return {"id": a.id, "name": a.name, "email": a.email, "cc": json.dumps(a.cc), "locale": a.locale,
+            "timezone": a.timezone, "content_hash": parsed.digest}
+
+
+def _child_rows(accounts: list[Account]) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {t.name: [] for _n, t in CHILDREN}
+    for a in accounts:
+        rows["payment_methods"] += [
+            {"id": pm.id, "account_id": a.id, "type": pm.type, "brand": pm.brand, "last4": pm.last4,
+             "exp_month": pm.exp_month, "exp_year": pm.exp_year} for pm in a.payment_methods]
+        rows["subscriptions"] += [
+            {"id": s.id, "account_id": a.id, "name": s.name, "payment_method_id": s.payment_method,
+             "status": s.status, "cancelled_at": s.cancelled_at, "cancel_reason": s.cancel_reason,
+             "data_deleted": s.data_deleted} for s in a.subscriptions]
+        rows["invoices"] += [
+            {"id": i.id, "account_id": a.id, "subscription_id": i.subscription, "currency": i.currency,
+             "total": str(i.total), "amount_paid": str(i.amount_paid), "owed": i.owed,
+             "issued_date": i.issued_date, "due_date": i.due_date, "status": i.status} for i in a.invoices]
+        rows["charges"] += [
+            {"id": c.id, "account_id": a.id, "invoice_id": c.invoice, "payment_method_id": c.payment_method,
+             "attempted_at": c.attempted_at, "outcome": c.outcome, "failure_code": c.failure_code,
+             "next_retry_at": c.next_retry_at} for c in a.charges]
+    return rows
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

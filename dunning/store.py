@@ -1,0 +1,207 @@
+"""SQLAlchemy Core tables and engine: a SQLite file by default, PostgreSQL by URL; schema versioned here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (Boolean, Column, Connection, Date, Engine, Index, Integer, MetaData, String,
+                        Table, Text, create_engine, event, select, text)
+from sqlalchemy.engine import make_url
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from dunning.errors import SettingsError
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which has no time zones) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", String, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("cc", Text, nullable=False, default="[]"),  # JSON list
+    Column("locale", String, nullable=False),
+    Column("timezone", String, nullable=False),
+    Column("content_hash", String, nullable=False),
+)
+
+payment_methods = Table(
+    "payment_methods", metadata,
+    Column("id", String, primary_key=True),
+    Column("account_id", String, nullable=False, index=True),
+    Column("type", String, nullable=False),
+    Column("brand", String),
+    Column("last4", String),
+    Column("exp_month", Integer),
+    Column("exp_year", Integer),
+)
+
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", String, primary_key=True),
+    Column("account_id", String, nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("payment_method_id", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("cancelled_at", UtcDateTime),
+    Column("cancel_reason", String),
+    Column("data_deleted", Boolean, nullable=False, default=False),
+    Index("ix_subscriptions_cancelled", "cancel_reason", "cancelled_at"),
+)
+
+invoices = Table(
+    "invoices", metadata,
+    Column("id", String, primary_key=True),
+    Column("account_id", String, nullable=False, index=True),
+    Column("subscription_id", String, nullable=False),
+    Column("currency", String(3), nullable=False),
+    # Decimal strings: exact on every backend, never floats.
+    Column("total", String, nullable=False),
+    Column("amount_paid", String, nullable=False),
+    # status is open and total - amount_paid > 0, computed at import so candidates are found by index.
+    Column("owed", Boolean, nullable=False),
+    Column("issued_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("status", String, nullable=False),
+    Index("ix_invoices_owed_due", "owed", "due_date"),
+)
+
+charges = Table(
+    "charges", metadata,
+    Column("id", String, primary_key=True),
+    Column("account_id", String, nullable=False, index=True),
+    Column("invoice_id", String, nullable=False),
+    Column("payment_method_id", String, nullable=False),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("outcome", String, nullable=False),
+    Column("failure_code", String),
+    Column("next_retry_at", UtcDateTime),
+    Index("ix_charges_outcome_attempted", "outcome", "attempted_at"),
+)
+
+# The outbox: one row per email to send. Its status moves queued → sending → sent | retry | failed | unknown.
+emails = Table(
+    "emails", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String, nullable=False),
+    Column("payment_method_id", String),
+    Column("notice", String, nullable=False),
+    Column("stage", Integer),
+    Column("locale", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("fence", Integer, nullable=False, default=0),
+    Column("worker", String),
+    Column("lease_until", UtcDateTime),
+    Column("next_attempt_at", UtcDateTime),
+    Column("message_id", String, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: recipients and render context
+    Column("resent", Boolean, nullable=False, default=False),  # unknown → queued once under "resend"
+    Column("reply", Text),
+    Column("error", Text),
+    Column("refused", Text),  # JSON: recipients refused at RCPT, with code and text
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_emails_status_next", "status", "next_attempt_at"),
+)
+
+# The ledger of notice keys: a key held here is never sent again.
+notices = Table(
+    "notices", metadata,
+    Column("key", String, primary_key=True),
+    Column("account_id", String, nullable=False, index=True),
+    Column("notice", String, nullable=False),
+    Column("outcome", String, nullable=False),  # email | skipped | superseded
+    Column("email_id", Integer),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+V1_TABLES = (accounts, payment_methods, subscriptions, invoices, charges, emails, notices)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(V1_TABLES))
+
+
+# Append-only: migration N brings a database from version N-1 to N.
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def upgrade(engine: Engine) -> int:
+    """Bring the schema to SCHEMA_VERSION in one transaction; returns the version found before."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Two processes starting at once must not both migrate.
+            conn.execute(text("SELECT pg_advisory_xact_lock(424242)"))
+        schema_version.create(conn, checkfirst=True)
+        found = conn.execute(select(schema_version.c.version)).scalar()
+        current = found or 0
+        if current > SCHEMA_VERSION:
+            raise SettingsError(f"the database schema is version {current}, newer than this dunning "
+                                f"({SCHEMA_VERSION}); upgrade dunning")
+        for migration in MIGRATIONS[current:]:
+            migration(conn)
+        if found is None:
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+        elif current != SCHEMA_VERSION:
+            conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+    return current
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def connect(url: str, *, migrate: bool = True) -> Engine:
+    """An engine for the URL with the schema brought up to date."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise SettingsError(f"database.url: not a database URL: {url!r}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    elif parsed.get_backend_name() == "postgresql":
+        engine = create_engine(parsed, pool_pre_ping=True)
+    else:
+        raise SettingsError(f"database.url: unsupported database {parsed.get_backend_name()!r}; "
+                            "use sqlite:///FILE or postgresql+psycopg://…")
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)

@@ -1,0 +1,63 @@
+"""Fixtures shared by every test: isolation, and the two real databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("DUNNING_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own directory with no DUNNING_* settings leaking in from the shell."""
+    for name in list(os.environ):
+        if name.startswith("DUNNING_") and name != "DUNNING_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DUNNING_SETTINGS", str(REPO / "settings.toml"))
+    monkeypatch.setenv("DUNNING_I18N__TEMPLATES_DIR", str(REPO / "templates" / "emails"))
+    monkeypatch.setenv("DUNNING_I18N__LOCALES_DIR", str(REPO / "locales"))
+    monkeypatch.chdir(tmp_path)
+
+
+def _postgres_schema_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: set DUNNING_TEST_POSTGRES_URL")
+        pytest.skip("PostgreSQL tests need DUNNING_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh, empty database: a SQLite file, and a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dunning.sqlite3'}"
+    else:
+        yield from _postgres_schema_url()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file (for tests that are about SQLite itself)."""
+    return f"sqlite:///{tmp_path / 'dunning.sqlite3'}"
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL schema (for tests that are about PostgreSQL itself)."""
+    yield from _postgres_schema_url()
