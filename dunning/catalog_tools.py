@@ -1,0 +1,263 @@
+"""The gettext workflow over Babel's API: extract, update, compile and coverage statistics."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from babel.messages.catalog import Catalog, Message
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import PoFileError, read_po, write_po
+from jinja2 import TemplateSyntaxError
+
+import dunning
+from dunning.errors import TemplateError
+
+DOMAIN = "messages"
+POT_NAME = f"{DOMAIN}.pot"
+PACKAGE_DIR = Path(dunning.__file__).parent
+COMMENT_TAGS = ("Translators:",)
+TEMPLATE_PATTERNS = ("**.mjml", "**.html", "**.txt", "**.j2", "**.jinja")
+# silent=false: Jinja's extractor otherwise skips a template with a syntax error and reports nothing.
+JINJA_OPTIONS: dict[str, Any] = {"silent": "false", "trimmed": "true", "newstyle_gettext": "true"}
+
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)[#0 +\-]*\d*(?:\.\d+)?[a-zA-Z]|(?<!\{)\{(\w+)\}(?!\})")
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the current directory when it lies below it, else as given."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def placeholders(text: str) -> set[str]:
+    """Named placeholders in a message: `%(name)s` and `{name}` (a literal `%%` is none)."""
+    found: set[str] = set()
+    for match in _PLACEHOLDER.finditer(text):
+        if match.group(1):
+            found.add(f"%({match.group(1)})s")
+        elif match.group(2):
+            found.add(f"{{{match.group(2)}}}")
+    return found
+
+
+def forms(message: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(msgids, msgstrs) of a message as tuples, plural or not."""
+    ids = message.id if isinstance(message.id, (list, tuple)) else (message.id,)
+    strings = message.string if isinstance(message.string, (list, tuple)) else (message.string,)
+    return tuple(ids), tuple(s or "" for s in strings)
+
+
+def is_translated(message: Message) -> bool:
+    """Every form of the message has a translation."""
+    return all(forms(message)[1])
+
+
+def placeholder_problems(message: Message) -> list[str]:
+    """How each translated form drops or adds a placeholder of its msgid (plural: of either msgid)."""
+    ids, strings = forms(message)
+    expected = set().union(*(placeholders(text) for text in ids))
+    problems = []
+    for index, string in enumerate(strings):
+        if not string:
+            continue
+        got = placeholders(string)
+        where = f"msgstr[{index}]" if len(ids) > 1 else "msgstr"
+        if expected - got:
+            problems.append(f"{where} drops {', '.join(sorted(expected - got))}")
+        if got - expected:
+            problems.append(f"{where} adds {', '.join(sorted(got - expected))}")
+    return problems
+
+
+def describe(message: Message) -> str:
+    """A short, quoted msgid for error messages."""
+    text = forms(message)[0][0]
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+# -- reading and writing catalogs ---------------------------------------------------------------
+
+def catalog_paths(locales_dir: Path) -> dict[str, Path]:
+    """Each shipped locale's messages.po, by locale id, in name order."""
+    found = sorted(locales_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    return {path.parent.parent.name: path for path in found}
+
+
+def read_catalog(path: Path, locale: str | None = None) -> Catalog:
+    """Parse a .po/.pot file; a malformed one raises TemplateError naming the file and line."""
+    try:
+        with path.open("rb") as handle:
+            return read_po(handle, locale=locale, domain=DOMAIN, abort_invalid=True)
+    except PoFileError as exc:
+        raise TemplateError(f"{display_path(path)}:{exc.lineno + 1}: {exc}", template=str(path),
+                            line=exc.lineno + 1, locale=locale) from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"{display_path(path)}: cannot read catalog: {exc}", template=str(path),
+                            locale=locale) from None
+
+
+def _write(path: Path, catalog: Catalog, writer: Any, **options: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as handle:
+        writer(handle, catalog, **options)
+    tmp.replace(path)
+    return path
+
+
+# -- extract ------------------------------------------------------------------------------------
+
+def extract(templates_dir: Path, package_dir: Path = PACKAGE_DIR, *, project: str = "dunning") -> Catalog:
+    """Messages of every template (Jinja) and of the package's code; a template syntax error raises."""
+    catalog = Catalog(project=project, version=dunning.__version__, domain=DOMAIN, fuzzy=False,
+                      creation_date=datetime.now(timezone.utc))
+    sources = [(templates_dir, [(pattern, "jinja2.ext:babel_extract") for pattern in TEMPLATE_PATTERNS],
+                {pattern: JINJA_OPTIONS for pattern in TEMPLATE_PATTERNS}),
+               (package_dir, [("**.py", "python")], {})]
+    for directory, method_map, options_map in sources:
+        for filename, lineno, message, comments, context in _extract_dir(directory, method_map,
+                                                                          options_map):
+            location = (f"{display_path(directory)}/{filename}", lineno)
+            catalog.add(message, None, [location], auto_comments=comments, context=context)
+    return catalog
+
+
+def _extract_dir(directory: Path, method_map: list[tuple[str, str]],
+                 options_map: Mapping[str, dict[str, Any]]) -> Iterable[tuple]:
+    current: list[str] = []
+    try:
+        yield from extract_from_dir(directory, method_map, options_map, comment_tags=COMMENT_TAGS,
+                                    strip_comment_tags=True,
+                                    callback=lambda name, method, options: current.append(name))
+    except TemplateSyntaxError as exc:
+        name = display_path(directory / current[-1]) if current else display_path(directory)
+        raise TemplateError(f"{name}:{exc.lineno}: template syntax error: {exc.message}",
+                            template=name, line=exc.lineno) from None
+
+
+def write_pot(catalog: Catalog, locales_dir: Path) -> Path:
+    """Write locales/messages.pot."""
+    return _write(locales_dir / POT_NAME, catalog, write_po, width=100, sort_by_file=True)
+
+
+def read_pot(locales_dir: Path) -> Catalog:
+    """The extracted template catalog; missing means extraction has not run yet."""
+    path = locales_dir / POT_NAME
+    if not path.exists():
+        raise TemplateError(f"{display_path(path)} does not exist: run `dunning i18n extract` first",
+                            template=str(path))
+    return read_catalog(path)
+
+
+# -- update -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    locale: str
+    path: Path
+    added: int
+    fuzzy: int
+    obsolete: int
+
+
+def update(locales_dir: Path, template: Catalog) -> list[UpdateResult]:
+    """Merge the template into each locale's catalog: translations kept, near matches marked fuzzy."""
+    results = []
+    for locale, path in catalog_paths(locales_dir).items():
+        catalog = read_catalog(path, locale)
+        before = {message.id for message in catalog if message.id}
+        was_fuzzy = {message.id for message in catalog if message.id and message.fuzzy}
+        catalog.update(template, update_header_comment=False)
+        added = sum(1 for m in catalog if m.id and m.id not in before and not m.fuzzy)
+        fuzzy = sum(1 for m in catalog if m.id and m.fuzzy and m.id not in was_fuzzy)
+        _write(path, catalog, write_po, width=100, sort_by_file=True)
+        results.append(UpdateResult(locale, path, added, fuzzy, len(catalog.obsolete)))
+    return results
+
+
+# -- compile ------------------------------------------------------------------------------------
+
+def translation_errors(path: Path, catalog: Catalog) -> list[str]:
+    """`file:line: msgid: problem` for each translation whose placeholders differ from its msgid."""
+    errors = []
+    for message in catalog:
+        if not message.id or message.fuzzy:
+            continue
+        for problem in placeholder_problems(message):
+            errors.append(f"{display_path(path)}:{message.lineno}: {describe(message)}: {problem}")
+    return errors
+
+
+def compile_catalogs(locales_dir: Path) -> list[Path]:
+    """Write each locale's messages.mo; refuses them all when a translation breaks a placeholder."""
+    catalogs = {locale: (path, read_catalog(path, locale))
+                for locale, path in catalog_paths(locales_dir).items()}
+    errors = [error for path, catalog in catalogs.values() for error in translation_errors(path, catalog)]
+    if errors:
+        first = next(iter(catalogs.values()))
+        raise TemplateError("translations break placeholders, nothing compiled:\n  " + "\n  ".join(errors),
+                            template=str(first[0]))
+    return [_write(path.with_suffix(".mo"), catalog, write_mo) for path, catalog in catalogs.values()]
+
+
+# -- stats --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class LocaleStats:
+    locale: str
+    translated: int
+    fuzzy: int
+    missing: int
+
+    @property
+    def total(self) -> int:
+        return self.translated + self.fuzzy + self.missing
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.translated / self.total if self.total else 100.0
+
+
+def coverage(catalog: Catalog, template: Catalog | None = None, locale: str = "") -> LocaleStats:
+    """Translated, fuzzy and missing counts; messages of the template absent from the catalog are missing."""
+    translated = fuzzy = missing = 0
+    for message in catalog:
+        if not message.id:
+            continue
+        if message.fuzzy:
+            fuzzy += 1
+        elif is_translated(message):
+            translated += 1
+        else:
+            missing += 1
+    if template is not None:
+        missing += sum(1 for m in template if m.id and catalog.get(m.id, m.context) is None)
+    return LocaleStats(locale or str(catalog.locale), translated, fuzzy, missing)
+
+
+def stats(locales_dir: Path) -> list[LocaleStats]:
+    """Coverage of every shipped locale, against messages.pot when it exists."""
+    pot = locales_dir / POT_NAME
+    template = read_catalog(pot) if pot.exists() else None
+    return [coverage(read_catalog(path, locale), template, locale)
+            for locale, path in catalog_paths(locales_dir).items()]
+
+
+def format_stats(rows: Iterable[LocaleStats]) -> str:
+    """A plain-text table: locale, translated, fuzzy, missing, total, percentage."""
+    header = ("locale", "translated", "fuzzy", "missing", "total", "coverage")
+    lines = [header] + [(r.locale, str(r.translated), str(r.fuzzy), str(r.missing), str(r.total),
+                         f"{r.percent:.1f}%") for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    def fmt(line: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
+    return "\n".join([fmt(lines[0]), "  ".join("-" * w for w in widths)] + [fmt(l) for l in lines[1:]])

@@ -1,0 +1,51 @@
+"""`dunning i18n extract | update | compile | stats`: the translation workflow."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dunning import catalog_tools
+from dunning.catalog_tools import display_path
+from dunning.settings import load_settings
+
+NAME = "i18n"
+HELP = "extract messages, merge them into each locale's catalog, compile catalogs, show coverage"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("extract", help="write locales/messages.pot from the templates and the code")
+    actions.add_parser("update", help="merge messages.pot into every locale's messages.po")
+    actions.add_parser("compile", help="write messages.mo; refuses a translation that breaks a placeholder")
+    actions.add_parser("stats", help="per-locale coverage: translated, fuzzy, missing")
+
+
+def run(args: argparse.Namespace) -> int:
+    i18n = load_settings(args.settings).i18n
+    templates_dir, locales_dir = Path(i18n.templates_dir), Path(i18n.locales_dir)
+    if args.action == "extract":
+        return _extract(templates_dir, locales_dir)
+    if args.action == "update":
+        return _update(locales_dir)
+    if args.action == "compile":
+        for path in catalog_tools.compile_catalogs(locales_dir):
+            print(f"compiled {display_path(path)}")
+        return 0
+    print(catalog_tools.format_stats(catalog_tools.stats(locales_dir)))
+    return 0
+
+
+def _extract(templates_dir: Path, locales_dir: Path) -> int:
+    catalog = catalog_tools.extract(templates_dir)
+    path = catalog_tools.write_pot(catalog, locales_dir)
+    print(f"extracted {sum(1 for m in catalog if m.id)} messages into {display_path(path)}")
+    return 0
+
+
+def _update(locales_dir: Path) -> int:
+    template = catalog_tools.read_pot(locales_dir)
+    for result in catalog_tools.update(locales_dir, template):
+        print(f"updated {display_path(result.path)}: {result.added} new, {result.fuzzy} newly fuzzy, "
+              f"{result.obsolete} obsolete")
+    return 0
