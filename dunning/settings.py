@@ -217,9 +217,11 @@ def settings_path(environ: dict[str, str] | None = None) -> Path:
 
 def load_settings(path: Path | None = None) -> Settings:
     """Load and validate settings; a bad value raises SettingsError naming the key's path."""
+    named = path is not None or "DUNNING_SETTINGS" in os.environ
     path = settings_path() if path is None else path
-    if "DUNNING_SETTINGS" in os.environ and not path.exists():
-        raise SettingsError(f"DUNNING_SETTINGS names {path}, which does not exist")
+    if named and not path.exists():
+        # Only the implicit ./settings.toml may be absent (the built-in defaults apply).
+        raise SettingsError(f"settings file {path} does not exist")
     _TomlSource.path = path
     try:
         return Settings()

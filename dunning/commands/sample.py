@@ -1,0 +1,41 @@
+"""dunning sample: write realistic billing state as JSON Lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dunning import sample
+from dunning.errors import DunningError
+
+NAME = "sample"
+HELP = "write sample billing state (JSON Lines) covering every notice situation"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--accounts", type=int, default=60, help="how many accounts (default 60)")
+    parser.add_argument("--as-of", help="RFC 3339 moment the data is dated against (default: now)")
+    parser.add_argument("--mix", choices=["mixed", "all-due", "none-due"], default="mixed",
+                        help="mixed situations, every account due for a notice, or nothing due")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--any-timezone", action="store_true",
+                        help="use every time zone, even where it is outside the send window at --as-of")
+    parser.add_argument("--out", type=Path, help="file to write (default: standard output)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        as_of = sample.parse_as_of(args.as_of) if args.as_of else sample.as_of_default()
+    except ValueError as exc:
+        raise DunningError(f"--as-of: {exc}") from None
+    accounts = sample.generate(args.accounts, as_of, seed=args.seed, mix=args.mix,
+                               in_window=not args.any_timezone)
+    if args.out is None:
+        sample.write_jsonl(sys.stdout, accounts)
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", encoding="utf-8") as out:
+        written = sample.write_jsonl(out, accounts)
+    print(f"wrote {written} accounts to {args.out}", file=sys.stderr)
+    return 0

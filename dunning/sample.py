@@ -1,0 +1,223 @@
+"""Realistic sample billing state: many locales, time zones, currencies, and every notice situation."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import IO, Literal
+from zoneinfo import ZoneInfo
+
+Mix = Literal["mixed", "all-due", "none-due"]
+
+# (locale, time zone, currency, company name) — names exercise escaping, emoji and right-to-left script.
+PROFILES = (
+    ("fr-FR", "Europe/Paris", "EUR", "Contoso SARL"),
+    ("sv-SE", "Europe/Stockholm", "SEK", "Åkesson & Björk AB"),
+    ("nl-NL", "Europe/Amsterdam", "EUR", "Van der Berg B.V."),
+    ("de-DE", "Europe/Berlin", "EUR", "Müller <Technik> GmbH"),
+    ("en-US", "America/Los_Angeles", "USD", "Fabrikam \"Cloud\" Inc. 🚀"),
+    ("en-US", "America/New_York", "USD", "Northwind Traders"),
+    ("en-GB", "Europe/London", "GBP", "O'Brien & Sons Ltd"),
+    ("ar-EG", "Africa/Cairo", "EGP", "شركة النيل للبرمجيات"),
+    ("ja-JP", "Asia/Tokyo", "JPY", "株式会社サンプル"),
+    ("pt-BR", "America/Sao_Paulo", "BRL", "Soluções Ágeis Ltda"),
+    ("en-NZ", "Pacific/Auckland", "NZD", "Kiwi Analytics Ltd"),
+    ("fr-CA", "America/Toronto", "CAD", "Érable Numérique Inc."),
+)
+PLANS = ("Starter", "Team", "Business", "Enterprise", "Pay as you go", "Storage add-on")
+FAILURES = ("card_declined", "expired_card", "insufficient_funds", "do_not_honor", "processing_error",
+            "lost_card")
+BRANDS = ("visa", "mastercard", "amex")
+WINDOW_HOURS = range(9, 19)
+
+
+def generate(count: int, as_of: datetime, *, seed: int = 7, mix: Mix = "mixed",
+             in_window: bool = True) -> Iterator[dict]:
+    """`count` accounts as contract dicts, dated relative to as_of."""
+    rng = random.Random(seed)
+    profiles = [p for p in PROFILES if _local_hour(p[1], as_of) in WINDOW_HOURS] if in_window else []
+    profiles = profiles or list(PROFILES)
+    situations = {"mixed": SITUATIONS, "all-due": DUE_SITUATIONS, "none-due": (_paid,)}[mix]
+    for index in range(count):
+        profile = profiles[index % len(profiles)]
+        situation = situations[index % len(situations)]
+        yield _account(index, profile, situation, as_of, rng)
+
+
+def write_jsonl(out: IO[str], accounts: Iterator[dict]) -> int:
+    """Write accounts as JSON Lines; returns how many."""
+    written = 0
+    for account in accounts:
+        out.write(json.dumps(account, ensure_ascii=False, separators=(",", ":")))
+        out.write("\n")
+        written += 1
+    return written
+
+
+def _local_hour(zone: str, moment: datetime) -> int:
+    return moment.astimezone(ZoneInfo(zone)).hour
+
+
+class _Builder:
+    """Accumulates one account's children with consistent ids."""
+
+    def __init__(self, account_id: str, currency: str, as_of: datetime, rng: random.Random) -> None:
+        self.id, self.currency, self.as_of, self.rng = account_id, currency, as_of, rng
+        self.methods: list[dict] = []
+        self.subs: list[dict] = []
+        self.invoices: list[dict] = []
+        self.charges: list[dict] = []
+
+    def card(self) -> str:
+        pm = {"id": f"pm_{self.id}_{len(self.methods) + 1}", "type": "card",
+              "brand": self.rng.choice(BRANDS), "last4": f"{self.rng.randrange(10000):04d}",
+              "exp_month": self.rng.randint(1, 12), "exp_year": self.as_of.year + self.rng.randint(0, 4)}
+        self.methods.append(pm)
+        return pm["id"]
+
+    def bank_transfer(self) -> str:
+        pm = {"id": f"pm_{self.id}_{len(self.methods) + 1}", "type": "invoice"}
+        self.methods.append(pm)
+        return pm["id"]
+
+    def subscription(self, method: str, status: str = "active", **extra: object) -> str:
+        sub = {"id": f"sub_{self.id}_{len(self.subs) + 1}", "name": self.rng.choice(PLANS),
+               "payment_method": method, "status": status, **extra}
+        self.subs.append(sub)
+        return sub["id"]
+
+    def invoice(self, sub: str, due_days_ago: int, *, status: str = "open", paid: str = "0",
+                currency: str | None = None) -> str:
+        currency = currency or self.currency
+        due = self.as_of.date() - timedelta(days=due_days_ago)
+        inv = {"id": f"inv_{self.id}_{len(self.invoices) + 1}", "subscription": sub, "currency": currency,
+               "total": _amount(self.rng, currency), "amount_paid": paid,
+               "issued_date": (due - timedelta(days=14)).isoformat(), "due_date": due.isoformat(),
+               "status": status}
+        self.invoices.append(inv)
+        return inv["id"]
+
+    def charge(self, invoice: str, method: str, hours_ago: float, outcome: str = "failed") -> None:
+        at = self.as_of - timedelta(hours=hours_ago)
+        charge = {"id": f"ch_{self.id}_{len(self.charges) + 1}", "invoice": invoice, "payment_method": method,
+                  "attempted_at": _rfc3339(at), "outcome": outcome}
+        if outcome == "failed":
+            charge["failure_code"] = self.rng.choice(FAILURES)
+            charge["next_retry_at"] = _rfc3339(at + timedelta(days=3))
+        self.charges.append(charge)
+
+
+def _amount(rng: random.Random, currency: str) -> str:
+    if currency == "JPY":
+        return str(rng.randrange(500, 200000, 100))
+    return str(Decimal(rng.randrange(900, 250000)) / 100)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _paid(b: _Builder) -> None:
+    card = b.card()
+    sub = b.subscription(card)
+    inv = b.invoice(sub, 20, status="paid", paid="0")
+    b.invoices[-1]["amount_paid"] = b.invoices[-1]["total"]
+    b.charge(inv, card, 20 * 24, outcome="succeeded")
+    b.invoice(sub, -10)  # next invoice issued, not yet due
+
+
+def _card_failed(b: _Builder) -> None:
+    card = b.card()
+    sub = b.subscription(card)
+    inv = b.invoice(sub, 0)
+    b.charge(inv, card, 5)
+
+
+def _past_due(stage_days: int) -> Callable[[_Builder], None]:
+    def build(b: _Builder) -> None:
+        card = b.card()
+        sub = b.subscription(card, "past_due")
+        inv = b.invoice(sub, stage_days)
+        b.charge(inv, card, stage_days * 24 + 6)
+    build.__name__ = f"_past_due_{stage_days}"
+    return build
+
+
+def _shared_card_two_currencies(b: _Builder) -> None:
+    card = b.card()
+    first, second = b.subscription(card, "past_due"), b.subscription(card, "past_due")
+    b.invoice(first, 8)
+    b.invoice(second, 3, currency="USD" if b.currency != "USD" else "EUR")
+    b.charge(b.invoices[0]["id"], card, 8 * 24)
+
+
+def _bank_transfer_past_due(b: _Builder) -> None:
+    method = b.bank_transfer()
+    sub = b.subscription(method, "past_due")
+    b.invoice(sub, 15, paid="10.00" if b.currency != "JPY" else "1000")
+
+
+def _cancelled(days_ago: int) -> Callable[[_Builder], None]:
+    def build(b: _Builder) -> None:
+        card = b.card()
+        at = _rfc3339(b.as_of - timedelta(days=days_ago, hours=2))
+        sub = b.subscription(card, "cancelled", cancelled_at=at, cancel_reason="non_payment")
+        b.invoice(sub, days_ago + 30)
+    build.__name__ = f"_cancelled_{days_ago}"
+    return build
+
+
+def _customer_request(b: _Builder) -> None:
+    card = b.card()
+    at = _rfc3339(b.as_of - timedelta(days=2))
+    b.subscription(card, "cancelled", cancelled_at=at, cancel_reason="customer_request")
+
+
+def _data_deleted(b: _Builder) -> None:
+    card = b.card()
+    at = _rfc3339(b.as_of - timedelta(days=95))
+    sub = b.subscription(card, "cancelled", cancelled_at=at, cancel_reason="non_payment", data_deleted=True)
+    b.invoice(sub, 125)
+
+
+DUE_SITUATIONS: tuple[Callable[[_Builder], None], ...] = (
+    _card_failed, _past_due(1), _past_due(7), _past_due(14), _shared_card_two_currencies,
+    _bank_transfer_past_due, _cancelled(1), _cancelled(62), _cancelled(84), _cancelled(89))
+SITUATIONS = DUE_SITUATIONS + (_paid, _paid, _paid, _customer_request, _data_deleted)
+
+
+def _account(index: int, profile: tuple[str, str, str, str], situation: Callable[[_Builder], None],
+             as_of: datetime, rng: random.Random) -> dict:
+    locale, zone, currency, company = profile
+    account_id = f"acct_{index + 1:07d}"
+    builder = _Builder(account_id, currency, as_of, rng)
+    situation(builder)
+    domain = f"customer{index + 1}.example"
+    account = {"id": account_id, "name": company, "email": f"billing@{domain}", "locale": locale,
+               "timezone": zone, "payment_methods": builder.methods, "subscriptions": builder.subs,
+               "invoices": builder.invoices, "charges": builder.charges}
+    if index % 4 == 0:
+        account["cc"] = [f"finance@{domain}"]
+    return account
+
+
+def situation_names(mix: Mix = "mixed") -> list[str]:
+    """Names of the situations in generation order (for docs and tests)."""
+    chosen = {"mixed": SITUATIONS, "all-due": DUE_SITUATIONS, "none-due": (_paid,)}[mix]
+    return [s.__name__.lstrip("_") for s in chosen]
+
+
+def as_of_default() -> datetime:
+    """Now, to the second, in UTC."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def parse_as_of(value: str) -> datetime:
+    """An RFC 3339 date-time with its offset."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("needs a time zone offset, e.g. 2026-11-20T12:00:00Z")
+    return moment

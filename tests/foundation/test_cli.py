@@ -1,0 +1,66 @@
+"""The command line: help, version, and the sample generator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import dunning
+from dunning import sample
+from dunning.billing import Account
+from dunning.cli import main
+
+
+def test_version_and_help_list_every_command():
+    """`dunning --version` prints the version; `--help` lists the subcommands with their help."""
+    done = subprocess.run([sys.executable, "-m", "dunning", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"dunning {dunning.__version__}"
+    done = subprocess.run([sys.executable, "-m", "dunning", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for command in ("import", "sample"):
+        assert command in done.stdout
+
+
+def test_unknown_command_is_a_usage_error():
+    """An unknown subcommand exits 2 with argparse's usage message."""
+    done = subprocess.run([sys.executable, "-m", "dunning", "frobnicate"], capture_output=True, text=True)
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_sample_accounts_all_satisfy_the_contract():
+    """Every generated account validates against the import contract, in every mix."""
+    as_of = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    for mix in ("mixed", "all-due", "none-due"):
+        for account in sample.generate(60, as_of, mix=mix):
+            Account.model_validate(account)
+
+
+def test_sample_covers_locales_currencies_and_payers():
+    """The mixed sample holds several locales, currencies, card and bank-transfer payers, and cancellations."""
+    as_of = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    accounts = list(sample.generate(200, as_of, in_window=False))
+    assert len({a["locale"] for a in accounts}) >= 10
+    assert {"EUR", "JPY", "SEK", "USD"} <= {i["currency"] for a in accounts for i in a["invoices"]}
+    assert {"card", "invoice"} == {pm["type"] for a in accounts for pm in a["payment_methods"]}
+    reasons = {s.get("cancel_reason") for a in accounts for s in a["subscriptions"]}
+    assert {"non_payment", "customer_request"} <= reasons
+
+
+def test_sample_in_window_keeps_local_times_inside_the_send_window():
+    """By default the sample only uses time zones whose local time at as_of is inside 09:00-19:00."""
+    as_of = datetime(2026, 11, 20, 2, tzinfo=timezone.utc)
+    from zoneinfo import ZoneInfo
+    for account in sample.generate(50, as_of):
+        assert 9 <= as_of.astimezone(ZoneInfo(account["timezone"])).hour < 19
+
+
+def test_sample_command_is_deterministic(tmp_path):
+    """The same seed and as_of give byte-identical files."""
+    args = ["sample", "--accounts", "25", "--as-of", "2026-11-20T12:00:00Z"]
+    assert main(args + ["--out", str(tmp_path / "a.jsonl")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b.jsonl")]) == 0
+    first = (tmp_path / "a.jsonl").read_bytes()
+    assert first == (tmp_path / "b.jsonl").read_bytes()
+    assert len(first.splitlines()) == 25 and json.loads(first.splitlines()[0])["id"] == "acct_0000001"
