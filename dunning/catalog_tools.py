@@ -22,7 +22,8 @@ DOMAIN = "messages"
 POT_NAME = f"{DOMAIN}.pot"
 PACKAGE_DIR = Path(dunning.__file__).parent
 COMMENT_TAGS = ("Translators:",)
-TEMPLATE_PATTERNS = ("**.mjml", "**.html", "**.txt", "**.j2", "**.jinja")
+TEMPLATE_SUFFIXES = (".mjml", ".html", ".txt", ".j2", ".jinja")
+TEMPLATE_PATTERNS = tuple(f"**{suffix}" for suffix in TEMPLATE_SUFFIXES)
 # silent=false: Jinja's extractor otherwise skips a template with a syntax error and reports nothing.
 JINJA_OPTIONS: dict[str, Any] = {"silent": "false", "trimmed": "true", "newstyle_gettext": "true"}
 

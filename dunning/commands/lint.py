@@ -1,0 +1,194 @@
+"""`dunning lint`: check every template, catalog and rendered email; exit non-zero on any error."""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from jinja2.sandbox import SandboxedEnvironment
+
+from dunning import catalog_tools, lint
+from dunning.catalog_tools import display_path
+from dunning.errors import DunningError
+from dunning.lint import Problem
+from dunning.settings import load_settings
+
+NAME = "lint"
+HELP = "check templates, translations and every rendered email; exit 1 on any error"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-render", action="store_true",
+                        help="only the static checks of templates and catalogs")
+
+
+def run(args: argparse.Namespace) -> int:
+    i18n = load_settings(args.settings).i18n
+    problems = lint_tree(Path(i18n.templates_dir), Path(i18n.locales_dir),
+                         default_locale=i18n.default_locale, render=not args.no_render)
+    for problem in problems:
+        print(problem)
+    errors, warnings = lint.count(problems)
+    print(f"{errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+def lint_tree(templates_dir: Path, locales_dir: Path, *, default_locale: str = "en",
+              render: bool = True) -> list[Problem]:
+    """Every problem of the templates, the catalogs and (unless render=False) the rendered emails."""
+    problems = _guard(display_path(templates_dir), lambda: _lint_templates(templates_dir))
+    template = None
+    try:
+        template = catalog_tools.extract(templates_dir)
+    except DunningError as exc:
+        problems += _from_error(exc, templates_dir, base_dir=templates_dir)
+    problems += _guard(display_path(locales_dir),
+                       lambda: _lint_catalogs(locales_dir, template, default_locale))
+    if render:
+        problems += _guard(display_path(templates_dir),
+                           lambda: _lint_rendering(templates_dir, locales_dir, default_locale))
+    return _unique(problems)
+
+
+def _guard(where: str, check: Callable[[], list[Problem]]) -> list[Problem]:
+    """Run a group of checks; an unexpected failure becomes a problem, never a crash."""
+    try:
+        return check()
+    except Exception as exc:  # the linter reports and goes on with the rest
+        return [Problem(where, 1, f"check failed: {type(exc).__name__}: {exc}")]
+
+
+def _from_error(exc: DunningError, fallback: Path, label: str = "", *,
+                base_dir: Path | None = None) -> list[Problem]:
+    """A DunningError as a problem at the template (or catalog) and line it names."""
+    template, line, text = exc.context.get("template"), exc.context.get("line") or 1, exc.message
+    path = fallback
+    if template:
+        path = Path(str(template))
+        if not path.is_absolute() and not path.exists() and base_dir is not None:
+            path = base_dir / path
+        for prefix in (f"{display_path(path)}:{line}: ", f"{template}:{line}: "):
+            text = text.removeprefix(prefix)
+    return [Problem(display_path(path), int(line), f"{label}{text}")]
+
+
+# -- templates ----------------------------------------------------------------------------------
+
+def template_files(templates_dir: Path) -> list[Path]:
+    """Every template file below the directory (sample scenarios excluded)."""
+    return sorted(path for path in templates_dir.rglob("*")
+                  if path.is_file() and path.suffix in catalog_tools.TEMPLATE_SUFFIXES)
+
+
+def _lint_templates(templates_dir: Path) -> list[Problem]:
+    environment = SandboxedEnvironment(extensions=["jinja2.ext.i18n", "jinja2.ext.do",
+                                                   "jinja2.ext.loopcontrols"])
+    problems: list[Problem] = []
+    for path in template_files(templates_dir):
+        name = display_path(path)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(name, 1, f"cannot read template: {exc}"))
+            continue
+        problems += lint.check_jinja_syntax(name, source, environment)
+        if path.suffix == ".mjml":
+            problems += lint.check_mjml(name, source)
+    return problems
+
+
+# -- catalogs -----------------------------------------------------------------------------------
+
+def _lint_catalogs(locales_dir: Path, template: Catalog | None, default_locale: str) -> list[Problem]:
+    paths = catalog_tools.catalog_paths(locales_dir)
+    if not paths:
+        return [Problem(display_path(locales_dir), 1, "no catalogs (<locale>/LC_MESSAGES/messages.po)")]
+    problems: list[Problem] = []
+    for locale, path in paths.items():
+        name = display_path(path)
+        try:
+            catalog = catalog_tools.read_catalog(path, locale)
+        except DunningError as exc:
+            problems += _from_error(exc, path)
+            continue
+        problems += lint.check_catalog(name, catalog)
+        if template is not None:
+            problems += lint.check_catalog_coverage(name, catalog, template)
+    return problems
+
+
+# -- rendered emails ----------------------------------------------------------------------------
+
+def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str) -> list[Problem]:
+    from dunning.render import NOTICES, Renderer
+    from dunning.scenarios import load_scenarios
+
+    renderer = Renderer(templates_dir, locales_dir, default_locale)
+    scenarios = load_scenarios(templates_dir)
+    problems = [Problem(display_path(templates_dir), 1, f"no sample scenario for notice {notice}")
+                for notice in NOTICES if not any(s.notice == notice for s in scenarios)]
+    sources = [*template_files(templates_dir), *catalog_tools.catalog_paths(locales_dir).values(),
+               *sorted((templates_dir / "scenarios").glob("*"))]
+    for scenario in scenarios:
+        notice_file = _notice_file(templates_dir, scenario.notice)
+        for locale in sorted(renderer.available_locales):
+            label = f"[{locale}, scenario {scenario.name}] "
+            try:
+                email = renderer.render(scenario.notice, locale, scenario.context)
+            except DunningError as exc:
+                problems += _from_error(exc, notice_file, label, base_dir=templates_dir)
+                continue
+            except Exception as exc:  # a crash in one email must not hide the others
+                problems.append(Problem(display_path(notice_file), 1,
+                                        f"{label}rendering crashed: {type(exc).__name__}: {exc}"))
+                continue
+            problems += _email_problems(email, notice_file, [notice_file, *sources], label)
+    return problems
+
+
+def _notice_file(templates_dir: Path, notice: str) -> Path:
+    return templates_dir / f"{notice}.mjml"
+
+
+def _email_problems(email, notice_file: Path, sources: list[Path], label: str) -> list[Problem]:
+    problems = [Problem(display_path(notice_file), 1, f"{label}empty {part}")
+                for part in ("subject", "html", "text") if not getattr(email, part).strip()]
+    for finding in lint.check_html(email.html):
+        path, line = _locate(finding.needle, sources) if finding.needle else (notice_file, 1)
+        problems.append(Problem(display_path(path), line, label + finding.message, finding.severity))
+    return problems
+
+
+def _locate(needle: str, sources: Iterable[Path]) -> tuple[Path, int]:
+    """The first source file and line that holds the text (where a rendered value came from)."""
+    first = None
+    for path in sources:
+        first = first or path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        index = text.find(needle)
+        if index >= 0:
+            return path, text.count("\n", 0, index) + 1
+    return first or Path("."), 1
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """Problems in file and line order; one problem repeated across emails is listed once with all labels."""
+    labels: dict[tuple, list[str]] = defaultdict(list)
+    for problem in problems:
+        label, sep, text = problem.message.partition("] ")
+        if problem.message.startswith("[") and sep:
+            labels[(problem.file, problem.line, text, problem.severity)].append(label[1:])
+        else:
+            labels[(problem.file, problem.line, problem.message, problem.severity)]
+    merged = []
+    for (file, line, text, severity), where in labels.items():
+        shown = where[:3] + ([f"{len(where) - 3} more"] if len(where) > 3 else [])
+        message = f"{text} [{'; '.join(shown)}]" if where else text
+        merged.append(Problem(file, line, message, severity))
+    return sorted(merged, key=lambda p: (p.file, p.line, p.message))

@@ -1,0 +1,216 @@
+"""Checks for templates, catalogs and rendered emails; each returns problems instead of raising."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Literal
+
+from babel.messages.catalog import Catalog, Message
+from jinja2 import Environment, TemplateSyntaxError
+from mjml.core.registry import register_core_components
+
+from dunning.catalog_tools import describe, forms, is_translated, placeholder_problems
+
+GMAIL_CLIP_BYTES = 102 * 1024
+NEAR_CLIP_BYTES = 90 * 1024
+KNOWN_TAGS = frozenset(register_core_components()) | {"mjml", "mj-include"}
+# MJML "ending tags": their content is raw HTML that MJML copies as-is, Jinja tags included.
+ENDING_TAGS = frozenset({"mj-text", "mj-button", "mj-raw", "mj-table", "mj-navbar-link",
+                         "mj-social-element", "mj-accordion-title", "mj-accordion-text",
+                         "mj-style", "mj-title", "mj-preview"})
+# Their children are attribute defaults named after components (mj-all, mj-class, mj-text ...).
+DEFAULTS_TAGS = frozenset({"mj-attributes", "mj-html-attributes"})
+URL_ATTRIBUTES = ("href", "src", "background", "background-url")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}: {prefix}{self.message}"
+
+
+# -- templates ----------------------------------------------------------------------------------
+
+def check_jinja_syntax(name: str, source: str, environment: Environment) -> list[Problem]:
+    """A Jinja syntax error, with its line."""
+    try:
+        environment.parse(source)
+    except TemplateSyntaxError as exc:
+        return [Problem(name, exc.lineno or 1, f"template syntax error: {exc.message}")]
+    return []
+
+
+def check_mjml(name: str, source: str) -> list[Problem]:
+    """Unknown MJML tags, Jinja tags between components, non-https links and images without alt."""
+    scanner = _MjmlScanner(name)
+    try:
+        scanner.feed(source)
+        scanner.close()
+    except Exception as exc:  # html.parser is lenient; this is a last resort, never a crash
+        scanner.problems.append(Problem(name, scanner.getpos()[0], f"cannot parse MJML: {exc}"))
+    return scanner.problems
+
+
+def url_problem(value: str, *, template: bool = False) -> str | None:
+    """Why a link or image URL is not acceptable in an email, or None when it is."""
+    url = value.strip()
+    if template and url.startswith(("{{", "{%")):
+        return None  # computed when rendering; the rendered HTML is checked too
+    if url.lower().startswith(("https://", "mailto:")) and len(url) > len("https://"):
+        return None
+    return f"link is not an absolute https URL: {value!r}"
+
+
+class _MjmlScanner(HTMLParser):
+    """One pass over an MJML template, tracking which component encloses each piece of text."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.name, self.stack, self.problems = name, [], []
+
+    def _add(self, message: str, line: int | None = None) -> None:
+        self.problems.append(Problem(self.name, line or self.getpos()[0], message))
+
+    def _in_content(self) -> bool:
+        return bool(self.stack) and self.stack[-1] in ENDING_TAGS
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._check_element(tag, attrs)
+        if not self._in_content():
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._check_element(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in_content() and tag != self.stack[-1]:
+            return
+        if tag in self.stack:
+            while self.stack.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        if self._in_content():
+            return
+        for match in re.finditer(r"\{%-?\s*(\w*)", data):
+            line = self.getpos()[0] + data.count("\n", 0, match.start())
+            self._add(f"Jinja tag {{% {match.group(1)} %}} between MJML components is dropped or moved "
+                      "by MJML: wrap it in <mj-raw>", line)
+
+    def _check_element(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        parent = self.stack[-1] if self.stack else None
+        if not self._in_content() and parent not in DEFAULTS_TAGS and tag not in KNOWN_TAGS:
+            if tag.startswith("mj-"):
+                self._add(f"unknown MJML tag <{tag}>")
+            else:
+                self._add(f"<{tag}> is not an MJML component: put HTML inside <mj-text> or <mj-raw>")
+        if parent in DEFAULTS_TAGS:
+            return
+        values = dict(attrs)
+        for attribute in URL_ATTRIBUTES:
+            if attribute in values and (why := url_problem(values[attribute] or "", template=True)):
+                self._add(f"<{tag} {attribute}>: {why}")
+        if tag in ("img", "mj-image") and values.get("alt") is None:
+            self._add(f"<{tag}> has no alt text")
+
+
+# -- rendered HTML ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HtmlFinding:
+    message: str
+    needle: str | None = None   # text to look for in the sources, to point at the line it came from
+    severity: Literal["error", "warning"] = "error"
+
+
+def check_html(html: str) -> list[HtmlFinding]:
+    """Links absolute https, images with alt, size under Gmail's clipping limit."""
+    collector = _HtmlCollector()
+    collector.feed(html)
+    collector.close()
+    findings = list(collector.findings)
+    size = len(html.encode("utf-8"))
+    if size > GMAIL_CLIP_BYTES:
+        findings.append(HtmlFinding(f"rendered HTML is {size / 1024:.0f} KB: Gmail clips messages "
+                                    f"over {GMAIL_CLIP_BYTES // 1024} KB"))
+    elif size > NEAR_CLIP_BYTES:
+        findings.append(HtmlFinding(f"rendered HTML is {size / 1024:.0f} KB, close to Gmail's "
+                                    f"{GMAIL_CLIP_BYTES // 1024} KB clipping", severity="warning"))
+    return findings
+
+
+class _HtmlCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.findings: list[HtmlFinding] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for attribute in URL_ATTRIBUTES:
+            if attribute in values and (why := url_problem(values[attribute] or "")):
+                self.findings.append(HtmlFinding(f"rendered <{tag} {attribute}>: {why}",
+                                                 values[attribute] or None))
+        if tag == "img" and values.get("alt") is None:
+            self.findings.append(HtmlFinding("rendered <img> has no alt text", values.get("src")))
+
+    handle_startendtag = handle_starttag
+
+
+# -- catalogs -----------------------------------------------------------------------------------
+
+def tag_problems(message: Message) -> list[str]:
+    """How each translated form's HTML tags differ from its msgid's."""
+    ids, strings = forms(message)
+    expected = sorted(_HTML_TAG.findall(ids[-1]))
+    problems = []
+    for index, string in enumerate(strings):
+        got = sorted(_HTML_TAG.findall(string))
+        if string and got != expected:
+            where = f"msgstr[{index}]" if len(ids) > 1 else "msgstr"
+            problems.append(f"{where} HTML tags {got} differ from the msgid's {expected}")
+    return problems
+
+
+def check_catalog(name: str, catalog: Catalog, *, require_translations: bool = True) -> list[Problem]:
+    """Untranslated and fuzzy messages, and translations that break placeholders or HTML tags."""
+    problems = []
+    for message in catalog:
+        if not message.id:
+            continue
+        line, quoted = message.lineno or 1, describe(message)
+        if message.fuzzy:
+            problems.append(Problem(name, line, f"fuzzy translation of {quoted}: review it and "
+                                                "remove the fuzzy flag"))
+        elif require_translations and not is_translated(message):
+            problems.append(Problem(name, line, f"untranslated: {quoted}"))
+        for problem in placeholder_problems(message) + tag_problems(message):
+            problems.append(Problem(name, line, f"{quoted}: {problem}"))
+    return problems
+
+
+def check_catalog_coverage(name: str, catalog: Catalog, template: Catalog) -> list[Problem]:
+    """Messages the templates and code use that the catalog lacks (reported where they are used)."""
+    problems = []
+    for message in template:
+        if message.id and catalog.get(message.id, message.context) is None:
+            where, line = message.locations[0] if message.locations else (name, 1)
+            problems.append(Problem(where, line or 1, f"{describe(message)} is missing from {name}: "
+                                                      "run `dunning i18n extract` and `dunning i18n update`"))
+    return problems
+
+
+def count(problems: Iterable[Problem]) -> tuple[int, int]:
+    """(errors, warnings)."""
+    problems = list(problems)
+    errors = sum(1 for problem in problems if problem.severity == "error")
+    return errors, len(problems) - errors
