@@ -1,0 +1,304 @@
+"""The dunning policy: which notice each group gets, at which stage, and when. Pure: no clock, no database.
+
+Decisions taken where the contract leaves room (see docs in the module's functions):
+- The send window includes its start and excludes its end: "08:00-20:00" sends from 08:00:00 to 19:59:59.
+- Outside the window the whole account is deferred: every entry it would produce (send, skipped or
+  superseded) is listed as `deferred` and nothing is recorded, so a later run decides all of it at once.
+- A subscription cancelled after as_of is still live at as_of; charges attempted after as_of do not exist.
+- A failed charge counts for a card group when it was made on that card for an owed invoice of one of the
+  group's live subscriptions; past_due names the newest such failure within card_charge_failed.max_age_days.
+- past_due and card_charge_failed speak for the group's live subscriptions that have owed invoices.
+- service_cancelled shares one email per group even when cancellation days differ; it gives the earliest
+  deletion date. pending_deletion splits by stage and deletion date, as the contract says.
+- locale is the BCP 47 tag the email is written in: the account's own tag while the catalog used is for
+  its language ("fr-FR" from the fr catalog, as in the contract's example), else the default locale's;
+  catalog names the catalog used along the chain (pt-BR → pt → default); locale_fallback is true when
+  the email is in another language than the account's (the default), as dunning.i18n flags it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Container, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from dunning.billing import Account, Charge, Invoice, PaymentMethod, Subscription
+from dunning.locales import negotiate, normalize
+from dunning.settings import Settings
+
+NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
+Status = Literal["send", "deferred", "skipped", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedNotice:
+    """One email (or one recorded skip or supersession) that a run would handle."""
+
+    account: str
+    notice: str
+    stage: int | None
+    payment_method: str
+    status: Status
+    amounts: dict[str, Decimal]  # balance per currency, sorted by currency
+    invoices: tuple[str, ...]
+    subscriptions: tuple[str, ...]
+    locale: str  # BCP 47 form of the catalog used
+    catalog: str  # the same locale in Babel form, as the renderer takes it
+    requested_locale: str
+    locale_fallback: bool
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    keys: tuple[str, ...]
+    local_date: date
+    trigger_charge: str | None
+    episode_start: date | None
+    disable_date: date | None
+    deletion_date: date | None
+    days_left: int | None
+    final_stage: bool  # the last stage of its sequence (past_due: the email shows the disable date)
+    shared_card: bool  # several subscriptions share this payment method
+    why: str
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A decision before the account-wide facts (locale, recipients, window) are attached."""
+
+    notice: str
+    payment_method: str
+    status: Status
+    keys: list[str]
+    invoices: list[Invoice]
+    subscriptions: list[str]
+    why: str
+    stage: int | None = None
+    final_stage: bool = False
+    trigger: str | None = None
+    episode_start: date | None = None
+    disable_date: date | None = None
+    deletion_date: date | None = None
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What one account looks like at as_of."""
+
+    account: Account
+    as_of: datetime
+    local_now: datetime
+    handled: Container[str]
+    settings: Settings
+    live: dict[str, Subscription] = field(default_factory=dict)
+    owed: dict[str, list[Invoice]] = field(default_factory=lambda: defaultdict(list))
+    charges: list[Charge] = field(default_factory=list)
+
+    @property
+    def local_date(self) -> date:
+        return self.local_now.date()
+
+
+def plan(accounts: Iterable[Account], handled: Container[str], as_of: datetime, settings: Settings, *,
+         locales: frozenset[str]) -> list[PlannedNotice]:
+    """Every notice the accounts are due for at as_of, ordered by account, payment method, notice, stage."""
+    planned: list[PlannedNotice] = []
+    for account in sorted(accounts, key=lambda a: a.id):
+        planned.extend(plan_account(account, handled, as_of, settings, locales=locales))
+    return planned
+
+
+def plan_account(account: Account, handled: Container[str], as_of: datetime, settings: Settings, *,
+                 locales: frozenset[str]) -> list[PlannedNotice]:
+    """The notices one account is due for at as_of (a key in `handled` is never planned)."""
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError("as_of must be an aware datetime")
+    facts = _facts(account, handled, as_of, settings)
+    drafts: list[_Draft] = []
+    for method in account.payment_methods:
+        drafts.extend(_group_drafts(facts, method))
+    drafts.extend(_cancellation_drafts(facts))
+    if not in_send_window(facts.local_now.time().replace(tzinfo=None), settings.policy.window):
+        clock = facts.local_now.strftime("%H:%M")
+        drafts = [replace(d, status="deferred", why=f"outside the send window ({clock} local); {d.why}")
+                  for d in drafts]
+    planned = [_finish(draft, facts, locales) for draft in drafts]
+    return sorted(planned, key=_order)
+
+
+def _facts(account: Account, handled: Container[str], as_of: datetime, settings: Settings) -> _Facts:
+    facts = _Facts(account, as_of, as_of.astimezone(ZoneInfo(account.timezone)), handled, settings)
+    facts.live = {s.id: s for s in account.subscriptions if not _cancelled(s, as_of)}
+    for invoice in account.invoices:
+        if invoice.owed:
+            facts.owed[invoice.subscription].append(invoice)
+    facts.charges = [c for c in account.charges if c.attempted_at <= as_of]
+    return facts
+
+
+def _cancelled(subscription: Subscription, as_of: datetime) -> bool:
+    """Cancelled at as_of: a cancellation dated later has not happened yet."""
+    return (subscription.status == "cancelled" and subscription.cancelled_at is not None
+            and subscription.cancelled_at <= as_of)
+
+
+def _order(notice: PlannedNotice) -> tuple:
+    return (notice.account, notice.payment_method, NOTICES.index(notice.notice), notice.stage or 0,
+            notice.deletion_date or date.min, notice.keys)
+
+
+# card_charge_failed and past_due: one group is one account and one payment method.
+
+def _group_drafts(facts: _Facts, method: PaymentMethod) -> list[_Draft]:
+    subs = sorted(s for s, sub in facts.live.items() if sub.payment_method == method.id and facts.owed[s])
+    owed = [invoice for s in subs for invoice in facts.owed[s]]
+    if not owed:
+        return []  # paid means quiet
+    failure = _latest_failure(facts, method, {i.id for i in owed}) if method.type == "card" else None
+    drafts = _past_due_drafts(facts, method.id, owed, subs)
+    sending = [d for d in drafts if d.status == "send"]
+    if failure and sending:
+        sending[0].trigger = failure.id  # past_due names the latest failure
+    key = failure and f"card_charge_failed:{facts.account.id}:{method.id}:{failure.id}"
+    if failure and key not in facts.handled:
+        drafts.append(_card_draft(facts, method.id, failure, key, owed, subs, superseded=bool(sending)))
+    return drafts
+
+
+def _latest_failure(facts: _Facts, method: PaymentMethod, owed_ids: set[str]) -> Charge | None:
+    """The newest failed charge on this card for an owed invoice, recent enough and not since paid."""
+    oldest = facts.as_of - timedelta(days=facts.settings.card_charge_failed.max_age_days)
+    succeeded: dict[str, datetime] = {}
+    for charge in facts.charges:
+        if charge.outcome == "succeeded" and charge.attempted_at > succeeded.get(charge.invoice, oldest):
+            succeeded[charge.invoice] = charge.attempted_at
+    failures = [c for c in facts.charges
+                if c.outcome == "failed" and c.payment_method == method.id and c.invoice in owed_ids
+                and c.attempted_at >= oldest and succeeded.get(c.invoice, oldest) <= c.attempted_at]
+    return max(failures, key=lambda c: (c.attempted_at, c.id), default=None)
+
+
+def _card_draft(facts: _Facts, method: str, failure: Charge, key: str, owed: list[Invoice],
+                subs: list[str], *, superseded: bool) -> _Draft:
+    when = failure.attempted_at.astimezone(facts.local_now.tzinfo).date().isoformat()
+    code = failure.failure_code or "no code"
+    why = (f"charge {failure.id} failed on {when} ({code}); past_due goes out instead" if superseded
+           else f"charge {failure.id} failed on {when} ({code})")
+    return _Draft("card_charge_failed", method, "superseded" if superseded else "send", [key], owed,
+                  subs, why, trigger=failure.id)
+
+
+def _past_due_drafts(facts: _Facts, method: str, owed: list[Invoice], subs: list[str]) -> list[_Draft]:
+    """The highest due stage to send (if not yet handled) first, then every lower stage not handled, skipped."""
+    policy, today = facts.settings.past_due, facts.local_date
+    overdue = [invoice.due_date for invoice in owed if invoice.due_date < today]
+    if not overdue:
+        return []
+    start = min(overdue)
+    if today > start + timedelta(days=policy.max_days_after_due):
+        return []
+    due = [k for k, days in enumerate(policy.days_after_due, 1) if start + timedelta(days=days) <= today]
+    last = len(policy.days_after_due)
+    drafts = []
+    for stage in sorted(due, reverse=True):
+        key = f"past_due:{facts.account.id}:{method}:{start.isoformat()}:{stage}"
+        if key in facts.handled:
+            continue
+        top = stage == due[-1]
+        why = (f"stage {stage} of the episode from {start.isoformat()}, due since "
+               f"{(start + timedelta(days=policy.days_after_due[stage - 1])).isoformat()}" if top
+               else f"stage {stage} came due together with stage {due[-1]}; never sent")
+        disable = start + timedelta(days=policy.disable_after_days) if top and stage == last else None
+        drafts.append(_Draft("past_due", method, "send" if top else "skipped", [key], owed, subs, why,
+                             stage=stage, final_stage=stage == last, episode_start=start,
+                             disable_date=disable))
+    return drafts
+
+
+# service_cancelled and pending_deletion: per subscription, shared per group (and stage and deletion date).
+
+def _cancellation_drafts(facts: _Facts) -> list[_Draft]:
+    grouped: dict[tuple, list[tuple[Subscription, date]]] = defaultdict(list)
+    for sub in facts.account.subscriptions:
+        if not (_cancelled(sub, facts.as_of) and sub.cancel_reason == "non_payment" and not sub.data_deleted):
+            continue
+        deletion = (sub.cancelled_at.astimezone(facts.local_now.tzinfo).date()
+                    + timedelta(days=facts.settings.deletion.days_after_cancel))
+        if (facts.as_of - sub.cancelled_at <= timedelta(days=facts.settings.service_cancelled.max_age_days)
+                and f"service_cancelled:{sub.id}" not in facts.handled):
+            grouped[("service_cancelled", sub.payment_method, "send", None, None)].append((sub, deletion))
+        for stage, status in _deletion_stages(facts, sub.id, deletion):
+            grouped[("pending_deletion", sub.payment_method, status, stage, deletion)].append((sub, deletion))
+    return [_cancellation_draft(facts, group, members) for group, members in grouped.items()]
+
+
+def _deletion_stages(facts: _Facts, sub: str, deletion: date) -> list[tuple[int, Status]]:
+    """The highest due pending_deletion stage to send and the lower ones to skip, leaving handled keys out."""
+    today = facts.local_date
+    if today > deletion:
+        return []
+    stages = facts.settings.pending_deletion.days_before_deletion
+    due = [k for k, days in enumerate(stages, 1) if deletion - timedelta(days=days) <= today]
+    return [(k, "send" if k == due[-1] else "skipped") for k in due
+            if f"pending_deletion:{sub}:{k}" not in facts.handled]
+
+
+def _cancellation_draft(facts: _Facts, group: tuple, members: list[tuple[Subscription, date]]) -> _Draft:
+    notice, method, status, stage, _ = group
+    subs = sorted(sub.id for sub, _ in members)
+    deletion = min(day for _, day in members)
+    invoices = [invoice for s in subs for invoice in facts.owed[s]]
+    if notice == "service_cancelled":
+        keys = [f"service_cancelled:{s}" for s in subs]
+        why = f"cancelled for non-payment; data deleted on {deletion.isoformat()}"
+    else:
+        keys = [f"pending_deletion:{s}:{stage}" for s in subs]
+        last = len(facts.settings.pending_deletion.days_before_deletion)
+        why = (f"stage {stage}: data deleted on {deletion.isoformat()}, "
+               f"in {(deletion - facts.local_date).days} days" if status == "send"
+               else f"stage {stage} came due together with a higher stage; never sent")
+    return _Draft(notice, method, status, keys, invoices, subs, why, stage=stage,
+                  final_stage=notice == "pending_deletion" and stage == last, deletion_date=deletion)
+
+
+def _finish(draft: _Draft, facts: _Facts, locales: frozenset[str]) -> PlannedNotice:
+    account = facts.account
+    catalog, locale, fallback = choose_locale(account.locale, locales, facts.settings.i18n.default_locale)
+    amounts: dict[str, Decimal] = defaultdict(Decimal)
+    for invoice in draft.invoices:
+        amounts[invoice.currency] += invoice.outstanding
+    on_method = {s.id for s in facts.live.values() if s.payment_method == draft.payment_method}
+    return PlannedNotice(
+        account=account.id, notice=draft.notice, stage=draft.stage, payment_method=draft.payment_method,
+        status=draft.status, amounts=dict(sorted(amounts.items())),
+        invoices=tuple(sorted(i.id for i in draft.invoices)), subscriptions=tuple(sorted(draft.subscriptions)),
+        locale=locale, catalog=catalog, requested_locale=account.locale, locale_fallback=fallback,
+        to=(account.email,),
+        cc=tuple(sorted(set(account.cc))), keys=tuple(sorted(draft.keys)), local_date=facts.local_date,
+        trigger_charge=draft.trigger, episode_start=draft.episode_start, disable_date=draft.disable_date,
+        deletion_date=draft.deletion_date,
+        days_left=(draft.deletion_date - facts.local_date).days if draft.deletion_date else None,
+        final_stage=draft.final_stage, shared_card=len(on_method | set(draft.subscriptions)) > 1,
+        why=draft.why)
+
+
+def in_send_window(moment: time, window: tuple[time, time]) -> bool:
+    """Whether a local wall-clock time is inside the send window (start included, end excluded)."""
+    start, end = window
+    return start <= moment < end
+
+
+def choose_locale(requested: str, available: frozenset[str], default: str) -> tuple[str, str, bool]:
+    """(catalog in Babel form, BCP 47 tag the email is written in, whether another language is used).
+
+    The email keeps the account's own tag while the catalog is for its language (fr-FR written from the
+    fr catalog is still fr-FR, pt-BR from pt is pt-BR); a fallback is a change of language, as dunning.i18n
+    flags it.
+    """
+    catalog = negotiate(requested, available, default)
+    exact = normalize(requested)
+    same_language = exact is not None and exact.split("_")[0] == catalog.split("_")[0]
+    locale = (exact if same_language else catalog).replace("_", "-")
+    return catalog, locale, not same_language
