@@ -24,8 +24,10 @@ PACKAGE_DIR = Path(dunning.__file__).parent
 COMMENT_TAGS = ("Translators:",)
 TEMPLATE_SUFFIXES = (".mjml", ".html", ".txt", ".j2", ".jinja")
 TEMPLATE_PATTERNS = tuple(f"**{suffix}" for suffix in TEMPLATE_SUFFIXES)
-# silent=false: Jinja's extractor otherwise skips a template with a syntax error and reports nothing.
-JINJA_OPTIONS: dict[str, Any] = {"silent": "false", "trimmed": "true", "newstyle_gettext": "true"}
+# As the email environment parses templates (dunning.jinja_env); silent=false, or Jinja's extractor
+# skips a template with a syntax error and reports nothing.
+JINJA_OPTIONS: dict[str, Any] = {"silent": "false", "trimmed": "true", "newstyle_gettext": "true",
+                                 "lstrip_blocks": "true"}
 
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)[#0 +\-]*\d*(?:\.\d+)?[a-zA-Z]|(?<!\{)\{(\w+)\}(?!\})")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Literal
@@ -24,6 +24,13 @@ ENDING_TAGS = frozenset({"mj-text", "mj-button", "mj-raw", "mj-table", "mj-navba
 # Their children are attribute defaults named after components (mj-all, mj-class, mj-text ...).
 DEFAULTS_TAGS = frozenset({"mj-attributes", "mj-html-attributes"})
 URL_ATTRIBUTES = ("href", "src", "background", "background-url")
+# Resolved before MJML runs, so they may stand anywhere; subject and preheader blocks are plain text.
+COMPOSITION = frozenset({"extends", "block", "endblock", "include"})
+MESSAGE_BLOCKS = ("subject", "preheader")
+UNKNOWN, MESSAGE = "?", "#message"   # pseudo-components: a partial's unknown place; a text-only block
+_STATEMENT = re.compile(r"\{%[-+]?\s*(\w*)\s*(.*?)\s*[-+]?%\}", re.S)
+_EXTENDS = re.compile(r"\{%[-+]?\s*extends\b")
+_COMMENT = re.compile(r"\{#.*?#\}|\{%[-+]?\s*raw\s*[-+]?%\}.*?\{%[-+]?\s*endraw\s*[-+]?%\}", re.S)
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 
@@ -50,15 +57,38 @@ def check_jinja_syntax(name: str, source: str, environment: Environment) -> list
     return []
 
 
-def check_mjml(name: str, source: str) -> list[Problem]:
-    """Unknown MJML tags, Jinja tags between components, non-https links and images without alt."""
-    scanner = _MjmlScanner(name)
+def check_mjml(name: str, source: str, *, contexts: dict[str, tuple[str, ...]] | None = None,
+               base: tuple[str, ...] | None = None) -> list[Problem]:
+    """Unknown MJML tags, Jinja tags between components, non-https links and images without alt.
+
+    contexts maps a block name (or "include:<template>") to the components enclosing it in the
+    layout, learnt while scanning it; a child template's blocks are checked in that place.
+    """
+    source = _COMMENT.sub(lambda match: "\n" * match.group().count("\n"), source)
+    if base is None:
+        base = () if "<mjml" in source or _EXTENDS.search(source) else (UNKNOWN,)
+    scanner = _MjmlScanner(name, {} if contexts is None else contexts, base)
     try:
         scanner.feed(source)
         scanner.close()
     except Exception as exc:  # html.parser is lenient; this is a last resort, never a crash
         scanner.problems.append(Problem(name, scanner.getpos()[0], f"cannot parse MJML: {exc}"))
     return scanner.problems
+
+
+def check_mjml_templates(sources: Mapping[str, tuple[str, str]]) -> list[Problem]:
+    """check_mjml over a template set (name → (shown name, source)): layouts, then children, then partials."""
+    contexts: dict[str, tuple[str, ...]] = {}
+    problems: list[Problem] = []
+    for name in sorted(sources, key=lambda n: (_rank(sources[n][1]), n)):
+        shown, source = sources[name]
+        problems += check_mjml(shown, source, contexts=contexts, base=contexts.get(f"include:{name}"))
+    return problems
+
+
+def _rank(source: str) -> int:
+    source = _COMMENT.sub("", source)
+    return 0 if "<mjml" in source else 1 if _EXTENDS.search(source) else 2
 
 
 def url_problem(value: str, *, template: bool = False) -> str | None:
@@ -74,15 +104,18 @@ def url_problem(value: str, *, template: bool = False) -> str | None:
 class _MjmlScanner(HTMLParser):
     """One pass over an MJML template, tracking which component encloses each piece of text."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, contexts: dict[str, tuple[str, ...]], base: tuple[str, ...]) -> None:
         super().__init__(convert_charrefs=True)
-        self.name, self.stack, self.problems = name, [], []
+        self.name, self.contexts, self.stack = name, contexts, list(base)
+        self.blocks: list[list[str] | None] = []   # per open {% block %}: the stack to restore, if any
+        self.child = False
+        self.problems: list[Problem] = []
 
     def _add(self, message: str, line: int | None = None) -> None:
         self.problems.append(Problem(self.name, line or self.getpos()[0], message))
 
     def _in_content(self) -> bool:
-        return bool(self.stack) and self.stack[-1] in ENDING_TAGS
+        return bool(self.stack) and self.stack[-1] in ENDING_TAGS | {MESSAGE}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._check_element(tag, attrs)
@@ -100,19 +133,43 @@ class _MjmlScanner(HTMLParser):
                 pass
 
     def handle_data(self, data: str) -> None:
-        if self._in_content():
-            return
-        for match in re.finditer(r"\{%-?\s*(\w*)", data):
-            line = self.getpos()[0] + data.count("\n", 0, match.start())
-            self._add(f"Jinja tag {{% {match.group(1)} %}} between MJML components is dropped or moved "
-                      "by MJML: wrap it in <mj-raw>", line)
+        for match in _STATEMENT.finditer(data):
+            word, arg = match.group(1), match.group(2)
+            if word in COMPOSITION:
+                self._compose(word, arg)
+            elif not self._in_content() and (not self.stack or self.stack[-1] != UNKNOWN):
+                line = self.getpos()[0] + data.count("\n", 0, match.start())
+                self._add(f"Jinja tag {{% {word} %}} between MJML components is dropped or moved by "
+                          "MJML: wrap it in <mj-raw>", line)
+
+    def _compose(self, word: str, arg: str) -> None:
+        """Follow {% extends %}, {% block %} and {% include %}, which are resolved before MJML runs."""
+        target = arg.split()[0].strip("\"'") if arg.split() else ""
+        if word == "extends":
+            self.child = True
+        elif word == "include":
+            self.contexts.setdefault(f"include:{target}", tuple(self.stack))
+        elif word == "block":
+            self.contexts.setdefault(target, tuple(self.stack))
+            saved = None
+            if self.child and not self.blocks:
+                saved, self.stack = self.stack, list(self.contexts.get(target, (UNKNOWN,)))
+            self.blocks.append(saved)
+            if target in MESSAGE_BLOCKS:
+                self.stack.append(MESSAGE)
+        elif self.blocks:  # endblock
+            if self.stack and self.stack[-1] == MESSAGE:
+                self.stack.pop()
+            saved = self.blocks.pop()
+            if saved is not None:
+                self.stack = saved
 
     def _check_element(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         parent = self.stack[-1] if self.stack else None
         if not self._in_content() and parent not in DEFAULTS_TAGS and tag not in KNOWN_TAGS:
             if tag.startswith("mj-"):
                 self._add(f"unknown MJML tag <{tag}>")
-            else:
+            elif parent != UNKNOWN:
                 self._add(f"<{tag}> is not an MJML component: put HTML inside <mj-text> or <mj-raw>")
         if parent in DEFAULTS_TAGS:
             return
@@ -182,7 +239,10 @@ def tag_problems(message: Message) -> list[str]:
 
 
 def check_catalog(name: str, catalog: Catalog, *, require_translations: bool = True) -> list[Problem]:
-    """Untranslated and fuzzy messages, and translations that break placeholders or HTML tags."""
+    """Untranslated and fuzzy messages, and translations that break placeholders or HTML tags.
+
+    require_translations=False for the catalog of the language the msgids are written in.
+    """
     problems = []
     for message in catalog:
         if not message.id:

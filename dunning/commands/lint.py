@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
+from jinja2 import Environment
 from jinja2.sandbox import SandboxedEnvironment
 
 from dunning import catalog_tools, lint
@@ -16,6 +17,7 @@ from dunning.errors import DunningError
 from dunning.lint import Problem
 from dunning.settings import load_settings
 
+SOURCE_LANGUAGE = "en"   # msgids are English: an English catalog need not repeat them
 NAME = "lint"
 HELP = "check templates, translations and every rendered email; exit 1 on any error"
 
@@ -70,7 +72,7 @@ def _from_error(exc: DunningError, fallback: Path, label: str = "", *,
         path = Path(str(template))
         if not path.is_absolute() and not path.exists() and base_dir is not None:
             path = base_dir / path
-        for prefix in (f"{display_path(path)}:{line}: ", f"{template}:{line}: "):
+        for prefix in (f"{display_path(path)}:{line}: ", f"{template}:{line}: ", f"{template} line {line}: "):
             text = text.removeprefix(prefix)
     return [Problem(display_path(path), int(line), f"{label}{text}")]
 
@@ -83,21 +85,30 @@ def template_files(templates_dir: Path) -> list[Path]:
                   if path.is_file() and path.suffix in catalog_tools.TEMPLATE_SUFFIXES)
 
 
+def _syntax_environment() -> Environment:
+    """The environment emails are rendered with (its extensions and options), without a catalog."""
+    try:
+        from dunning.jinja_env import EmailEnvironment
+        return EmailEnvironment()
+    except Exception:  # the renderer itself is broken: its errors are reported by the render checks
+        return SandboxedEnvironment(extensions=["jinja2.ext.i18n"], lstrip_blocks=True)
+
+
 def _lint_templates(templates_dir: Path) -> list[Problem]:
-    environment = SandboxedEnvironment(extensions=["jinja2.ext.i18n", "jinja2.ext.do",
-                                                   "jinja2.ext.loopcontrols"])
+    environment = _syntax_environment()
     problems: list[Problem] = []
+    mjml: dict[str, tuple[str, str]] = {}
     for path in template_files(templates_dir):
-        name = display_path(path)
+        shown = display_path(path)
         try:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(name, 1, f"cannot read template: {exc}"))
+            problems.append(Problem(shown, 1, f"cannot read template: {exc}"))
             continue
-        problems += lint.check_jinja_syntax(name, source, environment)
+        problems += lint.check_jinja_syntax(shown, source, environment)
         if path.suffix == ".mjml":
-            problems += lint.check_mjml(name, source)
-    return problems
+            mjml[path.relative_to(templates_dir).as_posix()] = (shown, source)
+    return problems + lint.check_mjml_templates(mjml)
 
 
 # -- catalogs -----------------------------------------------------------------------------------
@@ -114,7 +125,10 @@ def _lint_catalogs(locales_dir: Path, template: Catalog | None, default_locale: 
         except DunningError as exc:
             problems += _from_error(exc, path)
             continue
-        problems += lint.check_catalog(name, catalog)
+        source_language = locale.split("_")[0] == SOURCE_LANGUAGE
+        problems += lint.check_catalog(name, catalog, require_translations=not source_language)
+        if source_language:
+            continue
         if template is not None:
             problems += lint.check_catalog_coverage(name, catalog, template)
     return problems
@@ -126,13 +140,19 @@ def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str)
     from dunning.render import NOTICES, Renderer
     from dunning.scenarios import load_scenarios
 
-    renderer = Renderer(templates_dir, locales_dir, default_locale)
+    try:
+        renderer = Renderer(templates_dir, locales_dir, default_locale)
+    except DunningError as exc:
+        return _from_error(exc, locales_dir, base_dir=templates_dir)
+    problems, compiled = _compile_notices(renderer, templates_dir, NOTICES)
     scenarios = load_scenarios(templates_dir)
-    problems = [Problem(display_path(templates_dir), 1, f"no sample scenario for notice {notice}")
-                for notice in NOTICES if not any(s.notice == notice for s in scenarios)]
+    problems += [Problem(display_path(templates_dir), 1, f"no sample scenario for notice {notice}")
+                 for notice in NOTICES if not any(s.notice == notice for s in scenarios)]
     sources = [*template_files(templates_dir), *catalog_tools.catalog_paths(locales_dir).values(),
                *sorted((templates_dir / "scenarios").glob("*"))]
     for scenario in scenarios:
+        if scenario.notice not in compiled:
+            continue
         notice_file = _notice_file(templates_dir, scenario.notice)
         for locale in sorted(renderer.available_locales):
             label = f"[{locale}, scenario {scenario.name}] "
@@ -147,6 +167,21 @@ def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str)
                 continue
             problems += _email_problems(email, notice_file, [notice_file, *sources], label)
     return problems
+
+
+def _compile_notices(renderer, templates_dir: Path, notices: Iterable[str]) -> tuple[list[Problem], set[str]]:
+    """Compile every notice once (MJML included); the ones that compile are rendered afterwards."""
+    problems, compiled = [], set()
+    for notice in notices:
+        try:
+            renderer.compile(notice)
+            compiled.add(notice)
+        except DunningError as exc:
+            problems += _from_error(exc, _notice_file(templates_dir, notice), base_dir=templates_dir)
+        except Exception as exc:
+            problems.append(Problem(display_path(_notice_file(templates_dir, notice)), 1,
+                                    f"cannot compile: {type(exc).__name__}: {exc}"))
+    return problems, compiled
 
 
 def _notice_file(templates_dir: Path, notice: str) -> Path:
