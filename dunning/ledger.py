@@ -2,16 +2,380 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
 
 from dunning import store
+
+log = logging.getLogger(__name__)
+emails, notices = store.emails, store.notices
+STATUSES = ("queued", "sending", "sent", "retry", "failed", "unknown")
+OUTCOMES = ("sent", "retry", "failed", "unknown")
+KEY_OUTCOMES = ("skipped", "superseded")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One planned notice as the pipeline hands it over: an email to send, or keys to record."""
+
+    account: str
+    payment_method: str
+    notice: str
+    stage: int | None
+    locale: str
+    status: Literal["send", "skipped", "superseded"]
+    keys: tuple[str, ...]
+    message_id: str | None = None
+    payload: dict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueCounts:
+    emails: int = 0      # email rows added to the outbox
+    keys: int = 0        # keys newly recorded in the ledger
+    held: int = 0        # entries that added nothing: every key was already held
+    conflicts: int = 0   # emails dropped because only some of their keys were held
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    email_id: int
+    fence: int
+    attempts: int
+    message_id: str
+    payload: dict
+    account: str
+    notice: str
+    payment_method: str | None = None
+    stage: int | None = None
+    locale: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    email_id: int
+    fence: int
+    status: Literal["sent", "retry", "failed", "unknown"]
+    code: int | None = None
+    reply: str = ""
+    error: str = ""
+    refused: dict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCounts:
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    unknown: int = 0
+    fenced_out: int = 0  # outcomes of workers that no longer held the row: nothing written
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEmail:
+    email_id: int
+    account: str
+    notice: str
+    keys: tuple[str, ...]
+    message_id: str
+    since: datetime
+    worker: str | None = None
+    error: str | None = None
+    resent: bool = False
 
 
 def handled_keys(conn: Connection, account_ids: Sequence[str]) -> set[str]:
     """Every notice key the ledger holds for these accounts."""
     if not account_ids:
         return set()
-    query = select(store.notices.c.key).where(store.notices.c.account_id.in_(list(account_ids)))
+    query = select(notices.c.key).where(notices.c.account_id.in_(list(account_ids)))
     return set(conn.execute(query).scalars())
+
+
+# --- enqueue -------------------------------------------------------------------------------------------
+
+def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) -> EnqueueCounts:
+    """Record a batch of planned notices in one transaction; a key the ledger already holds adds nothing."""
+    entries = list(entries)
+    sends = [entry for entry in entries if entry.status == "send"]
+    with _transaction(engine) as conn:
+        owned = list(zip(sends, _insert_emails(conn, sends, now)))
+        owned += [(entry, None) for entry in entries if entry.status != "send"]
+        got = _insert_keys(conn, [_key_row(entry, key, email_id) for entry, email_id in owned
+                                  for key in entry.keys], now)
+        # An email goes out only if every key it speaks for is its own: a key another run holds
+        # must not be mentioned twice; its free keys stay free and the next run plans them again.
+        dropped = [(entry, email_id) for entry, email_id in owned[:len(sends)]
+                   if not all((key, email_id) in got for key in entry.keys)]
+        released = {(key, email_id) for entry, email_id in dropped for key in entry.keys} & got
+        _drop(conn, [email_id for _, email_id in dropped], [key for key, _ in released])
+    return EnqueueCounts(
+        emails=len(sends) - len(dropped), keys=len(got) - len(released),
+        held=sum(not any((key, email_id) in got for key in entry.keys) for entry, email_id in owned),
+        conflicts=sum(any((key, email_id) in got for key in entry.keys) for entry, email_id in dropped))
+
+
+_EMAIL_COLUMNS = ("account_id", "payment_method_id", "notice", "stage", "locale", "message_id", "payload")
+_KEY_COLUMNS = ("key", "account_id", "notice", "outcome", "email_id")
+_INTEGER_COLUMNS = ("stage", "email_id")  # the rest are text
+
+
+def _insert_emails(conn: Connection, sends: list[OutboxEntry], now: datetime) -> list[int]:
+    """Insert the email rows; their ids, in the order of `sends`."""
+    if not sends:
+        return []
+    rows = [(entry.account, entry.payment_method, entry.notice, entry.stage, entry.locale,
+             _required_message_id(entry), encode_payload(entry.payload or {})) for entry in sends]
+    if len({row[5] for row in rows}) != len(rows):
+        raise ValueError("two emails of one batch share a Message-ID; each email needs its own")
+    constants = {"status": "'queued'", "attempts": "0", "fence": "0", "resent": "false",
+                 "created_at": ":now", "updated_at": ":now"}
+    result = _bulk_insert(conn, "emails", _EMAIL_COLUMNS, rows, constants, now, "RETURNING message_id, id")
+    ids = dict(result.all())  # matched by Message-ID: RETURNING does not promise an order
+    return [ids[row[5]] for row in rows]
+
+
+def _insert_keys(conn: Connection, rows: list[tuple], now: datetime) -> set[tuple[str, int | None]]:
+    """Insert keys, skipping those already held; the (key, email id) pairs that were inserted."""
+    if not rows:
+        return set()
+    # Sorted, so overlapping runs wait on each other's keys in one order and never deadlock.
+    result = _bulk_insert(conn, "notices", _KEY_COLUMNS, sorted(rows), {"created_at": ":now"}, now,
+                          'ON CONFLICT ("key") DO NOTHING RETURNING "key", email_id')
+    return {(key, email_id) for key, email_id in result}
+
+
+def _bulk_insert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple],
+                 constants: dict[str, str], now: datetime, tail: str):
+    """One INSERT … SELECT of every row, the rows passed as a single JSON array parameter."""
+    # Far faster than multi-row VALUES, whose thousands of placeholders the driver parses one by one;
+    # one statement also takes the rows' key locks in their order.
+    names = ", ".join(f'"{name}"' for name in columns + tuple(constants))
+    values = ", ".join(constants.values())
+    if conn.dialect.name == "postgresql":
+        picks = ", ".join(f"CAST(v->>{i} AS integer)" if name in _INTEGER_COLUMNS else f"v->>{i}"
+                          for i, name in enumerate(columns))
+        source = (f"SELECT {picks}, {values} FROM jsonb_array_elements(CAST(:rows AS jsonb)) "
+                  "WITH ORDINALITY AS u(v, n) ORDER BY n")
+    else:
+        picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+        # "WHERE true" lets SQLite's parser tell ON CONFLICT from a join's ON.
+        source = f"SELECT {picks}, {values} FROM json_each(:rows) WHERE true"
+    statement = text(f"INSERT INTO {table} ({names}) {source} {tail}")
+    statement = statement.bindparams(bindparam("now", type_=store.UtcDateTime()))
+    return conn.execute(statement, {"rows": json.dumps(rows, ensure_ascii=False), "now": now})
+
+
+def _drop(conn: Connection, email_ids: list[int], keys: list[str]) -> None:
+    if keys:
+        conn.execute(delete(notices).where(notices.c.key.in_(keys)))
+    if email_ids:
+        conn.execute(delete(emails).where(emails.c.id.in_(email_ids)))
+
+
+def _key_row(entry: OutboxEntry, key: str, email_id: int | None) -> tuple:
+    outcome = "email" if entry.status == "send" else entry.status
+    if outcome not in ("email", *KEY_OUTCOMES):
+        raise ValueError(f"cannot enqueue a notice with status {entry.status!r}")
+    return (key, entry.account, entry.notice, outcome, email_id)
+
+
+def _required_message_id(entry: OutboxEntry) -> str:
+    if not entry.message_id or not entry.keys:
+        raise ValueError(f"an email to send needs keys and a Message-ID ({entry.notice} for {entry.account})")
+    return entry.message_id
+
+
+@contextmanager
+def _transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction; on SQLite it takes the write lock first, so readers never race writers."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
+        conn.commit()
+
+
+# --- claim and record ----------------------------------------------------------------------------------
+
+_DUE = ("SELECT id FROM emails {hint} WHERE " + store.CLAIMABLE
+        + " AND (status = 'queued' OR next_attempt_at <= :now) ORDER BY id LIMIT :limit {lock}")
+_TAKE = ("UPDATE emails SET status = 'sending', fence = fence + 1, worker = :worker, lease_until = :until, "
+         "updated_at = :now WHERE id IN ({due}) {check} RETURNING id, fence, attempts, "
+         "message_id, payload, account_id, notice, payment_method_id, stage, locale")
+_CLAIM = {
+    # Rows another worker is claiming are skipped, not waited for: workers split the queue between them.
+    "postgresql": "WITH due AS MATERIALIZED (" + _DUE.format(hint="", lock="FOR UPDATE SKIP LOCKED") + ") "
+                  + _TAKE.format(due="SELECT id FROM due", check="AND " + store.CLAIMABLE),
+    # BEGIN IMMEDIATE already made this the only writer; the hint keeps SQLite off a sort of the queue.
+    "sqlite": _TAKE.format(due=_DUE.format(hint="INDEXED BY ix_emails_claimable", lock=""), check=""),
+}
+
+
+def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_seconds: int) -> list[Claim]:
+    """Take up to `limit` due emails for this worker under a lease; committed before it returns."""
+    statement = text(_CLAIM[engine.dialect.name]).bindparams(
+        bindparam("now", type_=store.UtcDateTime()), bindparam("until", type_=store.UtcDateTime()))
+    with _transaction(engine) as conn:
+        rows = conn.execute(statement, {"worker": worker, "limit": limit, "now": now,
+                                        "until": now + timedelta(seconds=lease_seconds)}).all()
+    return sorted((Claim(row.id, row.fence, row.attempts, row.message_id, decode_payload(row.payload),
+                         row.account_id, row.notice, row.payment_method_id, row.stage, row.locale)
+                   for row in rows), key=lambda claimed: claimed.email_id)
+
+
+def extend_leases(engine: Engine, claims: Sequence[Claim], *, now: datetime, lease_seconds: int) -> int:
+    """Push the lease of claims this worker still holds; how many it still held."""
+    if not claims:
+        return 0
+    statement = (update(emails).where(emails.c.id == bindparam("b_id"), emails.c.fence == bindparam("b_fence"),
+                                      emails.c.status == "sending")
+                 .values(lease_until=now + timedelta(seconds=lease_seconds)))
+    with _transaction(engine) as conn:
+        return conn.execute(statement, [{"b_id": c.email_id, "b_fence": c.fence} for c in claims]).rowcount
+
+
+def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_attempts: int,
+           backoff_seconds: int) -> RecordCounts:
+    """Write each outcome whose fence still holds its row; retries back off, then fail at the cap."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    with _transaction(engine) as conn:
+        ids = [result.email_id for result in results]
+        attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts).where(emails.c.id.in_(ids))).all())
+        rows = [_outcome(result, attempts[result.email_id] + 1, now, max_attempts, backoff_seconds)
+                for result in results if result.email_id in attempts]
+        for status in counts:  # one batch per status, so each rowcount says how many of them held
+            batch = [row for row in rows if row["b_status"] == status]
+            counts[status] = conn.execute(_RECORD, batch).rowcount if batch else 0
+    return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()))
+
+
+# The writer must hold the fence it claimed with. A row whose lease merely expired (unknown, not claimed
+# again: same fence, lease_until kept) still takes its holder's late outcome, which replaces "we do not
+# know" with what happened; once claimed again, released or resolved, the old holder is fenced out.
+_RECORD = (update(emails)
+           .where(emails.c.id == bindparam("b_id"), emails.c.fence == bindparam("b_fence"),
+                  text("status IN ('sending', 'unknown')"), emails.c.lease_until.is_not(None))
+           .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"),
+                   next_attempt_at=bindparam("b_next"), code=bindparam("b_code"), reply=bindparam("b_reply"),
+                   error=bindparam("b_error"), refused=bindparam("b_refused"), lease_until=None,
+                   updated_at=bindparam("b_now")))
+
+
+def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, backoff_seconds: int) -> dict:
+    status, next_at, error = result.status, None, result.error or None
+    if status not in OUTCOMES:
+        raise ValueError(f"not an outcome: {status!r}")
+    if status == "retry" and attempts >= max_attempts:
+        status, error = "failed", f"gave up after {attempts} attempts: {result.error or result.reply}"
+    elif status == "retry":
+        next_at = now + timedelta(seconds=backoff_seconds * 2 ** (attempts - 1))
+    return dict(b_id=result.email_id, b_fence=result.fence, b_status=status, b_attempts=attempts,
+                b_next=next_at, b_code=result.code, b_reply=result.reply or None, b_error=error,
+                b_refused=json.dumps(result.refused) if result.refused else None, b_now=now)
+
+
+# --- leases and reconciliation -------------------------------------------------------------------------
+
+def expire_leases(engine: Engine, *, now: datetime, unknown_policy: Literal["hold", "resend"]) -> int:
+    """Sending rows whose lease ran out become unknown; under resend, unknown rows go back once."""
+    with _transaction(engine) as conn:
+        expired = conn.execute(
+            update(emails).where(emails.c.status == "sending", emails.c.lease_until < now)
+            .values(status="unknown", updated_at=now,
+                    error="lease expired before an outcome was recorded (the worker stopped or stalled)")
+        ).rowcount
+        requeued = conn.execute(_requeue(now).where(emails.c.resent.is_(False))).rowcount \
+            if unknown_policy == "resend" else 0
+    if expired or requeued:
+        log.info("%d expired leases became unknown; %d unknown emails queued to be sent again",
+                 expired, requeued)
+    return expired
+
+
+def list_unknown(engine: Engine) -> list[UnknownEmail]:
+    """Emails whose delivery outcome is unknown, oldest first, with the keys they speak for."""
+    query = (select(emails.c.id, emails.c.account_id, emails.c.notice, emails.c.message_id,
+                    emails.c.updated_at, emails.c.worker, emails.c.error, emails.c.resent, notices.c.key)
+             .outerjoin(notices, notices.c.email_id == emails.c.id)
+             .where(emails.c.status == "unknown").order_by(emails.c.updated_at, emails.c.id, notices.c.key))
+    found: dict[int, UnknownEmail] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            held = found.get(row.id)
+            keys = (held.keys if held else ()) + ((row.key,) if row.key else ())
+            found[row.id] = UnknownEmail(row.id, row.account_id, row.notice, keys, row.message_id,
+                                         row.updated_at, row.worker, row.error, row.resent)
+    return list(found.values())
+
+
+def mark_sent(engine: Engine, email_ids: Iterable[int], *, now: datetime | None = None) -> int:
+    """Unknown emails an operator knows were delivered become sent; how many changed."""
+    statement = (update(emails).where(emails.c.id.in_(list(email_ids)), emails.c.status == "unknown")
+                 .values(status="sent", lease_until=None, updated_at=now or store.utcnow()))
+    with _transaction(engine) as conn:
+        return conn.execute(statement).rowcount
+
+
+def release(engine: Engine, email_ids: Iterable[int], *, now: datetime | None = None) -> int:
+    """Unknown emails go back to queued, same Message-ID, to be sent by the next run; how many changed."""
+    statement = _requeue(now or store.utcnow()).where(emails.c.id.in_(list(email_ids)))
+    with _transaction(engine) as conn:
+        return conn.execute(statement).rowcount
+
+
+def _requeue(now: datetime):
+    return (update(emails).where(emails.c.status == "unknown")
+            .values(status="queued", resent=True, lease_until=None, next_attempt_at=None, updated_at=now))
+
+
+def summary(engine: Engine) -> dict[str, int]:
+    """Emails per status and keys recorded without an email (skipped, superseded), for reports."""
+    counts = dict.fromkeys(STATUSES + KEY_OUTCOMES, 0)
+    with engine.connect() as conn:
+        counts.update(conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status)).all())
+        counts.update(conn.execute(select(notices.c.outcome, func.count())
+                                   .where(notices.c.outcome.in_(KEY_OUTCOMES))
+                                   .group_by(notices.c.outcome)).all())
+    return counts
+
+
+# --- payload -------------------------------------------------------------------------------------------
+
+def encode_payload(payload: dict) -> str:
+    """JSON text for a payload; Decimal, date and datetime values survive the round trip."""
+    return json.dumps(payload, default=_tag, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_payload(data: str) -> dict:
+    """The payload back, with its Decimal, date and datetime values restored."""
+    return json.loads(data, object_hook=_untag)
+
+
+def _tag(value: Any) -> dict:
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    raise TypeError(f"a payload cannot hold {type(value).__name__}")
+
+
+_UNTAG = {"$decimal": Decimal, "$datetime": datetime.fromisoformat, "$date": date.fromisoformat}
+
+
+def _untag(obj: dict) -> Any:
+    if len(obj) == 1:
+        (name, value), = obj.items()
+        if name in _UNTAG and isinstance(value, str):
+            return _UNTAG[name](value)
+    return obj

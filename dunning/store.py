@@ -104,6 +104,9 @@ charges = Table(
 )
 
 # The outbox: one row per email to send. Its status moves queued → sending → sent | retry | failed | unknown.
+# A row is claimable while its status is queued, or retry once next_attempt_at has passed.
+CLAIMABLE = "status IN ('queued', 'retry')"  # a literal, so both databases use the partial index below
+
 emails = Table(
     "emails", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -113,20 +116,23 @@ emails = Table(
     Column("stage", Integer),
     Column("locale", String, nullable=False),
     Column("status", String, nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("fence", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),  # delivery attempts recorded so far
+    Column("fence", Integer, nullable=False, default=0),  # bumped by every claim; outcomes must quote it
     Column("worker", String),
+    # Set while a worker holds the row (and kept when its lease expires) until an outcome is recorded.
     Column("lease_until", UtcDateTime),
-    Column("next_attempt_at", UtcDateTime),
+    Column("next_attempt_at", UtcDateTime),  # retry rows only
     Column("message_id", String, nullable=False),
     Column("payload", Text, nullable=False),  # JSON: recipients and render context
-    Column("resent", Boolean, nullable=False, default=False),  # unknown → queued once under "resend"
+    Column("resent", Boolean, nullable=False, default=False),  # unknown → queued at most once
+    Column("code", Integer),  # last SMTP reply code
     Column("reply", Text),
     Column("error", Text),
     Column("refused", Text),  # JSON: recipients refused at RCPT, with code and text
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
-    Index("ix_emails_status_next", "status", "next_attempt_at"),
+    Index("ix_emails_claimable", "id", postgresql_where=text(CLAIMABLE), sqlite_where=text(CLAIMABLE)),
+    Index("ix_emails_status_lease", "status", "lease_until"),
 )
 
 # The ledger of notice keys: a key held here is never sent again.
@@ -136,7 +142,7 @@ notices = Table(
     Column("account_id", String, nullable=False, index=True),
     Column("notice", String, nullable=False),
     Column("outcome", String, nullable=False),  # email | skipped | superseded
-    Column("email_id", Integer),
+    Column("email_id", Integer, index=True),
     Column("created_at", UtcDateTime, nullable=False),
 )
 
