@@ -1,0 +1,96 @@
+"""A plan as the contract's JSON array or as a table for people, written batch by batch (never held whole)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cache
+from typing import Any, TextIO
+
+from babel.numbers import get_currency_precision
+from rich.console import Console
+from rich.text import Text
+
+from dunning.policy import PlannedNotice
+
+STATUSES = ("send", "deferred", "skipped", "superseded")
+
+
+@cache
+def _quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-get_currency_precision(currency))
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    """A decimal string with the currency's own number of decimals: "1234.50" EUR, "1500" JPY."""
+    return str(amount.quantize(_quantum(currency), rounding=ROUND_HALF_EVEN))
+
+
+def notice_json(notice: PlannedNotice) -> dict[str, Any]:
+    """The contract's object for one planned email; cc, catalog and the locale request are added fields."""
+    return {
+        "account": notice.account, "notice": notice.notice, "stage": notice.stage,
+        "payment_method": notice.payment_method, "status": notice.status,
+        "amounts": {currency: format_amount(amount, currency) for currency, amount in sorted(notice.amounts.items())},
+        "invoices": sorted(notice.invoices), "subscriptions": sorted(notice.subscriptions),
+        "locale": notice.locale, "to": sorted(notice.to), "keys": sorted(notice.keys),
+        "cc": sorted(notice.cc), "catalog": notice.catalog, "requested_locale": notice.requested_locale,
+        "locale_fallback": notice.locale_fallback,
+    }
+
+
+def write_json(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[str]:
+    """Stream the plan as a JSON array, one object per line; returns the count per status."""
+    counts: Counter[str] = Counter()
+    out.write("[")
+    for batch in batches:
+        for notice in batch:
+            out.write(",\n" if counts.total() else "\n")
+            out.write(json.dumps(notice_json(notice), ensure_ascii=False))
+            counts[notice.status] += 1
+    out.write("\n]\n" if counts.total() else "]\n")
+    return counts
+
+
+PIPE_WIDTH = 200
+STYLES = {"send": "green", "deferred": "yellow", "skipped": "dim", "superseded": "dim"}
+COLUMNS = (("account", 16), ("notice", 18), ("stage", 5), ("amounts", 22), ("status", 10), ("why", 0))
+
+
+def table_row(notice: PlannedNotice) -> tuple[str, ...]:
+    """The table's cells for one entry: account, notice, stage, amounts, status, why."""
+    amounts = ", ".join(f"{c} {format_amount(a, c)}" for c, a in sorted(notice.amounts.items()))
+    stage = "" if notice.stage is None else str(notice.stage)
+    return notice.account, notice.notice, stage, amounts or "-", notice.status, notice.why
+
+
+def _line(cells: tuple[str, ...], status: str | None) -> Text:
+    line = Text(no_wrap=True, overflow="ignore")
+    for (name, width), cell in zip(COLUMNS, cells):
+        padded = cell.rjust(width) if name == "stage" else cell.ljust(width)
+        line.append(padded, style=STYLES[status] if name == "status" and status else "")
+        if name != "why":
+            line.append("  ")
+    return line
+
+
+def write_table(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[str]:
+    """Print the plan as aligned columns, one line per entry as each batch comes, then a summary line."""
+    console = Console(file=out, highlight=False, width=PIPE_WIDTH, soft_wrap=True)
+    console.print(_line(tuple(name for name, _ in COLUMNS), None), style="bold")
+    counts: Counter[str] = Counter()
+    for batch in batches:
+        for notice in batch:
+            console.print(_line(table_row(notice), notice.status))
+            counts[notice.status] += 1
+    console.print(summary(counts))
+    return counts
+
+
+def summary(counts: Counter[str]) -> str:
+    """One line: how many entries of each status, e.g. "3 send, 1 deferred, 0 skipped, 0 superseded"."""
+    if not counts:
+        return "nothing is due"
+    return ", ".join(f"{counts[status]} {status}" for status in STATUSES)
