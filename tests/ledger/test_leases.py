@@ -1,0 +1,109 @@
+"""Leases and fences: crashed workers, stalled workers, and many workers sharing one queue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from dunning import ledger, store
+from dunning.ledger import RecordCounts, Result
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+LEASE = 60
+EXPIRED = T0 + timedelta(seconds=LEASE + 1)
+
+
+def row(engine, email_id: int):
+    with engine.connect() as conn:
+        return conn.execute(select(store.emails).where(store.emails.c.id == email_id)).one()
+
+
+def claim(engine, at=T0, *, worker="w1", limit=100):
+    return ledger.claim(engine, worker=worker, limit=limit, now=at, lease_seconds=LEASE)
+
+
+def record(engine, results, at=T0):
+    return ledger.record(engine, results, now=at, max_attempts=3, backoff_seconds=100)
+
+
+def test_expired_leases_become_unknown_and_are_held(engine, sends):
+    """Under hold, a sending email whose lease ran out becomes unknown and is reported, not sent again."""
+    ledger.enqueue(engine, sends(2), now=T0)
+    crashed = claim(engine)
+    assert ledger.expire_leases(engine, now=T0 + timedelta(seconds=LEASE - 1), unknown_policy="hold") == 0
+    assert ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold") == 2
+    assert ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold") == 0
+    assert claim(engine, EXPIRED + timedelta(days=1)) == []
+    unknown = ledger.list_unknown(engine)
+    assert [u.email_id for u in unknown] == [c.email_id for c in crashed]
+    assert unknown[0].since == EXPIRED and unknown[0].worker == "w1"
+    assert unknown[0].keys == ("past_due:acct_0:pm_0:2026-11-01:1",)
+    assert unknown[0].message_id == "<past_due.0@billing.example>"
+
+
+def test_resend_requeues_unknown_once_with_the_same_message_id(engine, sends):
+    """Under resend, an unknown email is queued again exactly once, keeping its Message-ID."""
+    ledger.enqueue(engine, sends(1), now=T0)
+    (first,) = claim(engine)
+    assert ledger.expire_leases(engine, now=EXPIRED, unknown_policy="resend") == 1
+    assert row(engine, first.email_id).status == "queued"
+    (again,) = claim(engine, EXPIRED, worker="w2")
+    assert (again.email_id, again.message_id, again.fence) == (first.email_id, first.message_id, 2)
+    later = EXPIRED + timedelta(seconds=LEASE + 1)
+    assert ledger.expire_leases(engine, now=later, unknown_policy="resend") == 1
+    assert row(engine, first.email_id).status == "unknown"
+    assert claim(engine, later + timedelta(days=1)) == []
+
+
+def test_a_stalled_worker_cannot_record_over_the_new_owner(engine, sends):
+    """Once a row is claimed again, the outcome of its old holder changes nothing and is counted fenced out."""
+    ledger.enqueue(engine, sends(1), now=T0)
+    (stalled,) = claim(engine)
+    ledger.expire_leases(engine, now=EXPIRED, unknown_policy="resend")
+    (owner,) = claim(engine, EXPIRED, worker="w2")
+    assert record(engine, [Result(stalled.email_id, stalled.fence, "failed", code=550)],
+                  EXPIRED) == RecordCounts(fenced_out=1)
+    assert row(engine, owner.email_id).status == "sending"
+    assert record(engine, [Result(owner.email_id, owner.fence, "sent", code=250)], EXPIRED) == RecordCounts(sent=1)
+    done = row(engine, owner.email_id)
+    assert (done.status, done.worker, done.code, done.fence) == ("sent", "w2", 250, 2)
+
+
+def test_a_late_outcome_resolves_an_unknown_nobody_took_over(engine, sends):
+    """Under hold, the late outcome of the lease holder still replaces unknown, since nobody claimed it since."""
+    ledger.enqueue(engine, sends(2), now=T0)
+    late, released = claim(engine)
+    ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold")
+    assert ledger.release(engine, [released.email_id], now=EXPIRED) == 1
+    counts = record(engine, [Result(late.email_id, late.fence, "sent", code=250),
+                             Result(released.email_id, released.fence, "sent", code=250)], EXPIRED)
+    assert counts == RecordCounts(sent=1, fenced_out=1)
+    assert (row(engine, late.email_id).status, row(engine, released.email_id).status) == ("sent", "queued")
+    assert ledger.list_unknown(engine) == []
+
+
+def test_extending_a_lease_keeps_the_row_from_expiring(engine, sends):
+    """A worker that extends its lease keeps its rows; a worker that lost them extends nothing."""
+    ledger.enqueue(engine, sends(2), now=T0)
+    held = claim(engine)
+    assert ledger.extend_leases(engine, held[:1], now=T0 + timedelta(seconds=50), lease_seconds=LEASE) == 1
+    assert ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold") == 1
+    assert row(engine, held[0].email_id).status == "sending"
+    assert ledger.extend_leases(engine, held, now=EXPIRED, lease_seconds=LEASE) == 1
+
+
+def test_two_processes_split_the_queue_without_overlap(engine, sends, database_url, run_workers):
+    """Two worker processes claiming from one queue of 500 emails claim every email exactly once."""
+    for start in range(0, 500, 250):
+        ledger.enqueue(engine, sends(250, start), now=T0)
+    first, second = run_workers(["claim", database_url, "w1", "5"], ["claim", database_url, "w2", "5"])
+    assert first and second, "both workers should have taken part"
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 500
+    with engine.connect() as conn:
+        ids = set(conn.execute(select(store.emails.c.id)).scalars())
+        workers = dict(conn.execute(select(store.emails.c.worker, store.emails.c.id)).all())
+    assert {int(i) for i in first + second} == ids
+    assert set(workers) == {"w1", "w2"}
+    assert ledger.summary(engine)["sending"] == 500
