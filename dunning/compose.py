@@ -1,0 +1,227 @@
+"""Template composition at compile time: `{% extends %}`, `{% block %}` and `{% include %}` resolved once.
+
+A template is read as a list of units: text, and Jinja tags kept as written (a whole
+`{% trans %}…{% endtrans %}` or `{% raw %}` block is one tag). Composition inlines the layout,
+the blocks and the partials, so what is rendered per email is one flat template.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from jinja2 import Environment, TemplateNotFound, TemplateSyntaxError
+from jinja2.loaders import split_template_path
+
+from dunning.errors import TemplateError
+
+COMMENT = "#"                                  # the word of a {# comment #} tag
+OUTPUT_WORDS = (None, "trans", "raw")          # tags that write text: {{ … }}, {% trans %}, {% raw %}
+_COMPOSE_WORDS = ("block", "endblock", "include", "extends")
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """One Jinja tag as written, with the template and line it comes from."""
+
+    text: str
+    template: str
+    line: int
+    word: str | None          # first word of a {% %} statement ("if", "block", "trans"); None for {{ }}
+    arg: str | None = None    # block name, or the literal template name of extends/include
+
+
+Unit = str | Tag
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A generated Jinja source and, for each of its tags, the template line it was written on."""
+
+    text: str
+    lines: tuple[tuple[int, str, int], ...] = field(repr=False)   # (line here, template, line there)
+
+    def origin(self, line: int) -> tuple[str, int] | None:
+        """The template and line that a line of this source comes from."""
+        index = bisect.bisect_right(self.lines, (line, "\uffff", 0)) - 1
+        return (self.lines[index][1], self.lines[index][2]) if index >= 0 else None
+
+
+def scan(env: Environment, source: str, name: str) -> list[Unit]:
+    """A template's text and tags, in order."""
+    units: list[Unit] = []
+    tokens = env.lexer.tokeniter(source, name)
+    for line, kind, value in tokens:
+        if kind == "data":
+            units.append(value)
+        elif kind == "variable_begin":
+            units.append(Tag(value + _until(tokens, "variable_end")[0], name, line, None))
+        elif kind == "raw_begin":
+            units.append(Tag(value + _until(tokens, "raw_end")[0], name, line, "raw"))
+        elif kind == "comment_begin":
+            units.append(Tag(value + _until(tokens, "comment_end")[0], name, line, COMMENT))
+        elif kind == "block_begin":
+            units.append(_statement(tokens, value, name, line))
+    return units
+
+
+def _until(tokens: Iterator[tuple[int, str, str]], end: str) -> tuple[str, list[tuple[str, str]]]:
+    text, significant = [], []
+    for _, kind, value in tokens:
+        text.append(value)
+        if kind == end:
+            return "".join(text), significant
+        if kind != "whitespace":
+            significant.append((kind, value))
+    raise TemplateError(f"unexpected end of template, expected {end}")
+
+
+def _statement(tokens: Iterator[tuple[int, str, str]], begin: str, name: str, line: int) -> Tag:
+    rest, words = _until(tokens, "block_end")
+    word = words[0][1] if words and words[0][0] == "name" else None
+    text = begin + rest
+    if word == "trans":
+        while True:
+            inner, _ = _until(tokens, "block_begin")
+            closing, closing_words = _until(tokens, "block_end")
+            text += inner + closing
+            if closing_words and closing_words[0] == ("name", "endtrans"):
+                return Tag(text, name, line, "trans")
+    arg = None
+    if word == "block" and len(words) > 1:
+        arg = words[1][1]
+    elif word in ("extends", "include") and len(words) == 2 and words[1][0] == "string":
+        arg = ast.literal_eval(words[1][1])
+    return Tag(text, name, line, word, arg)
+
+
+def standalone_lines(units: list[Unit]) -> list[Unit]:
+    """A line holding only silent tags ({% if %}, {% endfor %}, comments) leaves no line in the output."""
+    out = list(units)
+    index = 0
+    while index < len(out):
+        if _silent(out[index]) and _at_line_start(out, index):
+            end = index
+            while end + 1 < len(out) and _silent(out[end + 1]):
+                end += 1
+            after = end + 1
+            if after < len(out) and isinstance(out[after], str) and out[after].startswith("\n"):
+                out[after] = out[after][1:]
+            index = end
+        index += 1
+    return out
+
+
+def _silent(unit: Unit) -> bool:
+    return isinstance(unit, Tag) and unit.word not in (*OUTPUT_WORDS, "include")
+
+
+def _at_line_start(units: list[Unit], index: int) -> bool:
+    before = next((u for u in reversed(units[:index]) if u != ""), None)
+    return before is None or (isinstance(before, str) and before.endswith("\n"))
+
+
+class Composer:
+    """Resolves extends, blocks and includes of one template, remembering every file it reads."""
+
+    def __init__(self, env: Environment, templates_dir: Path, *, text: bool,
+                 skip: tuple[str, ...] = ()) -> None:
+        self.env, self.templates_dir, self.text, self.skip = env, Path(templates_dir), text, skip
+        self.files: list[Path] = []
+
+    def units(self, name: str) -> list[Unit]:
+        """One template's units (syntax checked; a final newline dropped, as Jinja does)."""
+        try:
+            path = self.templates_dir.joinpath(*split_template_path(name))
+            source = path.read_text(encoding="utf-8")
+        except (OSError, TemplateNotFound) as exc:
+            raise TemplateError(f"cannot read template {name}: {exc}", template=name) from None
+        self.files.append(path)
+        source = source[:-1] if source.endswith("\n") else source
+        try:
+            self.env.parse(source, name, str(path))
+            units = scan(self.env, source, name)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(f"{name} line {exc.lineno}: {exc.message}", template=name,
+                                line=exc.lineno) from None
+        return standalone_lines(units) if self.text else units
+
+    def compose(self, name: str, overrides: dict[str, list[Unit]] | None = None,
+                stack: tuple[str, ...] = ()) -> tuple[list[Unit], dict[str, list[Unit]]]:
+        """The flat units of a template, and the final content of every block."""
+        if name in stack:
+            raise TemplateError(f"{name} extends or includes itself (via {' → '.join(stack)})", template=name)
+        units = self.units(name)
+        merged = {**_blocks(units), **(overrides or {})}
+        parent = next((u for u in units if isinstance(u, Tag) and u.word == "extends"), None)
+        if parent is not None:
+            if parent.arg is None:
+                raise tag_error(parent, "extends needs a literal template name here")
+            return self.compose(parent.arg, merged, (*stack, name))
+        return self.fill(units, merged, (*stack, name), skip=self.skip), merged
+
+    def fill(self, units: list[Unit], blocks: dict[str, list[Unit]], stack: tuple[str, ...],
+             skip: tuple[str, ...]) -> list[Unit]:
+        """Units with blocks replaced by their final content, partials inlined, comments dropped."""
+        out: list[Unit] = []
+        index = 0
+        while index < len(units):
+            unit = units[index]
+            index += 1
+            if not isinstance(unit, Tag) or unit.word not in (*_COMPOSE_WORDS, COMMENT):
+                out.append(unit)
+            elif unit.word == "block":
+                end = _block_end(units, index - 1)
+                if unit.arg not in skip:
+                    out += self.fill(blocks.get(unit.arg or "", units[index:end]), blocks, stack, skip)
+                index = end + 1
+            elif unit.word == "include":
+                if unit.arg is None:
+                    raise tag_error(unit, "include needs a literal template name here")
+                out += self.compose(unit.arg, None, stack)[0]
+            elif unit.word in ("endblock", "extends"):
+                raise tag_error(unit, f"unexpected {unit.word}")
+        return out
+
+
+def _blocks(units: list[Unit]) -> dict[str, list[Unit]]:
+    found: dict[str, list[Unit]] = {}
+    for index, unit in enumerate(units):
+        if isinstance(unit, Tag) and unit.word == "block":
+            if unit.arg in found:
+                raise tag_error(unit, f"block {unit.arg!r} defined twice")
+            found[unit.arg or ""] = units[index + 1:_block_end(units, index)]
+    return found
+
+
+def _block_end(units: list[Unit], start: int) -> int:
+    depth = 0
+    for index in range(start, len(units)):
+        unit = units[index]
+        if isinstance(unit, Tag) and unit.word in ("block", "endblock"):
+            depth += 1 if unit.word == "block" else -1
+            if depth == 0:
+                return index
+    raise tag_error(units[start], "block is never closed")  # type: ignore[arg-type]
+
+
+def join(units: list[Unit]) -> Source:
+    """Units as one Jinja source, with the origin of each tag's line."""
+    pieces, lines, line = [], [], 1
+    for unit in units:
+        if isinstance(unit, Tag):
+            lines.append((line, unit.template, unit.line))
+            text = unit.text
+        else:
+            text = unit
+        pieces.append(text)
+        line += text.count("\n")
+    return Source("".join(pieces), tuple(lines))
+
+
+def tag_error(tag: Tag, message: str) -> TemplateError:
+    """A TemplateError pointing at a tag's template and line."""
+    return TemplateError(f"{tag.template} line {tag.line}: {message}", template=tag.template, line=tag.line)

@@ -1,0 +1,184 @@
+"""Translation catalogs read straight from .po files, the locale an email is written in, Babel formatting."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date, format_time, get_datetime_format
+from babel.lists import format_list
+from babel.messages.pofile import PoFileError, read_po
+from babel.messages.mofile import write_mo
+from babel.numbers import format_currency
+from babel.support import Translations
+
+from dunning.errors import TemplateError
+from dunning.locales import negotiate, normalize
+
+log = logging.getLogger(__name__)
+
+CATALOG_PATH = Path("LC_MESSAGES") / "messages.po"
+_MEMO_LIMIT = 20_000  # formatted values kept per locale; plan prices and due dates repeat a lot
+
+
+@dataclass(frozen=True, slots=True)
+class LocaleChoice:
+    """The catalog chosen for a requested locale, and how the email is labelled and formatted."""
+
+    requested: str       # as given: "fr-FR", "pt_BR", "ja-JP"
+    locale: str          # catalog locale, Babel form: "fr"
+    format_locale: str   # numbers and dates: the requested region when its language has the catalog
+    lang: str            # BCP 47 for <html lang> and Content-Language: "fr-FR"
+    dir: str             # "ltr" | "rtl"
+
+    @property
+    def fallback(self) -> bool:
+        """True when the requested language has no catalog and another language is used."""
+        requested = normalize(self.requested)
+        return requested is None or requested.split("_")[0] != self.locale.split("_")[0]
+
+
+def catalog_path(locales_dir: Path, locale: str) -> Path:
+    """Where a locale's catalog lives: locales/<locale>/LC_MESSAGES/messages.po."""
+    return locales_dir / locale / CATALOG_PATH
+
+
+def find_locales(locales_dir: Path) -> frozenset[str]:
+    """Babel-form ids of the locales that have a messages.po."""
+    if not locales_dir.is_dir():
+        return frozenset()
+    return frozenset(p.name for p in locales_dir.iterdir() if catalog_path(locales_dir, p.name).is_file())
+
+
+def load_catalog(path: Path, locale: str) -> Translations:
+    """A .po file as gettext translations, fuzzy entries left out (no compile step needed)."""
+    try:
+        with path.open("rb") as fp:
+            catalog = read_po(fp, locale=locale, abort_invalid=True)
+    except (OSError, PoFileError, ValueError) as exc:
+        raise TemplateError(f"{path}: cannot read catalog: {exc}", template=str(path), locale=locale) from None
+    buffer = BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(buffer, domain="messages")
+
+
+class Catalogs:
+    """The catalogs under one locales directory, reloaded when a .po file changes."""
+
+    def __init__(self, locales_dir: Path, default_locale: str = "en", *, reload_interval: float = 0.0) -> None:
+        self.locales_dir = Path(locales_dir)
+        self.default_locale = default_locale
+        self.reload_interval = reload_interval   # seconds between checks of a .po file for changes
+        self.available = find_locales(self.locales_dir)
+        if default_locale not in self.available:
+            raise TemplateError(f"the default locale {default_locale!r} has no catalog "
+                                f"({catalog_path(self.locales_dir, default_locale)})", locale=default_locale)
+        self._loaded: dict[str, _Loaded] = {}
+        self._choices: dict[str, LocaleChoice] = {}
+
+    def choose(self, requested: str) -> LocaleChoice:
+        """Negotiate a catalog for a locale; a fallback to another language is logged (once) and flagged."""
+        choice = self._choices.get(requested)
+        if choice is None:
+            choice = self._choices[requested] = self._negotiate(requested)
+            if choice.fallback:
+                log.warning("no catalog for locale %r: emails fall back to %r", requested, choice.locale)
+        return choice
+
+    def _negotiate(self, requested: str) -> LocaleChoice:
+        locale = negotiate(requested, self.available, self.default_locale)
+        wanted = normalize(requested)
+        same_language = wanted is not None and wanted.split("_")[0] == locale.split("_")[0]
+        format_locale = wanted if same_language else locale
+        parsed = Locale.parse(format_locale)
+        return LocaleChoice(requested=requested, locale=locale, format_locale=format_locale,
+                            lang=format_locale.replace("_", "-"), dir=parsed.text_direction)
+
+    def translations(self, locale: str) -> Translations:
+        """The current translations of an available locale (re-read when its .po changed)."""
+        return self._current(locale).translations
+
+    def _current(self, locale: str) -> _Loaded:
+        loaded, now = self._loaded.get(locale), time.monotonic()
+        if loaded is not None and now - loaded.checked < self.reload_interval:
+            return loaded
+        path = catalog_path(self.locales_dir, locale)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            raise TemplateError(f"no catalog for locale {locale!r}: {path}", locale=locale) from None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if loaded is None or loaded.stamp != stamp:
+            loaded = self._loaded[locale] = _Loaded(stamp, load_catalog(path, locale), now)
+        loaded.checked = now
+        return loaded
+
+
+@dataclass(slots=True)
+class _Loaded:
+    stamp: tuple[int, int]
+    translations: Translations
+    checked: float
+
+
+class Formats:
+    """Money, dates and lists the way CLDR writes them in one locale (results memoized)."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = Locale.parse(locale)
+        self._memo: dict[tuple[Any, ...], str] = {}
+
+    def _remember(self, key: tuple[Any, ...], value: str) -> str:
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = value
+        return value
+
+    def money(self, amount: Decimal | int | str, currency: str) -> str:
+        """`1 234,50 €` in fr, `€1,234.50` in en; the currency's own number of decimals (JPY: none)."""
+        key = ("money", amount, currency)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._remember(key, format_currency(Decimal(amount), currency, locale=self.locale))
+        return found
+
+    def date(self, value: date | datetime, timezone: str | None = None, format: str = "long") -> str:
+        """A calendar date (`1 novembre 2026`); an aware datetime is first taken to the timezone."""
+        if isinstance(value, datetime):
+            value = _local(value, timezone).date()
+        key = ("date", value, format)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._remember(key, format_date(value, format, locale=self.locale))
+        return found
+
+    def datetime(self, value: datetime, timezone: str | None = None, format: str = "long") -> str:
+        """A date and a short time in the timezone: `November 4, 2026 at 7:00 AM`."""
+        local = _local(value, timezone)
+        pattern = get_datetime_format(format, locale=self.locale)
+        time_text = format_time(local, "short", locale=self.locale)
+        return pattern.replace("'", "").replace("{0}", time_text).replace("{1}", self.date(local, None, format))
+
+    def list(self, items: list[str]) -> str:
+        """`A, B et C`: items joined the way the language writes a list."""
+        key = ("list", *items)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._remember(key, format_list(list(items), locale=self.locale) if items else "")
+        return found
+
+
+def _local(value: datetime, timezone: str | None) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: datetimes in the context must be aware")
+    return value.astimezone(ZoneInfo(timezone)) if timezone else value

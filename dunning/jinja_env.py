@@ -1,0 +1,203 @@
+"""The sandboxed Jinja environment of one locale, and the filters templates may use.
+
+HTML templates (`*.mjml`) are autoescaped; text templates (`*.txt`), the subject and the
+preheader are plain text. Each locale gets its own environment: its catalog and formats, and
+its constant strings translated once, when a template is compiled (`{{ _("Invoice") }}` and a
+`{% trans %}` without plural become text; their named values are still filled and escaped per
+email). The locale constants (lang, dir, start, end, locale) are folded the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable
+
+from babel.support import NullTranslations
+from jinja2 import StrictUndefined, nodes, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
+from markupsafe import Markup, escape
+
+from dunning.i18n import Formats
+
+GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
+CARD_BRANDS = {
+    "amex": "American Express", "american_express": "American Express", "cartes_bancaires": "Cartes Bancaires",
+    "diners": "Diners Club", "discover": "Discover", "jcb": "JCB", "mastercard": "Mastercard",
+    "unionpay": "UnionPay", "visa": "Visa",
+}
+
+
+def autoescape(name: str | None) -> bool:
+    """Escape HTML in the email's HTML template only (not in text, subject or preheader)."""
+    return name is not None and name.endswith(".mjml")
+
+
+class EmailEnvironment(ImmutableSandboxedEnvironment):
+    """Sandboxed, autoescaped HTML, StrictUndefined, trimmed newstyle gettext, email filters."""
+
+    def __init__(self, translations: NullTranslations | None = None, formats: Formats | None = None,
+                 constants: Mapping[str, str] | None = None) -> None:
+        super().__init__(autoescape=autoescape, undefined=StrictUndefined, extensions=["jinja2.ext.i18n"],
+                         lstrip_blocks=True, auto_reload=False)
+        self.policies["ext.i18n.trimmed"] = True
+        self.translations = translations
+        self.constants = dict(constants or {})
+        if translations is None:   # composing and checking only: rendering needs a catalog
+            self.install_null_translations(newstyle=True)
+            for name in GETTEXT_NAMES:
+                self.globals.pop(name, None)
+        else:
+            self.install_gettext_translations(translations, newstyle=True)
+        self.globals.update(self.constants)
+        if formats is not None:
+            self.filters.update(email_filters(formats))
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`invoice.due_date` on a dict reads its item first (fast, and never a dict method)."""
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def compile(self, source: Any, name: str | None = None, filename: str | None = None,
+                raw: bool = False, defer_init: bool = False) -> Any:
+        """Compile with this locale's constant strings and constants folded in."""
+        if self.translations is not None:
+            tree = self.parse(source, name, filename) if isinstance(source, str) else source
+            source = _Fold(self).visit(tree)
+        return super().compile(source, name, filename, raw, defer_init)
+
+
+class _Fold(NodeTransformer):
+    """Replaces constant gettext calls with their translation and locale constants with their value."""
+
+    def __init__(self, env: EmailEnvironment) -> None:
+        self.env = env
+        self.stored: set[str] = set()
+        # folded call → the pieces a {{ }} may write in turn (the node is kept so that its id stays its own)
+        self.pieces: dict[int, tuple[nodes.Node, list[nodes.Node]]] = {}
+
+    def visit_Template(self, node: nodes.Template) -> nodes.Node:
+        self.stored = {n.name for n in node.find_all(nodes.Name) if n.ctx != "load"}
+        return self.generic_visit(node)
+
+    def visit_Name(self, node: nodes.Name) -> nodes.Node:
+        if node.ctx == "load" and node.name in self.env.constants and node.name not in self.stored:
+            return self._new(nodes.Const(self.env.constants[node.name]), node)
+        return node
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        node = self.generic_visit(node)
+        children: list[nodes.Node] = []
+        for child in node.nodes:
+            folded, pieces = self.pieces.get(id(child), (None, None))
+            children += pieces if folded is child else [child]
+        node.nodes = children
+        return node
+
+    def visit_Call(self, node: nodes.Call) -> nodes.Node:
+        node = self.generic_visit(node)
+        callee = node.node
+        if (not isinstance(callee, nodes.Name) or callee.name in self.stored or node.dyn_args
+                or node.dyn_kwargs or not all(isinstance(a, nodes.Const) for a in node.args)):
+            return node
+        translations, args = self.env.translations, [a.value for a in node.args]
+        variables = {k.key: k.value for k in node.kwargs}
+        if callee.name in ("gettext", "_") and len(args) == 1:
+            text = translations.gettext(args[0])
+        elif callee.name == "pgettext" and len(args) == 2:
+            text = translations.pgettext(*args)
+            variables.setdefault("context", nodes.Const(args[0]))
+        else:
+            return node
+        folded = self._new(nodes.Mod(nodes.MarkSafeIfAutoescape(nodes.Const(text)),
+                                     nodes.Dict([nodes.Pair(nodes.Const(k), v) for k, v in variables.items()])),
+                           node)
+        pieces = _pieces(text, variables)
+        if pieces is not None:
+            self.pieces[id(folded)] = (folded, [self._new(p, node) if isinstance(p, nodes.TemplateData) else p
+                                                for p in pieces])
+        return folded
+
+    def _new(self, new: nodes.Node, old: nodes.Node) -> nodes.Node:
+        new.set_lineno(old.lineno)
+        new.set_environment(self.env)
+        return new
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+def _pieces(text: str, variables: dict[str, nodes.Expr]) -> list[nodes.Node] | None:
+    """`Hello %(name)s,` → [text "Hello ", the name's value, text ","]; None unless plain %(name)s only.
+
+    The text is the translator's, trusted as newstyle gettext trusts it; each value is written on
+    its own, so it is escaped in HTML as `Markup(text) % values` would escape it.
+    """
+    if "%" in _PLACEHOLDER.sub("", text):
+        return None
+    pieces: list[nodes.Node] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1)
+        if name is not None and name not in variables:
+            return None
+        pieces.append(nodes.TemplateData(text[position:match.start()] + ("%" if name is None else "")))
+        if name is not None:
+            pieces.append(variables[name])
+        position = match.end()
+    pieces.append(nodes.TemplateData(text[position:]))
+    return [p for p in pieces if not (isinstance(p, nodes.TemplateData) and not p.data)]
+
+
+def email_filters(formats: Formats) -> dict[str, Callable[..., Any]]:
+    """The filters of one locale: money, date, datetime, amounts, names, bidi, card_brand."""
+
+    def money(amount: Decimal | int | str, currency: str) -> str:
+        """`{{ invoice.outstanding|money(invoice.currency) }}` → `1 234,50 €` in fr, `€1,234.50` in en."""
+        return formats.money(amount, currency)
+
+    @pass_context
+    def date_filter(context: Context, value: date | datetime, format: str = "long") -> str:
+        """`{{ invoice.due_date|date }}` → `1 novembre 2026`; `|date("medium")` → `1 nov. 2026`."""
+        return formats.date(value, context["timezone"], format)
+
+    @pass_context
+    def datetime_filter(context: Context, value: datetime, format: str = "long") -> str:
+        """`{{ failure.next_retry_at|datetime }}` → date and time in the account's timezone."""
+        return formats.datetime(value, context["timezone"], format)
+
+    def amounts(balance: Iterable[Mapping[str, Any]]) -> str:
+        """`{{ balance|amounts }}` → `1 234,50 € et 12 000 JPY`: every currency of the balance."""
+        return formats.list([formats.money(item["amount"], item["currency"]) for item in balance])
+
+    @pass_context
+    def names(context: Context, items: Iterable[Mapping[str, Any] | str]) -> str:
+        """`{{ subscriptions|names }}` → `Pro, Team et Storage`, each name isolated for right-to-left text."""
+        texts = [item if isinstance(item, str) else item["name"] for item in items]
+        if not context.eval_ctx.autoescape:
+            return formats.list(texts)
+        return Markup(formats.list([_isolated(text) for text in texts]))
+
+    @pass_context
+    def bidi(context: Context, value: str) -> str:
+        """`{{ account.name|bidi }}`: in HTML, keeps a right-to-left name from reordering the sentence."""
+        return _isolated(value) if context.eval_ctx.autoescape else value
+
+    return {"money": money, "date": date_filter, "datetime": datetime_filter, "amounts": amounts,
+            "names": names, "bidi": bidi, "card_brand": card_brand}
+
+
+def _isolated(text: str) -> Markup:
+    return Markup(f'<span dir="auto">{escape(text)}</span>')
+
+
+def card_brand(brand: str | None) -> str:
+    """`visa` → `Visa`, `amex` → `American Express`; an unknown brand is shown as given."""
+    if not brand:
+        return ""
+    return CARD_BRANDS.get(brand.lower(), brand)

@@ -1,0 +1,197 @@
+"""Notice + locale + context → subject, HTML and text: MJML compiled once, sandboxed Jinja per email.
+
+Per notice, the MJML and text templates are built into flat Jinja sources once (dunning.compiler),
+rebuilt when one of their files changes. Per locale, those sources are compiled once into Jinja
+templates of that locale's environment (its constant strings already translated), recompiled when
+its catalog changes. Per email, only the four templates are rendered.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from babel.support import NullTranslations
+from jinja2 import Template, TemplateError as JinjaError, TemplateSyntaxError
+
+from dunning.compiler import Compiled, compile_notice
+from dunning.compose import Source
+from dunning.errors import TemplateError
+from dunning.i18n import Catalogs, Formats, LocaleChoice
+from dunning.jinja_env import EmailEnvironment
+
+NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
+PARTS = ("subject", "preheader", "html", "text")
+_NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """One email, ready for MIME: subject, preheader, HTML and text parts, language and direction."""
+
+    notice: str
+    locale: str      # the catalog used (Babel form); its language differs from the request on a fallback
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    lang: str        # BCP 47 for <html lang> and Content-Language, e.g. "fr-FR" or "ar"
+    dir: str         # "ltr" | "rtl"
+
+
+@dataclass(slots=True)
+class _Built:
+    compiled: Compiled
+    paths: tuple[str, ...]
+    signature: tuple[tuple[int, int] | None, ...]
+    checked: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Localized:
+    compiled: Compiled
+    env: EmailEnvironment
+    templates: dict[str, Template]
+
+
+class Renderer:
+    """Renders notices from templates_dir (MJML + text) with catalogs from locales_dir."""
+
+    def __init__(self, templates_dir: Path, locales_dir: Path, default_locale: str = "en", *,
+                 reload_interval: float = 1.0) -> None:
+        """reload_interval: seconds between checks of the template and .po files for changes (0: every email)."""
+        self.templates_dir = Path(templates_dir)
+        self.reload_interval = reload_interval
+        self.catalogs = Catalogs(Path(locales_dir), default_locale, reload_interval=reload_interval)
+        self.environment = EmailEnvironment()   # composes and checks templates; renders nothing
+        self._built: dict[str, _Built] = {}
+        self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment]] = {}
+        self._localized: dict[tuple[str, str, str], _Localized] = {}
+
+    @property
+    def available_locales(self) -> frozenset[str]:
+        """Babel-form ids of the locales with a catalog: {"en", "fr", ...}."""
+        return self.catalogs.available
+
+    def choose_locale(self, locale: str) -> LocaleChoice:
+        """The catalog an email for this locale is written with; `.fallback` tells when the language differs."""
+        return self.catalogs.choose(locale)
+
+    def compile(self, notice: str) -> Compiled:
+        """The notice's flat Jinja sources: built once, rebuilt when one of its files changes."""
+        built, now = self._built.get(notice), time.monotonic()
+        if built is not None:
+            if now - built.checked < self.reload_interval or _signature(built.paths) == built.signature:
+                built.checked = now
+                return built.compiled
+        if not _NOTICE_NAME.match(notice):
+            raise TemplateError(f"not a notice name: {notice!r}", template=notice)
+        compiled = compile_notice(self.environment, self.templates_dir, notice)
+        paths = tuple(str(path) for path in compiled.files)
+        self._built[notice] = _Built(compiled, paths, _signature(paths), now)
+        return compiled
+
+    def render(self, notice: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
+        """Render one email; raises TemplateError naming the template, line and locale."""
+        choice = self.catalogs.choose(locale)
+        localized = self._localize(self.compile(notice), choice)
+        templates = localized.templates
+        variables = dict(context)
+        try:
+            subject = " ".join(templates["subject"].render(variables).split())
+            preheader = " ".join(templates["preheader"].render(variables).split())
+            variables.update(subject=subject, preheader=preheader)
+            html = templates["html"].render(variables)
+            text = tidy_text(templates["text"].render(variables))
+        except TemplateError as exc:
+            exc.locale = exc.locale or choice.locale
+            raise
+        except Exception as exc:
+            raise _render_error(exc, localized.compiled, choice.locale) from exc
+        return RenderedEmail(notice=notice, locale=choice.locale, subject=subject, preheader=preheader,
+                             html=html, text=text, lang=choice.lang, dir=choice.dir)
+
+    def _localize(self, compiled: Compiled, choice: LocaleChoice) -> _Localized:
+        env = self._environment(choice)
+        key = (compiled.notice, choice.locale, choice.format_locale)
+        localized = self._localized.get(key)
+        if localized is None or localized.compiled is not compiled or localized.env is not env:
+            templates = {part: _jinja(env, getattr(compiled, part), _template_name(compiled, part))
+                         for part in PARTS}
+            localized = self._localized[key] = _Localized(compiled, env, templates)
+        return localized
+
+    def _environment(self, choice: LocaleChoice) -> EmailEnvironment:
+        translations = self.catalogs.translations(choice.locale)
+        key = (choice.locale, choice.format_locale)
+        cached = self._envs.get(key)
+        if cached is None or cached[0] is not translations:
+            start, end = ("right", "left") if choice.dir == "rtl" else ("left", "right")
+            constants = {"locale": choice.locale, "lang": choice.lang, "dir": choice.dir,
+                         "start": start, "end": end}
+            cached = self._envs[key] = (translations, EmailEnvironment(translations, Formats(choice.format_locale),
+                                                                       constants))
+        return cached[1]
+
+
+def tidy_text(text: str) -> str:
+    """Trailing spaces dropped, at most one blank line in a row, one final newline."""
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING_SPACE.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip("\n").rstrip() + "\n"
+
+
+def _template_name(compiled: Compiled, part: str) -> str:
+    """`x.mjml` (autoescaped HTML), `x.txt`, `x.subject`, `x.preheader` (plain text)."""
+    return {"html": f"{compiled.notice}.mjml", "text": f"{compiled.notice}.txt"}.get(part, f"{compiled.notice}.{part}")
+
+
+def _filename(name: str) -> str:
+    return f"<{name}, compiled>"
+
+
+def _jinja(env: EmailEnvironment, source: Source, name: str) -> Template:
+    try:
+        code = env.compile(source.text, name, _filename(name))
+    except TemplateSyntaxError as exc:
+        template, line = source.origin(exc.lineno or 0) or (name, exc.lineno)
+        raise TemplateError(f"{template} line {line}: {exc.message}", template=template, line=line) from None
+    # A plain dict, not the ChainMap of make_globals: each render copies it, and this locale's
+    # environment never changes its globals (a new catalog makes a new environment).
+    return env.template_class.from_code(env, code, dict(env.globals))
+
+
+def _signature(paths: tuple[str, ...]) -> tuple[tuple[int, int] | None, ...]:
+    stamps = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            stamps.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+def _render_error(exc: Exception, compiled: Compiled, locale: str) -> TemplateError:
+    """A render failure as a TemplateError at the template line it comes from."""
+    sources = {_filename(_template_name(compiled, part)): getattr(compiled, part) for part in PARTS}
+    template, line = f"{compiled.notice}.mjml", None
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        origin = sources[frame.filename].origin(frame.lineno or 0) if frame.filename in sources else None
+        if origin:
+            template, line = origin
+            break
+    detail = str(exc) if isinstance(exc, JinjaError) else f"{type(exc).__name__}: {exc}"
+    where = f"{template} line {line}" if line else template
+    return TemplateError(f"cannot render {compiled.notice} in {locale}: {where}: {detail}",
+                         template=template, line=line, locale=locale)
