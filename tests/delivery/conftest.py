@@ -1,0 +1,97 @@
+"""Fixtures for the delivery tests: real aiosmtpd servers on 127.0.0.1, a trustme CA, sample emails.
+
+Async code is driven with asyncio.run inside plain tests.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from dunning.settings import SmtpSettings
+from dunning.testing import CaptureServer
+
+
+@dataclass(frozen=True)
+class Email:
+    """The four fields build_message reads from a rendered email."""
+
+    subject: str
+    html: str
+    text: str
+    lang: str = "en"
+
+
+SENT_AT = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def email() -> Email:
+    return Email(subject="Your card payment failed",
+                 html='<!doctype html><html lang="en"><body><p>Hello &amp; welcome</p></body></html>\n',
+                 text="Hello,\nyour payment failed.\n")
+
+
+@pytest.fixture
+def capture() -> Iterator[CaptureServer]:
+    with CaptureServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_settings(capture: CaptureServer) -> Callable[..., SmtpSettings]:
+    """SmtpSettings pointing at the capture server, with short timeouts; keywords override."""
+    def make(**overrides: Any) -> SmtpSettings:
+        values: dict[str, Any] = dict(host="127.0.0.1", port=capture.port, connect_timeout=2.0,
+                                      command_timeout=2.0, data_timeout=2.0, concurrency=2)
+        values.update(overrides)
+        return SmtpSettings(**values)
+    return make
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port that nothing listens on (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def make_email() -> type[Email]:
+    return Email
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A private CA the client trusts (ca_file) and server contexts with good and bad certificates."""
+
+    ca_file: Path
+    good: ssl.SSLContext          # issued by the CA for 127.0.0.1
+    wrong_host: ssl.SSLContext    # issued by the CA for mail.example.org only
+    untrusted: ssl.SSLContext     # issued by a CA the client does not know (self-signed chain)
+
+
+def _server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    ca, stranger = trustme.CA(), trustme.CA()
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return Tls(ca_file=ca_file,
+               good=_server_context(ca.issue_cert("127.0.0.1", "localhost")),
+               wrong_host=_server_context(ca.issue_cert("mail.example.org")),
+               untrusted=_server_context(stranger.issue_cert("127.0.0.1")))

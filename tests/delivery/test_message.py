@@ -1,0 +1,289 @@
+"""build_message: RFC 5322 bytes that parse back to the same subject, recipients and parts."""
+
+from __future__ import annotations
+
+import hashlib
+import timeit
+from datetime import datetime
+from email import policy
+from email.header import decode_header, make_header
+from email.parser import BytesParser
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dunning.message import (MessageError, address_domain, build_message, envelope_address,
+                             make_message_id)
+
+SENT_AT = datetime.fromisoformat("2026-11-02T10:30:00+01:00")
+MESSAGE_ID = make_message_id("past_due:acct_1:pm_1:2026-11-01:2", "example.com")
+
+
+def build(email, **overrides) -> bytes:
+    kwargs = dict(from_address="billing@example.com", from_name="Example Cloud Billing",
+                  reply_to="support@example.com", to=["compta@contoso.example"], cc=[],
+                  message_id=MESSAGE_ID, date=SENT_AT)
+    kwargs.update(overrides)
+    return build_message(email, **kwargs)
+
+
+def parse(raw: bytes):
+    return BytesParser(policy=policy.default).parsebytes(raw)
+
+
+def header_lines(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def body_text(message, subtype: str) -> str:
+    return message.get_body((subtype,)).get_content().replace("\r\n", "\n")
+
+
+def assert_wellformed(raw: bytes) -> None:
+    assert raw.isascii()
+    assert raw.count(b"\n") == raw.count(b"\r\n") == raw.count(b"\r")
+    assert all(len(line) <= 78 for line in header_lines(raw))
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert not parse(raw).defects
+
+
+def test_headers_and_parts_parse_back(email):
+    """Every required header is present and the text and HTML parts come back unchanged."""
+    raw = build(email, cc=["boss@contoso.example"])
+    message = parse(raw)
+    assert_wellformed(raw)
+    assert message["Subject"] == email.subject
+    assert message["From"].addresses[0].display_name == "Example Cloud Billing"
+    assert message["From"].addresses[0].addr_spec == "billing@example.com"
+    assert [a.addr_spec for a in message["To"].addresses] == ["compta@contoso.example"]
+    assert [a.addr_spec for a in message["Cc"].addresses] == ["boss@contoso.example"]
+    assert message["Reply-To"].addresses[0].addr_spec == "support@example.com"
+    assert message["Date"].datetime == SENT_AT
+    assert message["Message-ID"] == MESSAGE_ID
+    assert message["MIME-Version"] == "1.0"
+    assert message["Content-Language"] == "en"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert all(part.get_content_charset() == "utf-8" for part in message.iter_parts())
+    assert body_text(message, "plain") == email.text
+    assert body_text(message, "html") == email.html
+
+
+def test_optional_headers_are_left_out(email):
+    """Without Cc or Reply-To the message carries neither header."""
+    message = parse(build(email, reply_to=None, cc=[]))
+    assert message["Cc"] is None and message["Reply-To"] is None
+
+
+def test_non_ascii_subject_and_name_are_rfc2047_encoded(make_email):
+    """Non-ASCII subjects and sender names travel as encoded words and decode to the same text."""
+    email = make_email(subject="Échec du paiement — 1 234,50 € dû", html="<p>é</p>", text="é", lang="fr-FR")
+    raw = build(email, from_name="Facturation Société Générale")
+    message = parse(raw)
+    assert_wellformed(raw)
+    assert b"=?utf-8?b?" in raw
+    assert message["Subject"] == email.subject
+    assert message["From"].addresses[0].display_name == "Facturation Société Générale"
+    assert message["Content-Language"] == "fr-FR"
+
+
+def test_long_subjects_fold_under_78_characters(make_email):
+    """A long ASCII subject folds at spaces and a long Japanese one splits into encoded words."""
+    for subject in ("Your invoice INV-2026-0042 is past due " * 6, "お支払いが確認できませんでした。" * 8):
+        email = make_email(subject=subject.strip(), html="<p>x</p>", text="x")
+        raw = build(email)
+        assert_wellformed(raw)
+        assert parse(raw)["Subject"] == subject.strip()
+
+
+def display_name(raw: bytes) -> str:
+    """The From display name as RFC 2047 readers show it (blanks between encoded words dropped).
+
+    email.parser keeps a blank between adjacent encoded words inside a phrase, unlike RFC 2047 6.2
+    and mail clients, so names spanning several encoded words are decoded with decode_header.
+    """
+    folded = raw.split(b"\r\nFrom: ", 1)[1].split(b"\r\nReply-To: ", 1)[0].decode("ascii")
+    if "=?utf-8?b?" not in folded:
+        return parse(raw)["From"].addresses[0].display_name
+    words = folded.rsplit("<", 1)[0].replace("\r\n ", " ")
+    return str(make_header(decode_header(words))).strip()
+
+
+@settings(max_examples=150, deadline=None)
+@given(subject=st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1,
+                       max_size=300).filter(str.strip),
+       name=st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=80))
+def test_any_printable_subject_and_name_round_trip(subject, name):
+    """Whatever printable text a translation produces, subject and sender name parse back unchanged."""
+    # Runs of blanks in a display name mean one space; build_message collapses them.
+    email = type("E", (), dict(subject=subject, html="<p>x</p>", text="x", lang="en"))
+    raw = build(email, from_name=name)
+    message = parse(raw)
+    assert_wellformed(raw)
+    assert message["Subject"] == subject
+    assert display_name(raw) == " ".join(name.split())
+    assert message["From"].addresses[0].addr_spec == "billing@example.com"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("subject", "Payment failed\r\nBcc: victim@example.org"),
+    ("subject", "Payment failed\nBcc: victim@example.org"),
+    ("subject", "Payment\x00failed"),
+    ("subject", "Payment\u2028failed"),
+    ("from_name", "Billing\r\nBcc: victim@example.org"),
+    ("from_name", "Billing\x1b[31m"),
+])
+def test_control_characters_in_headers_are_refused(email, field, value):
+    """CR, LF and other control characters in a subject or name raise MessageError naming the header."""
+    if field == "subject":
+        email = type(email)(subject=value, html=email.html, text=email.text)
+        overrides = {}
+    else:
+        overrides = {field: value}
+    with pytest.raises(MessageError) as caught:
+        build(email, **overrides)
+    assert caught.value.header == {"subject": "Subject", "from_name": "From"}[field]
+    assert ("line break" in caught.value.reason) == any(c in value for c in "\r\n")
+    assert "victim" not in str(caught.value)
+
+
+@pytest.mark.parametrize("field, value, header", [
+    ("to", ["a@example.com\r\nBcc: victim@example.org"], "To (address 1)"),
+    ("cc", ["ok@example.com", "b@example.com\nBcc: v@example.org"], "Cc (address 2)"),
+    ("reply_to", "support@example.com\r\nX-Evil: 1", "Reply-To"),
+    ("from_address", "billing@example.com\r\n", "From"),
+])
+def test_control_characters_in_addresses_are_refused(email, field, value, header):
+    """An address carrying CR/LF is refused with the header it was meant for."""
+    with pytest.raises(MessageError) as caught:
+        build(email, **{field: value})
+    assert caught.value.header == header
+    assert "line break" in caught.value.reason
+
+
+@pytest.mark.parametrize("address", [
+    "no-at-sign", "user@", "@example.com", "two words@example.com", "user@localhost",
+    '"quoted"@example.com', "ünïcode@example.com", "a..b@example.com", "user@exa_mple.com",
+    "user@-example.com", "user@[127.0.0.1]", "", "user@example..com", "x" * 65 + "@example.com",
+])
+def test_malformed_addresses_are_refused(email, address):
+    """Anything but a plain local@domain address is refused before a message is built."""
+    with pytest.raises(MessageError) as caught:
+        build(email, to=[address])
+    assert caught.value.header == "To (address 1)"
+
+
+def test_idn_domains_go_out_in_punycode(email):
+    """An internationalized domain is written as punycode in the header and the envelope."""
+    raw = build(email, to=["kunde@bücher.example"], cc=["info@münchen.de"])
+    message = parse(raw)
+    assert [a.addr_spec for a in message["To"].addresses] == ["kunde@xn--bcher-kva.example"]
+    assert [a.addr_spec for a in message["Cc"].addresses] == ["info@xn--mnchen-3ya.de"]
+    assert envelope_address("kunde@BÜCHER.example") == "kunde@xn--bcher-kva.example"
+    assert address_domain("billing@bücher.example") == "xn--bcher-kva.example"
+
+
+def test_many_recipients_fold(email):
+    """A long To list folds between addresses and every address survives."""
+    recipients = [f"person{n}@subsidiary{n}.example.com" for n in range(12)]
+    raw = build(email, to=recipients)
+    assert_wellformed(raw)
+    assert [a.addr_spec for a in parse(raw)["To"].addresses] == recipients
+
+
+@pytest.mark.parametrize("text, html, encodings", [
+    ("plain ascii\n", "<p>plain</p>\n", ("7bit", "7bit")),
+    ("A" * 5000 + "\nend\n", "<p>" + "B" * 5000 + "</p>\n", ("quoted-printable", "base64")),
+    ("Votre paiement de 1 234,50 EUR a échoué.\n" * 20, "<p>Payé à l'échéance</p>\n" * 20,
+     ("quoted-printable", "base64")),
+    ("تم رفض الدفع\n" * 20, "<p dir=\"rtl\">تم رفض الدفع</p>\n" * 20, ("base64", "base64")),
+])
+def test_bodies_keep_lines_under_998_octets(make_email, text, html, encodings):
+    """Long lines and non-ASCII bodies are encoded so no line passes 998 octets, and decode unchanged."""
+    raw = build(make_email(subject="s", html=html, text=text))
+    message = parse(raw)
+    assert_wellformed(raw)
+    assert tuple(p["Content-Transfer-Encoding"] for p in message.iter_parts()) == encodings
+    assert body_text(message, "plain") == text
+    assert body_text(message, "html") == html
+
+
+def test_a_body_quoting_the_boundary_is_encoded(make_email):
+    """A 7bit-able body that happens to contain the MIME boundary is encoded so the parts stay intact."""
+    boundary = "=_" + hashlib.sha256(MESSAGE_ID.encode()).hexdigest()[:32]
+    text = f"look:\n--{boundary}--\nstill text\n"
+    message = parse(build(make_email(subject="s", html="<p>h</p>", text=text)))
+    assert len(list(message.iter_parts())) == 2
+    assert body_text(message, "plain") == text
+
+
+def test_line_endings_are_normalized(make_email):
+    """Bodies with LF, CR or CRLF line endings all go out with CRLF."""
+    raw = build(make_email(subject="s", html="<p>a</p>\r<p>b</p>\r\n", text="one\rtwo\r\nthree\n"))
+    assert_wellformed(raw)
+    assert body_text(parse(raw), "plain") == "one\ntwo\nthree\n"
+
+
+def test_message_id_is_stable_per_notice_key():
+    """The same notice key gives the same Message-ID (retries keep it); another key another one."""
+    first = make_message_id("past_due:acct_1:pm_1:2026-11-01:2", "example.com")
+    assert first == make_message_id("past_due:acct_1:pm_1:2026-11-01:2", "example.com")
+    assert first != make_message_id("past_due:acct_1:pm_1:2026-11-01:3", "example.com")
+    assert first.startswith("<") and first.endswith("@example.com>")
+    assert make_message_id("k", "bücher.example").endswith("@xn--bcher-kva.example>")
+
+
+@pytest.mark.parametrize("overrides, header", [
+    (dict(date=datetime(2026, 11, 2, 9, 30)), "Date"),
+    (dict(to=[]), "To"),
+    (dict(to="compta@contoso.example"), "To"),
+    (dict(message_id="no-angle-brackets@example.com"), "Message-ID"),
+    (dict(message_id="<a b@example.com>"), "Message-ID"),
+])
+def test_invalid_arguments_raise_message_error(email, overrides, header):
+    """A naive date, no recipient, a bare string for To or a bad Message-ID is a MessageError."""
+    with pytest.raises(MessageError) as caught:
+        build(email, **overrides)
+    assert caught.value.header == header
+
+
+@pytest.mark.parametrize("field, value, header", [
+    ("subject", "   ", "Subject"),
+    ("lang", "fr_FR; x=1", "Content-Language"),
+    ("text", "broken \udc80 surrogate", "text/plain body"),
+])
+def test_invalid_rendered_fields_raise_message_error(make_email, field, value, header):
+    """An empty subject, a bad language tag or a body that is not valid Unicode is a MessageError."""
+    fields = dict(subject="s", html="<p>h</p>", text="t", lang="en")
+    fields[field] = value
+    with pytest.raises(MessageError) as caught:
+        build(make_email(**fields))
+    assert caught.value.header == header
+
+
+def test_building_is_fast(make_email):
+    """A typical French email with a 20 kB HTML part builds in well under a millisecond."""
+    html = '<tr><td style="padding:0 25px">Votre paiement de 1 234,50 € a échoué.</td></tr>\n' * 250
+    email = make_email(subject="Échec du paiement de votre carte Visa •••• 4242", html=html,
+                       text="Votre paiement a échoué.\n" * 30, lang="fr-FR")
+    seconds = min(timeit.repeat(lambda: build(email, cc=["boss@contoso.example"]), number=100, repeat=3))
+    assert seconds / 100 < 0.001
+
+
+@pytest.mark.parametrize("name", ['Billing, Example Cloud', 'The "Billing" Team', "Back\\slash (ops)"])
+def test_ascii_names_with_specials_are_quoted(email, name):
+    """A sender name with commas, quotes or parentheses is quoted and parses back unchanged."""
+    raw = build(email, from_name=name)
+    assert_wellformed(raw)
+    assert parse(raw)["From"].addresses[0].display_name == name
+    assert len(parse(raw)["From"].addresses) == 1
+
+
+def test_an_unbreakable_ascii_subject_is_encoded_to_fit(make_email):
+    """An ASCII subject with a token too long for one line goes out as encoded words under 78."""
+    subject = "Pay here: https://billing.example.com/settle/" + "x" * 120
+    raw = build(make_email(subject=subject, html="<p>h</p>", text="t"))
+    assert_wellformed(raw)
+    assert parse(raw)["Subject"] == subject
