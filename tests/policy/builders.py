@@ -85,3 +85,12 @@ def lines(planned: Iterable[PlannedNotice]) -> list[str]:
 def write_jsonl(path: Path, data: Iterable[dict]) -> Path:
     path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in data), encoding="utf-8")
     return path
+
+
+def scoped(data: dict, tag: str) -> dict:
+    """The line with every child id suffixed by tag (ids are unique across the whole store)."""
+    rename = {child["id"]: f"{child['id']}{tag}" for field in ("payment_methods", "subscriptions", "invoices",
+                                                                "charges") for child in data[field]}
+    refs = ("id", "payment_method", "subscription", "invoice")
+    return {**data, **{field: [{k: rename[v] if k in refs else v for k, v in child.items()} for child in data[field]]
+                       for field in ("payment_methods", "subscriptions", "invoices", "charges")}}

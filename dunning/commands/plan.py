@@ -1,0 +1,50 @@
+"""dunning plan: which notices a run would handle at a moment, without sending or recording anything."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from dunning import candidates, plan_output, store
+from dunning.settings import load_settings
+
+NAME = "plan"
+HELP = "show which notices a run would send, defer, skip or supersede (nothing is sent or recorded)"
+
+
+def as_of_argument(value: str) -> datetime:
+    """An RFC 3339 date-time with its offset, e.g. 2026-11-20T09:00:00Z."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 date-time: {value!r}") from None
+    if "T" not in value.upper() or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs a date, a time and an offset, e.g. 2026-11-20T09:00:00Z: "
+                                         f"{value!r}")
+    return moment
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as-of", type=as_of_argument, metavar="RFC3339",
+                        help="plan as at this moment (default: now)")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="table for people (default), or the JSON array of the policy contract")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.settings)
+    engine = store.connect(settings.database.url)
+    as_of = args.as_of or store.utcnow()
+    locales = candidates.available_locales(Path(settings.i18n.locales_dir))
+    write = plan_output.write_json if args.format == "json" else plan_output.write_table
+    try:
+        write(candidates.iter_plan(engine, as_of, settings, locales), sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `dunning plan | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        engine.dispose()
+    return 0
