@@ -7,9 +7,8 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
 
@@ -105,6 +104,8 @@ def handled_keys(conn: Connection, account_ids: Sequence[str]) -> set[str]:
 def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) -> EnqueueCounts:
     """Record a batch of planned notices in one transaction; a key the ledger already holds adds nothing."""
     entries = list(entries)
+    if not entries:
+        return EnqueueCounts()
     sends = [entry for entry in entries if entry.status == "send"]
     with _transaction(engine) as conn:
         owned = list(zip(sends, _insert_emails(conn, sends, now)))
@@ -133,7 +134,7 @@ def _insert_emails(conn: Connection, sends: list[OutboxEntry], now: datetime) ->
     if not sends:
         return []
     rows = [(entry.account, entry.payment_method, entry.notice, entry.stage, entry.locale,
-             _required_message_id(entry), encode_payload(entry.payload or {})) for entry in sends]
+             _required_message_id(entry), json.dumps(entry.payload or {}, ensure_ascii=False)) for entry in sends]
     if len({row[5] for row in rows}) != len(rows):
         raise ValueError("two emails of one batch share a Message-ID; each email needs its own")
     constants = {"status": "'queued'", "attempts": "0", "fence": "0", "resent": "false",
@@ -227,7 +228,7 @@ def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_secon
     with _transaction(engine) as conn:
         rows = conn.execute(statement, {"worker": worker, "limit": limit, "now": now,
                                         "until": now + timedelta(seconds=lease_seconds)}).all()
-    return sorted((Claim(row.id, row.fence, row.attempts, row.message_id, decode_payload(row.payload),
+    return sorted((Claim(row.id, row.fence, row.attempts, row.message_id, json.loads(row.payload),
                          row.account_id, row.notice, row.payment_method_id, row.stage, row.locale)
                    for row in rows), key=lambda claimed: claimed.email_id)
 
@@ -247,11 +248,13 @@ def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_atte
            backoff_seconds: int) -> RecordCounts:
     """Write each outcome whose fence still holds its row; retries back off, then fail at the cap."""
     counts = dict.fromkeys(OUTCOMES, 0)
+    if not results:
+        return RecordCounts()
     with _transaction(engine) as conn:
         ids = [result.email_id for result in results]
         attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts).where(emails.c.id.in_(ids))).all())
         rows = [_outcome(result, attempts[result.email_id] + 1, now, max_attempts, backoff_seconds)
-                for result in results if result.email_id in attempts]
+                for result in sorted(results, key=lambda r: r.email_id) if result.email_id in attempts]
         for status in counts:  # one batch per status, so each rowcount says how many of them held
             batch = [row for row in rows if row["b_status"] == status]
             counts[status] = conn.execute(_RECORD, batch).rowcount if batch else 0
@@ -287,18 +290,26 @@ def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, ba
 
 def expire_leases(engine: Engine, *, now: datetime, unknown_policy: Literal["hold", "resend"]) -> int:
     """Sending rows whose lease ran out become unknown; under resend, unknown rows go back once."""
+    lapsed = _unlocked((emails.c.status == "sending") & (emails.c.lease_until < now))
     with _transaction(engine) as conn:
         expired = conn.execute(
-            update(emails).where(emails.c.status == "sending", emails.c.lease_until < now)
+            update(emails).where(emails.c.status == "sending", emails.c.id.in_(lapsed))
             .values(status="unknown", updated_at=now,
                     error="lease expired before an outcome was recorded (the worker stopped or stalled)")
         ).rowcount
-        requeued = conn.execute(_requeue(now).where(emails.c.resent.is_(False))).rowcount \
+        once = _unlocked((emails.c.status == "unknown") & emails.c.resent.is_(False))
+        requeued = conn.execute(_requeue(now).where(emails.c.id.in_(once))).rowcount \
             if unknown_policy == "resend" else 0
     if expired or requeued:
         log.info("%d expired leases became unknown; %d unknown emails queued to be sent again",
                  expired, requeued)
     return expired
+
+
+def _unlocked(condition):
+    # A row a worker is recording right now is skipped, not waited for: it is about to get its outcome,
+    # and waiting on rows locked in another order could deadlock. (SQLite has a single writer anyway.)
+    return select(emails.c.id).where(condition).with_for_update(skip_locked=True).scalar_subquery()
 
 
 def list_unknown(engine: Engine) -> list[UnknownEmail]:
@@ -346,36 +357,3 @@ def summary(engine: Engine) -> dict[str, int]:
                                    .where(notices.c.outcome.in_(KEY_OUTCOMES))
                                    .group_by(notices.c.outcome)).all())
     return counts
-
-
-# --- payload -------------------------------------------------------------------------------------------
-
-def encode_payload(payload: dict) -> str:
-    """JSON text for a payload; Decimal, date and datetime values survive the round trip."""
-    return json.dumps(payload, default=_tag, ensure_ascii=False, separators=(",", ":"))
-
-
-def decode_payload(data: str) -> dict:
-    """The payload back, with its Decimal, date and datetime values restored."""
-    return json.loads(data, object_hook=_untag)
-
-
-def _tag(value: Any) -> dict:
-    if isinstance(value, Decimal):
-        return {"$decimal": str(value)}
-    if isinstance(value, datetime):
-        return {"$datetime": value.isoformat()}
-    if isinstance(value, date):
-        return {"$date": value.isoformat()}
-    raise TypeError(f"a payload cannot hold {type(value).__name__}")
-
-
-_UNTAG = {"$decimal": Decimal, "$datetime": datetime.fromisoformat, "$date": date.fromisoformat}
-
-
-def _untag(obj: dict) -> Any:
-    if len(obj) == 1:
-        (name, value), = obj.items()
-        if name in _UNTAG and isinstance(value, str):
-            return _UNTAG[name](value)
-    return obj

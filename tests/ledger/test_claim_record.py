@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
@@ -51,7 +52,7 @@ def test_sent_is_recorded_and_never_claimed_again(engine, sends):
     done = row(engine, taken.email_id)
     assert (done.status, done.code, done.reply, done.attempts, done.lease_until) == (
         "sent", 250, "2.0.0 queued as X", 1, None)
-    assert ledger.decode_payload(done.refused) == refused
+    assert json.loads(done.refused) == refused
     assert claim(engine, T0 + timedelta(days=30)) == []
     assert record(engine, [Result(taken.email_id, taken.fence, "retry")]) == RecordCounts(fenced_out=1)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -65,10 +65,10 @@ def test_email_whose_keys_are_partly_held_is_dropped_and_its_free_keys_stay_free
 
 
 def test_each_email_keeps_its_keys_and_payload(engine, send):
-    """Keys point at their own email, and the payload's Decimal, date and datetime values survive the trip."""
-    payload = {"to": ["a@example.com"], "balance": [{"currency": "EUR", "amount": Decimal("1234.50")}],
-               "due": date(2026, 11, 1), "at": datetime(2026, 11, 19, 23, 30, tzinfo=timezone.utc),
-               "name": "Contoso <SARL> & \"Co\" 🚀 شركة", "nothing": None, "n": 3}
+    """Keys point at their own email, and the JSON payload comes back from a claim exactly as it went in."""
+    payload = {"to": ["a@example.com"], "balance": [{"currency": "EUR", "amount": "1234.50"}],
+               "due": "2026-11-01", "name": "Contoso <SARL> & \"Co\" 🚀 شركة\r\n", "nothing": None, "n": 3,
+               "ok": True, "ratio": 0.5}
     ledger.enqueue(engine, [send(0, payload=payload), send(1, keys=("a", "b"))], now=T0)
     with engine.connect() as conn:
         rows = conn.execute(select(store.notices.c.key, store.emails.c.message_id)
@@ -82,14 +82,15 @@ def test_each_email_keeps_its_keys_and_payload(engine, send):
 
 
 def test_invalid_entries_are_refused_and_leave_nothing(engine, send):
-    """An email without a Message-ID, a deferred notice, or two emails sharing a Message-ID enqueue nothing."""
+    """No Message-ID, a deferred notice, a shared Message-ID or a non-JSON payload: the batch enqueues nothing."""
     no_id = OutboxEntry("acct_0", "pm_0", "past_due", 1, "fr", "send", ("k",), None, {})
     deferred = OutboxEntry("acct_0", "pm_0", "past_due", 1, "fr", "deferred", ("k2",))
     twins = [send(0), send(1, keys=("other",))]
     twins[1] = OutboxEntry(**{**{f: getattr(twins[1], f) for f in OutboxEntry.__slots__},
                               "message_id": twins[0].message_id})
-    for batch in ([send(5), no_id], [send(5), deferred], twins):
-        with pytest.raises(ValueError):
+    not_json = send(6, payload={"total": Decimal("1.50")})
+    for batch in ([send(5), no_id], [send(5), deferred], twins, [send(5), not_json]):
+        with pytest.raises((ValueError, TypeError)):
             ledger.enqueue(engine, batch, now=T0)
     assert count(engine, store.emails) == 0 and count(engine, store.notices) == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
@@ -107,3 +108,22 @@ def test_two_processes_split_the_queue_without_overlap(engine, sends, database_u
     assert {int(i) for i in first + second} == ids
     assert set(workers) == {"w1", "w2"}
     assert ledger.summary(engine)["sending"] == 500
+
+
+def test_expiry_skips_a_row_being_written_instead_of_waiting(postgres_url, sends):
+    """On PostgreSQL, expiring leases passes over a row another transaction holds rather than wait on it."""
+    engine = store.connect(postgres_url)
+    ledger.enqueue(engine, sends(2), now=T0)
+    busy, idle = claim(engine)
+    done = []
+    with engine.connect() as other:
+        other.execute(select(store.emails.c.id).where(store.emails.c.id == busy.email_id).with_for_update())
+        expiry = threading.Thread(target=lambda: done.append(
+            ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold")))
+        expiry.start()
+        expiry.join(timeout=10)
+        other.rollback()
+    expiry.join()
+    assert done == [1]
+    assert (row(engine, busy.email_id).status, row(engine, idle.email_id).status) == ("sending", "unknown")
+    engine.dispose()
