@@ -149,7 +149,8 @@ def _insert_keys(conn: Connection, rows: list[tuple], now: datetime) -> set[tupl
     if not rows:
         return set()
     # Sorted, so overlapping runs wait on each other's keys in one order and never deadlock.
-    result = _bulk_insert(conn, "notices", _KEY_COLUMNS, sorted(rows), {"created_at": ":now"}, now,
+    rows = sorted(rows, key=lambda row: row[0])  # stable: of two entries naming a key, the first wins
+    result = _bulk_insert(conn, "notices", _KEY_COLUMNS, rows, {"created_at": ":now"}, now,
                           'ON CONFLICT ("key") DO NOTHING RETURNING "key", email_id')
     return {(key, email_id) for key, email_id in result}
 
@@ -197,7 +198,7 @@ def _required_message_id(entry: OutboxEntry) -> str:
 
 @contextmanager
 def _transaction(engine: Engine) -> Iterator[Connection]:
-    """One write transaction; on SQLite it takes the write lock first, so readers never race writers."""
+    """One write transaction; on SQLite it takes the write lock up front, so writers queue, never interleave."""
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -64,6 +64,14 @@ def test_email_whose_keys_are_partly_held_is_dropped_and_its_free_keys_stay_free
     assert ledger.enqueue(engine, [alone], now=T0) == EnqueueCounts(emails=1, keys=1)
 
 
+def test_within_one_batch_the_first_entry_naming_a_key_wins(engine, send):
+    """Two entries of one batch naming the same key: the first keeps it, the second adds nothing."""
+    first, second = send(0, keys=("k",)), send(1, keys=("k",))
+    assert ledger.enqueue(engine, [first, second], now=T0) == EnqueueCounts(emails=1, keys=1, held=1)
+    (claimed,) = ledger.claim(engine, worker="w", limit=10, now=T0, lease_seconds=60)
+    assert claimed.message_id == first.message_id
+
+
 def test_each_email_keeps_its_keys_and_payload(engine, send):
     """Keys point at their own email, and the JSON payload comes back from a claim exactly as it went in."""
     payload = {"to": ["a@example.com"], "balance": [{"currency": "EUR", "amount": "1234.50"}],
