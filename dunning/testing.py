@@ -196,7 +196,7 @@ class CaptureServer:
         ok = (isinstance(auth_data, LoginPassword) and self._credentials is not None
               and (auth_data.login.decode(), auth_data.password.decode()) == self._credentials)
         self._record(server.number, "AUTH", auth_data.login.decode() if ok else "")
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
 
 class _Session(SMTP):

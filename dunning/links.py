@@ -1,0 +1,161 @@
+"""Signed, expiring settlement links: tokens that hold only ids (account, payment method, notice key).
+
+Tokens are itsdangerous URL-safe timed signatures (HMAC-SHA256, a salt of their own). Keys come from
+DUNNING_LINKS__KEYS: the first signs, every listed key verifies, so keys rotate by prepending a new
+one and dropping the old one once its links have expired.
+
+A token also carries a short key id (a hash of the signing key, never the key). HMAC alone cannot
+tell "tampered" from "signed by a key no longer listed"; the key id can, but it is only read after
+the signature failed, so it is a hint for the operator, never a reason to accept anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.timed import TimestampSigner
+
+from dunning.errors import LinkError, SettingsError
+from dunning.settings import LinksSettings
+
+SALT = "dunning.settlement-link"
+FORMAT = 1
+MIN_KEY_LENGTH = 16
+_TOKEN = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    """What a valid token says: the ids it was signed for and when."""
+
+    account: str
+    payment_method: str
+    key: str
+    issued_at: datetime
+
+
+def require_signing_key(links: LinksSettings) -> list[str]:
+    """The configured keys, first one signing; SettingsError when none (or a weak one) is set."""
+    keys = links.key_list
+    if not keys:
+        raise SettingsError("settlement links need a signing key: set DUNNING_LINKS__KEYS to one or "
+                            "more random strings, comma-separated (the first signs, all verify)")
+    weak = [n for n, key in enumerate(keys, 1) if len(key) < MIN_KEY_LENGTH]
+    if weak:
+        raise SettingsError(f"DUNNING_LINKS__KEYS: key {weak[0]} is shorter than {MIN_KEY_LENGTH} "
+                            "characters; use a long random string (e.g. `openssl rand -hex 32`)")
+    return keys
+
+
+def key_id(key: str) -> str:
+    """A short public fingerprint of a key, embedded in tokens to name the key that signed them."""
+    return hashlib.sha256(f"{SALT}.key-id.{key}".encode()).hexdigest()[:8]
+
+
+def sign_token(keys: Sequence[str], *, account: str, payment_method: str, key: str,
+               now: datetime | None = None) -> str:
+    """A URL-safe token for these ids, signed with the first key (at `now`, default: the clock)."""
+    if not keys:
+        raise SettingsError("no signing key: set DUNNING_LINKS__KEYS")
+    payload = [FORMAT, key_id(keys[0]), account, payment_method, key]
+    return _serializer(tuple(keys), _clock(now)).dumps(payload)
+
+
+def settlement_url(links: LinksSettings, *, account: str, payment_method: str, key: str,
+                   now: datetime | None = None) -> str:
+    """links.settlement_url with {token} replaced by a fresh signed token."""
+    token = sign_token(require_signing_key(links), account=account, payment_method=payment_method,
+                       key=key, now=now)
+    return links.settlement_url.replace("{token}", token)
+
+
+def token_from(text: str, links: LinksSettings) -> str:
+    """The token in a settlement URL made from links.settlement_url, or the text itself."""
+    prefix, _, suffix = links.settlement_url.partition("{token}")
+    if text.startswith(prefix) and text.endswith(suffix) and len(text) > len(prefix) + len(suffix):
+        return text[len(prefix):len(text) - len(suffix)]
+    return text
+
+
+def verify_token(token: str, keys: Sequence[str], *, max_age_days: int,
+                 now: datetime | None = None) -> LinkClaims:
+    """The claims of a valid token; LinkError(reason=expired|tampered|unknown_key|malformed)."""
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        raise LinkError("malformed token: not a signed settlement-link token", reason="malformed")
+    serializer = _serializer(tuple(keys), _clock(now))
+    try:
+        payload, issued_at = serializer.loads(token, max_age=max_age_days * 86400,
+                                              return_timestamp=True)
+    except SignatureExpired as exc:
+        raise _expired(exc, max_age_days, _clock(now)()) from None
+    except BadSignature as exc:
+        raise _signature_error(serializer, exc, keys) from None
+    except BadPayload:
+        raise LinkError("malformed token: the signed content cannot be read", reason="malformed") from None
+    return _claims(payload, issued_at)
+
+
+def _expired(exc: SignatureExpired, max_age_days: int, now: float) -> LinkError:
+    signed = exc.date_signed
+    if signed is not None and signed.timestamp() > now:
+        return LinkError(f"not yet valid: signed in the future ({signed:%Y-%m-%d %H:%M} UTC); "
+                         "check the clocks", reason="expired")
+    when = f" (signed {signed:%Y-%m-%d %H:%M} UTC)" if signed is not None else ""
+    return LinkError(f"expired: older than {max_age_days} days{when}", reason="expired")
+
+
+def _claims(payload: object, issued_at: datetime) -> LinkClaims:
+    if (not isinstance(payload, list) or len(payload) != 5 or payload[0] != FORMAT
+            or not all(isinstance(item, str) for item in payload[1:])):
+        raise LinkError("malformed token: unexpected content", reason="malformed")
+    _, _, account, payment_method, key = payload
+    return LinkClaims(account, payment_method, key, issued_at)
+
+
+def _signature_error(serializer: URLSafeTimedSerializer, exc: BadSignature,
+                     keys: Sequence[str]) -> LinkError:
+    """Name the failure as precisely as honesty allows (the key id is read from unverified data)."""
+    try:
+        claimed = serializer.load_payload(exc.payload)[1] if exc.payload else None
+    except (BadPayload, TypeError, IndexError, KeyError):
+        claimed = None
+    if isinstance(claimed, str) and claimed not in {key_id(k) for k in keys}:
+        return LinkError(f"signed by an unknown key (id {claimed}: not in DUNNING_LINKS__KEYS, "
+                         "perhaps rotated out), or tampered with", reason="unknown_key")
+    if isinstance(claimed, str):
+        return LinkError("invalid signature: the token was tampered with", reason="tampered")
+    return LinkError("invalid signature (tampered or signed by an unknown key)", reason="tampered")
+
+
+def _clock(now: datetime | None) -> Callable[[], float]:
+    if now is None:
+        return time.time
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    stamp = now.astimezone(timezone.utc).timestamp()
+    return lambda: stamp
+
+
+@lru_cache(maxsize=32)
+def _serializer(keys: tuple[str, ...], clock: Callable[[], float]) -> URLSafeTimedSerializer:
+    # itsdangerous signs with the last key of its list; ours signs with the first.
+    return URLSafeTimedSerializer(list(reversed(keys)), salt=SALT, signer=_ClockedSigner,
+                                  signer_kwargs={"digest_method": hashlib.sha256, "clock": clock})
+
+
+class _ClockedSigner(TimestampSigner):
+    """A TimestampSigner whose clock can be set (tests, back-dated tokens)."""
+
+    def __init__(self, *args, clock: Callable[[], float] = time.time, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock())

@@ -1,0 +1,177 @@
+"""Settlement links: signed, expiring tokens holding only ids, with key rotation and clear failures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import zlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from dunning.cli import main
+from dunning.errors import LinkError, SettingsError
+from dunning.links import (SALT, LinkClaims, _ClockedSigner, key_id, require_signing_key,
+                           settlement_url, sign_token, token_from, verify_token)
+from dunning.settings import LinksSettings
+
+OLD, NEW = "old-key-0123456789abcdef", "new-key-fedcba9876543210"
+IDS = dict(account="acct_1", payment_method="pm_1", key="past_due:acct_1:pm_1:2026-11-01:2")
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def reason(token: str, keys=(NEW,), now=NOW, max_age_days=45) -> str:
+    with pytest.raises(LinkError) as caught:
+        verify_token(token, list(keys), max_age_days=max_age_days, now=now)
+    return caught.value.reason
+
+
+def payload_of(token: str):
+    data = token.split(".")[-3] if token.startswith(".") else token.split(".")[0]
+    raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    return json.loads(zlib.decompress(raw) if token.startswith(".") else raw)
+
+
+def test_round_trip_returns_the_ids_and_issue_time():
+    """A token verifies to the account, payment method and notice key it was signed for."""
+    token = sign_token([NEW], **IDS, now=NOW)
+    assert verify_token(token, [NEW], max_age_days=45, now=NOW + timedelta(days=1)) == LinkClaims(
+        **IDS, issued_at=NOW)
+
+
+def test_a_token_holds_only_ids():
+    """The signed content is the ids and a key id: no amounts, names or addresses."""
+    token = sign_token([NEW], **IDS, now=NOW)
+    assert payload_of(token) == [1, key_id(NEW), IDS["account"], IDS["payment_method"], IDS["key"]]
+    assert NEW not in token
+
+
+def test_tokens_expire_after_max_age_days():
+    """A token is valid until max_age_days after signing and expired after that."""
+    token = sign_token([NEW], **IDS, now=NOW - timedelta(days=44))
+    assert verify_token(token, [NEW], max_age_days=45, now=NOW).account == "acct_1"
+    old = sign_token([NEW], **IDS, now=NOW - timedelta(days=46))
+    assert reason(old) == "expired"
+    with pytest.raises(LinkError, match="older than 45 days"):
+        verify_token(old, [NEW], max_age_days=45, now=NOW)
+
+
+def test_a_token_from_the_future_is_rejected():
+    """A token dated after now is refused and the message points at the clocks."""
+    token = sign_token([NEW], **IDS, now=NOW + timedelta(hours=1))
+    with pytest.raises(LinkError, match="future") as caught:
+        verify_token(token, [NEW], max_age_days=45, now=NOW)
+    assert caught.value.reason == "expired"
+
+
+def test_a_changed_signature_or_payload_is_tampered():
+    """Altering the signature or swapping in other ids makes the token "tampered"."""
+    token = sign_token([NEW], **IDS, now=NOW)
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert reason(flipped) == "tampered"
+    other = sign_token([NEW], account="acct_2", payment_method="pm_2", key="k", now=NOW)
+    swapped = other.rsplit(".", 2)[0] + "." + token.rsplit(".", 2)[1] + "." + token.rsplit(".", 1)[1]
+    assert reason(swapped) == "tampered"
+
+
+def test_rotated_keys_verify_while_listed():
+    """Tokens signed with an old key verify while it is listed; new tokens are signed with the first key."""
+    old_token = sign_token([OLD], **IDS, now=NOW)
+    assert verify_token(old_token, [NEW, OLD], max_age_days=45, now=NOW).key == IDS["key"]
+    new_token = sign_token([NEW, OLD], **IDS, now=NOW)
+    assert verify_token(new_token, [NEW], max_age_days=45, now=NOW).key == IDS["key"]
+    assert reason(new_token, keys=[OLD]) == "unknown_key"
+
+
+def test_a_removed_key_is_rejected_as_unknown():
+    """Once its key is removed from the list, a token is refused as signed by an unknown key."""
+    token = sign_token([OLD], **IDS, now=NOW)
+    with pytest.raises(LinkError, match="unknown key") as caught:
+        verify_token(token, [NEW], max_age_days=45, now=NOW)
+    assert caught.value.reason == "unknown_key"
+
+
+@pytest.mark.parametrize("token", ["", "abc", "a.b", "!!!.x.y", "a b.c.d", "a.b.c.d.e", None])
+def test_malformed_tokens_are_malformed(token):
+    """Text that is not a token at all is "malformed"."""
+    assert reason(token) == "malformed"
+
+
+def test_a_validly_signed_foreign_payload_is_malformed():
+    """Content signed with our key and salt but not shaped like a link is refused as malformed."""
+    foreign = URLSafeTimedSerializer(NEW, salt=SALT, signer=_ClockedSigner,
+                                     signer_kwargs={"digest_method": hashlib.sha256}).dumps({"a": 1})
+    assert reason(foreign, now=None) == "malformed"
+
+
+def test_require_signing_key_names_the_variable():
+    """Without keys, require_signing_key raises SettingsError telling to set DUNNING_LINKS__KEYS."""
+    with pytest.raises(SettingsError, match="DUNNING_LINKS__KEYS"):
+        require_signing_key(LinksSettings())
+    with pytest.raises(SettingsError, match="shorter than 16"):
+        require_signing_key(LinksSettings(keys=f"{NEW},short"))
+    assert require_signing_key(LinksSettings(keys=f" {NEW} , {OLD} ")) == [NEW, OLD]
+
+
+def test_settlement_url_embeds_a_verifiable_token():
+    """settlement_url fills {token}; the token extracted from it verifies to the same ids."""
+    links = LinksSettings(keys=NEW, settlement_url="https://pay.example.com/s/{token}?utm=dunning")
+    url = settlement_url(links, **IDS)
+    assert url.startswith("https://pay.example.com/s/") and url.endswith("?utm=dunning")
+    claims = verify_token(token_from(url, links), [NEW], max_age_days=45)
+    assert (claims.account, claims.payment_method, claims.key) == tuple(IDS.values())
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path):
+    """Run the CLI with only DUNNING_LINKS__KEYS set and an empty settings file."""
+    for name in list(os.environ):
+        if name.startswith("DUNNING_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DUNNING_LINKS__KEYS", f"{NEW},{OLD}")
+    settings = tmp_path / "settings.toml"
+    settings.write_text("")
+    return ["--settings", str(settings)]
+
+
+def test_link_verify_prints_the_ids_as_json(cli_env, capsys):
+    """`dunning link verify TOKEN` exits 0 and prints the ids as JSON."""
+    token = sign_token([OLD], **IDS)
+    assert main([*cli_env, "link", "verify", token]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert {k: printed[k] for k in IDS} == IDS
+    assert datetime.fromisoformat(printed["issued_at"]).tzinfo is not None
+
+
+def test_link_verify_accepts_the_whole_url(cli_env, capsys):
+    """`dunning link verify` also takes the settlement URL as printed by `dunning link sign`."""
+    assert main([*cli_env, "link", "sign", "--account", "acct_1", "--payment-method", "pm_1",
+                 "--key", IDS["key"]]) == 0
+    url = capsys.readouterr().out.strip()
+    assert url.startswith("https://billing.example.com/settle/")
+    assert main([*cli_env, "link", "verify", url]) == 0
+    assert json.loads(capsys.readouterr().out)["key"] == IDS["key"]
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda: sign_token([NEW], **IDS, now=datetime.now(timezone.utc) - timedelta(days=60)), "expired"),
+    (lambda: sign_token(["someone-elses-key-000000"], **IDS), "unknown key"),
+    (lambda: sign_token([NEW], **IDS)[:-2] + "xx", "tampered"),
+    (lambda: "not-a-token", "malformed"),
+])
+def test_link_verify_explains_rejections_with_a_non_zero_exit(cli_env, capsys, make, expected):
+    """A rejected token exits 65 with the reason on stderr and nothing on stdout."""
+    assert main([*cli_env, "link", "verify", make()]) == 65
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert expected in captured.err and captured.err.startswith("dunning link: error: ")
+
+
+def test_link_verify_without_keys_is_a_settings_error(cli_env, monkeypatch, capsys):
+    """Without DUNNING_LINKS__KEYS the command exits 78 and names the variable."""
+    monkeypatch.delenv("DUNNING_LINKS__KEYS")
+    assert main([*cli_env, "link", "verify", "a.b.c"]) == 78
+    assert "DUNNING_LINKS__KEYS" in capsys.readouterr().err

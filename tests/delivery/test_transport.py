@@ -1,0 +1,299 @@
+"""SmtpTransport against real aiosmtpd servers on 127.0.0.1, with injected failures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from dunning.errors import DeliveryError, SettingsError
+from dunning.message import MessageError
+from dunning.settings import SmtpSettings
+from dunning.testing import CaptureServer, Fault
+from dunning.transport import Outcome, SmtpTransport
+
+SENDER = "billing@example.com"
+TO = ["compta@contoso.example"]
+MESSAGE = (b"From: billing@example.com\r\nTo: compta@contoso.example\r\nSubject: Payment failed\r\n"
+           b"Message-ID: <1@example.com>\r\n\r\nYour payment failed.\r\n.leading dot\r\n")
+
+
+def send_all(settings: SmtpSettings, count: int = 1, recipients=TO, message: bytes = MESSAGE,
+             password: str | None = None) -> list[Outcome]:
+    """Send `count` messages concurrently through one transport and return their outcomes."""
+    async def main() -> list[Outcome]:
+        async with SmtpTransport(settings, password=password) as transport:
+            return await asyncio.gather(*(transport.send(SENDER, recipients, message)
+                                          for _ in range(count)))
+    return asyncio.run(main())
+
+
+def send_one(settings: SmtpSettings, **kwargs) -> Outcome:
+    return send_all(settings, 1, **kwargs)[0]
+
+
+def test_a_message_is_sent_with_the_server_reply(capture, smtp_settings):
+    """A 250 to the final dot is "sent" with the server's reply text, and the bytes arrive intact."""
+    outcome = send_one(smtp_settings())
+    assert outcome == Outcome("sent", 250, "2.0.0 OK: captured", {})
+    [message] = capture.messages
+    assert message.sender == SENDER and message.recipients == tuple(TO)
+    assert message.data == MESSAGE
+    assert message.parsed()["Subject"] == "Payment failed"
+
+
+@pytest.mark.parametrize("code", [421, 451])
+def test_temporary_failure_at_connect_reconnects_and_sends(capture, smtp_settings, code):
+    """A 4xx greeting is a connection failure: the send reconnects and delivers once."""
+    capture.add_fault(Fault("connect", code))
+    assert send_one(smtp_settings(concurrency=1)).status == "sent"
+    assert capture.connections == 2 and len(capture.messages) == 1
+
+
+def test_421_at_mail_reconnects_and_sends(capture, smtp_settings):
+    """A 421 to MAIL (server closing) happens before anything was handed over: reconnect, deliver once."""
+    capture.add_fault(Fault("mail", 421))
+    assert send_one(smtp_settings(concurrency=1)).status == "sent"
+    assert capture.connections == 2 and len(capture.messages) == 1
+
+
+def test_451_at_mail_is_retry(capture, smtp_settings):
+    """A 451 to MAIL is a temporary refusal of this message: "retry" with the code and text."""
+    capture.add_fault(Fault("mail", 451, "4.3.0 Try later"))
+    assert send_one(smtp_settings()) == Outcome("retry", 451, "4.3.0 Try later", {})
+    assert capture.messages == []
+
+
+@pytest.mark.parametrize("code", [421, 451])
+def test_temporary_failure_at_rcpt_is_retry(capture, smtp_settings, code):
+    """A 4xx to the only RCPT is "retry" and nothing is delivered."""
+    capture.add_fault(Fault("rcpt", code))
+    outcome = send_one(smtp_settings())
+    assert (outcome.status, outcome.code) == ("retry", code)
+    assert capture.messages == [] and capture.count("DATA") == 0
+
+
+@pytest.mark.parametrize("code", [421, 451])
+def test_temporary_failure_after_data_is_retry(capture, smtp_settings, code):
+    """A 4xx reply to the message itself is "retry"."""
+    capture.add_fault(Fault("data", code))
+    outcome = send_one(smtp_settings())
+    assert (outcome.status, outcome.code) == ("retry", code)
+
+
+def test_550_at_rcpt_is_failed_with_code_and_text(capture, smtp_settings):
+    """A 550 to the only RCPT is "failed" with the server's code and text."""
+    capture.add_fault(Fault("rcpt", 550, "5.1.1 No such user"))
+    outcome = send_one(smtp_settings())
+    assert outcome == Outcome("failed", 550, "5.1.1 No such user",
+                              {"compta@contoso.example": (550, "5.1.1 No such user")})
+    assert capture.count("DATA") == 0
+
+
+def test_one_refused_recipient_does_not_stop_the_others(capture, smtp_settings):
+    """A recipient refused at RCPT is listed in refused; the message still goes to the others."""
+    capture.add_fault(Fault("rcpt", 550, "5.1.1 No such user", recipient="gone@contoso.example"))
+    outcome = send_one(smtp_settings(), recipients=["gone@contoso.example", "boss@contoso.example"])
+    assert outcome.status == "sent"
+    assert outcome.refused == {"gone@contoso.example": (550, "5.1.1 No such user")}
+    assert capture.messages[0].recipients == ("boss@contoso.example",)
+
+
+def test_all_recipients_refused_with_a_temporary_code_is_retry(capture, smtp_settings):
+    """When every recipient is refused and one refusal is temporary, the outcome is "retry"."""
+    capture.add_fault(Fault("rcpt", 550, recipient="a@contoso.example"))
+    capture.add_fault(Fault("rcpt", 452, "4.2.2 Mailbox full", recipient="b@contoso.example"))
+    outcome = send_one(smtp_settings(), recipients=["a@contoso.example", "b@contoso.example"])
+    assert (outcome.status, outcome.code) == ("retry", 452)
+    assert set(outcome.refused) == {"a@contoso.example", "b@contoso.example"}
+
+
+def test_554_after_data_is_failed(capture, smtp_settings):
+    """A 554 reply to the message is "failed" with code and text."""
+    capture.add_fault(Fault("data", 554, "5.6.0 Rejected as spam"))
+    assert send_one(smtp_settings()) == Outcome("failed", 554, "5.6.0 Rejected as spam", {})
+
+
+def test_connection_dropped_before_mail_reconnects_and_delivers_once(capture, smtp_settings):
+    """A connection that dies at MAIL is replaced within the same send; the message arrives once."""
+    capture.add_fault(Fault("mail", drop=True))
+    assert send_one(smtp_settings(concurrency=1)).status == "sent"
+    assert len(capture.messages) == 1 and capture.connections == 2
+
+
+def test_connection_dropped_after_the_final_dot_is_unknown(capture, smtp_settings):
+    """No reply after the final dot is "unknown": the server may hold the message, so no resend."""
+    capture.add_fault(Fault("data", drop=True))
+    outcome = send_one(smtp_settings(concurrency=1))
+    assert (outcome.status, outcome.code) == ("unknown", None)
+    assert len(capture.messages) == 1 and capture.count("DATA") == 1
+
+
+def test_a_final_reply_slower_than_data_timeout_is_unknown(capture, smtp_settings):
+    """A final reply later than data_timeout is "unknown", and the transport does not resend."""
+    capture.add_fault(Fault("data", 250, "OK", delay=1.5))
+    started = time.monotonic()
+    outcome = send_one(smtp_settings(concurrency=1, data_timeout=0.3))
+    assert outcome.status == "unknown"
+    assert time.monotonic() - started < 1.4
+    assert capture.count("DATA") == 1
+
+
+def test_a_dead_server_raises_delivery_error_after_consecutive_failures(smtp_settings, closed_port):
+    """With nothing listening, DeliveryError names host, port and the last error once the limit is hit."""
+    settings = smtp_settings(port=closed_port, max_consecutive_connection_errors=3, concurrency=1)
+    with pytest.raises(DeliveryError) as caught:
+        send_all(settings, 5)
+    text = str(caught.value)
+    assert f"127.0.0.1:{closed_port}" in text and "3 connection failures in a row" in text
+    assert "refused" in text.lower() or "connect" in text.lower()
+
+
+def test_a_failing_greeting_retries_then_stops_the_run(capture, smtp_settings):
+    """A server that always answers 421 yields "retry" for the first send, then DeliveryError."""
+    capture.add_fault(Fault("connect", 421, times=None))
+
+    async def main():
+        async with SmtpTransport(smtp_settings(concurrency=1, max_consecutive_connection_errors=5)) as t:
+            first = await t.send(SENDER, TO, MESSAGE)
+            with pytest.raises(DeliveryError) as caught:
+                await t.send(SENDER, TO, MESSAGE)
+            with pytest.raises(DeliveryError):  # the transport stays stopped
+                await t.send(SENDER, TO, MESSAGE)
+            return first, caught.value
+
+    first, error = asyncio.run(main())
+    assert (first.status, first.code) == ("retry", 421)
+    assert error.smtp_code == 421 and "421" in str(error)
+    assert capture.connections == 5
+
+
+def test_connections_are_reused_up_to_concurrency(capture, smtp_settings):
+    """Forty messages over three connections open exactly three, without a needless RSET or NOOP."""
+    outcomes = send_all(smtp_settings(concurrency=3), 40)
+    assert {o.status for o in outcomes} == {"sent"}
+    assert capture.connections == 3
+    assert len(capture.messages) == 40
+    assert capture.count("RSET") == 0 and capture.count("NOOP") == 0
+    assert capture.count("QUIT") == 3
+
+
+def test_connections_are_recycled_after_messages_per_connection(capture, smtp_settings):
+    """With messages_per_connection=5, twelve messages on one connection use three sessions."""
+    outcomes = send_all(smtp_settings(concurrency=1, messages_per_connection=5), 12)
+    assert [o.status for o in outcomes] == ["sent"] * 12
+    assert capture.connections == 3
+    per_session = [sum(1 for n, c, _ in capture.commands if n == s and c == "DATA") for s in (1, 2, 3)]
+    assert per_session == [5, 5, 2]
+
+
+def test_idle_connections_are_recycled(capture, smtp_settings):
+    """A connection idle longer than idle_seconds is closed and a new one opened on next use."""
+    async def main():
+        async with SmtpTransport(smtp_settings(concurrency=1, idle_seconds=0.2)) as transport:
+            await transport.send(SENDER, TO, MESSAGE)
+            await transport.send(SENDER, TO, MESSAGE)
+            await asyncio.sleep(0.35)
+            await transport.send(SENDER, TO, MESSAGE)
+    asyncio.run(main())
+    assert capture.connections == 2 and len(capture.messages) == 3
+
+
+def test_rset_follows_an_aborted_transaction(capture, smtp_settings):
+    """After a refused transaction the connection is reset with RSET before the next MAIL."""
+    capture.add_fault(Fault("rcpt", 550))
+    outcomes = send_all(smtp_settings(concurrency=1), 2)
+    assert [o.status for o in outcomes] == ["failed", "sent"]
+    verbs = [c for _, c, _ in capture.commands if c in ("MAIL", "RCPT", "RSET", "DATA")]
+    assert verbs == ["MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA"]
+
+
+def test_invalid_envelope_addresses_raise_message_error(capture, smtp_settings):
+    """A recipient with CR/LF is refused before anything reaches the server."""
+    with pytest.raises(MessageError):
+        send_one(smtp_settings(), recipients=["a@contoso.example\r\nRCPT TO:<x@evil.example>"])
+    assert capture.connections == 0
+
+
+def test_idn_recipients_go_out_in_punycode(capture, smtp_settings):
+    """An internationalized domain is sent to the server in punycode."""
+    send_one(smtp_settings(), recipients=["kunde@bücher.example"])
+    assert capture.messages[0].recipients == ("kunde@xn--bcher-kva.example",)
+
+
+def test_auth_uses_username_and_password(smtp_settings, tls):
+    """AUTH logs in with smtp.username and the password passed in, over STARTTLS."""
+    with CaptureServer(starttls=tls.good, credentials=("billing", "s3cret")) as server:
+        settings = smtp_settings(port=server.port, tls="starttls", ca_file=str(tls.ca_file),
+                                 username="billing")
+        assert send_one(settings, password="s3cret").status == "sent"
+        assert ("AUTH", "billing") in [(c, a) for _, c, a in server.commands]
+
+
+def test_wrong_credentials_stop_the_run(smtp_settings, tls):
+    """A refused AUTH is a DeliveryError: retrying every message with a bad password helps no one."""
+    with CaptureServer(starttls=tls.good, credentials=("billing", "s3cret")) as server:
+        settings = smtp_settings(port=server.port, tls="starttls", ca_file=str(tls.ca_file),
+                                 username="billing")
+        with pytest.raises(DeliveryError, match="AUTH refused"):
+            send_one(settings, password="wrong")
+        assert server.count("MAIL") == 0
+
+
+def test_starttls_with_a_trusted_certificate_succeeds(smtp_settings, tls):
+    """STARTTLS to a server whose certificate the CA file vouches for delivers over TLS."""
+    with CaptureServer(starttls=tls.good) as server:
+        settings = smtp_settings(port=server.port, tls="starttls", ca_file=str(tls.ca_file))
+        assert send_one(settings).status == "sent"
+        verbs = [c for _, c, _ in server.commands]
+        assert verbs.index("STARTTLS") < verbs.index("MAIL")
+
+
+def test_implicit_tls_with_a_trusted_certificate_succeeds(smtp_settings, tls):
+    """Implicit TLS (SMTPS) to a trusted server delivers."""
+    with CaptureServer(implicit_tls=tls.good) as server:
+        settings = smtp_settings(port=server.port, tls="implicit", ca_file=str(tls.ca_file))
+        assert send_one(settings).status == "sent"
+        assert len(server.messages) == 1
+
+
+@pytest.mark.parametrize("certificate", ["untrusted", "wrong_host"])
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_untrusted_or_misnamed_certificates_fail_closed(smtp_settings, tls, certificate, mode):
+    """A certificate from an unknown CA or for another host stops delivery; nothing goes in clear."""
+    context = getattr(tls, certificate)
+    kwargs = {"starttls": context} if mode == "starttls" else {"implicit_tls": context}
+    with CaptureServer(**kwargs) as server:
+        settings = smtp_settings(port=server.port, tls=mode, ca_file=str(tls.ca_file))
+        with pytest.raises(DeliveryError, match="TLS .* failed, not sending in plain text") as caught:
+            send_all(settings, 3)
+        assert "certificate" in str(caught.value).lower()
+        assert server.count("MAIL") == 0 and server.messages == []
+
+
+def test_a_server_without_starttls_fails_closed(capture, smtp_settings):
+    """Under tls="starttls" a server that offers no STARTTLS is an error, never plain text."""
+    with pytest.raises(DeliveryError, match="STARTTLS"):
+        send_one(smtp_settings(tls="starttls"))
+    assert capture.count("MAIL") == 0 and capture.messages == []
+
+
+def test_plain_text_to_a_remote_host_is_refused_up_front():
+    """tls="none" to a non-loopback host is a SettingsError before any connection is tried."""
+    with pytest.raises(SettingsError, match="allow_plaintext_remote"):
+        SmtpTransport(SmtpSettings(host="smtp.example.com", tls="none"))
+    SmtpTransport(SmtpSettings(host="smtp.example.com", tls="none", allow_plaintext_remote=True))
+    SmtpTransport(SmtpSettings(host="localhost", tls="none"))
+    SmtpTransport(SmtpSettings(host="::1", tls="none"))
+
+
+@pytest.mark.parametrize("settings, password, message", [
+    (dict(username="billing"), None, "DUNNING_SMTP__PASSWORD"),
+    (dict(), "s3cret", "smtp.username"),
+    (dict(tls="starttls", ca_file="/nonexistent/ca.pem"), None, "smtp.ca_file"),
+])
+def test_conflicting_settings_are_refused_up_front(settings, password, message):
+    """A username without password, a password without username or a missing CA file is a SettingsError."""
+    with pytest.raises(SettingsError, match=message):
+        SmtpTransport(SmtpSettings(**settings), password=password)
