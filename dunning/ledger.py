@@ -262,6 +262,21 @@ def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_atte
     return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()))
 
 
+def unclaim(engine: Engine, claims: Sequence[Claim], *, now: datetime) -> int:
+    """Put claimed emails that were never handed to a server back in the queue, without using an attempt."""
+    rows = [{"b_id": c.email_id, "b_fence": c.fence, "b_now": now} for c in claims]
+    if not rows:
+        return 0
+    with _transaction(engine) as conn:
+        return conn.execute(_UNCLAIM, rows).rowcount
+
+
+_UNCLAIM = (update(emails)
+            .where(emails.c.id == bindparam("b_id"), emails.c.fence == bindparam("b_fence"),
+                   emails.c.status == "sending")
+            .values(status="queued", lease_until=None, worker=None, updated_at=bindparam("b_now")))
+
+
 # The writer must hold the fence it claimed with. A row whose lease merely expired (unknown, not claimed
 # again: same fence, lease_until kept) still takes its holder's late outcome, which replaces "we do not
 # know" with what happened; once claimed again, released or resolved, the old holder is fenced out.

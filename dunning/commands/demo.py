@@ -1,0 +1,99 @@
+"""dunning demo: sample billing state → import → run against a local capture server → what was sent."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from datetime import datetime, timezone
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from dunning import importer, pipeline, sample, store
+from dunning.commands.run import print_summary, progress_reporter
+from dunning.preview import build_preview
+from dunning.settings import Settings, load_settings
+from dunning.testing import CaptureServer
+
+NAME = "demo"
+HELP = "run the whole job on sample data: SQLite under var/demo, a local capture SMTP server, var/outbox"
+DEMO_KEY = "demo-signing-key-not-for-production"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--accounts", type=int, default=60, help="sample accounts to generate (default 60)")
+    parser.add_argument("--var", type=Path, default=Path("var"), help="working directory (default var/)")
+
+
+def run(args: argparse.Namespace) -> int:
+    var: Path = args.var
+    fresh(var)
+    settings = demo_settings(load_settings(args.settings), var)
+    as_of = datetime.now(timezone.utc).replace(microsecond=0)
+    state_file = var / "sample" / "billing.jsonl"
+    with state_file.open("w", encoding="utf-8") as out:
+        sample.write_jsonl(out, sample.generate(args.accounts, as_of))
+    engine = store.connect(settings.database.url)
+    with state_file.open("rb") as stream:
+        imported = importer.import_stream(engine, stream, batch_size=settings.database.batch_size)
+    print(f"1. sample billing state: {state_file} ({imported.imported} accounts imported into "
+          f"{settings.database.url})")
+    with CaptureServer(var / "outbox", port=0) as server:
+        settings = with_smtp_port(settings, server.port)
+        print(f"2. capture SMTP server on {server.host}:{server.port}, writing to {var / 'outbox'}/")
+        with progress_reporter(enabled=True) as progress:
+            first = pipeline.run(settings, as_of=as_of, progress=progress)
+        print("3. dunning run:  ", end="")
+        print_summary(first, as_json=False)
+        again = pipeline.run(settings, as_of=as_of)
+        print(f"4. the same run again sends nothing new (never twice): {again.sent} sent")
+        server.wait_for(first.sent)
+    show_outbox(var / "outbox")
+    entries = build_preview(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir), var / "preview",
+                            sender=settings.sender, default_locale=settings.i18n.default_locale)
+    print(f"5. preview gallery of {len(entries)} emails (every notice × locale × scenario): "
+          f"{var / 'preview' / 'index.html'}")
+    print(f"\nOpen the .eml files in {var / 'outbox'}/ with a mail client, or {var / 'preview' / 'index.html'} "
+          "in a browser.")
+    return first.exit_code()
+
+
+def fresh(var: Path) -> None:
+    """Start from an empty demo database and outbox (never touching the real store)."""
+    shutil.rmtree(var / "demo", ignore_errors=True)
+    shutil.rmtree(var / "outbox", ignore_errors=True)
+    for path in (var / "demo", var / "outbox", var / "sample"):
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def demo_settings(settings: Settings, var: Path) -> Settings:
+    """The embedded defaults with the demo's own database and a demo signing key when none is set."""
+    if not settings.links.key_list:
+        print("note: DUNNING_LINKS__KEYS is not set; the demo signs its links with a throwaway demo key")
+        settings = load_settings_with(settings, "links", keys=SecretStr(DEMO_KEY))
+    return load_settings_with(settings, "database", url=f"sqlite:///{var / 'demo' / 'dunning.sqlite3'}")
+
+
+def with_smtp_port(settings: Settings, port: int) -> Settings:
+    """The settings pointing at the capture server's port."""
+    return load_settings_with(settings, "smtp", host="127.0.0.1", port=port, tls="none")
+
+
+def load_settings_with(settings: Settings, section: str, **values: object) -> Settings:
+    """A copy of the settings with some values of one section replaced."""
+    replaced = getattr(settings, section).model_copy(update=values)
+    return settings.model_copy(update={section: replaced})
+
+
+def show_outbox(outbox: Path) -> None:
+    """A few lines of what the capture server received."""
+    files = sorted(outbox.glob("*.eml"))
+    print(f"   {len(files)} messages in {outbox}/, for example:")
+    parser = BytesHeaderParser()
+    for path in files[:8]:
+        with path.open("rb") as handle:
+            headers = parser.parse(handle)
+        subject = " ".join(str(make_header(decode_header(headers.get("Subject", "")))).split())
+        print(f"     {headers.get('Content-Language', '?'):6} {headers.get('To', ''):32.32} {subject}")

@@ -1,0 +1,87 @@
+"""A planned notice and its account → the render context the email templates receive."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from dunning.billing import Account
+from dunning.policy import PlannedNotice
+from dunning.settings import Settings
+
+
+def build_context(planned: PlannedNotice, account: Account, settings: Settings, settlement_url: str) -> dict:
+    """The render context of interfaces.md for one planned notice of this account."""
+    subs = {s.id: s for s in account.subscriptions}
+    method = next(pm for pm in account.payment_methods if pm.id == planned.payment_method)
+    return {
+        "notice": planned.notice,
+        "stage": planned.stage,
+        "final_stage": planned.final_stage,
+        "account": {"id": account.id, "name": account.name, "email": account.email},
+        "payment_method": {"id": method.id, "type": method.type, "brand": method.brand, "last4": method.last4,
+                           "exp_month": method.exp_month, "exp_year": method.exp_year},
+        "subscriptions": sorted(({"id": i, "name": subs[i].name} for i in planned.subscriptions),
+                                key=lambda s: (s["name"], s["id"])),
+        "invoices": _invoices(planned, account, subs),
+        "balance": [{"currency": c, "amount": planned.amounts[c]} for c in sorted(planned.amounts)],
+        "failure": _failure(planned, account),
+        "shared_card": planned.shared_card,
+        "disable_date": planned.disable_date,
+        "deletion_date": planned.deletion_date,
+        "days_left": planned.days_left,
+        "settlement_url": settlement_url,
+        "support_url": settings.branding.support_url,
+        "branding": settings.branding.model_dump(),
+        "timezone": account.timezone,
+    }
+
+
+def _invoices(planned: PlannedNotice, account: Account, subs: dict) -> list[dict]:
+    wanted = set(planned.invoices)
+    return [{"id": i.id, "subscription": i.subscription, "subscription_name": subs[i.subscription].name,
+             "currency": i.currency, "total": i.total, "outstanding": i.outstanding,
+             "issued_date": i.issued_date, "due_date": i.due_date}
+            for i in sorted(account.invoices, key=lambda i: (i.due_date, i.id)) if i.id in wanted]
+
+
+def _failure(planned: PlannedNotice, account: Account) -> dict | None:
+    charge = next((c for c in account.charges if c.id == planned.trigger_charge), None)
+    if charge is None:
+        return None
+    return {"charge_id": charge.id, "code": charge.failure_code or "card_declined",
+            "attempted_at": charge.attempted_at, "next_retry_at": charge.next_retry_at}
+
+
+def to_plain(context: dict) -> dict:
+    """The context with dates, date-times and decimals as strings, as the outbox's JSON stores it."""
+    return json.loads(json.dumps(context, default=_plain))
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"the outbox cannot store {type(value).__name__}")
+
+
+def revive(context: dict) -> dict:
+    """The stored context with its dates, date-times and decimals made Python values again."""
+    for key in ("disable_date", "deletion_date"):
+        if context[key] is not None:
+            context[key] = date.fromisoformat(context[key])
+    for invoice in context["invoices"]:
+        invoice["total"], invoice["outstanding"] = Decimal(invoice["total"]), Decimal(invoice["outstanding"])
+        invoice["issued_date"] = date.fromisoformat(invoice["issued_date"])
+        invoice["due_date"] = date.fromisoformat(invoice["due_date"])
+    for line in context["balance"]:
+        line["amount"] = Decimal(line["amount"])
+    failure = context["failure"]
+    if failure:
+        failure["attempted_at"] = datetime.fromisoformat(failure["attempted_at"])
+        if failure["next_retry_at"]:
+            failure["next_retry_at"] = datetime.fromisoformat(failure["next_retry_at"])
+    return context

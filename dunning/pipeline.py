@@ -1,0 +1,172 @@
+"""The line: billing state → plan → ledger → claim → render → MIME → SMTP → ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from dunning import candidates, ledger, links, notice_context, store
+from dunning.billing import Account
+from dunning.errors import DeliveryError, TemplateError
+from dunning.message import MessageError, build_message, make_message_id
+from dunning.render import Renderer
+from dunning.settings import Settings
+from dunning.transport import SmtpTransport
+
+log = logging.getLogger("dunning.run")
+
+EXIT_OK, EXIT_FAILED, EXIT_PENDING = 0, 1, 75
+
+
+@dataclass
+class RunSummary:
+    planned: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    superseded: int = 0
+    deferred: int = 0
+    stopped: str | None = None
+
+    def exit_code(self) -> int:
+        """0: all handled; 1: something failed or its outcome is unknown; 75: retries pending or stopped."""
+        if self.failed or self.unknown:
+            return EXIT_FAILED
+        if self.retried or self.stopped:
+            return EXIT_PENDING
+        return EXIT_OK
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+Progress = Callable[[str, int], None]  # (what happened, how many)
+
+
+def run(settings: Settings, *, as_of: datetime, dry_run: bool = False,
+        progress: Progress = lambda what, n: None) -> RunSummary:
+    """Plan, enqueue, then deliver everything queued; returns what this worker did."""
+    keys = links.require_signing_key(settings.links)
+    renderer = make_renderer(settings)
+    engine = store.connect(settings.database.url)
+    summary = RunSummary()
+    if not dry_run:
+        summary.unknown += ledger.expire_leases(engine, now=store.utcnow(), unknown_policy=settings.delivery.unknown)
+    for accounts, planned in candidates.iter_batches(engine, as_of, settings, renderer.available_locales):
+        entries = plan_entries(planned, accounts, settings, keys, summary)
+        progress("planned", len(entries))
+        if entries and not dry_run:
+            ledger.enqueue(engine, entries, now=store.utcnow())
+    if not dry_run:
+        asyncio.run(deliver(engine, settings, renderer, summary, progress))
+    return summary
+
+
+def make_renderer(settings: Settings) -> Renderer:
+    """The renderer over the configured templates and catalogs."""
+    return Renderer(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir),
+                    default_locale=settings.i18n.default_locale)
+
+
+def plan_entries(planned: Iterable, accounts: Iterable[Account], settings: Settings, keys: list[str],
+                 summary: RunSummary) -> list[ledger.OutboxEntry]:
+    """Outbox entries for one batch of planned notices; deferred ones are only counted."""
+    by_id = {a.id: a for a in accounts}
+    entries = []
+    for notice in planned:
+        if notice.status == "deferred":
+            summary.deferred += 1
+            continue
+        if notice.status == "send":
+            summary.planned += 1
+        else:
+            setattr(summary, notice.status, getattr(summary, notice.status) + 1)
+        entries.append(outbox_entry(notice, by_id[notice.account], settings, keys))
+    return entries
+
+
+def outbox_entry(notice, account: Account, settings: Settings, keys: list[str]) -> ledger.OutboxEntry:
+    """The ledger's record of one planned notice, with everything needed to send it later."""
+    message_id = payload = None
+    if notice.status == "send":
+        first_key = notice.keys[0]
+        url = links.settlement_url(settings.links, account=notice.account,
+                                   payment_method=notice.payment_method, key=first_key)
+        context = notice_context.build_context(notice, account, settings, url)
+        payload = {"to": list(notice.to), "cc": list(notice.cc), "locale": notice.catalog,
+                   "context": notice_context.to_plain(context)}
+        message_id = make_message_id(first_key, settings.sender.from_address.rpartition("@")[2])
+    return ledger.OutboxEntry(account=notice.account, payment_method=notice.payment_method,
+                              notice=notice.notice, stage=notice.stage, locale=notice.locale,
+                              status=notice.status, keys=tuple(notice.keys), message_id=message_id,
+                              payload=payload)
+
+
+async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
+                  progress: Progress) -> None:
+    """Claim batches and send them until the queue is empty or delivery must stop."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
+    delivery = settings.delivery
+    async with SmtpTransport(settings.smtp, password=password) as transport:
+        while summary.stopped is None:
+            claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=store.utcnow(),
+                                  lease_seconds=delivery.lease_seconds)
+            if not claims:
+                break
+            outcomes = await asyncio.gather(*(send_claim(c, settings, renderer, transport, summary)
+                                              for c in claims))
+            results = [r for r in outcomes if r is not None]
+            counts = ledger.record(engine, results, now=store.utcnow(), max_attempts=delivery.max_attempts,
+                                   backoff_seconds=delivery.retry_backoff_seconds)
+            ledger.unclaim(engine, [c for c, r in zip(claims, outcomes) if r is None], now=store.utcnow())
+            tally(summary, counts)
+            progress("sent", counts.sent)
+
+
+async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer,
+                     transport: SmtpTransport, summary: RunSummary) -> ledger.Result | None:
+    """Render, build and send one claimed email: its result, or None when it never reached a server."""
+    payload = claim.payload
+    try:
+        context = notice_context.revive(payload["context"])
+        email = renderer.render(claim.notice, payload["locale"], context)
+        sender = settings.sender
+        data = build_message(email, from_address=sender.from_address, from_name=sender.from_name,
+                             reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"],
+                             message_id=claim.message_id, date=store.utcnow())
+    except MessageError as exc:
+        log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
+        return ledger.Result(claim.email_id, claim.fence, "failed", error=str(exc))
+    except TemplateError as exc:
+        log.error("email %s (account %s) did not render: %s", claim.email_id, claim.account, exc)
+        return ledger.Result(claim.email_id, claim.fence, "retry", error=str(exc))
+    if summary.stopped:
+        return None
+    try:
+        outcome = await transport.send(sender.from_address, payload["to"] + payload["cc"], data)
+    except DeliveryError as exc:
+        # Raised only before the server could hold the message: safe to queue again as if never claimed.
+        summary.stopped = summary.stopped or str(exc)
+        return None
+    return ledger.Result(claim.email_id, claim.fence, outcome.status, code=outcome.code, reply=outcome.reply,
+                         error=outcome.reply if outcome.status != "sent" else "",
+                         refused={r: list(v) for r, v in outcome.refused.items()} or None)
+
+
+def tally(summary: RunSummary, counts: ledger.RecordCounts) -> None:
+    """Add what the ledger recorded (fenced-out outcomes are not this worker's to count)."""
+    summary.sent += counts.sent
+    summary.retried += counts.retry
+    summary.failed += counts.failed
+    summary.unknown += counts.unknown
