@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from dunning import candidates, ledger, links, notice_context, store
 from dunning.billing import Account
 from dunning.errors import DeliveryError, TemplateError
-from dunning.message import MessageError, build_message, make_message_id
+from dunning.message import MessageError, address_domain, build_message, make_message_id
 from dunning.render import Renderer
 from dunning.settings import Settings
 from dunning.transport import SmtpTransport
@@ -105,7 +105,7 @@ def outbox_entry(notice, account: Account, settings: Settings, keys: list[str]) 
         context = notice_context.build_context(notice, account, settings, url)
         payload = {"to": list(notice.to), "cc": list(notice.cc), "locale": notice.catalog,
                    "context": notice_context.to_plain(context)}
-        message_id = make_message_id(first_key, settings.sender.from_address.rpartition("@")[2])
+        message_id = make_message_id(first_key, address_domain(settings.sender.from_address))
     return ledger.OutboxEntry(account=notice.account, payment_method=notice.payment_method,
                               notice=notice.notice, stage=notice.stage, locale=notice.locale,
                               status=notice.status, keys=tuple(notice.keys), message_id=message_id,

@@ -44,8 +44,8 @@ _DROP_WAIT = 30.0  # a dropped session waits to be cancelled by connection_lost
 class Fault:
     """One injected failure: at `stage`, reply `code` (421 also closes the session), or drop the
     connection without a reply (`drop`), after waiting `delay` seconds. "data" is the reply to the
-    message itself (after the final dot); the message is captured before the fault applies, as a real
-    server may hold it. `times` faults fire before it is spent (None: every time); `recipient`
+    message itself (after the final dot); a message refused there (4xx/5xx) is not captured, one whose
+    reply is lost or late is, as a real server may hold it. `times` faults fire before it is spent (None: every time); `recipient`
     limits an RCPT fault to one address."""
 
     stage: Stage
@@ -277,8 +277,10 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         self._record(server, "DATA")
-        self.capture._store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
         fault = self.capture._take_fault("data")
+        # A 4xx/5xx final reply refuses the message; a lost or late reply may leave it delivered.
+        if fault is None or fault.drop or not fault.code or fault.code < 400:
+            self.capture._store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
         if fault is not None:
             return await inject(server, fault)
         return "250 2.0.0 OK: captured"

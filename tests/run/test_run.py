@@ -1,0 +1,81 @@
+"""`dunning run` end to end: a real database, a real SMTP server on loopback, the ledger's guarantees."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from dunning import store
+from dunning.cli import main
+from tests.run.conftest import AS_OF_TEXT, expected_message_ids, planned, received_ids, run
+
+
+def test_full_run_sends_exactly_the_plan_then_nothing_twice(billing, smtp, capsys):
+    """A run sends every planned email once; the same run again sends nothing."""
+    plan = planned(capsys)
+    sends = [entry for entry in plan if entry["status"] == "send"]
+    assert len(sends) >= 20
+    code, summary = run(capsys)
+    assert code == 0 and summary["sent"] == summary["planned"] == len(sends)
+    assert sorted(received_ids(smtp)) == sorted(expected_message_ids(plan))
+    envelopes = sorted(sorted(m.recipients) for m in smtp.messages)
+    assert envelopes == sorted(sorted(e["to"] + e["cc"]) for e in sends)
+    assert any(e["cc"] for e in sends)
+    code, again = run(capsys)
+    assert code == 0 and again["sent"] == again["planned"] == 0
+    assert len(smtp.messages) == len(sends)
+
+
+def test_later_run_sends_only_new_keys(billing, smtp, capsys):
+    """A run at a later as_of sends only keys that became due since, never the ones already sent."""
+    run(capsys)
+    first = Counter(received_ids(smtp))
+    later = "2026-11-27T12:00:00Z"
+    plan_later = planned(capsys, later)
+    code, summary = run(capsys, "--as-of", later)
+    assert code == 0 and summary["sent"] == len([e for e in plan_later if e["status"] == "send"]) > 0
+    after = Counter(received_ids(smtp))
+    assert all(count == 1 for count in after.values())
+    assert set(after) - set(first) == expected_message_ids(plan_later)
+
+
+def test_every_message_parses_back_as_a_complete_email(billing, smtp, capsys):
+    """Each message delivered is multipart/alternative text + HTML with the headers a notice needs."""
+    run(capsys)
+    assert smtp.messages
+    for message in smtp.messages:
+        parsed = message.parsed()
+        assert parsed["From"].addresses[0].addr_spec == "billing@example.com"
+        assert {a.addr_spec for a in parsed["To"].addresses} <= set(message.recipients)
+        assert parsed["Subject"] and parsed["Date"] and parsed["Auto-Submitted"] == "auto-generated"
+        assert parsed.get_content_type() == "multipart/alternative"
+        text, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+        assert "https://billing.example.com/settle/" in text.get_content()
+        assert "<html" in html.get_content()
+
+
+def test_dry_run_records_and_sends_nothing(billing, smtp, capsys):
+    """--dry-run counts what would be sent but writes no ledger row and sends no mail."""
+    code, summary = run(capsys, "--as-of", AS_OF_TEXT, "--dry-run")
+    assert code == 0 and summary["planned"] > 0 and summary["sent"] == 0
+    assert smtp.messages == []
+    with store.connect(billing).connect() as conn:
+        assert conn.execute(select(store.notices.c.key)).first() is None
+
+
+def test_run_refuses_to_start_without_a_signing_key(billing, smtp, capsys, monkeypatch):
+    """Without DUNNING_LINKS__KEYS the run stops before doing anything and says which variable to set."""
+    monkeypatch.delenv("DUNNING_LINKS__KEYS")
+    assert main(["run", "--as-of", AS_OF_TEXT]) == 78
+    assert "DUNNING_LINKS__KEYS" in capsys.readouterr().err
+    assert smtp.messages == []
+
+
+def test_progress_lines_and_human_summary(billing, smtp, capsys):
+    """Without --json the run prints one readable summary line."""
+    assert main(["run", "--as-of", AS_OF_TEXT]) == 0
+    out = capsys.readouterr().out
+    assert "planned," in out and " sent," in out and "deferred" in out
