@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -124,14 +125,30 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
                                   lease_seconds=delivery.lease_seconds)
             if not claims:
                 break
-            outcomes = await asyncio.gather(*(send_claim(c, settings, renderer, transport, summary)
-                                              for c in claims))
+            async with keep_leased(engine, claims, delivery.lease_seconds):
+                outcomes = await asyncio.gather(*(send_claim(c, settings, renderer, transport, summary)
+                                                  for c in claims))
             results = [r for r in outcomes if r is not None]
             counts = ledger.record(engine, results, now=store.utcnow(), max_attempts=delivery.max_attempts,
                                    backoff_seconds=delivery.retry_backoff_seconds)
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes) if r is None], now=store.utcnow())
             tally(summary, counts)
             progress("sent", counts.sent)
+
+
+@asynccontextmanager
+async def keep_leased(engine: Engine, claims: list[ledger.Claim], lease_seconds: int):
+    """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned."""
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(lease_seconds / 3)
+            ledger.extend_leases(engine, claims, now=store.utcnow(), lease_seconds=lease_seconds)
+
+    task = asyncio.create_task(heartbeat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer,

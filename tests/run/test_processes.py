@@ -1,0 +1,59 @@
+"""Several `dunning run` processes on one database, and a run killed in the middle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from sqlalchemy import select
+
+from dunning import store
+from dunning.testing import Fault
+from tests.run.conftest import AS_OF_TEXT, expected_message_ids, load_sample, planned, received_ids, run
+
+
+def _start_run() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dunning", "run", "--json", "--as-of", AS_OF_TEXT],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def test_two_runs_started_together_deliver_every_key_once(billing, smtp, capsys):
+    """Two processes racing over the same database enqueue each key once and split the sending."""
+    load_sample(billing, 150)
+    plan = planned(capsys)
+    first, second = _start_run(), _start_run()
+    outputs = [process.communicate(timeout=120) for process in (first, second)]
+    assert [process.returncode for process in (first, second)] == [0, 0], outputs
+    summaries = [json.loads(out.strip().splitlines()[-1]) for out, _err in outputs]
+    ids = Counter(received_ids(smtp))
+    assert set(ids) == expected_message_ids(plan) and set(ids.values()) == {1}
+    assert sum(s["sent"] for s in summaries) == len(ids)
+
+
+def test_killed_run_loses_nothing_and_sends_nothing_twice(billing, smtp, capsys, monkeypatch):
+    """After SIGKILL mid-run, the next run leaves every email sent, failed or unknown, none delivered twice outside unknown."""
+    load_sample(billing, 150)
+    plan = planned(capsys)
+    smtp.add_fault(Fault("data", code=250, delay=0.05, times=None))
+    monkeypatch.setenv("DUNNING_DELIVERY__LEASE_SECONDS", "2")
+    victim = _start_run()
+    smtp.wait_for(10, timeout=60)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    smtp.clear()
+    time.sleep(2.5)
+    code, summary = run(capsys)
+    with store.connect(billing).connect() as conn:
+        rows = conn.execute(select(store.emails.c.message_id, store.emails.c.status)).all()
+    statuses = Counter(status for _id, status in rows)
+    assert set(statuses) <= {"sent", "failed", "unknown"}, statuses
+    assert {message_id for message_id, _s in rows} == expected_message_ids(plan)
+    assert statuses["unknown"] >= 1 and summary["unknown"] == statuses["unknown"] and code == 1
+    unknown = {message_id for message_id, status in rows if status == "unknown"}
+    after_kill = Counter(received_ids(smtp))
+    assert set(after_kill.values()) <= {1} and not (set(after_kill) & unknown)
