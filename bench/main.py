@@ -1,0 +1,168 @@
+"""`python -m bench`: every phase in one run, side by side, against one SMTP sink; one table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import baseline as hand_rolled, data, phases, report
+from bench.phases import Bench, PhaseError
+from bench.prepare import Prepared, prepare
+from bench.report import Results
+from bench.sink import SinkError, install_postfix, start_sink
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = {"accounts": 300, "baseline_sample": 200, "million": 2000}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0].strip("`: "))
+    parser.add_argument("--accounts", type=int, default=100_000,
+                        help="accounts whose every group is due, for `dunning run` (default 100,000)")
+    parser.add_argument("--baseline-sample", type=int, default=10_000,
+                        help="messages each hand-rolled baseline sends (default 10,000)")
+    parser.add_argument("--million", type=int, default=1_000_000,
+                        help="accounts with nothing due, for the import and the no-op run (default 1,000,000)")
+    parser.add_argument("--small", action="store_true",
+                        help=f"a quick check that the benchmark works ({SMALL['accounts']} accounts, "
+                             f"{SMALL['baseline_sample']} baseline messages, {SMALL['million']:,} for the "
+                             "million phases); targets are shown, not judged")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="SMTP connections of `dunning run` and smtp-source (default 4)")
+    parser.add_argument("--sink", choices=["auto", "postfix", "python"], default="auto",
+                        help="Postfix smtp-sink when installed (auto), or the asyncio sink in bench/")
+    parser.add_argument("--install-postfix", action="store_true",
+                        help="install Debian's postfix package for smtp-sink and smtp-source (root, apt-get)")
+    parser.add_argument("--as-of", help="the moment to plan for (default: today 14:00 UTC)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.md",
+                        help="where to write the table (default bench/results/latest.md)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (data, databases)")
+    args = parser.parse_args(argv)
+    if args.small:
+        for name, value in SMALL.items():
+            setattr(args, name, value)
+    args.as_of = args.as_of or datetime.now(timezone.utc).strftime("%Y-%m-%dT14:00:00Z")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit 0 when every check passes (and every target, unless --small)."""
+    args = parse_args(argv)
+    if args.install_postfix:
+        print(f"bench: postfix {install_postfix()}", file=sys.stderr)
+    results = Results(header=[], judged=not args.small)
+    workdir = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
+    try:
+        with start_sink(workdir, prefer=args.sink) as sink:
+            env = phases.child_environment(REPO, sink, args.concurrency, secrets.token_hex(32))
+            bench = Bench(REPO, workdir, sink, args.as_of, args.concurrency, env, results)
+            run_phases(bench, args)
+    except SinkError as exc:
+        results.check(f"SMTP sink: {exc}", False)
+    finally:
+        if args.keep:
+            print(f"bench: work directory kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = report.render(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+    print(f"bench: written to {args.out}", file=sys.stderr)
+    return report.exit_code(results)
+
+
+def run_phases(bench: Bench, args: argparse.Namespace) -> None:
+    """Prepare, then every phase in order; a failing phase is recorded and the others still run."""
+    from dunning.settings import load_settings
+
+    bench.say(f"preparing (sink: {bench.sink.kind} on port {bench.sink.port}) …")
+    load_before = os.getloadavg()[0]
+    prepared = prepare(load_settings(REPO / "settings.toml"), REPO, bench.workdir)
+    summary = attempt(bench, "`dunning run`", lambda: pipeline(bench, args)) or {}
+    for mode, label in (("precompiled", "baseline: Jinja2 + precompiled HTML + EmailMessage + smtplib"),
+                        ("mjml", "baseline: the same, MJML compiled per message")):
+        attempt(bench, label, lambda: phases.baseline(bench, prepared, mode, label, args.baseline_sample))
+    attempt(bench, "smtp-source", lambda: phases.smtp_source(bench, prepared, summary.get("sent") or args.accounts))
+    attempt(bench, "million", lambda: million(bench, args))
+    bench.results.header = header(bench, args, prepared, load_before)
+
+
+def pipeline(bench: Bench, args: argparse.Namespace) -> dict:
+    """Import the due accounts, run, then run again: the second run must send nothing."""
+    database = bench.workdir / "due.sqlite3"
+    file = billing(bench, "due.jsonl", args.accounts, "all-due")
+    phases.import_accounts(bench, "import", "`dunning import`, every group due", file, args.accounts, database)
+    summary = phases.run(bench, report.RUN, "`dunning run`, end to end", database, args.accounts,
+                         expect_sent=True)
+    phases.run(bench, report.RERUN, "`dunning run` again: all handled, nothing sent twice", database,
+               args.accounts, expect_sent=False)
+    return summary
+
+
+def million(bench: Bench, args: argparse.Namespace) -> None:
+    """Import the accounts with nothing due, then the no-op run over them."""
+    database = bench.workdir / "million.sqlite3"
+    file = billing(bench, "million.jsonl", args.million, "none-due")
+    phases.import_accounts(bench, "import-million", "`dunning import`, nothing due", file, args.million, database)
+    file.unlink()
+    phases.run(bench, report.NOOP, "`dunning run`, nothing due (no-op)", database, args.million, expect_sent=False)
+
+
+def billing(bench: Bench, name: str, count: int, mix: str) -> Path:
+    bench.say(f"writing {count:,} accounts ({mix}) …")
+    return data.billing_file(bench.workdir / name, count, mix=mix, as_of=bench.as_of, env=bench.env, repo=bench.repo)
+
+
+def attempt(bench: Bench, what: str, phase: Callable[[], Any]) -> Any:
+    """Run a group of phases; a failure becomes a failed check instead of ending the benchmark."""
+    try:
+        return phase()
+    except (PhaseError, subprocess.CalledProcessError) as exc:
+        detail = exc.stderr.decode("utf-8", "replace").strip() if isinstance(exc, subprocess.CalledProcessError) \
+            and exc.stderr else str(exc)
+        bench.say(f"{what} failed: {detail}")
+        bench.results.check(f"{what}: {detail}", False)
+        return None
+
+
+def header(bench: Bench, args: argparse.Namespace, prepared: Prepared, load_before: float) -> list[str]:
+    """Where and how this run was measured."""
+    contexts = pickle.loads(prepared.contexts.read_bytes())
+    baseline_kb = statistics.fmean(hand_rolled.message_sizes(prepared.flat_dir, prepared.templates_dir,
+                                                             contexts, "precompiled")) / 1024
+    return [
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {_cpu()} ({os.cpu_count()} cores), "
+        f"Linux {platform.release()}, Python {platform.python_version()}; load average "
+        f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.",
+        f"SMTP sink: {bench.sink.kind} on loopback. Connections: {bench.concurrency} for `dunning run` "
+        "and smtp-source, 1 (reused) for each baseline.",
+        f"Billing state as of {bench.as_of}: {args.accounts:,} accounts where every group is due for a "
+        f"notice; {args.million:,} accounts with nothing due.",
+        f"Message size: `dunning run` {prepared.mean_bytes / 1024:.1f} KB on average over "
+        f"{prepared.context_count} sample notices in every locale (smtp-source sends one of "
+        f"{prepared.message_bytes / 1024:.1f} KB); baselines {baseline_kb:.1f} KB.",
+        "Each phase runs alone in its own process; CPU seconds and peak RSS are that process's (wait4).",
+    ]
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

@@ -1,0 +1,154 @@
+"""Each measured phase: one child process, its counts checked against the sink's."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import report
+from bench.measure import Measurement, measure
+from bench.prepare import Prepared
+from bench.report import Results, Row
+from bench.sink import Sink, postfix_tool
+
+SENDER, RECIPIENT = "billing@example.com", "billing@customer.example"
+
+
+class PhaseError(RuntimeError):
+    """A phase's command failed or printed something unreadable: it measured nothing."""
+
+
+@dataclass
+class Bench:
+    """What every phase shares: where to run, what to send to, where results go."""
+
+    repo: Path
+    workdir: Path
+    sink: Sink
+    as_of: str
+    concurrency: int
+    env: Mapping[str, str]   # the environment of every child, without DUNNING_DATABASE__URL
+    results: Results
+    log: bool = True
+
+    def dunning_env(self, database: Path) -> dict[str, str]:
+        """The environment of a `dunning` child working on this SQLite file."""
+        return {**self.env, "DUNNING_DATABASE__URL": f"sqlite:///{database}"}
+
+    def measure(self, label: str, argv: list[str], env: Mapping[str, str]) -> Measurement:
+        """Run one phase's command, saying what runs and how long it took."""
+        self.say(f"{label} …")
+        measured = measure(argv, env=env, cwd=self.repo)
+        self.say(f"{label}: {measured.wall:.2f} s, exit {measured.returncode}")
+        return measured
+
+    def say(self, text: str) -> None:
+        if self.log:
+            print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def dunning(*args: str) -> list[str]:
+    """argv of the dunning CLI in this interpreter."""
+    return [sys.executable, "-m", "dunning", *args]
+
+
+def import_accounts(bench: Bench, key: str, label: str, file: Path, count: int, database: Path) -> Row:
+    """`dunning import FILE`: every account imported, none rejected."""
+    measured = bench.measure(label, dunning("import", str(file), "--json"), bench.dunning_env(database))
+    summary = _json(measured, label)
+    bench.results.check(f"{label}: {summary.get('imported', 0):,} accounts imported, "
+                        f"{summary.get('rejected', 0):,} rejected (expected {count:,}, 0)",
+                        summary.get("imported") == count and summary.get("rejected") == 0)
+    return _add(bench, Row(key, label, count, "accounts", measured))
+
+
+def run(bench: Bench, key: str, label: str, database: Path, accounts: int, *, expect_sent: bool) -> dict:
+    """`dunning run --json`: the sink must receive exactly what the run says it sent."""
+    before = bench.sink.count()
+    measured = bench.measure(label, dunning("run", "--as-of", bench.as_of, "--json"), bench.dunning_env(database))
+    summary = _json(measured, label)
+    received = bench.sink.count() - before
+    sent = summary.get("sent", 0)
+    check = bench.results.check
+    check(f"{label}: exit status {measured.returncode} (expected 0)", measured.returncode == 0)
+    check(f"{label}: sink received {received:,}, run reported {sent:,} sent", received == sent)
+    problems = {k: summary.get(k, 0) for k in ("retried", "failed", "unknown", "deferred")}
+    check(f"{label}: {_counts(problems)} (expected none)", not any(problems.values()))
+    if expect_sent:
+        check(f"{label}: {sent:,} sent of {summary.get('planned', 0):,} planned, every one",
+              sent == summary.get("planned") and sent > 0)
+    else:
+        check(f"{label}: {summary.get('planned', 0):,} planned, {sent:,} sent (expected none)",
+              sent == 0 and summary.get("planned") == 0)
+    count, unit = (sent, "notices") if expect_sent else (accounts, "accounts")
+    _add(bench, Row(key, label, count, unit, measured))
+    return summary
+
+
+def baseline(bench: Bench, prepared: Prepared, mode: str, label: str, messages: int) -> Row:
+    """The hand-rolled script (bench.baseline) on `messages` sample notices, one SMTP connection."""
+    argv = [sys.executable, "-m", "bench.baseline", "--mode", mode, "--messages", str(messages),
+            "--host", bench.sink.host, "--port", str(bench.sink.port), "--flat", str(prepared.flat_dir),
+            "--templates", str(prepared.templates_dir), "--contexts", str(prepared.contexts)]
+    key = report.PRECOMPILED if mode == "precompiled" else report.MJML
+    return _sent(bench, key, label, argv, messages, lambda m: _json(m, label).get("messages", 0))
+
+
+def smtp_source(bench: Bench, prepared: Prepared, messages: int) -> Row | None:
+    """Postfix's smtp-source: the same message size and connection count, each connection reused."""
+    tool = postfix_tool("smtp-source")
+    if tool is None:
+        bench.results.skipped.append("smtp-source (Postfix not installed; see --install-postfix)")
+        return None
+    argv = [str(tool), "-d", "-s", str(bench.concurrency), "-m", str(messages), "-F", str(prepared.message_file),
+            "-f", SENDER, "-t", RECIPIENT, f"{bench.sink.host}:{bench.sink.port}"]
+    label = f"smtp-source ({bench.concurrency} connections, the machine's SMTP limit)"
+    return _sent(bench, report.SMTP_SOURCE, label, argv, messages,
+                 lambda m: messages if m.returncode == 0 else 0)
+
+
+def _sent(bench: Bench, key: str, label: str, argv: list[str], messages: int, reported) -> Row:
+    before = bench.sink.count()
+    measured = bench.measure(label, argv, bench.env)
+    received = bench.sink.count() - before
+    if measured.returncode != 0:
+        raise PhaseError(measured.describe_failure())
+    sent = reported(measured)
+    bench.results.check(f"{label}: sink received {received:,}, sender reported {sent:,} of {messages:,}",
+                        received == sent == messages)
+    return _add(bench, Row(key, label, sent, "messages", measured))
+
+
+def _add(bench: Bench, row: Row) -> Row:
+    bench.results.rows.append(row)
+    return row
+
+
+def _json(measured: Measurement, label: str) -> dict:
+    try:
+        value = json.loads(measured.last_line())
+    except ValueError:
+        raise PhaseError(f"{label}: no JSON summary: {measured.describe_failure()}") from None
+    if not isinstance(value, dict):
+        raise PhaseError(f"{label}: unexpected summary {value!r}")
+    return value
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{value:,} {name}" for name, value in counts.items())
+
+
+def child_environment(repo: Path, sink: Sink, concurrency: int, signing_key: str) -> dict[str, str]:
+    """This environment without any DUNNING_* of its own, plus the benchmark's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
+    env.update({
+        "DUNNING_SETTINGS": str(repo / "settings.toml"),
+        "DUNNING_SMTP__HOST": sink.host, "DUNNING_SMTP__PORT": str(sink.port), "DUNNING_SMTP__TLS": "none",
+        "DUNNING_SMTP__CONCURRENCY": str(concurrency), "DUNNING_LINKS__KEYS": signing_key,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
+    })
+    return env
