@@ -1,0 +1,32 @@
+"""`dunning preview --out DIR`: an offline gallery of every notice, locale and sample scenario."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dunning.catalog_tools import display_path
+from dunning.settings import load_settings
+
+NAME = "preview"
+HELP = "write an offline gallery (index.html + one .eml per email) of every notice, locale and scenario"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("var/preview"), metavar="DIR",
+                        help="directory to write the gallery into (default: var/preview)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dunning.preview import build_preview  # needs the renderer; other commands must not
+
+    settings = load_settings(args.settings)
+    entries = build_preview(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir), args.out,
+                            sender=settings.sender, default_locale=settings.i18n.default_locale)
+    failed = [entry for entry in entries if entry.error]
+    for entry in failed:
+        print(f"{entry.notice} {entry.locale} {entry.scenario}: {entry.error}", file=sys.stderr)
+    print(f"wrote {len(entries) - len(failed)} of {len(entries)} emails; open "
+          f"{display_path(args.out / 'index.html')}")
+    return 1 if failed else 0
