@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gettext
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +31,7 @@ TEMPLATE_PATTERNS = tuple(f"**{suffix}" for suffix in TEMPLATE_SUFFIXES)
 JINJA_OPTIONS: dict[str, Any] = {"silent": "false", "trimmed": "true", "newstyle_gettext": "true",
                                  "lstrip_blocks": "true"}
 
+NUMBER_PLACEHOLDERS = frozenset({"%(count)s", "%(num)s"})
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)[#0 +\-]*\d*(?:\.\d+)?[a-zA-Z]|(?<!\{)\{(\w+)\}(?!\})")
 
 
@@ -63,8 +66,22 @@ def is_translated(message: Message) -> bool:
     return all(forms(message)[1])
 
 
-def placeholder_problems(message: Message) -> list[str]:
-    """How each translated form drops or adds a placeholder of its msgid (plural: of either msgid)."""
+def single_number_forms(catalog: Catalog) -> frozenset[int]:
+    """Plural forms that the catalog's formula picks for one number only (Arabic: 0, 1 and 2)."""
+    try:
+        choose = gettext.c2py(catalog.plural_expr)
+    except (ValueError, SyntaxError):
+        return frozenset()
+    counts = Counter(choose(n) for n in range(1000))
+    return frozenset(form for form, times in counts.items() if times == 1)
+
+
+def placeholder_problems(message: Message, single_forms: frozenset[int] = frozenset()) -> list[str]:
+    """How each translated form drops or adds a placeholder of its msgid (plural: of either msgid).
+
+    As GNU msgfmt allows, a plural form used for one number only may leave the number out
+    (`يوم واحد`, "one day"): %(count)s or %(num)s, the names Jinja gives it.
+    """
     ids, strings = forms(message)
     expected = set().union(*(placeholders(text) for text in ids))
     problems = []
@@ -73,8 +90,9 @@ def placeholder_problems(message: Message) -> list[str]:
             continue
         got = placeholders(string)
         where = f"msgstr[{index}]" if len(ids) > 1 else "msgstr"
-        if expected - got:
-            problems.append(f"{where} drops {', '.join(sorted(expected - got))}")
+        dropped = expected - got - (NUMBER_PLACEHOLDERS if index in single_forms and len(ids) > 1 else set())
+        if dropped:
+            problems.append(f"{where} drops {', '.join(sorted(dropped))}")
         if got - expected:
             problems.append(f"{where} adds {', '.join(sorted(got - expected))}")
     return problems
@@ -100,8 +118,9 @@ def read_catalog(path: Path, locale: str | None = None) -> Catalog:
         with path.open("rb") as handle:
             return read_po(handle, locale=locale, domain=DOMAIN, abort_invalid=True)
     except PoFileError as exc:
-        raise TemplateError(f"{display_path(path)}:{exc.lineno + 1}: {exc}", template=str(path),
-                            line=exc.lineno + 1, locale=locale) from None
+        reason = str(exc).removesuffix(f" on {exc.lineno}")  # Babel counts lines from 0
+        raise TemplateError(f"{display_path(path)}:{exc.lineno + 1}: {reason}: {exc.line.strip()!r}",
+                            template=str(path), line=exc.lineno + 1, locale=locale) from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise TemplateError(f"{display_path(path)}: cannot read catalog: {exc}", template=str(path),
                             locale=locale) from None
@@ -190,11 +209,11 @@ def update(locales_dir: Path, template: Catalog) -> list[UpdateResult]:
 
 def translation_errors(path: Path, catalog: Catalog) -> list[str]:
     """`file:line: msgid: problem` for each translation whose placeholders differ from its msgid."""
-    errors = []
+    errors, single_forms = [], single_number_forms(catalog)
     for message in catalog:
         if not message.id or message.fuzzy:
             continue
-        for problem in placeholder_problems(message):
+        for problem in placeholder_problems(message, single_forms):
             errors.append(f"{display_path(path)}:{message.lineno}: {describe(message)}: {problem}")
     return errors
 

@@ -12,7 +12,7 @@ from babel.messages.catalog import Catalog, Message
 from jinja2 import Environment, TemplateSyntaxError
 from mjml.core.registry import register_core_components
 
-from dunning.catalog_tools import describe, forms, is_translated, placeholder_problems
+from dunning.catalog_tools import describe, forms, is_translated, placeholder_problems, single_number_forms
 
 GMAIL_CLIP_BYTES = 102 * 1024
 NEAR_CLIP_BYTES = 90 * 1024
@@ -36,14 +36,17 @@ _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 @dataclass(frozen=True, slots=True)
 class Problem:
+    """One finding, printed `file:line: message` (`file: message` when it concerns the whole file)."""
+
     file: str
-    line: int
+    line: int | None
     message: str
     severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
         prefix = "warning: " if self.severity == "warning" else ""
-        return f"{self.file}:{self.line}: {prefix}{self.message}"
+        return f"{where}: {prefix}{self.message}"
 
 
 # -- templates ----------------------------------------------------------------------------------
@@ -243,17 +246,17 @@ def check_catalog(name: str, catalog: Catalog, *, require_translations: bool = T
 
     require_translations=False for the catalog of the language the msgids are written in.
     """
-    problems = []
+    problems, single_forms = [], single_number_forms(catalog)
     for message in catalog:
         if not message.id:
             continue
-        line, quoted = message.lineno or 1, describe(message)
+        line, quoted = message.lineno, describe(message)
         if message.fuzzy:
             problems.append(Problem(name, line, f"fuzzy translation of {quoted}: review it and "
                                                 "remove the fuzzy flag"))
         elif require_translations and not is_translated(message):
             problems.append(Problem(name, line, f"untranslated: {quoted}"))
-        for problem in placeholder_problems(message) + tag_problems(message):
+        for problem in placeholder_problems(message, single_forms) + tag_problems(message):
             problems.append(Problem(name, line, f"{quoted}: {problem}"))
     return problems
 
@@ -263,8 +266,8 @@ def check_catalog_coverage(name: str, catalog: Catalog, template: Catalog) -> li
     problems = []
     for message in template:
         if message.id and catalog.get(message.id, message.context) is None:
-            where, line = message.locations[0] if message.locations else (name, 1)
-            problems.append(Problem(where, line or 1, f"{describe(message)} is missing from {name}: "
+            where, line = message.locations[0] if message.locations else (name, None)
+            problems.append(Problem(where, line or None, f"{describe(message)} is missing from {name}: "
                                                       "run `dunning i18n extract` and `dunning i18n update`"))
     return problems
 

@@ -17,9 +17,9 @@ from dunning.errors import DunningError
 from dunning.lint import Problem
 from dunning.settings import load_settings
 
-SOURCE_LANGUAGE = "en"   # msgids are English: an English catalog need not repeat them
 NAME = "lint"
 HELP = "check templates, translations and every rendered email; exit 1 on any error"
+SOURCE_LANGUAGE = "en"   # msgids are English: an English catalog need not repeat them
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,40 +41,48 @@ def run(args: argparse.Namespace) -> int:
 def lint_tree(templates_dir: Path, locales_dir: Path, *, default_locale: str = "en",
               render: bool = True) -> list[Problem]:
     """Every problem of the templates, the catalogs and (unless render=False) the rendered emails."""
-    problems = _guard(display_path(templates_dir), lambda: _lint_templates(templates_dir))
+    problems = _guard(templates_dir, lambda: _lint_templates(templates_dir))
     template = None
     try:
         template = catalog_tools.extract(templates_dir)
     except DunningError as exc:
         problems += _from_error(exc, templates_dir, base_dir=templates_dir)
-    problems += _guard(display_path(locales_dir),
-                       lambda: _lint_catalogs(locales_dir, template, default_locale))
+    problems += _guard(locales_dir, lambda: _lint_catalogs(locales_dir, template))
     if render:
-        problems += _guard(display_path(templates_dir),
-                           lambda: _lint_rendering(templates_dir, locales_dir, default_locale))
+        problems += _unexplained(problems, _guard(templates_dir, lambda: _lint_rendering(
+            templates_dir, locales_dir, default_locale)))
     return _unique(problems)
 
 
-def _guard(where: str, check: Callable[[], list[Problem]]) -> list[Problem]:
+def _guard(where: Path, check: Callable[[], list[Problem]]) -> list[Problem]:
     """Run a group of checks; an unexpected failure becomes a problem, never a crash."""
     try:
         return check()
     except Exception as exc:  # the linter reports and goes on with the rest
-        return [Problem(where, 1, f"check failed: {type(exc).__name__}: {exc}")]
+        return [Problem(display_path(where), None, f"check failed: {type(exc).__name__}: {exc}")]
+
+
+def _unexplained(reported: list[Problem], found: list[Problem]) -> list[Problem]:
+    """Rendering problems, less those a static check already reported (same line, or same file
+    when the renderer could not tell the line)."""
+    lines = {(p.file, p.line) for p in reported}
+    files = {p.file for p in reported if p.severity == "error"}
+    return [p for p in found if (p.file, p.line) not in lines and not (p.line is None and p.file in files)]
 
 
 def _from_error(exc: DunningError, fallback: Path, label: str = "", *,
                 base_dir: Path | None = None) -> list[Problem]:
     """A DunningError as a problem at the template (or catalog) and line it names."""
-    template, line, text = exc.context.get("template"), exc.context.get("line") or 1, exc.message
+    template, line, text = exc.context.get("template"), exc.context.get("line"), exc.message
     path = fallback
     if template:
         path = Path(str(template))
         if not path.is_absolute() and not path.exists() and base_dir is not None:
             path = base_dir / path
-        for prefix in (f"{display_path(path)}:{line}: ", f"{template}:{line}: ", f"{template} line {line}: "):
+        for prefix in (f"{display_path(path)}:{line}: ", f"{template}:{line}: ", f"{template} line {line}: ",
+                       f"{path}: ", f"{display_path(path)}: "):
             text = text.removeprefix(prefix)
-    return [Problem(display_path(path), int(line), f"{label}{text}")]
+    return [Problem(display_path(path), int(line) if line else None, f"{label}{text}")]
 
 
 # -- templates ----------------------------------------------------------------------------------
@@ -103,7 +111,7 @@ def _lint_templates(templates_dir: Path) -> list[Problem]:
         try:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(shown, 1, f"cannot read template: {exc}"))
+            problems.append(Problem(shown, None, f"cannot read template: {exc}"))
             continue
         problems += lint.check_jinja_syntax(shown, source, environment)
         if path.suffix == ".mjml":
@@ -113,10 +121,10 @@ def _lint_templates(templates_dir: Path) -> list[Problem]:
 
 # -- catalogs -----------------------------------------------------------------------------------
 
-def _lint_catalogs(locales_dir: Path, template: Catalog | None, default_locale: str) -> list[Problem]:
+def _lint_catalogs(locales_dir: Path, template: Catalog | None) -> list[Problem]:
     paths = catalog_tools.catalog_paths(locales_dir)
     if not paths:
-        return [Problem(display_path(locales_dir), 1, "no catalogs (<locale>/LC_MESSAGES/messages.po)")]
+        return [Problem(display_path(locales_dir), None, "no catalogs (<locale>/LC_MESSAGES/messages.po)")]
     problems: list[Problem] = []
     for locale, path in paths.items():
         name = display_path(path)
@@ -127,9 +135,7 @@ def _lint_catalogs(locales_dir: Path, template: Catalog | None, default_locale: 
             continue
         source_language = locale.split("_")[0] == SOURCE_LANGUAGE
         problems += lint.check_catalog(name, catalog, require_translations=not source_language)
-        if source_language:
-            continue
-        if template is not None:
+        if template is not None and not source_language:
             problems += lint.check_catalog_coverage(name, catalog, template)
     return problems
 
@@ -142,19 +148,18 @@ def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str)
 
     try:
         renderer = Renderer(templates_dir, locales_dir, default_locale)
+        scenarios = load_scenarios(templates_dir)
     except DunningError as exc:
-        return _from_error(exc, locales_dir, base_dir=templates_dir)
+        return _from_error(exc, templates_dir, base_dir=templates_dir)
     problems, compiled = _compile_notices(renderer, templates_dir, NOTICES)
-    scenarios = load_scenarios(templates_dir)
-    problems += [Problem(display_path(templates_dir), 1, f"no sample scenario for notice {notice}")
-                 for notice in NOTICES if not any(s.notice == notice for s in scenarios)]
+    problems += [Problem(display_path(templates_dir / "scenarios"), None, f"no sample scenario for {notice}",
+                         "warning") for notice in NOTICES if not any(s.notice == notice for s in scenarios)]
     sources = [*template_files(templates_dir), *catalog_tools.catalog_paths(locales_dir).values(),
-               *sorted((templates_dir / "scenarios").glob("*"))]
-    for scenario in scenarios:
-        if scenario.notice not in compiled:
-            continue
+               *sorted((templates_dir / "scenarios").glob("*.json"))]
+    locales = _readable_locales(locales_dir, renderer.available_locales)
+    for scenario in (s for s in scenarios if s.notice in compiled):
         notice_file = _notice_file(templates_dir, scenario.notice)
-        for locale in sorted(renderer.available_locales):
+        for locale in locales:
             label = f"[{locale}, scenario {scenario.name}] "
             try:
                 email = renderer.render(scenario.notice, locale, scenario.context)
@@ -162,24 +167,38 @@ def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str)
                 problems += _from_error(exc, notice_file, label, base_dir=templates_dir)
                 continue
             except Exception as exc:  # a crash in one email must not hide the others
-                problems.append(Problem(display_path(notice_file), 1,
+                problems.append(Problem(display_path(notice_file), None,
                                         f"{label}rendering crashed: {type(exc).__name__}: {exc}"))
                 continue
             problems += _email_problems(email, notice_file, [notice_file, *sources], label)
     return problems
 
 
+def _readable_locales(locales_dir: Path, available: Iterable[str]) -> list[str]:
+    """Locales whose catalog parses (a broken one is reported by the catalog checks, once)."""
+    readable = []
+    for locale in sorted(available):
+        try:
+            catalog_tools.read_catalog(catalog_tools.catalog_paths(locales_dir)[locale], locale)
+        except (DunningError, KeyError):
+            continue
+        readable.append(locale)
+    return readable
+
+
 def _compile_notices(renderer, templates_dir: Path, notices: Iterable[str]) -> tuple[list[Problem], set[str]]:
     """Compile every notice once (MJML included); the ones that compile are rendered afterwards."""
-    problems, compiled = [], set()
+    problems: list[Problem] = []
+    compiled: set[str] = set()
     for notice in notices:
+        notice_file = _notice_file(templates_dir, notice)
         try:
             renderer.compile(notice)
             compiled.add(notice)
         except DunningError as exc:
-            problems += _from_error(exc, _notice_file(templates_dir, notice), base_dir=templates_dir)
+            problems += _from_error(exc, notice_file, base_dir=templates_dir)
         except Exception as exc:
-            problems.append(Problem(display_path(_notice_file(templates_dir, notice)), 1,
+            problems.append(Problem(display_path(notice_file), None,
                                     f"cannot compile: {type(exc).__name__}: {exc}"))
     return problems, compiled
 
@@ -189,19 +208,17 @@ def _notice_file(templates_dir: Path, notice: str) -> Path:
 
 
 def _email_problems(email, notice_file: Path, sources: list[Path], label: str) -> list[Problem]:
-    problems = [Problem(display_path(notice_file), 1, f"{label}empty {part}")
+    problems = [Problem(display_path(notice_file), None, f"{label}empty {part}")
                 for part in ("subject", "html", "text") if not getattr(email, part).strip()]
     for finding in lint.check_html(email.html):
-        path, line = _locate(finding.needle, sources) if finding.needle else (notice_file, 1)
+        path, line = _locate(finding.needle, sources) if finding.needle else (notice_file, None)
         problems.append(Problem(display_path(path), line, label + finding.message, finding.severity))
     return problems
 
 
-def _locate(needle: str, sources: Iterable[Path]) -> tuple[Path, int]:
+def _locate(needle: str, sources: list[Path]) -> tuple[Path, int | None]:
     """The first source file and line that holds the text (where a rendered value came from)."""
-    first = None
     for path in sources:
-        first = first or path
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -209,7 +226,7 @@ def _locate(needle: str, sources: Iterable[Path]) -> tuple[Path, int]:
         index = text.find(needle)
         if index >= 0:
             return path, text.count("\n", 0, index) + 1
-    return first or Path("."), 1
+    return sources[0], None
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -226,4 +243,4 @@ def _unique(problems: list[Problem]) -> list[Problem]:
         shown = where[:3] + ([f"{len(where) - 3} more"] if len(where) > 3 else [])
         message = f"{text} [{'; '.join(shown)}]" if where else text
         merged.append(Problem(file, line, message, severity))
-    return sorted(merged, key=lambda p: (p.file, p.line, p.message))
+    return sorted(merged, key=lambda p: (p.file, p.line or 0, p.message))

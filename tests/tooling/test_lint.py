@@ -108,7 +108,8 @@ def test_broken_template_and_catalog_do_not_stop_the_other_checks(shipped_copy: 
     """With one template and one catalog unparseable, the linter still reports the other problems."""
     _insert_after(shipped_copy / "templates/emails" / NOTICE, "<mj-column", "{% for %}")
     sv = shipped_copy / "locales/sv/LC_MESSAGES/messages.po"
-    sv.write_text(sv.read_text(encoding="utf-8") + '\nmsgid "dangling"\nmsgstr "x" "y\n', encoding="utf-8")
+    sv.write_text(sv.read_text(encoding="utf-8") + '\nmsgid "dangling"\nmsgstr "x"\nnot a po line\n',
+                  encoding="utf-8")
     line = _insert_after(shipped_copy / "templates/emails/service_cancelled.mjml", "<mj-column",
                          "<mj-txt>Hello</mj-txt>")
     problems = _lint(shipped_copy)
