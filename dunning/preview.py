@@ -112,9 +112,10 @@ def _card(entry: Entry) -> str:
                                   subject=_attr(entry.subject))
                      for label, width in (("desktop", DESKTOP_WIDTH), ("mobile", MOBILE_WIDTH)))
     return (f'<article class="card" id="{_attr(entry.stem)}"><h3>{title}</h3>'
-            f'<p class="subject" lang="{lang}" dir="{direction}"><b>Subject:</b> {escape(entry.subject)}</p>'
-            f'<p class="preheader" lang="{lang}" dir="{direction}"><b>Preheader:</b> '
-            f'{escape(entry.preheader)}</p>'
+            f'<p class="subject"><b>Subject:</b> <span lang="{lang}" dir="{direction}">'
+            f'{escape(entry.subject)}</span></p>'
+            f'<p class="preheader"><b>Preheader:</b> <span lang="{lang}" dir="{direction}">'
+            f'{escape(entry.preheader)}</span></p>'
             f'<p class="files"><a href="{href[".eml"]}">.eml</a> · <a href="{href[".html"]}">HTML</a> · '
             f'<a href="{href[".txt"]}">text</a></p>'
             f'<div class="views">{frames}<figure><figcaption>text</figcaption>'

@@ -104,6 +104,17 @@ def test_reports_http_link_with_line(shipped_copy: Path) -> None:
     assert _has(_lint(shipped_copy), f"templates/emails/{NOTICE}:{line}", "https", "http://billing")
 
 
+def test_reports_http_link_from_scenario_data_at_its_line(shipped_copy: Path) -> None:
+    """A plain-http URL that reaches the rendered HTML from scenario data is traced to the scenario line."""
+    scenario = shipped_copy / "templates/emails/scenarios/past_due--stage-1-card.json"
+    text = scenario.read_text(encoding="utf-8").replace('"support_url": "https://', '"support_url": "http://', 1)
+    scenario.write_text(text, encoding="utf-8")
+    line = text[:text.index('"support_url": "http://')].count("\n") + 1
+    problems = _lint(shipped_copy)
+    assert _has(problems, f"templates/emails/scenarios/past_due--stage-1-card.json:{line}",
+                "rendered <a href>", "http://example.com/support", "scenario past_due--stage-1-card")
+
+
 def test_broken_template_and_catalog_do_not_stop_the_other_checks(shipped_copy: Path) -> None:
     """With one template and one catalog unparseable, the linter still reports the other problems."""
     _insert_after(shipped_copy / "templates/emails" / NOTICE, "<mj-column", "{% for %}")
@@ -160,6 +171,26 @@ def test_mjml_reports_html_between_components_and_image_without_alt() -> None:
              "</mj-column></mj-section></mj-body></mjml>"
     assert [(p.line, p.message.split(" ")[0]) for p in lint.check_mjml("t.mjml", source)] == [
         (2, "<div>"), (3, "<mj-image>")]
+
+
+def test_plural_form_for_one_number_may_leave_the_number_out(workdir: Path) -> None:
+    """Arabic's forms for 0, 1 and 2 may omit %(count)s; a form covering several numbers may not."""
+    text = write_po_text(workdir / "locales", "ar", '''\
+        msgid "%(count)s day"
+        msgid_plural "%(count)s days"
+        msgstr[0] "لا أيام"
+        msgstr[1] "يوم واحد"
+        msgstr[2] "يومان"
+        msgstr[3] "%(count)s أيام"
+        msgstr[4] "يومًا"
+        msgstr[5] "%(count)s يوم"
+        ''').read_text(encoding="utf-8")
+    path = workdir / "locales/ar/LC_MESSAGES/messages.po"
+    path.write_text(text.replace("nplurals=2; plural=(n > 1);", "nplurals=6; plural=(n==0 ? 0 : n==1 ? 1 : "
+                                 "n==2 ? 2 : n%100>=3 && n%100<=10 ? 3 : n%100>=11 ? 4 : 5);"), encoding="utf-8")
+    with path.open("rb") as handle:
+        problems = lint.check_catalog("ar.po", read_po(handle))
+    assert [p.message.split(": ", 1)[1] for p in problems] == ["msgstr[4] drops %(count)s"]
 
 
 def test_jinja_syntax_check_names_line() -> None:
