@@ -167,7 +167,7 @@ def _extract_dir(directory: Path, method_map: list[tuple[str, str]],
 
 def write_pot(catalog: Catalog, locales_dir: Path) -> Path:
     """Write locales/messages.pot."""
-    return _write(locales_dir / POT_NAME, catalog, write_po, width=100, sort_by_file=True)
+    return _write(locales_dir / POT_NAME, catalog, write_po)
 
 
 def read_pot(locales_dir: Path) -> Catalog:
@@ -200,7 +200,7 @@ def update(locales_dir: Path, template: Catalog) -> list[UpdateResult]:
         catalog.update(template, update_header_comment=False)
         added = sum(1 for m in catalog if m.id and m.id not in before and not m.fuzzy)
         fuzzy = sum(1 for m in catalog if m.id and m.fuzzy and m.id not in was_fuzzy)
-        _write(path, catalog, write_po, width=100, sort_by_file=True)
+        _write(path, catalog, write_po)
         results.append(UpdateResult(locale, path, added, fuzzy, len(catalog.obsolete)))
     return results
 

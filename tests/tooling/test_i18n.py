@@ -5,12 +5,14 @@ from __future__ import annotations
 import gettext
 from pathlib import Path
 
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
+from dunning import catalog_tools
 from dunning.cli import main
 from dunning.errors import TemplateError
 
-from .conftest import write_po
+from .conftest import REPO, write_po
 
 TEMPLATE = """\
 <mjml>
@@ -167,3 +169,14 @@ def test_stats_counts_translated_fuzzy_and_missing(workdir: Path, capsys) -> Non
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[2:]}
     assert rows["fr"] == ["1", "1", "1", "3", "33.3%"]
     assert rows["sv"] == ["2", "0", "1", "3", "66.7%"]
+
+
+def test_extraction_options_match_babel_cfg() -> None:
+    """`dunning i18n extract` parses templates with the Jinja options babel.cfg gives pybabel."""
+    with (REPO / "babel.cfg").open(encoding="utf-8") as handle:
+        method_map, options_map = parse_mapping_cfg(handle, "babel.cfg")
+    jinja = [pattern for pattern, method in method_map if method in ("jinja2", "jinja2.ext:babel_extract")]
+    assert jinja
+    for pattern in jinja:
+        assert options_map[pattern] == catalog_tools.JINJA_OPTIONS, pattern
+        assert pattern.endswith(catalog_tools.TEMPLATE_SUFFIXES), pattern
