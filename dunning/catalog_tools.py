@@ -222,11 +222,12 @@ def compile_catalogs(locales_dir: Path) -> list[Path]:
     """Write each locale's messages.mo; refuses them all when a translation breaks a placeholder."""
     catalogs = {locale: (path, read_catalog(path, locale))
                 for locale, path in catalog_paths(locales_dir).items()}
-    errors = [error for path, catalog in catalogs.values() for error in translation_errors(path, catalog)]
-    if errors:
-        first = next(iter(catalogs.values()))
-        raise TemplateError("translations break placeholders, nothing compiled:\n  " + "\n  ".join(errors),
-                            template=str(first[0]))
+    errors = {locale: translation_errors(path, catalog) for locale, (path, catalog) in catalogs.items()}
+    if any(errors.values()):
+        locale = next(locale for locale, found in errors.items() if found)
+        listed = [error for found in errors.values() for error in found]
+        raise TemplateError("translations break placeholders, nothing compiled:\n  " + "\n  ".join(listed),
+                            template=str(catalogs[locale][0]), locale=locale)
     return [_write(path.with_suffix(".mo"), catalog, write_mo) for path, catalog in catalogs.values()]
 
 

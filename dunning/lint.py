@@ -99,7 +99,9 @@ def url_problem(value: str, *, template: bool = False) -> str | None:
     url = value.strip()
     if template and url.startswith(("{{", "{%")):
         return None  # computed when rendering; the rendered HTML is checked too
-    if url.lower().startswith(("https://", "mailto:")) and len(url) > len("https://"):
+    scheme, _, rest = url.partition(":")
+    if (scheme.lower() == "https" and rest.startswith("//") and len(rest) > 2) or (
+            scheme.lower() == "mailto" and "@" in rest):
         return None
     return f"link is not an absolute https URL: {value!r}"
 
