@@ -101,27 +101,30 @@ def _statement(tokens: Iterator[tuple[int, str, str]], begin: str, name: str, li
 def standalone_lines(units: list[Unit]) -> list[Unit]:
     """A line holding only silent tags ({% if %}, {% endfor %}, comments) leaves no line in the output."""
     out = list(units)
-    index = 0
+    at_line_start, index = True, 0
     while index < len(out):
-        if _silent(out[index]) and _at_line_start(out, index):
-            end = index
-            while end + 1 < len(out) and _silent(out[end + 1]):
-                end += 1
-            after = end + 1
-            if after < len(out) and isinstance(out[after], str) and out[after].startswith("\n"):
-                out[after] = out[after][1:]
-            index = end
-        index += 1
+        unit = out[index]
+        if isinstance(unit, str):
+            at_line_start = unit.endswith("\n") if unit else at_line_start
+            index += 1
+            continue
+        if not (_silent(unit) and at_line_start):
+            at_line_start, index = False, index + 1
+            continue
+        after = index + 1
+        while after < len(out) and (out[after] == "" or _silent(out[after])):
+            after += 1
+        following = out[after] if after < len(out) else ""
+        if isinstance(following, str) and following.startswith("\n"):
+            out[after] = following[1:]   # the tags' line ends here: drop its line break
+        else:
+            at_line_start = False        # text follows on the same line: not a line of tags
+        index = after
     return out
 
 
 def _silent(unit: Unit) -> bool:
     return isinstance(unit, Tag) and unit.word not in (*OUTPUT_WORDS, "include")
-
-
-def _at_line_start(units: list[Unit], index: int) -> bool:
-    before = next((u for u in reversed(units[:index]) if u != ""), None)
-    return before is None or (isinstance(before, str) and before.endswith("\n"))
 
 
 class Composer:

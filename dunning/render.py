@@ -29,7 +29,6 @@ from dunning.jinja_env import EmailEnvironment
 NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
-_BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 
 
@@ -146,8 +145,8 @@ def tidy_text(text: str) -> str:
     """Trailing spaces dropped, at most one blank line in a row, one final newline."""
     if " \n" in text or "\t\n" in text:
         text = _TRAILING_SPACE.sub("\n", text)
-    if "\n\n\n" in text:
-        text = _BLANK_LINES.sub("\n\n", text)
+    while "\n\n\n" in text:   # str.replace: several times faster than a regex on non-ASCII text
+        text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n").rstrip() + "\n"
 
 
