@@ -39,12 +39,15 @@ class Bench:
         """The environment of a `dunning` child working on this SQLite file."""
         return {**self.env, "DUNNING_DATABASE__URL": f"sqlite:///{database}"}
 
-    def measure(self, label: str, argv: list[str], env: Mapping[str, str]) -> Measurement:
-        """Run one phase's command, saying what runs and how long it took."""
+    def measure(self, label: str, argv: list[str], env: Mapping[str, str]) -> tuple[Measurement, float | None]:
+        """Run one phase's command; returns its measurement and the sink's CPU seconds meanwhile."""
         self.say(f"{label} …")
+        sink_before = self.sink.cpu_seconds()
         measured = measure(argv, env=env, cwd=self.repo)
+        sink_after = self.sink.cpu_seconds()
         self.say(f"{label}: {measured.wall:.2f} s, exit {measured.returncode}")
-        return measured
+        sink_cpu = None if sink_before is None or sink_after is None else sink_after - sink_before
+        return measured, sink_cpu
 
     def say(self, text: str) -> None:
         if self.log:
@@ -58,18 +61,19 @@ def dunning(*args: str) -> list[str]:
 
 def import_accounts(bench: Bench, key: str, label: str, file: Path, count: int, database: Path) -> Row:
     """`dunning import FILE`: every account imported, none rejected."""
-    measured = bench.measure(label, dunning("import", str(file), "--json"), bench.dunning_env(database))
+    measured, sink_cpu = bench.measure(label, dunning("import", str(file), "--json"), bench.dunning_env(database))
     summary = _json(measured, label)
     bench.results.check(f"{label}: {summary.get('imported', 0):,} accounts imported, "
                         f"{summary.get('rejected', 0):,} rejected (expected {count:,}, 0)",
                         summary.get("imported") == count and summary.get("rejected") == 0)
-    return _add(bench, Row(key, label, count, "accounts", measured))
+    return _add(bench, Row(key, label, count, "accounts", measured, sink_cpu))
 
 
 def run(bench: Bench, key: str, label: str, database: Path, accounts: int, *, expect_sent: bool) -> dict:
     """`dunning run --json`: the sink must receive exactly what the run says it sent."""
     before = bench.sink.count()
-    measured = bench.measure(label, dunning("run", "--as-of", bench.as_of, "--json"), bench.dunning_env(database))
+    measured, sink_cpu = bench.measure(label, dunning("run", "--as-of", bench.as_of, "--json"),
+                                       bench.dunning_env(database))
     summary = _json(measured, label)
     received = bench.sink.count() - before
     sent = summary.get("sent", 0)
@@ -85,7 +89,7 @@ def run(bench: Bench, key: str, label: str, database: Path, accounts: int, *, ex
         check(f"{label}: {summary.get('planned', 0):,} planned, {sent:,} sent (expected none)",
               sent == 0 and summary.get("planned") == 0)
     count, unit = (sent, "notices") if expect_sent else (accounts, "accounts")
-    _add(bench, Row(key, label, count, unit, measured))
+    _add(bench, Row(key, label, count, unit, measured, sink_cpu))
     return summary
 
 
@@ -113,14 +117,14 @@ def smtp_source(bench: Bench, prepared: Prepared, messages: int) -> Row | None:
 
 def _sent(bench: Bench, key: str, label: str, argv: list[str], messages: int, reported) -> Row:
     before = bench.sink.count()
-    measured = bench.measure(label, argv, bench.env)
+    measured, sink_cpu = bench.measure(label, argv, bench.env)
     received = bench.sink.count() - before
     if measured.returncode != 0:
         raise PhaseError(measured.describe_failure())
     sent = reported(measured)
     bench.results.check(f"{label}: sink received {received:,}, sender reported {sent:,} of {messages:,}",
                         received == sent == messages)
-    return _add(bench, Row(key, label, sent, "messages", measured))
+    return _add(bench, Row(key, label, sent, "messages", measured, sink_cpu))
 
 
 def _add(bench: Bench, row: Row) -> Row:

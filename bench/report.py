@@ -26,6 +26,7 @@ class Row:
     count: int      # what the rate is counted in: notices, messages or accounts
     unit: str
     measured: Measurement
+    sink_cpu: float | None = None   # CPU seconds the SMTP sink spent meanwhile
 
     @property
     def rate(self) -> float:
@@ -97,13 +98,14 @@ def ratio(results: Results, key: str) -> float | None:
 def render(results: Results) -> str:
     """The whole report as markdown."""
     lines = ["# dunning benchmark", "", *results.header, "",
-             "| phase | count | wall s | rate /s | CPU s | peak RSS MB |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| phase | count | wall s | rate /s | CPU s | peak RSS MB | sink CPU s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in results.rows:
         m = row.measured
+        sink = "" if row.sink_cpu is None else f"{row.sink_cpu:.2f}"
         lines.append(f"| {row.phase} | {row.count:,} {row.unit} | {m.wall:.2f} | {row.rate:,.0f} | "
-                     f"{m.cpu:.2f} | {m.peak_rss_mb:.0f} |")
-    lines += [f"| {what} | not run | | | | |" for what in results.skipped]
+                     f"{m.cpu:.2f} | {m.peak_rss_mb:.0f} | {sink} |")
+    lines += [f"| {what} | not run | | | | | |" for what in results.skipped]
     lines += ["", "| ratio | value |", "| --- | ---: |"]
     for key, what in ((PRECOMPILED, "`dunning run` ÷ baseline (precompiled HTML)"),
                       (MJML, "`dunning run` ÷ baseline (MJML compiled per message)"),

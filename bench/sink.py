@@ -47,6 +47,14 @@ class Sink:
             last = current
         return last
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds the sink has used so far (Linux /proc), None where unknown."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def _read(self) -> int:
         with self.output.open("rb") as stream:
             stream.seek(max(0, self.output.stat().st_size - 4096))
