@@ -72,6 +72,7 @@ class Renderer:
         self.catalogs = Catalogs(Path(locales_dir), default_locale, reload_interval=reload_interval)
         self.environment = EmailEnvironment()   # composes and checks templates; renders nothing
         self._built: dict[str, _Built] = {}
+        self._failed: dict[str, tuple[TemplateError, float]] = {}
         self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment]] = {}
         self._localized: dict[tuple[str, str, str], _Localized] = {}
 
@@ -91,17 +92,33 @@ class Renderer:
             if now - built.checked < self.reload_interval or _signature(built.paths) == built.signature:
                 built.checked = now
                 return built.compiled
+        failed = self._failed.get(notice)
+        if failed is not None and now - failed[1] < self.reload_interval:
+            error = failed[0]   # a broken template fails each email at once, not after a fresh compile
+            raise TemplateError(error.message, template=error.template, line=error.line)
         if not _NOTICE_NAME.match(notice):
             raise TemplateError(f"not a notice name: {notice!r}", template=notice)
-        compiled = compile_notice(self.environment, self.templates_dir, notice)
+        try:
+            compiled = compile_notice(self.environment, self.templates_dir, notice)
+        except TemplateError as exc:
+            self._failed[notice] = (exc, now)
+            raise
+        self._failed.pop(notice, None)
         paths = tuple(str(path) for path in compiled.files)
         self._built[notice] = _Built(compiled, paths, _signature(paths), now)
         return compiled
 
     def render(self, notice: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
-        """Render one email; raises TemplateError naming the template, line and locale."""
+        """Render one email; raises TemplateError naming the template, line and locale.
+
+        locale is normally one of available_locales; any other tag is negotiated (`fr-CA` → fr,
+        `pt-BR` → the default, logged) and the email's `locale` tells which catalog was used.
+        """
         choice = self.catalogs.choose(locale)
-        localized = self._localize(self.compile(notice), choice)
+        try:
+            localized = self._localize(self.compile(notice), choice)
+        except TemplateError as exc:
+            raise _with_locale(exc, choice.locale)
         templates = localized.templates
         variables = dict(context)
         try:
@@ -111,8 +128,7 @@ class Renderer:
             html = templates["html"].render(variables)
             text = tidy_text(templates["text"].render(variables))
         except TemplateError as exc:
-            exc.locale = exc.locale or choice.locale
-            raise
+            raise _with_locale(exc, choice.locale)
         except Exception as exc:
             raise _render_error(exc, localized.compiled, choice.locale) from exc
         return RenderedEmail(notice=notice, locale=choice.locale, subject=subject, preheader=preheader,
@@ -139,6 +155,12 @@ class Renderer:
             cached = self._envs[key] = (translations, EmailEnvironment(translations, Formats(choice.format_locale),
                                                                        constants))
         return cached[1]
+
+
+def _with_locale(exc: TemplateError, locale: str) -> TemplateError:
+    if exc.locale is None:
+        exc.locale = exc.context["locale"] = locale
+    return exc
 
 
 def tidy_text(text: str) -> str:

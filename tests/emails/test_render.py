@@ -389,3 +389,18 @@ def test_text_and_html_share_translations(shipped_renderer: Renderer, scenario) 
     for line in email.text.splitlines():
         if line.strip() and not line.startswith(("- ", "  ", "--")):   # invoice items: a table in HTML
             assert " ".join(line.split()) in html_text, line
+
+
+def test_a_broken_template_is_not_recompiled_for_every_email(tree, scenario, monkeypatch) -> None:
+    """Within the reload interval, emails of a notice whose template is broken fail without a new compile."""
+    calls: list[str] = []
+    real = dunning.render.compile_notice
+    monkeypatch.setattr(dunning.render, "compile_notice",
+                        lambda env, root, notice: calls.append(notice) or real(env, root, notice))
+    templates, locales = tree({"bad.mjml": "{% if %}", "bad.txt": "x"}, catalogs={"fr": ""})
+    renderer = Renderer(templates, locales, reload_interval=3600)
+    for locale in ("en", "fr"):
+        with pytest.raises(TemplateError) as caught:
+            renderer.render("bad", locale, scenario("past_due--stage-1-card"))
+        assert (caught.value.template, caught.value.line, caught.value.locale) == ("bad.mjml", 1, locale)
+    assert calls == ["bad"]
