@@ -51,6 +51,10 @@ class MessageError(DunningError):
         self.header, self.reason = header, reason
 
 
+class CrlfBytes(bytes):
+    """Bytes whose every line ends with CRLF (what build_message returns); the transport trusts it."""
+
+
 class Renderable(Protocol):
     subject: str
     html: str
@@ -78,7 +82,7 @@ def envelope_address(address: str, header: str = "address") -> str:
 
 
 def build_message(email: Renderable, *, from_address: str, from_name: str, reply_to: str | None,
-                  to: Sequence[str], cc: Sequence[str], message_id: str, date: datetime) -> bytes:
+                  to: Sequence[str], cc: Sequence[str], message_id: str, date: datetime) -> CrlfBytes:
     """RFC 5322 bytes with CRLF line endings: multipart/alternative text + HTML in UTF-8."""
     head = _headers(email, from_address=from_address, from_name=from_name, reply_to=reply_to,
                     to=to, cc=cc, message_id=message_id, date=date)
@@ -95,7 +99,7 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
         parts += [b"--", boundary, b"\r\nContent-Type: text/", subtype, b'; charset="utf-8"\r\n'
                   b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", encoded, CRLF]
     parts += [b"--", boundary, b"--\r\n"]
-    return b"".join(parts)
+    return CrlfBytes(b"".join(parts))
 
 
 def _headers(email: Renderable, *, from_address: str, from_name: str, reply_to: str | None,

@@ -19,11 +19,10 @@ from typing import Literal
 
 import aiosmtplib
 from aiosmtplib import (SMTPAuthenticationError, SMTPConnectResponseError, SMTPException,
-                        SMTPRecipientRefused, SMTPResponseException, SMTPSenderRefused,
-                        SMTPServerDisconnected, SMTPTimeoutError)
+                        SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError)
 
 from dunning.errors import DeliveryError, SettingsError
-from dunning.message import MessageError, envelope_address
+from dunning.message import CrlfBytes, MessageError, envelope_address
 from dunning.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
@@ -251,21 +250,23 @@ class SmtpTransport:
 
     async def _transaction(self, connection: _Connection, sender: str, recipients: list[str],
                            data: bytes) -> Outcome:
+        # Addresses were validated by envelope_address: the commands are written directly, sparing
+        # aiosmtplib's per-command address parsing.
         smtp, timeout = connection.smtp, self.settings.command_timeout
         assert smtp is not None
-        options = [f"SIZE={len(data) - 3}"] if smtp.supports_extension("size") else []
+        size = [b"SIZE=%d" % len(data)] if smtp.supports_extension("size") else []
         try:
-            await smtp.mail(sender, options=options, timeout=timeout)
-        except SMTPSenderRefused as exc:
-            if exc.code == 421:
-                raise _Reconnect(f"MAIL {exc.code} {exc.message}", exc.code) from None
-            connection.clean = False
-            return by_code(exc.code, exc.message)
+            reply = await smtp.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode(), *size,
+                                               timeout=timeout)
         except _BROKEN as exc:
             raise _Reconnect(f"connection lost before MAIL: {_describe(exc)}") from None
+        if reply.code == 421:
+            raise _Reconnect(f"MAIL {reply.code} {reply.message}", reply.code)
+        connection.clean = False
+        if reply.code != 250:
+            return by_code(reply.code, reply.message)
         self._failures = 0
         connection.transactions += 1
-        connection.clean = False
         return await self._recipients_and_data(connection, recipients, data)
 
     async def _recipients_and_data(self, connection: _Connection, recipients: list[str],
@@ -275,12 +276,12 @@ class SmtpTransport:
         refused: dict[str, tuple[int, str]] = {}
         try:
             for recipient in recipients:
-                try:
-                    await smtp.rcpt(recipient, timeout=timeout)
-                except SMTPRecipientRefused as exc:
-                    if exc.code == 421:
-                        return self._lost(connection, by_code(421, exc.message, refused))
-                    refused[recipient] = (exc.code, exc.message)
+                reply = await smtp.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode(),
+                                                   timeout=timeout)
+                if reply.code == 421:
+                    return self._lost(connection, by_code(421, reply.message, refused))
+                if reply.code not in (250, 251):
+                    refused[recipient] = (reply.code, reply.message)
             if len(refused) == len(recipients):
                 return _all_refused(refused)
             reply = await smtp.execute_command(b"DATA", timeout=timeout)
@@ -347,9 +348,10 @@ def _wire_data(message: bytes) -> bytes:
     """CRLF line endings, leading dots doubled, the terminating dot: what goes after DATA."""
     if not isinstance(message, bytes):
         raise TypeError("message must be bytes")
-    crlf = message.count(b"\r\n")
-    if crlf != message.count(b"\n") or crlf != message.count(b"\r"):
-        message = message.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    if not isinstance(message, CrlfBytes):  # build_message output is CRLF by construction
+        crlf = message.count(b"\r\n")
+        if crlf != message.count(b"\n") or crlf != message.count(b"\r"):
+            message = message.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
     message = message.replace(b"\r\n.", b"\r\n..")

@@ -9,7 +9,7 @@ from dunning.links import require_signing_key, settlement_url, token_from, verif
 from dunning.settings import load_settings
 
 NAME = "link"
-HELP = "Verify a settlement-link token (or URL) and print its ids, or sign a new one."
+HELP = "verify a settlement-link token (or URL) and print its ids, or sign a new one"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

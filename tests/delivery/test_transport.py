@@ -209,6 +209,12 @@ def test_rset_follows_an_aborted_transaction(capture, smtp_settings):
     assert verbs == ["MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA"]
 
 
+def test_bare_line_feeds_are_sent_as_crlf_and_dots_are_stuffed(capture, smtp_settings):
+    """Bytes with LF or CR line endings go out with CRLF; a line starting with a dot survives."""
+    send_one(smtp_settings(), message=b"Subject: lf\n\n.starts with a dot\rlast line")
+    assert capture.messages[0].data == b"Subject: lf\r\n\r\n.starts with a dot\r\nlast line\r\n"
+
+
 def test_invalid_envelope_addresses_raise_message_error(capture, smtp_settings):
     """A recipient with CR/LF is refused before anything reaches the server."""
     with pytest.raises(MessageError):
