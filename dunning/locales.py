@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from babel import Locale, UnknownLocaleError
 
 
+@lru_cache(maxsize=4096)
 def normalize(tag: str) -> str | None:
     """A BCP 47 tag (`pt-BR`, `sv_SE`) in Babel's form (`pt_BR`), or None when it is not a locale."""
     try:
@@ -13,7 +16,8 @@ def normalize(tag: str) -> str | None:
         return None
 
 
-def fallback_chain(tag: str, default: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def fallback_chain(tag: str, default: str) -> tuple[str, ...]:
     """Candidates in order: `pt-BR` → [`pt_BR`, `pt`, default]."""
     chain: list[str] = []
     norm = normalize(tag)
@@ -24,7 +28,7 @@ def fallback_chain(tag: str, default: str) -> list[str]:
             chain.append(language)
     if default not in chain:
         chain.append(default)
-    return chain
+    return tuple(chain)
 
 
 def negotiate(tag: str, available: frozenset[str] | set[str], default: str) -> str:

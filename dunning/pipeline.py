@@ -21,10 +21,12 @@ from dunning.message import MessageError, address_domain, build_message, make_me
 from dunning.render import Renderer
 from dunning.settings import Settings
 from dunning.transport import SmtpTransport
+from dunning.workers import DeliveryWorkers
 
 log = logging.getLogger("dunning.run")
 
 EXIT_OK, EXIT_FAILED, EXIT_PENDING = 0, 1, 75
+IDLE_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -50,27 +52,44 @@ class RunSummary:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def add(self, other: dict) -> None:
+        """Fold in a delivery worker's counts."""
+        for name in ("sent", "retried", "failed", "unknown"):
+            setattr(self, name, getattr(self, name) + other[name])
+        self.stopped = self.stopped or other["stopped"]
+
 
 Progress = Callable[[str, int], None]  # (what happened, how many)
 
 
 def run(settings: Settings, *, as_of: datetime, dry_run: bool = False,
         progress: Progress = lambda what, n: None) -> RunSummary:
-    """Plan, enqueue, then deliver everything queued; returns what this worker did."""
+    """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty."""
     keys = links.require_signing_key(settings.links)
     renderer = make_renderer(settings)
     engine = store.connect(settings.database.url)
     summary = RunSummary()
-    if not dry_run:
-        summary.unknown += ledger.expire_leases(engine, now=store.utcnow(), unknown_policy=settings.delivery.unknown)
+    if dry_run:
+        enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress, dry_run=True)
+        return summary
+    summary.unknown += ledger.expire_leases(engine, now=store.utcnow(), unknown_policy=settings.delivery.unknown)
+    with DeliveryWorkers(settings, settings.delivery.workers - 1) as helpers:
+        enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress)
+        helpers.planning_done()
+        asyncio.run(deliver(engine, settings, renderer, summary, progress))
+        for counts in helpers.results():
+            summary.add(counts)
+    return summary
+
+
+def enqueue_plan(engine: Engine, settings: Settings, renderer: Renderer, keys: list[str], as_of: datetime,
+                 summary: RunSummary, progress: Progress, *, dry_run: bool = False) -> None:
+    """Plan every candidate batch and put what is due in the outbox."""
     for accounts, planned in candidates.iter_batches(engine, as_of, settings, renderer.available_locales):
         entries = plan_entries(planned, accounts, settings, keys, summary)
         progress("planned", len(entries))
         if entries and not dry_run:
             ledger.enqueue(engine, entries, now=store.utcnow())
-    if not dry_run:
-        asyncio.run(deliver(engine, settings, renderer, summary, progress))
-    return summary
 
 
 def make_renderer(settings: Settings) -> Renderer:
@@ -114,8 +133,8 @@ def outbox_entry(notice, account: Account, settings: Settings, keys: list[str]) 
 
 
 async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
-                  progress: Progress) -> None:
-    """Claim batches and send them until the queue is empty or delivery must stop."""
+                  progress: Progress, *, more_coming: Callable[[], bool] = lambda: False) -> None:
+    """Claim batches and send them until the queue is empty (and no more is coming) or delivery must stop."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
     password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
     delivery = settings.delivery
@@ -124,6 +143,9 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
             claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=store.utcnow(),
                                   lease_seconds=delivery.lease_seconds)
             if not claims:
+                if more_coming():
+                    await asyncio.sleep(IDLE_POLL_SECONDS)
+                    continue
                 break
             async with keep_leased(engine, claims, delivery.lease_seconds):
                 outcomes = await asyncio.gather(*(send_claim(c, settings, renderer, transport, summary)
