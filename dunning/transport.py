@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import aiosmtplib
@@ -160,19 +160,23 @@ class SmtpTransport:
             raise RuntimeError("SmtpTransport is used outside `async with`")
         if self._fatal is not None:
             raise self._fatal
-        envelope = (envelope_address(sender, "MAIL FROM"),
-                    [envelope_address(r, "RCPT TO") for r in recipients])
-        if not envelope[1]:
+        originals: dict[str, str] = {}  # envelope (ASCII) address -> the caller's spelling
+        for recipient in recipients:
+            originals.setdefault(envelope_address(recipient, "RCPT TO"), recipient)
+        if not originals:
             raise MessageError("RCPT TO", "no recipient")
-        data = _wire_data(message)
+        mail_from, data = envelope_address(sender, "MAIL FROM"), _wire_data(message)
         connection = await self._pool.get()
         try:
-            return await self._send_on(connection, *envelope, data)
+            outcome = await self._send_on(connection, mail_from, list(originals), data)
         except BaseException:
             connection.drop()
             raise
         finally:
             self._pool.put_nowait(connection)
+        if outcome.refused:
+            outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()})
+        return outcome
 
     async def _send_on(self, connection: _Connection, sender: str, recipients: list[str],
                        data: bytes) -> Outcome:

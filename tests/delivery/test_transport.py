@@ -223,9 +223,17 @@ def test_invalid_envelope_addresses_raise_message_error(capture, smtp_settings):
 
 
 def test_idn_recipients_go_out_in_punycode(capture, smtp_settings):
-    """An internationalized domain is sent to the server in punycode."""
-    send_one(smtp_settings(), recipients=["kunde@bücher.example"])
+    """An internationalized domain is sent in punycode; refusals name the address as the caller wrote it."""
+    capture.add_fault(Fault("rcpt", 550, recipient="gone@xn--mnchen-3ya.de"))
+    outcome = send_one(smtp_settings(), recipients=["kunde@bücher.example", "gone@münchen.de"])
     assert capture.messages[0].recipients == ("kunde@xn--bcher-kva.example",)
+    assert list(outcome.refused) == ["gone@münchen.de"]
+
+
+def test_duplicate_recipients_get_one_rcpt(capture, smtp_settings):
+    """An address listed twice (To and Cc) is given to the server once."""
+    send_one(smtp_settings(), recipients=["a@contoso.example", "b@contoso.example", "a@contoso.example"])
+    assert capture.messages[0].recipients == ("a@contoso.example", "b@contoso.example")
 
 
 def test_auth_uses_username_and_password(smtp_settings, tls):
