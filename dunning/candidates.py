@@ -67,7 +67,8 @@ def candidate_batches(conn: Connection, as_of: datetime, settings: Settings) -> 
     """Candidate account ids, streamed from the database in batches of database.batch_size."""
     size = settings.database.batch_size
     query = candidate_query(as_of, settings, conn.dialect.name)
-    result = conn.execution_options(yield_per=size).execute(query)
+    # Per statement: Connection.execution_options would stream every later query of the connection too.
+    result = conn.execute(query, execution_options={"yield_per": size})
     for rows in result.partitions(size):
         yield [row[0] for row in rows]
 

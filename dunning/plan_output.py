@@ -46,11 +46,11 @@ def write_json(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[s
     counts: Counter[str] = Counter()
     out.write("[")
     for batch in batches:
-        for notice in batch:
-            out.write(",\n" if counts.total() else "\n")
-            out.write(json.dumps(notice_json(notice), ensure_ascii=False))
-            counts[notice.status] += 1
-    out.write("\n]\n" if counts.total() else "]\n")
+        if batch:
+            out.write(("," if counts else "") + ",".join(
+                "\n" + json.dumps(notice_json(notice), ensure_ascii=False) for notice in batch))
+            counts.update(notice.status for notice in batch)
+    out.write("\n]\n" if counts else "]\n")
     return counts
 
 
@@ -82,9 +82,9 @@ def write_table(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[
     console.print(_line(tuple(name for name, _ in COLUMNS), None), style="bold")
     counts: Counter[str] = Counter()
     for batch in batches:
-        for notice in batch:
-            console.print(_line(table_row(notice), notice.status))
-            counts[notice.status] += 1
+        if batch:  # one print per batch: rich's per-call cost dominates otherwise
+            console.print(Text("\n").join(_line(table_row(n), n.status) for n in batch))
+            counts.update(notice.status for notice in batch)
     console.print(summary(counts))
     return counts
 

@@ -23,6 +23,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -161,9 +162,10 @@ def _group_drafts(facts: _Facts, method: PaymentMethod) -> list[_Draft]:
     sending = [d for d in drafts if d.status == "send"]
     if failure and sending:
         sending[0].trigger = failure.id  # past_due names the latest failure
-    key = failure and f"card_charge_failed:{facts.account.id}:{method.id}:{failure.id}"
-    if failure and key not in facts.handled:
-        drafts.append(_card_draft(facts, method.id, failure, key, owed, subs, superseded=bool(sending)))
+    if failure:
+        key = f"card_charge_failed:{facts.account.id}:{method.id}:{failure.id}"
+        if key not in facts.handled:
+            drafts.append(_card_draft(facts, method.id, failure, key, owed, subs, superseded=bool(sending)))
     return drafts
 
 
@@ -191,7 +193,7 @@ def _card_draft(facts: _Facts, method: str, failure: Charge, key: str, owed: lis
 
 
 def _past_due_drafts(facts: _Facts, method: str, owed: list[Invoice], subs: list[str]) -> list[_Draft]:
-    """The highest due stage to send (if not yet handled) first, then every lower stage not handled, skipped."""
+    """The highest due stage to send (unless handled), and every lower stage not yet handled, skipped."""
     policy, today = facts.settings.past_due, facts.local_date
     overdue = [invoice.due_date for invoice in owed if invoice.due_date < today]
     if not overdue:
@@ -256,11 +258,14 @@ def _cancellation_draft(facts: _Facts, group: tuple, members: list[tuple[Subscri
     else:
         keys = [f"pending_deletion:{s}:{stage}" for s in subs]
         last = len(facts.settings.pending_deletion.days_before_deletion)
-        why = (f"stage {stage}: data deleted on {deletion.isoformat()}, "
-               f"in {(deletion - facts.local_date).days} days" if status == "send"
-               else f"stage {stage} came due together with a higher stage; never sent")
+        why = (f"stage {stage}: data deleted on {deletion.isoformat()}, {_in_days(deletion - facts.local_date)}"
+               if status == "send" else f"stage {stage} came due together with a higher stage; never sent")
     return _Draft(notice, method, status, keys, invoices, subs, why, stage=stage,
                   final_stage=notice == "pending_deletion" and stage == last, deletion_date=deletion)
+
+
+def _in_days(delta: timedelta) -> str:
+    return {0: "today", 1: "in 1 day"}.get(delta.days, f"in {delta.days} days")
 
 
 def _finish(draft: _Draft, facts: _Facts, locales: frozenset[str]) -> PlannedNotice:
@@ -290,6 +295,7 @@ def in_send_window(moment: time, window: tuple[time, time]) -> bool:
     return start <= moment < end
 
 
+@lru_cache(maxsize=4096)  # a few dozen distinct locales across millions of accounts; Babel parsing is slow
 def choose_locale(requested: str, available: frozenset[str], default: str) -> tuple[str, str, bool]:
     """(catalog in Babel form, BCP 47 tag the email is written in, whether another language is used).
 
