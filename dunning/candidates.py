@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Select, false, select, true, union
 
@@ -88,11 +87,3 @@ def iter_plan(engine: Engine, as_of: datetime, settings: Settings,
     """The plan at as_of, one list per batch of candidate accounts, in account order."""
     for _accounts, planned in iter_batches(engine, as_of, settings, locales):
         yield planned
-
-
-def available_locales(locales_dir: Path) -> frozenset[str]:
-    """Locales with a catalog: directories of locales_dir holding LC_MESSAGES/messages.po."""
-    if not locales_dir.is_dir():
-        return frozenset()
-    return frozenset(path.name for path in locales_dir.iterdir()
-                     if (path / "LC_MESSAGES" / "messages.po").is_file())

@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from dunning import candidates, plan_output, store
+from dunning import candidates, i18n, plan_output, store
 from dunning.settings import load_settings
 
 NAME = "plan"
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
     engine = store.connect(settings.database.url)
     as_of = args.as_of or store.utcnow()
-    locales = candidates.available_locales(Path(settings.i18n.locales_dir))
+    locales = i18n.find_locales(Path(settings.i18n.locales_dir))
     write = plan_output.write_json if args.format == "json" else plan_output.write_table
     try:
         write(candidates.iter_plan(engine, as_of, settings, locales), sys.stdout)
