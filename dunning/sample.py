@@ -157,7 +157,11 @@ def _shared_card_two_currencies(b: _Builder) -> None:
 def _bank_transfer_past_due(b: _Builder) -> None:
     method = b.bank_transfer()
     sub = b.subscription(method, "past_due")
-    b.invoice(sub, 15, paid="10.00" if b.currency != "JPY" else "1000")
+    b.invoice(sub, 15)
+    invoice = b.invoices[-1]
+    # A partial payment of a tenth, in the currency's own decimals.
+    exponent = Decimal(invoice["total"]).as_tuple().exponent
+    invoice["amount_paid"] = str((Decimal(invoice["total"]) / 10).quantize(Decimal(1).scaleb(exponent)))
 
 
 def _cancelled(days_ago: int) -> Callable[[_Builder], None]:

@@ -31,13 +31,16 @@ def run(args: argparse.Namespace) -> int:
     var: Path = args.var
     fresh(var)
     settings = demo_settings(load_settings(args.settings), var)
-    as_of = datetime.now(timezone.utc).replace(microsecond=0)
+    # Midday UTC today: most of the sample's time zones (Europe, Africa, the Americas' east) are inside
+    # the send window, so the demo shows many languages whatever the hour it is run at.
+    as_of = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
     state_file = var / "sample" / "billing.jsonl"
     with state_file.open("w", encoding="utf-8") as out:
         sample.write_jsonl(out, sample.generate(args.accounts, as_of))
     engine = store.connect(settings.database.url)
     with state_file.open("rb") as stream:
         imported = importer.import_stream(engine, stream, batch_size=settings.database.batch_size)
+    print(f"dunning demo, deciding as of {as_of.isoformat()}")
     print(f"1. sample billing state: {state_file} ({imported.imported} accounts imported into "
           f"{settings.database.url})")
     with CaptureServer(var / "outbox", port=0) as server:
