@@ -33,7 +33,7 @@ class OutboxEntry:
     status: Literal["send", "skipped", "superseded"]
     keys: tuple[str, ...]
     message_id: str | None = None
-    payload: dict | None = None
+    payload: dict | str | None = None  # JSON-able, or its JSON text
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +129,17 @@ _KEY_COLUMNS = ("key", "account_id", "notice", "outcome", "email_id")
 _INTEGER_COLUMNS = ("stage", "email_id")  # the rest are text
 
 
+def _payload_text(payload: dict | str | None) -> str:
+    # The pipeline hands over payloads already encoded, to serialize each once.
+    return payload if isinstance(payload, str) else json.dumps(payload or {}, ensure_ascii=False)
+
+
 def _insert_emails(conn: Connection, sends: list[OutboxEntry], now: datetime) -> list[int]:
     """Insert the email rows; their ids, in the order of `sends`."""
     if not sends:
         return []
     rows = [(entry.account, entry.payment_method, entry.notice, entry.stage, entry.locale,
-             _required_message_id(entry), json.dumps(entry.payload or {}, ensure_ascii=False)) for entry in sends]
+             _required_message_id(entry), _payload_text(entry.payload)) for entry in sends]
     if len({row[5] for row in rows}) != len(rows):
         raise ValueError("two emails of one batch share a Message-ID; each email needs its own")
     constants = {"status": "'queued'", "attempts": "0", "fence": "0", "resent": "false",

@@ -55,9 +55,9 @@ def _failure(planned: PlannedNotice, account: Account) -> dict | None:
             "attempted_at": charge.attempted_at, "next_retry_at": charge.next_retry_at}
 
 
-def to_plain(context: dict) -> dict:
-    """The context with dates, date-times and decimals as strings, as the outbox's JSON stores it."""
-    return json.loads(json.dumps(context, default=_plain))
+def to_json(payload: dict) -> str:
+    """JSON text for the outbox, with dates, date-times and decimals as strings (see revive)."""
+    return json.dumps(payload, default=_plain, ensure_ascii=False, separators=(",", ":"))
 
 
 def _plain(value: Any) -> str:

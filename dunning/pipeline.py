@@ -123,8 +123,8 @@ def outbox_entry(notice, account: Account, settings: Settings, keys: list[str]) 
         url = links.settlement_url(settings.links, account=notice.account,
                                    payment_method=notice.payment_method, key=first_key)
         context = notice_context.build_context(notice, account, settings, url)
-        payload = {"to": list(notice.to), "cc": list(notice.cc), "locale": notice.catalog,
-                   "context": notice_context.to_plain(context)}
+        payload = notice_context.to_json({"to": list(notice.to), "cc": list(notice.cc),
+                                          "locale": notice.locale, "context": context})
         message_id = make_message_id(first_key, address_domain(settings.sender.from_address))
     return ledger.OutboxEntry(account=notice.account, payment_method=notice.payment_method,
                               notice=notice.notice, stage=notice.stage, locale=notice.locale,
