@@ -94,7 +94,7 @@ def _check_locale(value: str) -> str:
 
 def _check_email(value: str) -> str:
     if not _EMAIL.fullmatch(value):
-        raise ValueError(f"not an email address: {_show(value)}")
+        raise ValueError("not an email address")  # the value itself is personal data: not echoed
     return value
 
 
