@@ -100,6 +100,7 @@ def _variant(**changes) -> dict:
 
 BAD_LINES = [
     ("missing email", _variant(email=KeyError), "line 2 (acct_1): email: required field is missing"),
+    ("bad email, not echoed", _variant(email="jane.doe at contoso"), "line 2 (acct_1): email: not an email address"),
     ("missing invoice total", _variant(invoices__0__total=KeyError),
      "line 2 (acct_1): invoices[0].total: required field is missing"),
     ("wrong type", _variant(payment_methods__0__exp_month="3"), "line 2 (acct_1): payment_methods[0].exp_month:"),
