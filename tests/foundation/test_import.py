@@ -247,3 +247,9 @@ def test_import_command_reports_a_missing_file_cleanly(tmp_path, capsys):
     assert main(["import", str(tmp_path / "nope.jsonl")]) == 1
     err = capsys.readouterr().err
     assert "cannot read" in err and "Traceback" not in err
+
+
+def test_rejection_of_an_address_does_not_repeat_it(sqlite_url):
+    """Personal data stays out of error output: a malformed address is named by its field only."""
+    _engine, _summary, errors = _import(sqlite_url, _jsonl(_variant(cc=["jane.doe at contoso"])))
+    assert errors == ["line 1 (acct_1): cc[0]: not an email address"]
