@@ -164,8 +164,9 @@ def header(bench: Bench, args: argparse.Namespace, prepared: Prepared, load_befo
         f"Message size: `dunning run` {prepared.mean_bytes / 1024:.1f} KB on average over "
         f"{prepared.context_count} sample notices in every locale (smtp-source sends one of "
         f"{prepared.message_bytes / 1024:.1f} KB); baselines {baseline_kb:.1f} KB.",
-        "Each phase runs alone in its own process; CPU seconds and peak RSS are that process's (wait4); "
-        "sink CPU s is what the sink spent meanwhile, on the same cores.",
+        "Each phase runs alone; CPU seconds and peak RSS cover its process and every process it starts "
+        "(peak RSS: the sum of their PSS while they run together); sink CPU s is what the sink spent meanwhile, "
+        "on the same cores.",
     ]
 
 

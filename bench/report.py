@@ -103,8 +103,9 @@ def render(results: Results) -> str:
     for row in results.rows:
         m = row.measured
         sink = "" if row.sink_cpu is None else f"{row.sink_cpu:.2f}"
+        processes = f" ({m.processes} processes)" if m.processes > 1 else ""
         lines.append(f"| {row.phase} | {row.count:,} {row.unit} | {m.wall:.2f} | {row.rate:,.0f} | "
-                     f"{m.cpu:.2f} | {m.peak_rss_mb:.0f} | {sink} |")
+                     f"{m.cpu:.2f} | {m.peak_rss_mb:.0f}{processes} | {sink} |")
     lines += [f"| {what} | not run | | | | | |" for what in results.skipped]
     lines += ["", "| ratio | value |", "| --- | ---: |"]
     for key, what in ((PRECOMPILED, "`dunning run` ÷ baseline (precompiled HTML)"),
