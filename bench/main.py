@@ -96,12 +96,14 @@ def run_phases(bench: Bench, args: argparse.Namespace) -> None:
     bench.say(f"preparing (sink: {bench.sink.kind} on port {bench.sink.port}) …")
     load_before = os.getloadavg()[0]
     prepared = prepare(load_settings(REPO / "settings.toml"), REPO, bench.workdir)
+    bench.results.header = header(bench, args, prepared, load_before)   # in case a phase ends the run
     summary = attempt(bench, "`dunning run`", lambda: pipeline(bench, args)) or {}
     for mode, label, sample in (
             ("precompiled", "baseline: Jinja2 + precompiled HTML + EmailMessage + smtplib", args.baseline_sample),
             ("mjml", "baseline: the same, MJML compiled per message", args.mjml_sample)):
         attempt(bench, label, lambda: phases.baseline(bench, prepared, mode, label, sample))
-    attempt(bench, "smtp-source", lambda: phases.smtp_source(bench, prepared, summary.get("sent") or args.accounts))
+    messages = summary.get("sent") or args.accounts
+    attempt(bench, "smtp-source", lambda: phases.smtp_source(bench, prepared, messages))
     attempt(bench, "million", lambda: million(bench, args))
     bench.results.header = header(bench, args, prepared, load_before)
 
@@ -131,7 +133,8 @@ def billing(bench: Bench, name: str, count: int, mix: str) -> Path:
     """A billing-state file in the work directory (not measured: it is the input, not the work)."""
     bench.say(f"writing {count:,} accounts ({mix}) …")
     start = time.perf_counter()
-    path = data.billing_file(bench.workdir / name, count, mix=mix, as_of=bench.as_of, env=bench.env, repo=bench.repo)
+    path = data.billing_file(bench.workdir / name, count, mix=mix, as_of=bench.as_of, env=bench.env,
+                             repo=bench.repo)
     bench.say(f"written in {time.perf_counter() - start:.1f} s")
     return path
 

@@ -114,7 +114,8 @@ def render(results: Results) -> str:
         lines.append(f"| {what} | {_times(ratio(results, key))} |")
     lines += ["", "| target | measured | goal | result |", "| --- | ---: | ---: | --- |"]
     for target in targets(results):
-        lines.append(f"| {target.what} | {target.measured} | {target.goal} | {_verdict(target.ok, results.judged)} |")
+        verdict = _verdict(target.ok, results.judged)
+        lines.append(f"| {target.what} | {target.measured} | {target.goal} | {verdict} |")
     lines += ["", "Checks (the counts every phase must get right):", ""]
     lines += [f"- {'ok' if c.ok else 'FAILED'}: {c.what}" for c in results.checks]
     return "\n".join(lines) + "\n"
