@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunning.message import (MessageError, address_domain, build_message, envelope_address,
-                             make_message_id)
+from dunning.message import (CrlfBytes, DotSafeBytes, MessageError, address_domain, build_message,
+                             envelope_address, make_message_id)
 
 SENT_AT = datetime.fromisoformat("2026-11-02T10:30:00+01:00")
 MESSAGE_ID = make_message_id("past_due:acct_1:pm_1:2026-11-01:2", "example.com")
@@ -287,3 +287,70 @@ def test_an_unbreakable_ascii_subject_is_encoded_to_fit(make_email):
     raw = build(make_email(subject=subject, html="<p>h</p>", text="t"))
     assert_wellformed(raw)
     assert parse(raw)["Subject"] == subject
+
+
+@pytest.mark.parametrize("size", [1, 18, 19, 38, 57, 58, 114, 1000, 5701])
+def test_base64_bodies_are_cut_in_76_character_lines(make_email, size):
+    """Base64 parts run in lines of exactly 76 characters (the last one shorter) and decode unchanged."""
+    html = "é" * size  # two UTF-8 octets each: sizes land on, just before and after a line boundary
+    raw = build(make_email(subject="s", html=html, text="t"))
+    body = raw.split(b"Content-Transfer-Encoding: base64\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
+    lines = body.split(b"\r\n")
+    assert all(len(line) == 76 for line in lines[:-1]) and 0 < len(lines[-1]) <= 76
+    assert body_text(parse(raw), "html") == html
+
+
+def test_the_same_instant_in_two_zones_keeps_each_zone_in_the_date_header(email):
+    """Date shows the caller's own offset, even right after the same instant was formatted in another zone."""
+    paris = datetime.fromisoformat("2026-11-02T10:30:00.250000+01:00")
+    utc = datetime.fromisoformat("2026-11-02T09:30:00.750000+00:00")
+    assert b"\r\nDate: Mon, 02 Nov 2026 10:30:00 +0100\r\n" in b"\r\n" + build(email, date=paris)
+    assert b"\r\nDate: Mon, 02 Nov 2026 09:30:00 +0000\r\n" in b"\r\n" + build(email, date=utc)
+    assert parse(build(email, date=paris))["Date"].datetime == paris.replace(microsecond=0)
+
+
+def test_sender_headers_follow_each_call(email):
+    """From and Reply-To reflect the arguments of every call, not those of an earlier message."""
+    first = parse(build(email, from_name="Billing", reply_to="help@example.com"))
+    second = parse(build(email, from_name="Accounts", reply_to=None))
+    assert first["From"].addresses[0].display_name == "Billing" and first["Reply-To"] is not None
+    assert second["From"].addresses[0].display_name == "Accounts" and second["Reply-To"] is None
+
+
+def leading_dot_lines(raw: bytes) -> list[bytes]:
+    return [line for line in raw.split(b"\r\n") if line.startswith(b".")]
+
+
+@pytest.mark.parametrize("text, html", [
+    (".starts with a dot\n", "<p>x</p>\n"),
+    ("ok\n.\n", "<p>x</p>\n"),
+    ("Votre paiement a échoué.\n" + "." * 3 + " suite\n" * 30, "<p>x</p>\n"),
+    ("ok\n", "<p>x</p>\n.hidden { display: none }\n"),
+])
+def test_a_body_line_starting_with_a_dot_is_left_for_the_transport_to_stuff(make_email, text, html):
+    """A 7bit or quoted-printable line starting with a dot marks the message as needing dot-stuffing."""
+    raw = build(make_email(subject="s", html=html, text=text))
+    assert leading_dot_lines(raw)
+    assert isinstance(raw, CrlfBytes) and not isinstance(raw, DotSafeBytes)
+    assert body_text(parse(raw), "plain") == text and body_text(parse(raw), "html") == html
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(st.sampled_from(".\n aé=x"), max_size=400),
+       html=st.text(st.sampled_from(".\n <é>x"), max_size=400))
+def test_messages_marked_dot_safe_have_no_line_starting_with_a_dot(text, html):
+    """build_message only claims dot-safety (the transport then skips dot-stuffing) when it holds."""
+    email = type("E", (), dict(subject="s", html=html, text=text, lang="en"))
+    raw = build(email)
+    assert isinstance(raw, CrlfBytes)
+    if isinstance(raw, DotSafeBytes):
+        assert leading_dot_lines(raw) == []
+    parsed = parse(raw)
+    normalized = {"plain": text, "html": html}
+    for subtype, body in normalized.items():
+        assert body_text(parsed, subtype) == body.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def test_a_typical_email_is_dot_safe(email):
+    """An email whose bodies have no line starting with a dot needs no dot-stuffing on the wire."""
+    assert isinstance(build(email), DotSafeBytes)
