@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -18,7 +19,8 @@ from babel.dates import format_date, format_time, get_datetime_format
 from babel.lists import format_list
 from babel.messages.pofile import PoFileError, read_po
 from babel.messages.mofile import write_mo
-from babel.numbers import format_currency
+from babel.numbers import (format_currency, get_currency_precision, get_currency_symbol, get_decimal_quantum,
+                           get_decimal_symbol, get_group_symbol)
 from babel.support import Translations
 
 from dunning.errors import TemplateError
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 
 CATALOG_PATH = Path("LC_MESSAGES") / "messages.po"
 _MEMO_LIMIT = 20_000  # formatted values kept per locale; plan prices and due dates repeat a lot
+_QUOTED = re.compile(r"'([^']*)'")
+# Amounts the precomputed currency format must write exactly as Babel does before it is trusted.
+_PROBES = tuple(Decimal(v) for v in ("0", "-0", "7", "0.005", "1234.5", "-1234567.891", "99999999.995", "1E+3"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,7 @@ class Formats:
     def __init__(self, locale: str) -> None:
         self.locale = Locale.parse(locale)
         self._memo: dict[tuple[Any, ...], str] = {}
+        self._currencies: dict[str, Callable[[Decimal], str]] = {}
 
     def _remember(self, key: tuple[Any, ...], value: str) -> str:
         if len(self._memo) >= _MEMO_LIMIT:
@@ -149,7 +155,10 @@ class Formats:
         key = ("money", amount, currency)
         found = self._memo.get(key)
         if found is None:
-            found = self._remember(key, format_currency(Decimal(amount), currency, locale=self.locale))
+            write = self._currencies.get(currency)
+            if write is None:
+                write = self._currencies[currency] = currency_writer(self.locale, currency)
+            found = self._remember(key, write(Decimal(amount)))
         return found
 
     def date(self, value: date | datetime, timezone: str | None = None, format: str = "long") -> str:
@@ -171,11 +180,52 @@ class Formats:
 
     def list(self, items: list[str]) -> str:
         """`A, B et C`: items joined the way the language writes a list."""
+        if len(items) < 2:   # as format_list does, without its locale lookup
+            return items[0] if items else ""
         key = ("list", *items)
         found = self._memo.get(key)
         if found is None:
-            found = self._remember(key, format_list(list(items), locale=self.locale) if items else "")
+            found = self._remember(key, format_list(list(items), locale=self.locale))
         return found
+
+
+def currency_writer(locale: Locale, currency: str) -> Callable[[Decimal], str]:
+    """format_currency(value, currency, locale=locale) with the pattern and symbols looked up once.
+
+    Babel finds the pattern, symbols and currency name again for every amount; this does the same
+    steps with them kept. Patterns it does not mirror (scientific, significant digits, currency
+    names) and any locale whose probes come out differently keep using Babel itself.
+    """
+    def babel(value: Decimal) -> str:
+        return format_currency(value, currency, locale=locale)
+
+    pattern = locale.currency_formats["standard"]
+    affixes = [pattern.prefix[i] + "\0" + pattern.suffix[i] for i in (0, 1)]
+    group = get_group_symbol(locale, numbering_system="latn")
+    point = get_decimal_symbol(locale, numbering_system="latn")
+    if (pattern.exp_prec or pattern.scale or "@" in pattern.pattern or pattern.number_pattern == ""
+            or any("¤¤¤" in a or "\0" in a[a.index("\0") + 1:] for a in affixes)
+            or any(c in group + point for c in "'¤\0")):
+        return babel
+    symbol = get_currency_symbol(currency, locale)
+    sides = [_QUOTED.sub(lambda m: m.group(1) or "'", a.replace("¤¤", currency.upper()).replace("¤", symbol))
+             .partition("\0")[::2] for a in affixes]
+    digits = get_currency_precision(currency)
+    quantum, (first, other), least = get_decimal_quantum(digits), pattern.grouping, pattern.int_prec[0]
+
+    def fast(value: Decimal) -> str:
+        if not value.is_finite():
+            return babel(value)
+        before, after = sides[value.is_signed()]
+        whole, _, fraction = f"{abs(value).normalize().quantize(quantum):f}".partition(".")
+        whole = whole.rjust(least, "0")
+        grouped, size = "", first
+        while len(whole) > size:
+            grouped, whole, size = group + whole[-size:] + grouped, whole[:-size], other
+        fraction = fraction.ljust(digits, "0")
+        return f"{before}{whole}{grouped}{point + fraction if digits else ''}{after}"
+
+    return fast if all(fast(v) == babel(v) for v in _PROBES) else babel
 
 
 def _local(value: datetime, timezone: str | None) -> datetime:
