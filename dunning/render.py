@@ -59,6 +59,7 @@ class _Localized:
     compiled: Compiled
     env: EmailEnvironment
     templates: dict[str, Template]
+    globals: dict[str, Any]   # the environment's globals, under each email's variables
 
 
 class Renderer:
@@ -120,13 +121,13 @@ class Renderer:
         except TemplateError as exc:
             raise _with_locale(exc, choice.locale)
         templates = localized.templates
-        variables = dict(context)
+        variables = {**localized.globals, **context}
         try:
-            subject = " ".join(templates["subject"].render(variables).split())
-            preheader = " ".join(templates["preheader"].render(variables).split())
+            subject = " ".join(_run(templates["subject"], variables).split())
+            preheader = " ".join(_run(templates["preheader"], variables).split())
             variables.update(subject=subject, preheader=preheader)
-            html = templates["html"].render(variables)
-            text = tidy_text(templates["text"].render(variables))
+            html = _run(templates["html"], variables)
+            text = tidy_text(_run(templates["text"], variables))
         except TemplateError as exc:
             raise _with_locale(exc, choice.locale)
         except Exception as exc:
@@ -141,7 +142,7 @@ class Renderer:
         if localized is None or localized.compiled is not compiled or localized.env is not env:
             templates = {part: _jinja(env, getattr(compiled, part), _template_name(compiled, part))
                          for part in PARTS}
-            localized = self._localized[key] = _Localized(compiled, env, templates)
+            localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals))
         return localized
 
     def _environment(self, choice: LocaleChoice) -> EmailEnvironment:
@@ -155,6 +156,16 @@ class Renderer:
             cached = self._envs[key] = (translations, EmailEnvironment(translations, Formats(choice.format_locale),
                                                                        constants))
         return cached[1]
+
+
+def _run(template: Template, variables: dict[str, Any]) -> str:
+    """template.render(variables), sharing one dict of globals and variables across an email's four parts."""
+    context = template.new_context(variables, shared=True)   # render() copies both dicts for every part
+    try:
+        return "".join(template.root_render_func(context))
+    except Exception:
+        template.environment.handle_exception()   # raises, with the traceback at template lines
+        raise
 
 
 def _with_locale(exc: TemplateError, locale: str) -> TemplateError:
