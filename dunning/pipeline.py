@@ -74,7 +74,7 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False,
         return summary
     summary.unknown += ledger.expire_leases(engine, now=store.utcnow(), unknown_policy=settings.delivery.unknown)
     with DeliveryWorkers(settings, settings.delivery.workers - 1) as helpers:
-        enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress)
+        enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress, on_enqueued=helpers.start)
         helpers.planning_done()
         asyncio.run(deliver(engine, settings, renderer, summary, progress))
         for counts in helpers.results():
@@ -83,13 +83,14 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False,
 
 
 def enqueue_plan(engine: Engine, settings: Settings, renderer: Renderer, keys: list[str], as_of: datetime,
-                 summary: RunSummary, progress: Progress, *, dry_run: bool = False) -> None:
+                 summary: RunSummary, progress: Progress, *, dry_run: bool = False,
+                 on_enqueued: Callable[[], None] = lambda: None) -> None:
     """Plan every candidate batch and put what is due in the outbox."""
     for accounts, planned in candidates.iter_batches(engine, as_of, settings, renderer.available_locales):
         entries = plan_entries(planned, accounts, settings, keys, summary)
         progress("planned", len(entries))
-        if entries and not dry_run:
-            ledger.enqueue(engine, entries, now=store.utcnow())
+        if entries and not dry_run and ledger.enqueue(engine, entries, now=store.utcnow()).emails:
+            on_enqueued()
 
 
 def make_renderer(settings: Settings) -> Renderer:

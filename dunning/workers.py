@@ -37,13 +37,16 @@ class DeliveryWorkers:
         self._event = None
 
     def __enter__(self) -> DeliveryWorkers:
-        if self.count > 0:
+        return self
+
+    def start(self) -> None:
+        """Start the processes (once): only a run that enqueued something pays for them."""
+        if self.count > 0 and self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._event = context.Event()
             self._pool = ProcessPoolExecutor(self.count, mp_context=context, initializer=_init,
                                              initargs=(self._event,))
             self._futures = [self._pool.submit(_deliver, self.settings) for _ in range(self.count)]
-        return self
 
     def planning_done(self) -> None:
         """Tell the workers that nothing more will be enqueued by this run."""

@@ -57,3 +57,35 @@ def test_killed_run_loses_nothing_and_sends_nothing_twice(billing, smtp, capsys,
     unknown = {message_id for message_id, status in rows if status == "unknown"}
     after_kill = Counter(received_ids(smtp))
     assert set(after_kill.values()) <= {1} and not (set(after_kill) & unknown)
+
+
+def test_delivery_workers_share_the_queue(billing, smtp, capsys, monkeypatch):
+    """With delivery.workers = 2 a second process sends part of the queue, and nothing is sent twice."""
+    load_sample(billing, 300)
+    monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "2")
+    monkeypatch.setenv("DUNNING_DELIVERY__BATCH_SIZE", "20")
+    smtp.add_fault(Fault("data", code=250, delay=0.05, times=None))
+    code, summary = run(capsys)
+    assert code == 0 and summary["sent"] == summary["planned"]
+    with store.connect(billing).connect() as conn:
+        workers = set(conn.execute(select(store.emails.c.worker)).scalars())
+    assert len(workers) == 2
+    assert set(Counter(received_ids(smtp)).values()) == {1}
+
+
+def test_nothing_due_starts_no_delivery_process(billing, smtp, capsys, monkeypatch):
+    """Helper processes start only once a run has enqueued an email: a run with nothing due starts none."""
+    from dunning.workers import DeliveryWorkers
+    started: list[int] = []
+    real_start = DeliveryWorkers.start
+
+    def counting_start(self):
+        started.append(self.count)
+        real_start(self)
+
+    monkeypatch.setattr(DeliveryWorkers, "start", counting_start)
+    run(capsys)
+    assert started, "the first run enqueued emails and must start its helper"
+    started.clear()
+    code, summary = run(capsys)
+    assert code == 0 and summary["sent"] == 0 and started == []
