@@ -27,7 +27,7 @@ def load_accounts(conn: Connection, ids: Sequence[str]) -> list[Account]:
 
 def _by_account(conn: Connection, table, ids: Sequence[str]) -> dict[str, list]:
     grouped: dict[str, list] = defaultdict(list)
-    for row in conn.execute(select(table).where(table.c.account_id.in_(list(ids))).order_by(table.c.id)):
+    for row in conn.execute(select(table).where(table.c.account_id.in_(list(ids))).order_by(table.c.id)).all():
         grouped[row.account_id].append(row)
     return grouped
 
