@@ -103,3 +103,19 @@ def test_server_down_stops_early_and_marks_nothing_sent(billing, capsys, monkeyp
     statuses = _statuses(billing)
     assert statuses["queued"] == summary["planned"] and statuses["sent"] == 0 and statuses["sending"] == 0
     del err
+
+
+def test_unknown_is_resent_once_with_the_same_message_id_under_resend(billing, smtp, capsys, monkeypatch):
+    """With delivery.unknown = resend, an email whose final reply was lost goes out once more, same Message-ID."""
+    monkeypatch.setenv("DUNNING_DELIVERY__UNKNOWN", "resend")
+    smtp.add_fault(Fault("data", drop=True))
+    code, first = run(capsys)
+    assert code == 1 and first["unknown"] == 1
+    lost = received_ids(smtp)[0]  # the drop fault hits the first message, which the server kept
+    code, second = run(capsys)
+    assert code == 0 and second["sent"] == 1
+    counts = Counter(received_ids(smtp))
+    assert counts[lost] == 2 and sum(counts.values()) == len(counts) + 1
+    assert _statuses(billing) == Counter({"sent": first["planned"]})
+    _code, third = run(capsys)
+    assert third["sent"] == 0 and Counter(received_ids(smtp)) == counts
