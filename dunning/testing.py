@@ -9,7 +9,8 @@ Every message received is kept in memory (envelope sender, recipients, bytes) an
 directory is given, written there as a .eml file (timestamp + Message-ID hash; temp file + rename).
 `commands` records every command the server saw, `connections` counts sessions. Faults make the
 server misbehave on purpose, e.g. `Fault("rcpt", 550)`, `Fault("mail", drop=True)`,
-`Fault("data", delay=2.0)` (a slow final reply), `Fault("connect", 421, times=None)` (always).
+`Fault("data", delay=2.0)` (a slow final reply), `Fault("rcpt", 250, delay=0.5)` (a slow acceptance),
+`Fault("connect", 421, times=None)` (always).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ _DROP_WAIT = 30.0  # a dropped session waits to be cancelled by connection_lost
 @dataclass
 class Fault:
     """One injected failure: at `stage`, reply `code` (421 also closes the session), or drop the
-    connection without a reply (`drop`), after waiting `delay` seconds. "data" is the reply to the
+    connection without a reply (`drop`), after waiting `delay` seconds; a 2xx/3xx code at "mail" or
+    "rcpt" accepts as usual, only late. "data" is the reply to the
     message itself (after the final dot); a message refused there (4xx/5xx) is not captured, one whose
     reply is lost or late is, as a real server may hold it. `times` faults fire before it is spent (None: every time); `recipient`
     limits an RCPT fault to one address."""
@@ -58,6 +60,11 @@ class Fault:
 
     def reply(self) -> str:
         return f"{self.code} {self.text or _DEFAULT_TEXT.get(self.code, 'Injected failure')}"
+
+    @property
+    def accepts(self) -> bool:
+        """Whether the command still succeeds (a late 2xx/3xx reply)."""
+        return not self.drop and self.code is not None and self.code < 400
 
 
 _DEFAULT_TEXT = {421: "4.3.2 Service not available, closing channel", 451: "4.3.0 Local error",
@@ -262,18 +269,18 @@ class _Handler:
     async def handle_MAIL(self, server, session, envelope, address, options):
         self._record(server, "MAIL", address)
         fault = self.capture._take_fault("mail")
-        if fault is not None:
-            return await inject(server, fault)
-        envelope.mail_from, envelope.mail_options = address, list(options)
-        return "250 OK"
+        reply = await inject(server, fault) if fault is not None else "250 OK"
+        if fault is None or fault.accepts:
+            envelope.mail_from, envelope.mail_options = address, list(options)
+        return reply
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         self._record(server, "RCPT", address)
         fault = self.capture._take_fault("rcpt", address)
-        if fault is not None:
-            return await inject(server, fault)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
+        reply = await inject(server, fault) if fault is not None else "250 OK"
+        if fault is None or fault.accepts:
+            envelope.rcpt_tos.append(address)
+        return reply
 
     async def handle_DATA(self, server, session, envelope):
         self._record(server, "DATA")

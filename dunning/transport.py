@@ -4,6 +4,11 @@ Outcomes: "sent" (250 to the final dot), "retry" (4xx, or the connection lost be
 handed over), "failed" (5xx), "unknown" (the server may hold the message: the final reply was lost or
 late). The transport never retries a message itself once MAIL was accepted; it only reconnects and
 starts again while nothing was handed over yet.
+
+A transaction writes its commands straight to aiosmtplib's protocol and reads each reply without a
+per-command timer (see dunning.waiting): the addresses were validated by envelope_address, and the
+pool hands each connection to one send at a time, which is what aiosmtplib's per-command checks,
+lock and asyncio.wait_for would otherwise pay for on every command.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from typing import Literal
 import aiosmtplib
 from aiosmtplib import (SMTPAuthenticationError, SMTPConnectResponseError, SMTPException,
                         SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError)
+from aiosmtplib.protocol import SMTPProtocol
 
 from dunning.errors import DeliveryError, SettingsError
-from dunning.message import CrlfBytes, MessageError, envelope_address
+from dunning.message import CrlfBytes, DotSafeBytes, MessageError, envelope_address
 from dunning.settings import SmtpSettings
+from dunning.waiting import Pool, ReplyTimer
 
 log = logging.getLogger(__name__)
 
@@ -95,27 +102,36 @@ class _Reconnect(Exception):
 class _Connection:
     """One pooled SMTP connection, used by one send at a time."""
 
-    __slots__ = ("smtp", "transactions", "last_used", "clean")
+    __slots__ = ("smtp", "protocol", "transactions", "last_used", "clean", "size", "timer")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.smtp: aiosmtplib.SMTP | None = None
+        self.protocol: SMTPProtocol | None = None  # smtp.protocol as of the connect
         self.transactions = 0
         self.last_used = 0.0
         self.clean = True  # False after an aborted transaction: RSET before the next MAIL
+        self.size = False  # the server announced SIZE
+        self.timer = ReplyTimer(loop)
 
     @property
     def connected(self) -> bool:
         return self.smtp is not None and self.smtp.is_connected
 
+    def attach(self, smtp: aiosmtplib.SMTP, now: float) -> None:
+        """Start using a freshly connected session."""
+        self.smtp, self.protocol, self.size = smtp, smtp.protocol, smtp.supports_extension("size")
+        self.transactions, self.clean, self.last_used = 0, True, now
+
     def drop(self) -> None:
         """Close without a word: after an error the server's state is unknown."""
         if self.smtp is not None:
             self.smtp.close()
-        self.smtp = None
+        self.smtp = self.protocol = None
+        self.timer.stop()
 
     def retire(self) -> None:
         """Say QUIT and close without waiting for the reply (recycling must not stall a send)."""
-        smtp, self.smtp = self.smtp, None
+        smtp, self.smtp, self.protocol = self.smtp, None, None
         if smtp is not None and smtp.is_connected and smtp.protocol is not None:
             try:
                 smtp.protocol.write(b"QUIT\r\n")
@@ -123,6 +139,7 @@ class _Connection:
                 pass
         if smtp is not None:
             smtp.close()
+        self.timer.stop()
 
 
 class SmtpTransport:
@@ -136,7 +153,8 @@ class SmtpTransport:
         self._password = password or None
         self._tls = tls_context(smtp) if smtp.tls != "none" else None
         self._where = f"{smtp.host}:{smtp.port}"
-        self._pool: asyncio.LifoQueue[_Connection] | None = None
+        self._pool: Pool[_Connection] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: list[_Connection] = []
         self._local_hostname = "localhost"
         self._failures = 0
@@ -144,10 +162,9 @@ class SmtpTransport:
 
     async def __aenter__(self) -> SmtpTransport:
         self._local_hostname = await asyncio.to_thread(_local_hostname)
-        self._pool = asyncio.LifoQueue()
-        self._connections = [_Connection() for _ in range(self.settings.concurrency)]
-        for connection in self._connections:
-            self._pool.put_nowait(connection)
+        self._loop = asyncio.get_running_loop()
+        self._connections = [_Connection(self._loop) for _ in range(self.settings.concurrency)]
+        self._pool = Pool(self._loop, self._connections)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -165,15 +182,19 @@ class SmtpTransport:
             originals.setdefault(envelope_address(recipient, "RCPT TO"), recipient)
         if not originals:
             raise MessageError("RCPT TO", "no recipient")
-        mail_from, data = envelope_address(sender, "MAIL FROM"), _wire_data(message)
+        if not isinstance(message, bytes):
+            raise TypeError("message must be bytes")
+        mail_from = envelope_address(sender, "MAIL FROM")
         connection = await self._pool.get()
         try:
+            # Framed only now: a copy per waiting send would hold a batch's worth of fresh memory.
+            data = _wire_data(message)
             outcome = await self._send_on(connection, mail_from, list(originals), data)
         except BaseException:
             connection.drop()
             raise
         finally:
-            self._pool.put_nowait(connection)
+            self._pool.put(connection)
         if outcome.refused:
             outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()})
         return outcome
@@ -183,9 +204,10 @@ class SmtpTransport:
         last = _Reconnect("no attempt made")
         for _ in range(ATTEMPTS_PER_SEND):
             try:
-                await self._ready(connection)
+                if not self._reusable(connection):
+                    await self._ready(connection)
                 outcome = await self._transaction(connection, sender, recipients, data)
-                connection.last_used = asyncio.get_running_loop().time()
+                connection.last_used = self._loop.time()  # type: ignore[union-attr]
                 return outcome
             except _Reconnect as exc:
                 connection.drop()
@@ -203,6 +225,12 @@ class SmtpTransport:
                 f"(last error: {exc.reason})", smtp_code=exc.code)
             raise self._fatal
 
+    def _reusable(self, connection: _Connection) -> bool:
+        """Whether the connection can take the next MAIL as it is (the usual case)."""
+        return (connection.clean and connection.connected
+                and connection.transactions < self.settings.messages_per_connection
+                and self._loop.time() - connection.last_used <= self.settings.idle_seconds)  # type: ignore[union-attr]
+
     async def _ready(self, connection: _Connection) -> None:
         """Recycle a connection that is worn or idle, and connect when needed."""
         loop_time = asyncio.get_running_loop().time()
@@ -212,8 +240,7 @@ class SmtpTransport:
             connection.retire()
         if not connection.connected:
             connection.drop()
-            connection.smtp = await self._connect()
-            connection.transactions, connection.clean, connection.last_used = 0, True, loop_time
+            connection.attach(await self._connect(), loop_time)
         elif not connection.clean:
             await _command(connection, connection.smtp.rset, self.settings.command_timeout)
             connection.clean = True
@@ -254,14 +281,14 @@ class SmtpTransport:
 
     async def _transaction(self, connection: _Connection, sender: str, recipients: list[str],
                            data: bytes) -> Outcome:
-        # Addresses were validated by envelope_address: the commands are written directly, sparing
-        # aiosmtplib's per-command address parsing.
-        smtp, timeout = connection.smtp, self.settings.command_timeout
-        assert smtp is not None
-        size = [b"SIZE=%d" % len(data)] if smtp.supports_extension("size") else []
+        # Addresses were validated by envelope_address (no control characters, no spaces): the
+        # commands are written as they are.
+        protocol, timeout = connection.protocol, self.settings.command_timeout
+        assert protocol is not None
+        size = b" SIZE=%d" % len(data) if connection.size else b""
         try:
-            reply = await smtp.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode(), *size,
-                                               timeout=timeout)
+            protocol.write(b"MAIL FROM:<%s>%s\r\n" % (sender.encode(), size))
+            reply = await connection.timer.reply(protocol, timeout)
         except _BROKEN as exc:
             raise _Reconnect(f"connection lost before MAIL: {_describe(exc)}") from None
         if reply.code == 421:
@@ -275,44 +302,46 @@ class SmtpTransport:
 
     async def _recipients_and_data(self, connection: _Connection, recipients: list[str],
                                    data: bytes) -> Outcome:
-        smtp, timeout = connection.smtp, self.settings.command_timeout
-        assert smtp is not None
+        protocol, timer, timeout = connection.protocol, connection.timer, self.settings.command_timeout
+        assert protocol is not None
         refused: dict[str, tuple[int, str]] = {}
         try:
             for recipient in recipients:
-                reply = await smtp.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode(),
-                                                   timeout=timeout)
+                protocol.write(b"RCPT TO:<%s>\r\n" % recipient.encode())
+                reply = await timer.reply(protocol, timeout)
                 if reply.code == 421:
                     return self._lost(connection, by_code(421, reply.message, refused))
                 if reply.code not in (250, 251):
                     refused[recipient] = (reply.code, reply.message)
             if len(refused) == len(recipients):
                 return _all_refused(refused)
-            reply = await smtp.execute_command(b"DATA", timeout=timeout)
+            protocol.write(b"DATA\r\n")
+            reply = await timer.reply(protocol, timeout)
         except _BROKEN as exc:
             return self._lost(connection, Outcome("retry", None, f"connection lost after MAIL, before "
                                                   f"the message was sent: {_describe(exc)}", refused))
         if reply.code != 354:
+            if reply.code == 421:
+                connection.drop()
             return by_code(reply.code, reply.message, refused)
         return await self._data(connection, data, refused)
 
     async def _data(self, connection: _Connection, data: bytes,
                     refused: dict[str, tuple[int, str]]) -> Outcome:
-        smtp = connection.smtp
-        assert smtp is not None and smtp.protocol is not None
+        protocol = connection.protocol
+        assert protocol is not None
         try:
-            smtp.protocol.write(data)
+            protocol.write(data)
         except _BROKEN as exc:
             return self._lost(connection, Outcome("retry", None, f"connection lost before the message "
                                                   f"was sent: {_describe(exc)}", refused))
         try:
-            reply = await smtp.protocol.read_response(timeout=self.settings.data_timeout)
+            reply = await connection.timer.reply(protocol, self.settings.data_timeout)
         except _BROKEN as exc:
             return self._lost(connection, Outcome(
                 "unknown", None, f"no reply to the end of data, the server may hold the message: "
                 f"{_describe(exc)}", refused))
         connection.clean = True  # the final reply ends the transaction, whatever its code
-        connection.last_used = asyncio.get_running_loop().time()
         if reply.code == 421:
             connection.drop()
         return by_code(reply.code, reply.message, refused)
@@ -323,7 +352,8 @@ class SmtpTransport:
         return outcome
 
     async def _quit(self, connection: _Connection) -> None:
-        smtp, connection.smtp = connection.smtp, None
+        smtp, connection.smtp, connection.protocol = connection.smtp, None, None
+        connection.timer.stop()
         if smtp is not None and smtp.is_connected:
             try:
                 await smtp.quit(timeout=min(2.0, self.settings.command_timeout))
@@ -350,6 +380,8 @@ def _all_refused(refused: dict[str, tuple[int, str]]) -> Outcome:
 
 def _wire_data(message: bytes) -> bytes:
     """CRLF line endings, leading dots doubled, the terminating dot: what goes after DATA."""
+    if isinstance(message, DotSafeBytes) and message.endswith(b"\r\n"):
+        return message + b".\r\n"  # build_message output that needs no dot-stuffing
     if not isinstance(message, bytes):
         raise TypeError("message must be bytes")
     if not isinstance(message, CrlfBytes):  # build_message output is CRLF by construction

@@ -106,3 +106,16 @@ def test_the_command_runs_until_interrupted(tmp_path):
     assert process.returncode == 0, err
     assert "stopped after 1 message(s)" in out
     assert [p.read_bytes() for p in Path(outbox).glob("*.eml")] == [MESSAGE]
+
+
+def test_a_late_2xx_fault_still_accepts_the_command():
+    """Fault("mail"/"rcpt", 250, delay=...) answers late but accepts, so the message is delivered."""
+    import time
+
+    faults = [Fault("mail", 250, "OK slowly", delay=0.2), Fault("rcpt", 250, delay=0.2)]
+    with CaptureServer(faults=faults) as server:
+        started = time.monotonic()
+        deliver(server.port)
+        [message] = server.wait_for(1)
+    assert time.monotonic() - started >= 0.4
+    assert message.sender == "billing@example.com" and message.recipients == ("a@example.com",)

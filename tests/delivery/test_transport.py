@@ -311,3 +311,146 @@ def test_conflicting_settings_are_refused_up_front(settings, password, message):
     """A username without password, a password without username or a missing CA file is a SettingsError."""
     with pytest.raises(SettingsError, match=message):
         SmtpTransport(SmtpSettings(**settings), password=password)
+
+
+def test_a_slow_reply_to_mail_reconnects_and_delivers_once(capture, smtp_settings):
+    """MAIL answered later than command_timeout counts as a lost connection: reconnect, deliver once."""
+    capture.add_fault(Fault("mail", 250, "OK", delay=1.0))
+    started = time.monotonic()
+    outcome = send_one(smtp_settings(concurrency=1, command_timeout=0.3))
+    assert outcome.status == "sent"
+    assert time.monotonic() - started < 0.9
+    assert capture.connections == 2 and len(capture.messages) == 1
+
+
+def test_a_slow_reply_to_rcpt_is_retry(capture, smtp_settings):
+    """RCPT answered later than command_timeout is "retry": MAIL was accepted, nothing handed over."""
+    capture.add_fault(Fault("rcpt", 250, "OK", delay=1.0))
+    started = time.monotonic()
+    outcome = send_one(smtp_settings(concurrency=1, command_timeout=0.3))
+    assert (outcome.status, outcome.code) == ("retry", None)
+    assert "Timed out" in outcome.reply
+    assert time.monotonic() - started < 0.9
+    assert capture.messages == [] and capture.count("DATA") == 0
+
+
+def test_command_timeout_applies_to_each_reply_not_to_the_whole_message(capture, smtp_settings):
+    """Replies each within command_timeout are waited for even when together they take longer."""
+    capture.add_fault(Fault("mail", 250, "OK", delay=0.3))
+    capture.add_fault(Fault("rcpt", 250, "OK", delay=0.3))
+    assert send_one(smtp_settings(concurrency=1, command_timeout=0.5)).status == "sent"
+    assert capture.connections == 1
+
+
+def test_the_final_reply_gets_data_timeout_not_command_timeout(capture, smtp_settings):
+    """The reply after the final dot may take longer than command_timeout, up to data_timeout."""
+    capture.add_fault(Fault("data", 250, "OK", delay=0.6))
+    outcome = send_one(smtp_settings(concurrency=1, command_timeout=0.3, data_timeout=3.0))
+    assert outcome.status == "sent"
+
+
+def test_reply_timeouts_never_cancel_anything_else(capture, smtp_settings):
+    """After a send, the task that made it can wait past command_timeout without being cancelled."""
+    async def main():
+        settings = smtp_settings(concurrency=1, command_timeout=0.2, data_timeout=0.2)
+        async with SmtpTransport(settings) as transport:
+            first = await transport.send(SENDER, TO, MESSAGE)
+            await asyncio.sleep(0.5)  # the connection's timer fires meanwhile, with nothing waiting
+            second = await transport.send(SENDER, TO, MESSAGE)
+            await asyncio.sleep(0.5)
+            return first, second
+    assert [o.status for o in asyncio.run(main())] == ["sent", "sent"]
+    assert capture.connections == 1
+
+
+def test_cancelling_a_send_propagates_and_leaves_the_transport_usable(capture, smtp_settings):
+    """A send cancelled while it waits for a reply raises CancelledError (not an outcome); later sends work."""
+    capture.add_fault(Fault("rcpt", 250, "OK", delay=0.5))
+
+    async def main():
+        async with SmtpTransport(smtp_settings(concurrency=1, command_timeout=0.3)) as transport:
+            slow = asyncio.create_task(transport.send(SENDER, TO, MESSAGE))
+            waiting = asyncio.create_task(transport.send(SENDER, TO, MESSAGE))
+            await asyncio.sleep(0.1)
+            slow.cancel()
+            waiting.cancel()
+            for task in (slow, waiting):
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            await asyncio.sleep(0.4)  # past command_timeout: the timer must not strike again
+            return await transport.send(SENDER, TO, MESSAGE)
+    assert asyncio.run(main()).status == "sent"
+    assert len(capture.messages) == 1
+
+
+def test_a_send_cancelled_as_a_connection_is_handed_to_it_passes_the_connection_on():
+    """A connection released to a waiting send that is being cancelled goes to the next waiting send."""
+    from dunning.waiting import Pool
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        connection = object()
+        pool = Pool(loop, [connection])  # type: ignore[list-item]
+        held = await pool.get()
+        first = asyncio.create_task(pool.get())
+        second = asyncio.create_task(pool.get())
+        await asyncio.sleep(0)  # both wait now
+        pool.put(held)          # handed to the first waiter...
+        first.cancel()          # ...which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await asyncio.wait_for(second, 1.0) is connection
+    assert asyncio.run(main())
+
+
+def test_messages_from_build_message_keep_their_leading_dots(capture, smtp_settings, make_email):
+    """Body lines starting with a dot (7bit or quoted-printable) arrive intact; dot-safe ones unchanged."""
+    from datetime import datetime, timezone
+
+    from dunning.message import build_message
+
+    def build(text: str) -> bytes:
+        return build_message(make_email(subject="s", html="<p>x</p>\n", text=text),
+                             from_address=SENDER, from_name="Billing", reply_to=None, to=TO, cc=[],
+                             message_id="<1@example.com>", date=datetime.now(timezone.utc))
+    messages = [build(".one\n..two\nthree.\n"), build("é.\n.là\n" * 3), build("no dots at line starts\n")]
+    for message in messages:
+        assert send_one(smtp_settings(), message=message).status == "sent"
+    assert [m.data for m in capture.messages] == messages
+
+
+class Silent:
+    """A protocol stand-in whose reply never comes."""
+
+    async def read_response(self, timeout=None):
+        await asyncio.get_running_loop().create_future()
+
+
+def test_a_reply_timeout_leaves_the_task_without_pending_cancellation():
+    """A reply that times out raises SMTPReadTimeoutError and leaves the task's cancel count as it was."""
+    from aiosmtplib import SMTPReadTimeoutError
+
+    from dunning.waiting import ReplyTimer
+
+    async def main():
+        timer = ReplyTimer(asyncio.get_running_loop())
+        with pytest.raises(SMTPReadTimeoutError):
+            await timer.reply(Silent(), 0.05)
+        await asyncio.sleep(0.01)  # a leftover cancellation would strike here
+        return asyncio.current_task().cancelling()
+    assert asyncio.run(main()) == 0
+
+
+def test_an_outside_cancellation_at_the_deadline_stays_a_cancellation():
+    """When the task is cancelled from outside just as its reply times out, CancelledError wins."""
+    from dunning.waiting import ReplyTimer
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(ReplyTimer(loop).reply(Silent(), 0.05))
+        await asyncio.sleep(0)  # the task now waits for its reply
+        time.sleep(0.1)  # past the deadline before the loop runs the timer...
+        loop.call_later(0, task.cancel)  # ...then the outside cancel, right after the timer
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(main())

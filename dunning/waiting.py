@@ -1,0 +1,112 @@
+"""Cheap waiting for the SMTP transport, which waits four times per message.
+
+Pool hands connections to the sends waiting for one; ReplyTimer enforces per-reply timeouts
+without scheduling a timer per reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+from aiosmtplib import SMTPReadTimeoutError, SMTPResponse
+from aiosmtplib.protocol import SMTPProtocol
+
+T = TypeVar("T")
+
+
+class Pool(Generic[T]):
+    """Idle items (connections), most recently used first, and the tasks waiting for one, in order.
+
+    A released item goes straight to the longest-waiting task (asyncio.Queue would store it, wake
+    the task, and let it take the item back out).
+    """
+
+    __slots__ = ("_loop", "_idle", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, items: list[T]) -> None:
+        self._loop = loop
+        self._idle = list(reversed(items))
+        self._waiters: deque[asyncio.Future[T]] = deque()
+
+    async def get(self) -> T:
+        """An idle item, or the next one released once the tasks that asked before got theirs."""
+        if self._idle:  # then no task is waiting: put() serves waiters first
+            return self._idle.pop()
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.put(waiter.result())  # handed over as the waiter was cancelled: pass it on
+            raise
+
+    def put(self, item: T) -> None:
+        """Release an item: to the longest-waiting task, else back to the idle ones."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # a cancelled task's waiter is done: skip it
+                waiter.set_result(item)
+                return
+        self._idle.append(item)
+
+
+class ReplyTimer:
+    """Times out the reply a send awaits, with one timer per connection that is re-armed lazily.
+
+    asyncio.wait_for (which aiosmtplib uses per command) and asyncio.timeout schedule and cancel a
+    timer for every reply, though replies come long before their timeout. Here a wait only records
+    its deadline; the timer, when it fires, cancels the waiting task if that deadline has passed,
+    or else moves itself to the deadline of the wait in progress, if any.
+    """
+
+    __slots__ = ("_loop", "_handle", "_due", "_task", "_cancelling", "_expired")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle: asyncio.TimerHandle | None = None
+        self._due: float | None = None  # the deadline of the wait in progress
+        self._task: asyncio.Task | None = None
+        self._cancelling = 0
+        self._expired = False
+
+    async def reply(self, protocol: SMTPProtocol, seconds: float) -> SMTPResponse:
+        """The server's next reply; SMTPReadTimeoutError when it takes longer than `seconds`."""
+        due = self._loop.time() + seconds
+        handle = self._handle
+        if handle is None or handle.when() > due:
+            if handle is not None:
+                handle.cancel()
+            self._handle = self._loop.call_at(due, self._fire)
+        task = self._task = asyncio.current_task()
+        assert task is not None
+        self._cancelling, self._due = task.cancelling(), due
+        try:
+            return await protocol.read_response(timeout=None)
+        except asyncio.CancelledError:
+            # Ours only if no one else asked to cancel the task meanwhile (as asyncio.timeout does).
+            if self._expired and task.uncancel() <= self._cancelling:
+                raise SMTPReadTimeoutError("Timed out waiting for server response") from None
+            raise
+        finally:
+            self._due = self._task = None
+            self._expired = False
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self._due is None or self._task is None:
+            return  # nothing waits: the next wait arms the timer again
+        if self._loop.time() < self._due:
+            self._handle = self._loop.call_at(self._due, self._fire)
+            return
+        self._expired = True
+        self._task.cancel()
+
+    def stop(self) -> None:
+        """Cancel the timer (the connection is closed; the next wait arms it again)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
