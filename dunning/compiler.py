@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment
-from mjml import mjml_to_html
 
 from dunning.compose import OUTPUT_WORDS, Composer, Source, Tag, Unit, join, tag_error
 from dunning.errors import TemplateError
@@ -35,6 +34,7 @@ class Compiled:
     subject: Source
     preheader: Source
     files: tuple[Path, ...]
+    digests: tuple[str, ...] = ()   # of each file's text as compiled ("" if it changed meanwhile)
 
 
 def compile_notice(env: Environment, templates_dir: Path, notice: str) -> Compiled:
@@ -47,7 +47,10 @@ def compile_notice(env: Environment, templates_dir: Path, notice: str) -> Compil
     text_composer = Composer(env, templates_dir, text=True)
     text = join(text_composer.compose(f"{notice}.txt")[0])
     files = tuple(dict.fromkeys(html_composer.files + text_composer.files))
-    return Compiled(notice, html, text, subject, preheader, files)
+    digests = {**html_composer.digests}
+    for path, digest in text_composer.digests.items():
+        digests[path] = digest if digests.get(path, digest) == digest else ""
+    return Compiled(notice, html, text, subject, preheader, files, tuple(digests[path] for path in files))
 
 
 def compile_mjml(units: list[Unit], name: str) -> Source:
@@ -62,6 +65,8 @@ def compile_mjml(units: list[Unit], name: str) -> Source:
 
 
 def _run_mjml(source: str, name: str) -> str:
+    from mjml import mjml_to_html   # a tenth of a second to import: paid only when a build is not cached
+
     try:
         result = mjml_to_html(source)
     except Exception as exc:  # the MJML port raises plain ValueError/AssertionError on bad documents

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -134,6 +135,7 @@ class Composer:
                  skip: tuple[str, ...] = ()) -> None:
         self.env, self.templates_dir, self.text, self.skip = env, Path(templates_dir), text, skip
         self.files: list[Path] = []
+        self.digests: dict[Path, str] = {}   # each file's text as read; "" when two reads differed
 
     def units(self, name: str) -> list[Unit]:
         """One template's units (syntax checked; a final newline dropped, as Jinja does)."""
@@ -143,6 +145,8 @@ class Composer:
         except (OSError, TemplateNotFound) as exc:
             raise TemplateError(f"cannot read template {name}: {exc}", template=name) from None
         self.files.append(path)
+        digest = text_digest(source)
+        self.digests[path] = digest if self.digests.get(path, digest) == digest else ""
         source = source[:-1] if source.endswith("\n") else source
         try:
             self.env.parse(source, name, str(path))
@@ -223,6 +227,11 @@ def join(units: list[Unit]) -> Source:
         pieces.append(text)
         line += text.count("\n")
     return Source("".join(pieces), tuple(lines))
+
+
+def text_digest(text: str) -> str:
+    """The SHA-256 of a template's text, as a build that read it remembers it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def tag_error(tag: Tag, message: str) -> TemplateError:

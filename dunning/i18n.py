@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -66,15 +67,19 @@ def find_locales(locales_dir: Path) -> frozenset[str]:
 
 def load_catalog(path: Path, locale: str) -> Translations:
     """A .po file as gettext translations, fuzzy entries left out (no compile step needed)."""
+    return _read_catalog(path, locale)[0]
+
+
+def _read_catalog(path: Path, locale: str) -> tuple[Translations, str]:
     try:
-        with path.open("rb") as fp:
-            catalog = read_po(fp, locale=locale, abort_invalid=True)
+        data = path.read_bytes()
+        catalog = read_po(BytesIO(data), locale=locale, abort_invalid=True)
     except (OSError, PoFileError, ValueError) as exc:
         raise TemplateError(f"{path}: cannot read catalog: {exc}", template=str(path), locale=locale) from None
     buffer = BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
-    return Translations(buffer, domain="messages")
+    return Translations(buffer, domain="messages"), hashlib.sha256(data).hexdigest()
 
 
 class Catalogs:
@@ -113,6 +118,11 @@ class Catalogs:
         """The current translations of an available locale (re-read when its .po changed)."""
         return self._current(locale).translations
 
+    def current(self, locale: str) -> tuple[Translations, str]:
+        """The current translations of an available locale and the SHA-256 of the .po file they were read from."""
+        loaded = self._current(locale)
+        return loaded.translations, loaded.digest
+
     def _current(self, locale: str) -> _Loaded:
         loaded, now = self._loaded.get(locale), time.monotonic()
         if loaded is not None and now - loaded.checked < self.reload_interval:
@@ -124,7 +134,7 @@ class Catalogs:
             raise TemplateError(f"no catalog for locale {locale!r}: {path}", locale=locale) from None
         stamp = (stat.st_mtime_ns, stat.st_size)
         if loaded is None or loaded.stamp != stamp:
-            loaded = self._loaded[locale] = _Loaded(stamp, load_catalog(path, locale), now)
+            loaded = self._loaded[locale] = _Loaded(stamp, *_read_catalog(path, locale), now)
         loaded.checked = now
         return loaded
 
@@ -133,6 +143,7 @@ class Catalogs:
 class _Loaded:
     stamp: tuple[int, int]
     translations: Translations
+    digest: str
     checked: float
 
 

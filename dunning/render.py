@@ -15,7 +15,8 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import CodeType
+from typing import Any, Literal
 
 from babel.support import NullTranslations
 from jinja2 import Template, TemplateError as JinjaError, TemplateSyntaxError
@@ -25,6 +26,8 @@ from dunning.compose import Source
 from dunning.errors import TemplateError
 from dunning.i18n import Catalogs, Formats, LocaleChoice
 from dunning.jinja_env import EmailEnvironment
+from dunning.template_cache import (TemplateCache, default_cache_dir, digest, dump_build, dump_code, load_build,
+                                    load_code, runtime_tag)
 
 NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
 PARTS = ("subject", "preheader", "html", "text")
@@ -66,15 +69,22 @@ class Renderer:
     """Renders notices from templates_dir (MJML + text) with catalogs from locales_dir."""
 
     def __init__(self, templates_dir: Path, locales_dir: Path, default_locale: str = "en", *,
-                 reload_interval: float = 1.0) -> None:
-        """reload_interval: seconds between checks of the template and .po files for changes (0: every email)."""
+                 reload_interval: float = 1.0, cache_dir: Path | Literal[False] | None = None) -> None:
+        """reload_interval: seconds between checks of the template and .po files for changes (0: every email).
+
+        cache_dir: where compiled templates are kept for the next processes (default: the user's cache
+        directory, see template_cache.default_cache_dir; False: nowhere).
+        """
         self.templates_dir = Path(templates_dir)
         self.reload_interval = reload_interval
         self.catalogs = Catalogs(Path(locales_dir), default_locale, reload_interval=reload_interval)
         self.environment = EmailEnvironment()   # composes and checks templates; renders nothing
+        directory = default_cache_dir() if cache_dir is None else cache_dir
+        self.cache = TemplateCache.open(Path(directory)) if directory is not False else None
+        self._slot = digest(str(self.templates_dir.resolve()), str(self.catalogs.locales_dir.resolve()))[:24]
         self._built: dict[str, _Built] = {}
         self._failed: dict[str, tuple[TemplateError, float]] = {}
-        self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment]] = {}
+        self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment, str]] = {}
         self._localized: dict[tuple[str, str, str], _Localized] = {}
 
     @property
@@ -100,7 +110,7 @@ class Renderer:
         if not _NOTICE_NAME.match(notice):
             raise TemplateError(f"not a notice name: {notice!r}", template=notice)
         try:
-            compiled = compile_notice(self.environment, self.templates_dir, notice)
+            compiled = self._build(notice)
         except TemplateError as exc:
             self._failed[notice] = (exc, now)
             raise
@@ -135,27 +145,60 @@ class Renderer:
         return RenderedEmail(notice=notice, locale=choice.locale, subject=subject, preheader=preheader,
                              html=html, text=text, lang=choice.lang, dir=choice.dir)
 
+    def _build(self, notice: str) -> Compiled:
+        """compile_notice, or the same build from the cache while its files keep their text."""
+        if self.cache is None:
+            return compile_notice(self.environment, self.templates_dir, notice)
+        slot, key = f"build-{self._slot}-{notice}", digest(runtime_tag(), notice)
+        with self.cache.locked(slot):
+            compiled = load_build(self.cache.load(slot, key), notice)
+            if compiled is None:
+                compiled = compile_notice(self.environment, self.templates_dir, notice)
+                payload = dump_build(compiled)
+                if payload is not None:
+                    self.cache.store(slot, key, payload)
+        return compiled
+
     def _localize(self, compiled: Compiled, choice: LocaleChoice) -> _Localized:
-        env = self._environment(choice)
+        env, catalog = self._environment(choice)
         key = (compiled.notice, choice.locale, choice.format_locale)
         localized = self._localized.get(key)
         if localized is None or localized.compiled is not compiled or localized.env is not env:
-            templates = {part: _jinja(env, getattr(compiled, part), _template_name(compiled, part))
-                         for part in PARTS}
+            codes = self._code(compiled, env, catalog, choice)
+            # A plain dict, not the ChainMap of make_globals: a locale's environment never changes its
+            # globals (a new catalog makes a new environment).
+            templates = {part: env.template_class.from_code(env, code, dict(env.globals))
+                         for part, code in zip(PARTS, codes)}
             localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals))
         return localized
 
-    def _environment(self, choice: LocaleChoice) -> EmailEnvironment:
-        translations = self.catalogs.translations(choice.locale)
+    def _code(self, compiled: Compiled, env: EmailEnvironment, catalog: str,
+              choice: LocaleChoice) -> list[CodeType]:
+        """The four parts compiled in this locale's environment, or their code from the cache."""
+        if self.cache is None:
+            return [_jinja(env, getattr(compiled, part), _template_name(compiled, part)) for part in PARTS]
+        slot = f"code-{self._slot}-{compiled.notice}-{choice.locale}-{choice.format_locale}"
+        key = digest(runtime_tag(), catalog, *(getattr(compiled, part).text for part in PARTS),
+                     *(f"{name}={value}" for name, value in sorted(env.constants.items())))
+        with self.cache.locked(slot):
+            codes = load_code(self.cache.load(slot, key), len(PARTS))
+            if codes is None:
+                codes = [_jinja(env, getattr(compiled, part), _template_name(compiled, part)) for part in PARTS]
+                self.cache.store(slot, key, dump_code(codes))
+        return codes
+
+    def _environment(self, choice: LocaleChoice) -> tuple[EmailEnvironment, str]:
+        """This locale's environment over its current catalog, and the catalog's hash."""
+        translations, catalog = self.catalogs.current(choice.locale)
         key = (choice.locale, choice.format_locale)
         cached = self._envs.get(key)
         if cached is None or cached[0] is not translations:
             start, end = ("right", "left") if choice.dir == "rtl" else ("left", "right")
             constants = {"locale": choice.locale, "lang": choice.lang, "dir": choice.dir,
                          "start": start, "end": end}
-            cached = self._envs[key] = (translations, EmailEnvironment(translations, Formats(choice.format_locale),
-                                                                       constants))
-        return cached[1]
+            env = EmailEnvironment(translations, Formats(choice.format_locale), constants)
+            cached = self._envs[key] = (translations, env, catalog)
+        return cached[1], cached[2]
 
 
 def _run(template: Template, variables: dict[str, Any]) -> str:
@@ -192,15 +235,12 @@ def _filename(name: str) -> str:
     return f"<{name}, compiled>"
 
 
-def _jinja(env: EmailEnvironment, source: Source, name: str) -> Template:
+def _jinja(env: EmailEnvironment, source: Source, name: str) -> CodeType:
     try:
-        code = env.compile(source.text, name, _filename(name))
+        return env.compile(source.text, name, _filename(name))
     except TemplateSyntaxError as exc:
         template, line = source.origin(exc.lineno or 0) or (name, exc.lineno)
         raise TemplateError(f"{template} line {line}: {exc.message}", template=template, line=line) from None
-    # A plain dict, not the ChainMap of make_globals: each render copies it, and this locale's
-    # environment never changes its globals (a new catalog makes a new environment).
-    return env.template_class.from_code(env, code, dict(env.globals))
 
 
 def _signature(paths: tuple[str, ...]) -> tuple[tuple[int, int] | None, ...]:

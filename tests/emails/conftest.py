@@ -42,10 +42,16 @@ class HtmlSnapshot(SingleFileSnapshotExtension):
     _write_mode = WriteMode.TEXT
 
 
+@pytest.fixture(autouse=True)
+def _own_template_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps compiled templates in its own cache directory, never the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="session")
-def shipped_renderer() -> Renderer:
+def shipped_renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
     """The shipped templates and catalogs, compiled once for the whole session."""
-    return Renderer(TEMPLATES, LOCALES)
+    return Renderer(TEMPLATES, LOCALES, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session")
