@@ -9,6 +9,7 @@ email). The locale constants (lang, dir, start, end, locale) are folded the same
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -65,6 +66,10 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         if type(obj) is dict and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def adopt(self, tree: nodes.Template) -> nodes.Template:
+        """A copy of a tree another EmailEnvironment parsed, as if this one had (parsing is the same in all)."""
+        return copy.deepcopy(tree, {id(tree.environment): self})
 
     def compile(self, source: Any, name: str | None = None, filename: str | None = None,
                 raw: bool = False, defer_init: bool = False) -> Any:

@@ -12,14 +12,15 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 from typing import Any, Literal
 
 from babel.support import NullTranslations
-from jinja2 import Template, TemplateError as JinjaError, TemplateSyntaxError
+from jinja2 import Template, TemplateError as JinjaError, TemplateSyntaxError, nodes
 
 from dunning.compiler import Compiled, compile_notice
 from dunning.compose import Source
@@ -86,6 +87,7 @@ class Renderer:
         self._failed: dict[str, tuple[TemplateError, float]] = {}
         self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment, str]] = {}
         self._localized: dict[tuple[str, str, str], _Localized] = {}
+        self._trees: dict[tuple[str, str], tuple[Source, nodes.Template]] = {}   # (notice, part): parsed source
 
     @property
     def available_locales(self) -> frozenset[str]:
@@ -176,15 +178,28 @@ class Renderer:
               choice: LocaleChoice) -> list[CodeType]:
         """The four parts compiled in this locale's environment, or their code from the cache."""
         if self.cache is None:
-            return [_jinja(env, getattr(compiled, part), _template_name(compiled, part)) for part in PARTS]
+            return self._compile_parts(compiled, env)
         slot = f"code-{self._slot}-{compiled.notice}-{choice.locale}-{choice.format_locale}"
         key = digest(runtime_tag(), catalog, *(getattr(compiled, part).text for part in PARTS),
                      *(f"{name}={value}" for name, value in sorted(env.constants.items())))
         with self.cache.locked(slot):
             codes = load_code(self.cache.load(slot, key), len(PARTS))
             if codes is None:
-                codes = [_jinja(env, getattr(compiled, part), _template_name(compiled, part)) for part in PARTS]
+                codes = self._compile_parts(compiled, env)
                 self.cache.store(slot, key, dump_code(codes))
+        return codes
+
+    def _compile_parts(self, compiled: Compiled, env: EmailEnvironment) -> list[CodeType]:
+        """The four parts compiled in a locale's environment, from trees parsed once for every locale."""
+        codes = []
+        for part in PARTS:
+            source, name = getattr(compiled, part), _template_name(compiled, part)
+            known = self._trees.get((compiled.notice, part))
+            with _syntax_errors(source, name):
+                if known is None or known[0] is not source:
+                    tree = self.environment.parse(source.text, name, _filename(name))
+                    known = self._trees[(compiled.notice, part)] = (source, tree)
+                codes.append(env.compile(env.adopt(known[1]), name, _filename(name)))
         return codes
 
     def _environment(self, choice: LocaleChoice) -> tuple[EmailEnvironment, str]:
@@ -235,9 +250,11 @@ def _filename(name: str) -> str:
     return f"<{name}, compiled>"
 
 
-def _jinja(env: EmailEnvironment, source: Source, name: str) -> CodeType:
+@contextmanager
+def _syntax_errors(source: Source, name: str) -> Iterator[None]:
+    """Jinja syntax errors raised inside, as TemplateErrors at the template line they come from."""
     try:
-        return env.compile(source.text, name, _filename(name))
+        yield
     except TemplateSyntaxError as exc:
         template, line = source.origin(exc.lineno or 0) or (name, exc.lineno)
         raise TemplateError(f"{template} line {line}: {exc.message}", template=template, line=line) from None

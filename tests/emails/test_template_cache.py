@@ -16,6 +16,7 @@ import pytest
 
 import dunning.render
 from dunning.errors import TemplateError
+from dunning.jinja_env import EmailEnvironment
 from dunning.render import NOTICES, Renderer
 
 from .conftest import LOCALES, REPO, SHIPPED_LOCALES, TEMPLATES, scenario_names
@@ -34,11 +35,11 @@ def copied(tmp_path: Path) -> tuple[Path, Path]:
 def compiles(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     """Every MJML build and Jinja compile the renderer makes, recorded."""
     calls: dict[str, list] = {"mjml": [], "jinja": []}
-    build, jinja = dunning.render.compile_notice, dunning.render._jinja
+    build, jinja = dunning.render.compile_notice, EmailEnvironment.compile
     monkeypatch.setattr(dunning.render, "compile_notice",
                         lambda env, root, notice: calls["mjml"].append(notice) or build(env, root, notice))
-    monkeypatch.setattr(dunning.render, "_jinja",
-                        lambda env, source, name: calls["jinja"].append(name) or jinja(env, source, name))
+    monkeypatch.setattr(EmailEnvironment, "compile",
+                        lambda env, source, name=None, *args: calls["jinja"].append(name) or jinja(env, source, name, *args))
     return calls
 
 
