@@ -7,19 +7,28 @@ one and dropping the old one once its links have expired.
 A token also carries a short key id (a hash of the signing key, never the key). HMAC alone cannot
 tell "tampered" from "signed by a key no longer listed"; the key id can, but it is only read after
 the signature failed, so it is a hint for the operator, never a reason to accept anything.
+
+Everything that depends only on the keys (their validation, the key id, the serializer, its signer
+and derived HMAC keys) is computed once per key list: a run signs one link per notice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import re
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 
 from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.serializer import Serializer
+from itsdangerous.signer import HMACAlgorithm, Signer
 from itsdangerous.timed import TimestampSigner
 
 from dunning.errors import LinkError, SettingsError
@@ -43,7 +52,11 @@ class LinkClaims:
 
 def require_signing_key(links: LinksSettings) -> list[str]:
     """The configured keys, first one signing; SettingsError when none (or a weak one) is set."""
-    keys = links.key_list
+    return list(_checked_keys(tuple(links.key_list)))
+
+
+@lru_cache(maxsize=8)
+def _checked_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     if not keys:
         raise SettingsError("settlement links need a signing key: set DUNNING_LINKS__KEYS to one or "
                             "more random strings, comma-separated (the first signs, all verify)")
@@ -54,6 +67,7 @@ def require_signing_key(links: LinksSettings) -> list[str]:
     return keys
 
 
+@lru_cache(maxsize=32)
 def key_id(key: str) -> str:
     """A short public fingerprint of a key, embedded in tokens to name the key that signed them."""
     return hashlib.sha256(f"{SALT}.key-id.{key}".encode()).hexdigest()[:8]
@@ -71,9 +85,23 @@ def sign_token(keys: Sequence[str], *, account: str, payment_method: str, key: s
 def settlement_url(links: LinksSettings, *, account: str, payment_method: str, key: str,
                    now: datetime | None = None) -> str:
     """links.settlement_url with {token} replaced by a fresh signed token."""
-    token = sign_token(require_signing_key(links), account=account, payment_method=payment_method,
+    token = sign_token(_signing_keys(links), account=account, payment_method=payment_method,
                        key=key, now=now)
     return links.settlement_url.replace("{token}", token)
+
+
+_KEYS_BY_SECRET: dict[object, tuple[str, ...]] = {}
+
+
+def _signing_keys(links: LinksSettings) -> tuple[str, ...]:
+    """require_signing_key, remembered per configured secret (parsing it costs more than signing)."""
+    keys = _KEYS_BY_SECRET.get(links.keys)
+    if keys is None:
+        keys = _checked_keys(tuple(links.key_list))  # raises while no valid key is set
+        if len(_KEYS_BY_SECRET) >= 8:
+            _KEYS_BY_SECRET.clear()
+        _KEYS_BY_SECRET[links.keys] = keys
+    return keys
 
 
 def token_from(text: str, links: LinksSettings) -> str:
@@ -146,16 +174,74 @@ def _clock(now: datetime | None) -> Callable[[], float]:
 @lru_cache(maxsize=32)
 def _serializer(keys: tuple[str, ...], clock: Callable[[], float]) -> URLSafeTimedSerializer:
     # itsdangerous signs with the last key of its list; ours signs with the first.
-    return URLSafeTimedSerializer(list(reversed(keys)), salt=SALT, signer=_ClockedSigner,
-                                  signer_kwargs={"digest_method": hashlib.sha256, "clock": clock})
+    return _Serializer(list(reversed(keys)), salt=SALT, serializer=_CompactJson, signer=_ClockedSigner,
+                       signer_kwargs={"digest_method": hashlib.sha256, "clock": clock,
+                                      "algorithm": _Hmac(hashlib.sha256)})
+
+
+class _CompactJson:
+    """itsdangerous' compact JSON (same text), with one encoder instead of one per token."""
+
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    loads = staticmethod(json.loads)
+
+
+class _Serializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer, cheaper per token.
+
+    One signer is reused instead of one built per token. The payload is compressed, when that makes
+    it shorter, as itsdangerous does but with a 512-byte zlib window: the default window allocates
+    about 256 kB per call, which the allocator may hand back to the system and fault in again on
+    every token (some 60 µs); a payload of ids is far shorter than the window, so the result is
+    as short, and itsdangerous reads it back the same way (zlib.decompress takes any window).
+    """
+
+    def dump_payload(self, obj: object) -> bytes:
+        data = Serializer.dump_payload(self, obj)
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 9, 3)  # level 6 as zlib.compress; 512 B window
+        compressed = compressor.compress(data) + compressor.flush()
+        if len(compressed) < len(data) - 1:
+            return b"." + base64_encode(compressed)
+        return base64_encode(data)
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        if salt is not None and salt != self.salt:
+            return super().make_signer(salt)
+        signer = self.__dict__.get("_signer")
+        if signer is None:
+            signer = self.__dict__["_signer"] = super().make_signer(salt)
+        return signer
+
+
+class _Hmac(HMACAlgorithm):
+    """itsdangerous' HMAC (same bytes), starting from a copy of the keyed state instead of the key."""
+
+    def __init__(self, digest_method: Callable) -> None:
+        super().__init__(digest_method)
+        self._keyed: dict[bytes, hmac.HMAC] = {}
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        keyed = self._keyed.get(key)
+        if keyed is None:
+            keyed = self._keyed[key] = hmac.new(key, digestmod=self.digest_method)
+        mac = keyed.copy()
+        mac.update(value)
+        return mac.digest()
 
 
 class _ClockedSigner(TimestampSigner):
-    """A TimestampSigner whose clock can be set (tests, back-dated tokens)."""
+    """A TimestampSigner whose clock can be set (tests, back-dated tokens); derived keys are kept."""
 
     def __init__(self, *args, clock: Callable[[], float] = time.time, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._clock = clock
+        self._derived: dict[str | bytes | None, bytes] = {}
 
     def get_timestamp(self) -> int:
         return int(self._clock())
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        derived = self._derived.get(secret_key)
+        if derived is None:
+            derived = self._derived[secret_key] = super().derive_key(secret_key)
+        return derived

@@ -175,3 +175,60 @@ def test_link_verify_without_keys_is_a_settings_error(cli_env, monkeypatch, caps
     monkeypatch.delenv("DUNNING_LINKS__KEYS")
     assert main([*cli_env, "link", "verify", "a.b.c"]) == 78
     assert "DUNNING_LINKS__KEYS" in capsys.readouterr().err
+
+
+def plain_itsdangerous(keys) -> URLSafeTimedSerializer:
+    """The serializer a settlement page built on itsdangerous alone would use (first key signs)."""
+    return URLSafeTimedSerializer(list(reversed(keys)), salt=SALT,
+                                  signer_kwargs={"digest_method": hashlib.sha256})
+
+
+@pytest.mark.parametrize("ids", [
+    IDS,
+    dict(account="cus_" + "Nf3kLm0PqRsT" * 3, payment_method="card_" + "1MvOh2LkdIwHu7ix" * 3,
+         key="card_charge_failed:" + "cus_Nf3kLm0PqRsT" * 3 + ":" + "card_1MvOh2LkdIwHu7ix" * 3),
+    dict(account="acct_é", payment_method="pm_1", key="k"),
+])
+def test_tokens_verify_with_itsdangerous_alone(ids):
+    """A signed token, compressed or not, is read back by a plain itsdangerous serializer."""
+    token = settlement_url(LinksSettings(keys=f"{NEW},{OLD}", settlement_url="https://p.example/{token}"),
+                           **ids).removeprefix("https://p.example/")
+    assert plain_itsdangerous([NEW, OLD]).loads(token, max_age=60) == [
+        1, key_id(NEW), ids["account"], ids["payment_method"], ids["key"]]
+    assert verify_token(token, [NEW], max_age_days=45).account == ids["account"]
+
+
+def test_long_repetitive_ids_are_compressed():
+    """Payloads that compress shorter are sent compressed (the leading dot), as itsdangerous does."""
+    long_ids = dict(account="acct_" + "x" * 40, payment_method="pm_1", key="past_due:acct_" + "x" * 40)
+    token = sign_token([NEW], **long_ids, now=NOW)
+    assert token.startswith(".")
+    assert payload_of(token)[2:] == list(long_ids.values())
+    assert not sign_token([NEW], account="a", payment_method="b", key="c", now=NOW).startswith(".")
+
+
+@pytest.mark.parametrize("ids", [IDS, dict(account="acct_" + "x" * 40, payment_method="pm_1",
+                                            key="past_due:acct_" + "x" * 40)])
+def test_tokens_from_plain_itsdangerous_still_verify(ids):
+    """Links signed the plain itsdangerous way (as earlier releases did) keep verifying."""
+    token = plain_itsdangerous([NEW]).dumps([1, key_id(NEW), *ids.values()])
+    claims = verify_token(token, [NEW], max_age_days=45)
+    assert (claims.account, claims.payment_method, claims.key) == tuple(ids.values())
+
+
+def test_settlement_url_follows_the_configured_keys():
+    """Each settings object signs with its own first key, however many were used before."""
+    for first, second in ((NEW, OLD), (OLD, NEW), (NEW, OLD)):
+        url = settlement_url(LinksSettings(keys=f"{first},{second}"), **IDS)
+        token = url.rsplit("/", 1)[1]
+        assert payload_of(token)[1] == key_id(first)
+        assert verify_token(token, [first], max_age_days=45).account == IDS["account"]
+
+
+def test_settlement_url_refuses_missing_or_weak_keys_every_time():
+    """Without a key, or with a short one, settlement_url raises SettingsError on every call."""
+    for _ in range(2):
+        with pytest.raises(SettingsError, match="DUNNING_LINKS__KEYS"):
+            settlement_url(LinksSettings(), **IDS)
+        with pytest.raises(SettingsError, match="shorter than 16"):
+            settlement_url(LinksSettings(keys=f"{NEW},short"), **IDS)
