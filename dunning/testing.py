@@ -45,10 +45,10 @@ _DROP_WAIT = 30.0  # a dropped session waits to be cancelled by connection_lost
 class Fault:
     """One injected failure: at `stage`, reply `code` (421 also closes the session), or drop the
     connection without a reply (`drop`), after waiting `delay` seconds; a 2xx/3xx code at "mail" or
-    "rcpt" accepts as usual, only late. "data" is the reply to the
-    message itself (after the final dot); a message refused there (4xx/5xx) is not captured, one whose
-    reply is lost or late is, as a real server may hold it. `times` faults fire before it is spent (None: every time); `recipient`
-    limits an RCPT fault to one address."""
+    "rcpt" accepts as usual, only late. "data" is the reply to the message itself (after the final
+    dot); a message refused there (4xx/5xx) is not captured, one whose reply is lost or late is, as
+    a real server may hold it. `times` faults fire before it is spent (None: every time);
+    `recipient` limits an RCPT fault to one address."""
 
     stage: Stage
     code: int | None = None

@@ -227,9 +227,10 @@ class SmtpTransport:
 
     def _reusable(self, connection: _Connection) -> bool:
         """Whether the connection can take the next MAIL as it is (the usual case)."""
+        assert self._loop is not None
         return (connection.clean and connection.connected
                 and connection.transactions < self.settings.messages_per_connection
-                and self._loop.time() - connection.last_used <= self.settings.idle_seconds)  # type: ignore[union-attr]
+                and self._loop.time() - connection.last_used <= self.settings.idle_seconds)
 
     async def _ready(self, connection: _Connection) -> None:
         """Recycle a connection that is worn or idle, and connect when needed."""

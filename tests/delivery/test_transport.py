@@ -364,7 +364,7 @@ def test_reply_timeouts_never_cancel_anything_else(capture, smtp_settings):
 
 
 def test_cancelling_a_send_propagates_and_leaves_the_transport_usable(capture, smtp_settings):
-    """A send cancelled while it waits for a reply raises CancelledError (not an outcome); later sends work."""
+    """A send cancelled while it waits for a reply raises CancelledError, not an outcome; later ones work."""
     capture.add_fault(Fault("rcpt", 250, "OK", delay=0.5))
 
     async def main():
