@@ -14,10 +14,11 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from types import CodeType
 from typing import Any, Callable
 
 from babel.support import NullTranslations
-from jinja2 import StrictUndefined, nodes, pass_context, pass_eval_context
+from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_eval_context
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -25,6 +26,12 @@ from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
 from dunning.i18n import Formats
+
+try:
+    from markupsafe import _escape_inner as _escape_text   # MarkupSafe 3: escape's own loop on a str
+except ImportError:  # MarkupSafe 2
+    def _escape_text(text: str) -> str:
+        return str(escape(text))
 
 GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
 PLURAL_FILTER = "_ngettext"   # what a folded {% trans count=… %} calls
@@ -66,6 +73,17 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         if type(obj) is dict and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def template(self, code: CodeType) -> Template:
+        """The template of compiled code, as from_code makes it, with outputs escaped into plain text."""
+        namespace: dict[str, Any] = {"environment": self, "__file__": code.co_filename}
+        exec(code, namespace)
+        # Jinja joins outputs into the text, or marks a buffer of them safe as a whole: building a
+        # Markup for each one (escape's result) is wasted work.
+        namespace["escape"] = escape_output
+        # A plain dict, not the ChainMap of make_globals: a locale's environment never changes its
+        # globals (a new catalog makes a new environment).
+        return self.template_class.from_module_dict(self, namespace, dict(self.globals))
 
     def adopt(self, tree: nodes.Template) -> nodes.Template:
         """A copy of a tree another EmailEnvironment parsed, as if this one had (parsing is the same in all)."""
@@ -214,6 +232,13 @@ def email_filters(formats: Formats) -> dict[str, Callable[..., Any]]:
 
     return {"money": money, "date": date_filter, "datetime": datetime_filter, "amounts": amounts,
             "names": names, "bidi": bidi, "card_brand": card_brand}
+
+
+def escape_output(value: Any) -> str:
+    """str(markupsafe.escape(value)), without making a Markup of text."""
+    if type(value) is str:
+        return _escape_text(value)
+    return escape(value)
 
 
 def _isolated(text: str) -> Markup:

@@ -167,10 +167,7 @@ class Renderer:
         localized = self._localized.get(key)
         if localized is None or localized.compiled is not compiled or localized.env is not env:
             codes = self._code(compiled, env, catalog, choice)
-            # A plain dict, not the ChainMap of make_globals: a locale's environment never changes its
-            # globals (a new catalog makes a new environment).
-            templates = {part: env.template_class.from_code(env, code, dict(env.globals))
-                         for part, code in zip(PARTS, codes)}
+            templates = {part: env.template(code) for part, code in zip(PARTS, codes)}
             localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals))
         return localized
 

@@ -1,0 +1,29 @@
+"""Outputs of HTML templates are escaped as markupsafe escapes them, once, however they are produced."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from babel.support import NullTranslations
+from hypothesis import given, strategies as st
+from markupsafe import Markup, escape
+
+from dunning.i18n import Formats
+from dunning.jinja_env import EmailEnvironment, escape_output
+
+
+@given(st.text() | st.integers() | st.decimals(allow_nan=False) | st.none() | st.text().map(Markup))
+def test_escape_output_writes_what_markupsafe_writes(value: object) -> None:
+    """Text, numbers, None and Markup come out as str(markupsafe.escape(value))."""
+    assert escape_output(value) == str(escape(value))
+
+
+def test_a_template_escapes_each_output_once() -> None:
+    """Plain text, Markup from a filter, a {% set %} block and a trans block are each escaped exactly once."""
+    env = EmailEnvironment(NullTranslations(), Formats("en"))
+    source = ('{{ name }}|{{ name|e }}|{{ safe }}|{% set held %}<b>{{ name }}</b>{% endset %}{{ held }}|'
+              '{{ amount }}|{% trans n=name %}Hi {{ n }}{% endtrans %}')
+    template = env.template(env.compile(source, "x.mjml", "<x.mjml>"))
+    out = template.render(name="A&B <i>", safe=Markup("<em>ok</em>"), amount=Decimal("1.50"))
+    assert out == ("A&amp;B &lt;i&gt;|A&amp;B &lt;i&gt;|<em>ok</em>|<b>A&amp;B &lt;i&gt;</b>|1.50|"
+                   "Hi A&amp;B &lt;i&gt;")
