@@ -235,14 +235,15 @@ def email_filters(formats: Formats) -> dict[str, Callable[..., Any]]:
 
 
 def escape_output(value: Any) -> str:
-    """str(markupsafe.escape(value)), without making a Markup of text."""
-    if type(value) is str:
+    """str(markupsafe.escape(value)), without making a new Markup."""
+    kind = type(value)
+    if kind is str:
         return _escape_text(value)
-    return escape(value)
+    return value if kind is Markup else escape(value)
 
 
 def _isolated(text: str) -> Markup:
-    return Markup(f'<span dir="auto">{escape(text)}</span>')
+    return Markup(f'<span dir="auto">{escape_output(text)}</span>')
 
 
 def card_brand(brand: str | None) -> str:
