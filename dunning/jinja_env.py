@@ -206,6 +206,8 @@ def email_filters(formats: Formats) -> dict[str, Callable[..., Any]]:
     @pass_context
     def date_filter(context: Context, value: date | datetime, format: str = "long") -> str:
         """`{{ invoice.due_date|date }}` → `1 novembre 2026`; `|date("medium")` → `1 nov. 2026`."""
+        if type(value) is date:   # most dates: no timezone to look up
+            return formats.date(value, None, format)
         return formats.date(value, context["timezone"], format)
 
     @pass_context
