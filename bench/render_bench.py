@@ -6,7 +6,7 @@ Prints the best and median milliseconds per email over the repeats, in wall-cloc
 CPU time of this process (the honest figure on a machine shared with other work), twice: with the
 scenarios' own amounts (formatted values repeat), and with fresh amounts for every email, as in a
 run where each account owes its own sum. Compiles happen in the warm-up, as in a run: the MJML once
-per notice, Jinja once per notice and locale.
+per notice, Jinja once per notice and locale (or neither, when the user's template cache has them).
 
 Start-up is measured in fresh processes (CPU time, interpreter start included): importing the
 renderer, the first email of one notice in one locale, then one email of every notice × locale,
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for notice, locale, context in jobs:
         renderer.render(notice, locale, context)
     warm_up = time.perf_counter() - started
-    print(f"{len(jobs)} notice × locale × scenario combinations; warm-up (all compiles) {warm_up:.2f} s; "
+    print(f"{len(jobs)} notice × locale × scenario combinations; warm-up (compiles or cache) {warm_up:.2f} s; "
           f"{args.emails} emails × {args.repeat}, reload_interval={args.reload_interval}")
     fixed = list(itertools.islice(itertools.cycle(jobs), args.emails))
     _report("scenario amounts", [_measure(renderer, fixed) for _ in range(args.repeat)])
