@@ -153,10 +153,10 @@ class Renderer:
             return compile_notice(self.environment, self.templates_dir, notice)
         slot, key = f"build-{self._slot}-{notice}", digest(runtime_tag(), notice)
         with self.cache.locked(slot):
-            compiled = load_build(self.cache.load(slot, key), notice)
+            compiled = load_build(self.cache.load(slot, key), notice, self.templates_dir)
             if compiled is None:
                 compiled = compile_notice(self.environment, self.templates_dir, notice)
-                payload = dump_build(compiled)
+                payload = dump_build(compiled, self.templates_dir)
                 if payload is not None:
                     self.cache.store(slot, key, payload)
         return compiled

@@ -123,22 +123,26 @@ class TemplateCache:
             os.close(handle)
 
 
-def dump_build(compiled: Compiled) -> bytes | None:
+def dump_build(compiled: Compiled, templates_dir: Path) -> bytes | None:
     """A notice's build as an entry, or None when a file changed while it was compiled."""
     if len(compiled.digests) != len(compiled.files) or not all(compiled.digests):
         return None
     parts = {part: [getattr(compiled, part).text, getattr(compiled, part).lines] for part in _BUILD_PARTS}
-    files = [[str(path), sha] for path, sha in zip(compiled.files, compiled.digests)]
+    try:   # relative: another process may name the same directory another way
+        files = [[path.relative_to(templates_dir).as_posix(), sha]
+                 for path, sha in zip(compiled.files, compiled.digests)]
+    except ValueError:
+        return None
     return json.dumps({"notice": compiled.notice, "files": files, "parts": parts}).encode("utf-8")
 
 
-def load_build(payload: bytes | None, notice: str) -> Compiled | None:
+def load_build(payload: bytes | None, notice: str, templates_dir: Path) -> Compiled | None:
     """The build an entry holds, if every file it was made from still has the text it had."""
     if payload is None:
         return None
     try:
         data = json.loads(payload)
-        files = [(Path(path), sha) for path, sha in data["files"]]
+        files = [(templates_dir / path, sha) for path, sha in data["files"]]
         if data["notice"] != notice or not all(_unchanged(path, sha) for path, sha in files):
             return None
         parts = {part: Source(text, tuple(tuple(line) for line in lines))

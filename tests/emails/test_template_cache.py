@@ -117,6 +117,18 @@ def test_an_edit_within_one_process_still_shows_on_the_next_render(copied, scena
     assert "ACME-42" in email.html and "Salut Acme Analytics AB," in email.text
 
 
+def test_a_build_is_shared_by_processes_naming_the_templates_differently(copied, tmp_path: Path, monkeypatch,
+                                                                        compiles) -> None:
+    """A renderer reaching the same templates by another relative path takes the build, with its own file paths."""
+    templates, locales = copied
+    monkeypatch.chdir(tmp_path)
+    Renderer(Path("templates"), locales, cache_dir=tmp_path / "cache").compile("past_due")
+    monkeypatch.chdir(templates)
+    compiled = Renderer(Path("."), locales, cache_dir=tmp_path / "cache").compile("past_due")
+    assert compiles["mjml"] == ["past_due"]
+    assert Path("_layout.mjml") in compiled.files and all(path.is_file() for path in compiled.files)
+
+
 def test_damaged_entries_are_compiled_again(tmp_path: Path, scenario, compiles) -> None:
     """Entries cut short or with flipped bytes are misses: the email is still right, from a fresh compile."""
     context = scenario("past_due--stage-1-card")
