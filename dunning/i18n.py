@@ -33,7 +33,7 @@ CATALOG_PATH = Path("LC_MESSAGES") / "messages.po"
 _MEMO_LIMIT = 20_000  # formatted values kept per locale; plan prices and due dates repeat a lot
 _QUOTED = re.compile(r"'([^']*)'")
 # Amounts the precomputed currency format must write exactly as Babel does before it is trusted.
-_PROBES = tuple(Decimal(v) for v in ("0", "-0", "7", "0.005", "1234.5", "-1234567.891", "99999999.995", "1E+3"))
+_PROBES = tuple(Decimal(v) for v in ("-0", "0.005", "1234.5", "-1234567.891", "99999999.995"))
 
 
 @dataclass(frozen=True, slots=True)
