@@ -211,17 +211,24 @@ def currency_writer(locale: Locale, currency: str) -> Callable[[Decimal], str]:
         return format_currency(value, currency, locale=locale)
 
     pattern = locale.currency_formats["standard"]
-    affixes = [pattern.prefix[i] + "\0" + pattern.suffix[i] for i in (0, 1)]
     group = get_group_symbol(locale, numbering_system="latn")
     point = get_decimal_symbol(locale, numbering_system="latn")
-    if (pattern.exp_prec or pattern.scale or "@" in pattern.pattern or pattern.number_pattern == ""
-            or any("¤¤¤" in a or "\0" in a[a.index("\0") + 1:] for a in affixes)
+    affixes = [pattern.prefix[i] + "\0" + pattern.suffix[i] for i in (0, 1)]
+    if (not isinstance(currency, str) or pattern.exp_prec or pattern.scale or "@" in pattern.pattern
+            or pattern.number_pattern == "" or any("¤¤¤" in a or a.count("\0") != 1 for a in affixes)
             or any(c in group + point for c in "'¤\0")):
         return babel
     symbol = get_currency_symbol(currency, locale)
+    # As apply() treats prefix + number + suffix, with the number held by a NUL it never contains.
     sides = [_QUOTED.sub(lambda m: m.group(1) or "'", a.replace("¤¤", currency.upper()).replace("¤", symbol))
              .partition("\0")[::2] for a in affixes]
-    digits = get_currency_precision(currency)
+    fast = _number_writer(pattern, get_currency_precision(currency), group, point, sides, babel)
+    return fast if all(fast(v) == babel(v) for v in _PROBES) else babel
+
+
+def _number_writer(pattern: Any, digits: int, group: str, point: str, sides: list[tuple[str, str]],
+                   babel: Callable[[Decimal], str]) -> Callable[[Decimal], str]:
+    """NumberPattern.apply's steps for a finite amount with the currency's digits."""
     quantum, (first, other), least = get_decimal_quantum(digits), pattern.grouping, pattern.int_prec[0]
 
     def fast(value: Decimal) -> str:
@@ -233,10 +240,9 @@ def currency_writer(locale: Locale, currency: str) -> Callable[[Decimal], str]:
         grouped, size = "", first
         while len(whole) > size:
             grouped, whole, size = group + whole[-size:] + grouped, whole[:-size], other
-        fraction = fraction.ljust(digits, "0")
-        return f"{before}{whole}{grouped}{point + fraction if digits else ''}{after}"
+        return f"{before}{whole}{grouped}{point + fraction.ljust(digits, '0') if digits else ''}{after}"
 
-    return fast if all(fast(v) == babel(v) for v in _PROBES) else babel
+    return fast
 
 
 def _local(value: datetime, timezone: str | None) -> datetime:

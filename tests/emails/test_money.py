@@ -75,3 +75,10 @@ def test_a_new_amount_costs_a_fraction_of_babel(locale: str) -> None:
     for amount in amounts:
         format_currency(amount, "EUR", locale=locale)
     assert ours < (time.process_time() - started) / 3
+
+
+def test_odd_currency_codes_are_written_as_babel_writes_them() -> None:
+    """A lowercase code, an unknown one and no code at all come out as format_currency's."""
+    for currency in ("eur", "QQQ", None):
+        assert Formats("fr").money(Decimal("-1234.5"), currency) == \
+            format_currency(Decimal("-1234.5"), currency, locale="fr")
