@@ -3,7 +3,9 @@
 Per notice, the MJML and text templates are built into flat Jinja sources once (dunning.compiler),
 rebuilt when one of their files changes. Per locale, those sources are compiled once into Jinja
 templates of that locale's environment (its constant strings already translated), recompiled when
-its catalog changes. Per email, only the four templates are rendered.
+its catalog changes. Both are kept on disk (dunning.template_cache), so that the next process, and
+each delivery worker, starts rendering without compiling. Per email, only the four templates are
+rendered.
 """
 
 from __future__ import annotations
