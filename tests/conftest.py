@@ -13,8 +13,13 @@ REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("DUNNING_TEST_POSTGRES_URL")
 
 
+@pytest.fixture(scope="session")
+def _template_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _template_cache_home: Path) -> None:
     """Every test runs in its own directory with no DUNNING_* settings leaking in from the shell."""
     for name in list(os.environ):
         if name.startswith("DUNNING_") and name != "DUNNING_TEST_POSTGRES_URL":
@@ -22,6 +27,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUNNING_SETTINGS", str(REPO / "settings.toml"))
     monkeypatch.setenv("DUNNING_I18N__TEMPLATES_DIR", str(REPO / "templates" / "emails"))
     monkeypatch.setenv("DUNNING_I18N__LOCALES_DIR", str(REPO / "locales"))
+    # The compiled-template cache lives under XDG_CACHE_HOME: the suite shares one of its own, never the
+    # user's (entries are keyed by content, so sharing between tests is safe).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_template_cache_home))
     monkeypatch.chdir(tmp_path)
 
 
