@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+import uvloop
 from sqlalchemy import Engine
 
 from dunning import candidates, ledger, links, notice_context, store
@@ -76,7 +77,7 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False,
     with DeliveryWorkers(settings, settings.delivery.workers - 1) as helpers:
         enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress, on_enqueued=helpers.start)
         helpers.planning_done()
-        asyncio.run(deliver(engine, settings, renderer, summary, progress))
+        run_loop(deliver(engine, settings, renderer, summary, progress))
         for counts in helpers.results():
             summary.add(counts)
     return summary
@@ -91,6 +92,12 @@ def enqueue_plan(engine: Engine, settings: Settings, renderer: Renderer, keys: l
         progress("planned", len(entries))
         if entries and not dry_run and ledger.enqueue(engine, entries, now=store.utcnow()).emails:
             on_enqueued()
+
+
+def run_loop(coroutine) -> None:
+    """Run the delivery loop on uvloop: its event loop costs far less per SMTP round trip."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coroutine)
 
 
 def make_renderer(settings: Settings) -> Renderer:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
@@ -22,7 +21,7 @@ def _deliver(settings: Settings) -> dict:
     summary = pipeline.RunSummary()
     engine = store.connect(settings.database.url, migrate=False)
     renderer = pipeline.make_renderer(settings)
-    asyncio.run(pipeline.deliver(engine, settings, renderer, summary, lambda what, n: None,
+    pipeline.run_loop(pipeline.deliver(engine, settings, renderer, summary, lambda what, n: None,
                                  more_coming=lambda: not _planning_done.is_set()))
     return asdict(summary)
 
