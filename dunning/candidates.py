@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Engine, Select, false, select, true, union
+from sqlalchemy import (CompoundSelect, Connection, Engine, Select, bindparam, column, false, insert, select,
+                        table, true, union)
 
 from dunning import ledger, state, store
 from dunning.billing import Account
@@ -21,13 +22,11 @@ from dunning.settings import Settings
 SLACK = timedelta(days=2)  # more than the widest gap between a local date and the UTC date, plus DST
 
 
-def candidate_query(as_of: datetime, settings: Settings, dialect: str = "sqlite") -> Select:
-    """Distinct ids of the accounts that may be due for a notice at as_of, in a stable (bytewise) order."""
+def candidate_query(as_of: datetime, settings: Settings) -> CompoundSelect:
+    """Ids of the accounts that may be due for a notice at as_of (distinct, in no particular order)."""
     utc_date = as_of.astimezone(timezone.utc).date()
-    found = union(_past_due(utc_date, settings), _failed_charges(as_of, settings),
-                  *_cancellations(as_of, settings)).subquery()
-    order = found.c.account_id.collate("C") if dialect == "postgresql" else found.c.account_id
-    return select(found.c.account_id).order_by(order)
+    return union(_past_due(utc_date, settings), _failed_charges(as_of, settings),
+                 *_cancellations(as_of, settings))
 
 
 def _past_due(utc_date: date, settings: Settings) -> Select:
@@ -63,13 +62,31 @@ def _cancellations(as_of: datetime, settings: Settings) -> list[Select]:
 
 
 def candidate_batches(conn: Connection, as_of: datetime, settings: Settings) -> Iterator[list[str]]:
-    """Candidate account ids, streamed from the database in batches of database.batch_size."""
-    size = settings.database.batch_size
-    query = candidate_query(as_of, settings, conn.dialect.name)
-    # Per statement: Connection.execution_options would stream every later query of the connection too.
-    result = conn.execute(query, execution_options={"yield_per": size})
-    for rows in result.partitions(size):
-        yield [row[0] for row in rows]
+    """Candidate account ids in batches of database.batch_size, in a stable (bytewise) order.
+
+    The ids are gathered once into a temporary table and read back a page at a time, each in a short
+    transaction: a read left open while batches are planned would stall SQLite's WAL checkpoints (every
+    other worker then reads through an ever longer log) and pin PostgreSQL's snapshot.
+    """
+    collation = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_CANDIDATES.name}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_CANDIDATES.name} (account_id TEXT{collation} PRIMARY KEY)")
+    conn.execute(insert(_CANDIDATES).from_select(["account_id"], candidate_query(as_of, settings)))
+    conn.commit()
+    page = (select(_CANDIDATES.c.account_id).where(_CANDIDATES.c.account_id > bindparam("after"))
+            .order_by(_CANDIDATES.c.account_id).limit(settings.database.batch_size))
+    after = ""
+    try:
+        while ids := list(conn.execute(page, {"after": after}).scalars()):
+            yield ids
+            after = ids[-1]
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_CANDIDATES.name}")
+        conn.commit()
+
+
+_CANDIDATES = table("dunning_candidates", column("account_id"))
 
 
 def iter_batches(engine: Engine, as_of: datetime, settings: Settings,
@@ -79,6 +96,7 @@ def iter_batches(engine: Engine, as_of: datetime, settings: Settings,
         for ids in candidate_batches(conn, as_of, settings):
             accounts = state.load_accounts(conn, ids)
             handled = ledger.handled_keys(conn, ids)
+            conn.rollback()  # end the batch's read before the caller writes (see candidate_batches)
             yield accounts, plan(accounts, handled, as_of, settings, locales=locales)
 
 
