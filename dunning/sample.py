@@ -217,11 +217,3 @@ def situation_names(mix: Mix = "mixed") -> list[str]:
 def as_of_default() -> datetime:
     """Now, to the second, in UTC."""
     return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def parse_as_of(value: str) -> datetime:
-    """An RFC 3339 date-time with its offset."""
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError("needs a time zone offset, e.g. 2026-11-20T12:00:00Z")
-    return moment

@@ -5,30 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from dunning import candidates, i18n, plan_output, store
+from dunning.commands._arguments import as_of
 from dunning.settings import load_settings
 
 NAME = "plan"
 HELP = "show which notices a run would send, defer, skip or supersede (nothing is sent or recorded)"
 
 
-def as_of_argument(value: str) -> datetime:
-    """An RFC 3339 date-time with its offset, e.g. 2026-11-20T09:00:00Z."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 date-time: {value!r}") from None
-    if "T" not in value.upper() or moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"needs a date, a time and an offset, e.g. 2026-11-20T09:00:00Z: "
-                                         f"{value!r}")
-    return moment
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--as-of", type=as_of_argument, metavar="RFC3339",
+    parser.add_argument("--as-of", type=as_of, metavar="RFC3339",
                         help="plan as at this moment (default: now)")
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="table for people (default), or the JSON array of the policy contract")

@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from dunning import pipeline
-from dunning.errors import DunningError
-from dunning.sample import parse_as_of
+from dunning.commands._arguments import as_of
 from dunning.settings import load_settings
 
 NAME = "run"
@@ -20,26 +19,16 @@ log = logging.getLogger("dunning.run")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--as-of", help="the moment to decide for, RFC 3339 (default: now)")
+    parser.add_argument("--as-of", type=as_of, metavar="RFC3339", help="the moment to decide for (default: now)")
     parser.add_argument("--dry-run", action="store_true", help="plan and count, record and send nothing")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
-def as_of_argument(value: str | None) -> datetime:
-    """--as-of, or now."""
-    if value is None:
-        return datetime.now(timezone.utc)
-    try:
-        return parse_as_of(value)
-    except ValueError as exc:
-        raise DunningError(f"--as-of: not an RFC 3339 date-time with an offset: {value!r} ({exc})") from None
-
-
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
-    as_of = as_of_argument(args.as_of)
     with progress_reporter(enabled=not args.json) as progress:
-        summary = pipeline.run(settings, as_of=as_of, dry_run=args.dry_run, progress=progress)
+        summary = pipeline.run(settings, as_of=args.as_of or datetime.now(timezone.utc), dry_run=args.dry_run,
+                               progress=progress)
     print_summary(summary, as_json=args.json)
     if summary.stopped:
         print(f"dunning run: stopped early: {summary.stopped}", file=sys.stderr)

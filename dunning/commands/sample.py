@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dunning import sample
-from dunning.errors import DunningError
+from dunning.commands._arguments import as_of
 
 NAME = "sample"
 HELP = "write sample billing state (JSON Lines) covering every notice situation"
@@ -15,7 +15,8 @@ HELP = "write sample billing state (JSON Lines) covering every notice situation"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accounts", type=int, default=60, help="how many accounts (default 60)")
-    parser.add_argument("--as-of", help="RFC 3339 moment the data is dated against (default: now)")
+    parser.add_argument("--as-of", type=as_of, metavar="RFC3339",
+                        help="the moment the data is dated against (default: now)")
     parser.add_argument("--mix", choices=["mixed", "all-due", "none-due"], default="mixed",
                         help="mixed situations, every account due for a notice, or nothing due")
     parser.add_argument("--seed", type=int, default=7)
@@ -25,12 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        as_of = sample.parse_as_of(args.as_of) if args.as_of else sample.as_of_default()
-    except ValueError as exc:
-        raise DunningError(f"--as-of: {exc}") from None
-    accounts = sample.generate(args.accounts, as_of, seed=args.seed, mix=args.mix,
-                               in_window=not args.any_timezone)
+    accounts = sample.generate(args.accounts, args.as_of or sample.as_of_default(), seed=args.seed,
+                               mix=args.mix, in_window=not args.any_timezone)
     if args.out is None:
         sample.write_jsonl(sys.stdout, accounts)
         return 0

@@ -14,7 +14,7 @@ import dunning.render
 from dunning.errors import TemplateError
 from dunning.render import NOTICES, Renderer
 
-from .conftest import LOCALES, SHIPPED_LOCALES, TEMPLATES, scenario_names, visible_text, write_po
+from .conftest import LOCALES, SHIPPED_LOCALES, TEMPLATES, scenario_names, visible_text
 
 EVIL_NAME = "<script>alert(1)</script> & \"Quotes\" 'R' Us"
 

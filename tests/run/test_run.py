@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
-import pytest
 from sqlalchemy import select
 
 from dunning import store
