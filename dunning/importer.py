@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from pydantic import ValidationError
@@ -34,7 +34,6 @@ class ImportSummary:
     unchanged: int = 0
     rejected: int = 0
     warnings: int = 0
-    errors: list[RecordError] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {"imported": self.imported, "updated": self.updated, "unchanged": self.unchanged,

@@ -208,12 +208,6 @@ def _account(index: int, profile: tuple[str, str, str, str], situation: Callable
     return account
 
 
-def situation_names(mix: Mix = "mixed") -> list[str]:
-    """Names of the situations in generation order (for docs and tests)."""
-    chosen = {"mixed": SITUATIONS, "all-due": DUE_SITUATIONS, "none-due": (_paid,)}[mix]
-    return [s.__name__.lstrip("_") for s in chosen]
-
-
 def as_of_default() -> datetime:
     """Now, to the second, in UTC."""
     return datetime.now(timezone.utc).replace(microsecond=0)
