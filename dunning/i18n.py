@@ -13,7 +13,6 @@ from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable
-from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time, get_datetime_format
@@ -26,6 +25,7 @@ from babel.support import Translations
 
 from dunning.errors import TemplateError
 from dunning.locales import negotiate, normalize
+from dunning.timezones import zone
 
 log = logging.getLogger(__name__)
 
@@ -248,4 +248,4 @@ def _number_writer(pattern: Any, digits: int, group: str, point: str, sides: lis
 def _local(value: datetime, timezone: str | None) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()}: datetimes in the context must be aware")
-    return value.astimezone(ZoneInfo(timezone)) if timezone else value
+    return value.astimezone(zone(timezone)) if timezone else value

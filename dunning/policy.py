@@ -25,10 +25,10 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from dunning.billing import Account, Charge, Invoice, PaymentMethod, Subscription
 from dunning.locales import negotiate, normalize
+from dunning.timezones import zone
 from dunning.settings import Settings
 
 NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
@@ -130,7 +130,7 @@ def plan_account(account: Account, handled: Container[str], as_of: datetime, set
 
 
 def _facts(account: Account, handled: Container[str], as_of: datetime, settings: Settings) -> _Facts:
-    facts = _Facts(account, as_of, as_of.astimezone(ZoneInfo(account.timezone)), handled, settings)
+    facts = _Facts(account, as_of, as_of.astimezone(zone(account.timezone)), handled, settings)
     facts.live = {s.id: s for s in account.subscriptions if not _cancelled(s, as_of)}
     for invoice in account.invoices:
         if invoice.owed:
