@@ -10,7 +10,8 @@ directory is given, written there as a .eml file (timestamp + Message-ID hash; t
 `commands` records every command the server saw, `connections` counts sessions. Faults make the
 server misbehave on purpose, e.g. `Fault("rcpt", 550)`, `Fault("mail", drop=True)`,
 `Fault("data", delay=2.0)` (a slow final reply), `Fault("rcpt", 250, delay=0.5)` (a slow acceptance),
-`Fault("connect", 421, times=None)` (always).
+`Fault("connect", 421, times=None)` (always). The server announces PIPELINING and 8BITMIME unless
+told not to (`pipelining=False`, `eight_bit=False`; without 8BITMIME it refuses BODY=8BITMIME).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class CapturedMessage:
     recipients: tuple[str, ...]
     data: bytes
     path: Path | None = None
+    mail_options: tuple[str, ...] = ()  # MAIL FROM parameters, e.g. ("SIZE=123", "BODY=8BITMIME")
     received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def parsed(self) -> EmailMessage:
@@ -92,7 +94,8 @@ class CaptureServer:
     def __init__(self, outbox: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  faults: Iterable[Fault] = (), starttls: ssl.SSLContext | None = None,
                  implicit_tls: ssl.SSLContext | None = None, credentials: tuple[str, str] | None = None,
-                 keep: bool = True, on_message: Callable[[CapturedMessage], None] | None = None) -> None:
+                 keep: bool = True, on_message: Callable[[CapturedMessage], None] | None = None,
+                 pipelining: bool = True, eight_bit: bool = True) -> None:
         if not is_loopback(host):
             raise ValueError(f"the capture server listens on loopback only, not {host}")
         if starttls and implicit_tls:
@@ -103,6 +106,7 @@ class CaptureServer:
         self.commands: list[tuple[int, str, str]] = []  # (session number, command, argument)
         self.connections = 0
         self.keep, self.on_message = keep, on_message
+        self.pipelining, self.eight_bit = pipelining, eight_bit
         self._faults = list(faults)
         self._lock = threading.Condition()
         self._armed = False
@@ -176,9 +180,9 @@ class CaptureServer:
                     return fault
         return None
 
-    def _store(self, sender: str, recipients: list[str], data: bytes) -> None:
+    def _store(self, sender: str, recipients: list[str], data: bytes, options: list[str]) -> None:
         path = self._write(data) if self.outbox is not None else None
-        message = CapturedMessage(sender, tuple(recipients), data, path)
+        message = CapturedMessage(sender, tuple(recipients), data, path, tuple(options))
         with self._lock:
             if self.keep:
                 self.messages.append(message)
@@ -255,6 +259,10 @@ class _Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self._record(server, "EHLO", hostname)
         session.host_name = hostname
+        if not self.capture.eight_bit:
+            responses = [line for line in responses if line[4:].upper() != "8BITMIME"]
+        if self.capture.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -268,6 +276,8 @@ class _Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, options):
         self._record(server, "MAIL", address)
+        if not self.capture.eight_bit and any(o.upper() == "BODY=8BITMIME" for o in options):
+            return "555 5.5.4 BODY=8BITMIME not supported"
         fault = self.capture._take_fault("mail")
         reply = await inject(server, fault) if fault is not None else "250 OK"
         if fault is None or fault.accepts:
@@ -287,7 +297,8 @@ class _Handler:
         fault = self.capture._take_fault("data")
         # A 4xx/5xx final reply refuses the message; a lost or late reply may leave it delivered.
         if fault is None or fault.drop or not fault.code or fault.code < 400:
-            self.capture._store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            self.capture._store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                                envelope.mail_options)
         if fault is not None:
             return await inject(server, fault)
         return "250 2.0.0 OK: captured"

@@ -5,10 +5,12 @@ handed over), "failed" (5xx), "unknown" (the server may hold the message: the fi
 late). The transport never retries a message itself once MAIL was accepted; it only reconnects and
 starts again while nothing was handed over yet.
 
-A transaction writes its commands straight to aiosmtplib's protocol and reads each reply without a
-per-command timer (see dunning.waiting): the addresses were validated by envelope_address, and the
-pool hands each connection to one send at a time, which is what aiosmtplib's per-command checks,
-lock and asyncio.wait_for would otherwise pay for on every command.
+Once aiosmtplib has opened a session (greeting, EHLO, STARTTLS, AUTH), its transport moves to
+dunning.smtp_replies.Replies: commands are written straight to it, MAIL, RCPT and DATA together when
+the server announces PIPELINING, and each reply is read without a per-command timer (see
+dunning.waiting). The addresses were validated by envelope_address, and the pool hands each
+connection to one send at a time, which is what aiosmtplib's per-command checks, lock and
+asyncio.wait_for would otherwise pay for on every command.
 """
 
 from __future__ import annotations
@@ -18,18 +20,17 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import aiosmtplib
 from aiosmtplib import (SMTPAuthenticationError, SMTPConnectResponseError, SMTPException,
                         SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError)
-from aiosmtplib.protocol import SMTPProtocol
-
 from dunning.errors import DeliveryError, SettingsError
 from dunning.message import CrlfBytes, DotSafeBytes, MessageError, envelope_address
 from dunning.settings import SmtpSettings
+from dunning.smtp_replies import Replies
 from dunning.waiting import Pool, ReplyTimer
 
 log = logging.getLogger(__name__)
@@ -102,44 +103,40 @@ class _Reconnect(Exception):
 class _Connection:
     """One pooled SMTP connection, used by one send at a time."""
 
-    __slots__ = ("smtp", "protocol", "transactions", "last_used", "clean", "size", "timer")
+    __slots__ = ("replies", "transactions", "last_used", "clean", "size", "pipelining", "eight_bit", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.smtp: aiosmtplib.SMTP | None = None
-        self.protocol: SMTPProtocol | None = None  # smtp.protocol as of the connect
+        self.replies: Replies | None = None  # the session, once aiosmtplib has opened it
         self.transactions = 0
         self.last_used = 0.0
         self.clean = True  # False after an aborted transaction: RSET before the next MAIL
-        self.size = False  # the server announced SIZE
+        self.size = self.pipelining = self.eight_bit = False  # what the server announced
         self.timer = ReplyTimer(loop)
 
     @property
     def connected(self) -> bool:
-        return self.smtp is not None and self.smtp.is_connected
+        return self.replies is not None and self.replies.open
 
-    def attach(self, smtp: aiosmtplib.SMTP, now: float) -> None:
-        """Start using a freshly connected session."""
-        self.smtp, self.protocol, self.size = smtp, smtp.protocol, smtp.supports_extension("size")
+    def attach(self, smtp: aiosmtplib.SMTP, now: float, settings: SmtpSettings) -> None:
+        """Start using a freshly opened session."""
+        self.size = smtp.supports_extension("size")
+        self.pipelining = settings.pipelining and smtp.supports_extension("pipelining")
+        self.eight_bit = settings.eight_bit and smtp.supports_extension("8bitmime")
+        self.replies = Replies.take_over(smtp)
         self.transactions, self.clean, self.last_used = 0, True, now
 
     def drop(self) -> None:
         """Close without a word: after an error the server's state is unknown."""
-        if self.smtp is not None:
-            self.smtp.close()
-        self.smtp = self.protocol = None
+        if self.replies is not None:
+            self.replies.close()
+            self.replies = None
         self.timer.stop()
 
     def retire(self) -> None:
         """Say QUIT and close without waiting for the reply (recycling must not stall a send)."""
-        smtp, self.smtp, self.protocol = self.smtp, None, None
-        if smtp is not None and smtp.is_connected and smtp.protocol is not None:
-            try:
-                smtp.protocol.write(b"QUIT\r\n")
-            except SMTPException:
-                pass
-        if smtp is not None:
-            smtp.close()
-        self.timer.stop()
+        if self.replies is not None and self.replies.open:
+            self.replies.write(b"QUIT\r\n")
+        self.drop()
 
 
 class SmtpTransport:
@@ -159,6 +156,12 @@ class SmtpTransport:
         self._local_hostname = "localhost"
         self._failures = 0
         self._fatal: DeliveryError | None = None
+        self._eight_bit = smtp.eight_bit
+
+    @property
+    def eight_bit(self) -> bool:
+        """Whether to build 8-bit messages: allowed by settings, and the latest server took them."""
+        return self._eight_bit
 
     async def __aenter__(self) -> SmtpTransport:
         self._local_hostname = await asyncio.to_thread(_local_hostname)
@@ -171,8 +174,13 @@ class SmtpTransport:
         await asyncio.gather(*(self._quit(c) for c in self._connections), return_exceptions=True)
         self._pool = None
 
-    async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> Outcome:
-        """Deliver one message; see the module docstring for what each outcome means."""
+    async def send(self, sender: str, recipients: Sequence[str], message: bytes, *,
+                   seven_bit: Callable[[], bytes] | None = None) -> Outcome:
+        """Deliver one message; see the module docstring for what each outcome means.
+
+        A message with 8-bit bytes goes with BODY=8BITMIME; to a server without 8BITMIME it is
+        replaced by seven_bit() (the same message in 7-bit encodings), or fails when there is none.
+        """
         if self._pool is None:
             raise RuntimeError("SmtpTransport is used outside `async with`")
         if self._fatal is not None:
@@ -188,8 +196,7 @@ class SmtpTransport:
         connection = await self._pool.get()
         try:
             # Framed only now: a copy per waiting send would hold a batch's worth of fresh memory.
-            data = _wire_data(message)
-            outcome = await self._send_on(connection, mail_from, list(originals), data)
+            outcome = await self._send_on(connection, mail_from, list(originals), message, seven_bit)
         except BaseException:
             connection.drop()
             raise
@@ -200,12 +207,21 @@ class SmtpTransport:
         return outcome
 
     async def _send_on(self, connection: _Connection, sender: str, recipients: list[str],
-                       data: bytes) -> Outcome:
+                       message: bytes, seven_bit: Callable[[], bytes] | None) -> Outcome:
         last = _Reconnect("no attempt made")
+        data = None
         for _ in range(ATTEMPTS_PER_SEND):
             try:
                 if not self._reusable(connection):
                     await self._ready(connection)
+                if data is None or (data.eight_bit and not connection.eight_bit):
+                    if not message.isascii() and not connection.eight_bit:
+                        if seven_bit is None:
+                            return Outcome("failed", None, f"{self._where} does not take 8-bit data "
+                                           "(no 8BITMIME) and the message has 8-bit bytes")
+                        message = seven_bit()
+                    # Framed only now: a copy per waiting send would hold a batch's worth of fresh memory.
+                    data = _WireData(message)
                 outcome = await self._transaction(connection, sender, recipients, data)
                 connection.last_used = self._loop.time()  # type: ignore[union-attr]
                 return outcome
@@ -241,10 +257,10 @@ class SmtpTransport:
             connection.retire()
         if not connection.connected:
             connection.drop()
-            connection.attach(await self._connect(), loop_time)
+            connection.attach(await self._connect(), loop_time, self.settings)
+            self._eight_bit = connection.eight_bit
         elif not connection.clean:
-            await _command(connection, connection.smtp.rset, self.settings.command_timeout)
-            connection.clean = True
+            await self._reset(connection)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -281,63 +297,97 @@ class SmtpTransport:
             raise self._fatal
 
     async def _transaction(self, connection: _Connection, sender: str, recipients: list[str],
-                           data: bytes) -> Outcome:
+                           data: _WireData) -> Outcome:
+        """MAIL, RCPT and DATA; written together when the server pipelines, else one at a time.
+
+        Pipelined, the replies still come one per command and in order, and the message itself only
+        follows a 354 to DATA: a lost connection before the reply to MAIL has handed nothing over.
+        """
         # Addresses were validated by envelope_address (no control characters, no spaces): the
         # commands are written as they are.
-        protocol, timeout = connection.protocol, self.settings.command_timeout
-        assert protocol is not None
-        size = b" SIZE=%d" % len(data) if connection.size else b""
+        replies, timer, timeout = connection.replies, connection.timer, self.settings.command_timeout
+        assert replies is not None
+        size = b" SIZE=%d" % len(data.wire) if connection.size else b""
+        body = b" BODY=8BITMIME" if data.eight_bit else b""
+        mail = b"MAIL FROM:<%s>%s%s\r\n" % (sender.encode(), size, body)
+        rcpts = [b"RCPT TO:<%s>\r\n" % recipient.encode() for recipient in recipients]
+        pipelined = connection.pipelining
         try:
-            protocol.write(b"MAIL FROM:<%s>%s\r\n" % (sender.encode(), size))
-            reply = await connection.timer.reply(protocol, timeout)
+            replies.write(b"".join([mail, *rcpts, b"DATA\r\n"]) if pipelined else mail)
+            reply = await timer.reply(replies, timeout)
         except _BROKEN as exc:
             raise _Reconnect(f"connection lost before MAIL: {_describe(exc)}") from None
         if reply.code == 421:
             raise _Reconnect(f"MAIL {reply.code} {reply.message}", reply.code)
         connection.clean = False
         if reply.code != 250:
+            if pipelined:  # the RCPT and DATA replies (errors after a refused MAIL) are still due
+                await self._skip_replies(connection, len(rcpts) + 1)
             return by_code(reply.code, reply.message)
         self._failures = 0
         connection.transactions += 1
-        return await self._recipients_and_data(connection, recipients, data)
-
-    async def _recipients_and_data(self, connection: _Connection, recipients: list[str],
-                                   data: bytes) -> Outcome:
-        protocol, timer, timeout = connection.protocol, connection.timer, self.settings.command_timeout
-        assert protocol is not None
         refused: dict[str, tuple[int, str]] = {}
         try:
-            for recipient in recipients:
-                protocol.write(b"RCPT TO:<%s>\r\n" % recipient.encode())
-                reply = await timer.reply(protocol, timeout)
+            for recipient, rcpt in zip(recipients, rcpts):
+                if not pipelined:
+                    replies.write(rcpt)
+                reply = await timer.reply(replies, timeout)
                 if reply.code == 421:
                     return self._lost(connection, by_code(421, reply.message, refused))
                 if reply.code not in (250, 251):
                     refused[recipient] = (reply.code, reply.message)
-            if len(refused) == len(recipients):
+            if len(refused) == len(recipients) and not pipelined:
                 return _all_refused(refused)
-            protocol.write(b"DATA\r\n")
-            reply = await timer.reply(protocol, timeout)
+            if not pipelined:
+                replies.write(b"DATA\r\n")
+            reply = await timer.reply(replies, timeout)
         except _BROKEN as exc:
             return self._lost(connection, Outcome("retry", None, f"connection lost after MAIL, before "
                                                   f"the message was sent: {_describe(exc)}", refused))
+        if len(refused) == len(recipients):
+            if reply.code == 354:  # a server that opens DATA with no recipient: nothing can be delivered
+                connection.drop()
+            return _all_refused(refused)
         if reply.code != 354:
             if reply.code == 421:
                 connection.drop()
             return by_code(reply.code, reply.message, refused)
-        return await self._data(connection, data, refused)
+        return await self._data(connection, data.wire, refused)
+
+    async def _skip_replies(self, connection: _Connection, count: int) -> None:
+        """Read and ignore replies to commands already written; drop the connection if they fail."""
+        assert connection.replies is not None
+        try:
+            for _ in range(count):
+                if (await connection.timer.reply(connection.replies, self.settings.command_timeout)).code == 354:
+                    connection.drop()  # DATA opened after all: only closing ends it without a message
+                    return
+        except _BROKEN:
+            connection.drop()
+
+    async def _reset(self, connection: _Connection) -> None:
+        """RSET between transactions; a failure here means the connection is gone."""
+        assert connection.replies is not None
+        try:
+            connection.replies.write(b"RSET\r\n")
+            reply = await connection.timer.reply(connection.replies, self.settings.command_timeout)
+        except _BROKEN as exc:
+            raise _Reconnect(f"RSET failed: {_describe(exc)}") from None
+        if reply.code != 250:
+            raise _Reconnect(f"RSET {reply.code} {reply.message}", reply.code)
+        connection.clean = True
 
     async def _data(self, connection: _Connection, data: bytes,
                     refused: dict[str, tuple[int, str]]) -> Outcome:
-        protocol = connection.protocol
-        assert protocol is not None
+        replies = connection.replies
+        assert replies is not None
         try:
-            protocol.write(data)
+            replies.write(data)
         except _BROKEN as exc:
             return self._lost(connection, Outcome("retry", None, f"connection lost before the message "
                                                   f"was sent: {_describe(exc)}", refused))
         try:
-            reply = await connection.timer.reply(protocol, self.settings.data_timeout)
+            reply = await connection.timer.reply(replies, self.settings.data_timeout)
         except _BROKEN as exc:
             return self._lost(connection, Outcome(
                 "unknown", None, f"no reply to the end of data, the server may hold the message: "
@@ -353,23 +403,14 @@ class SmtpTransport:
         return outcome
 
     async def _quit(self, connection: _Connection) -> None:
-        smtp, connection.smtp, connection.protocol = connection.smtp, None, None
-        connection.timer.stop()
-        if smtp is not None and smtp.is_connected:
+        """QUIT and close, waiting a little for the server's goodbye."""
+        if connection.connected:
             try:
-                await smtp.quit(timeout=min(2.0, self.settings.command_timeout))
+                connection.replies.write(b"QUIT\r\n")  # type: ignore[union-attr]
+                await connection.timer.reply(connection.replies, min(2.0, self.settings.command_timeout))
             except _BROKEN:
                 pass
-            finally:
-                smtp.close()
-
-
-async def _command(connection: _Connection, command, timeout: float) -> None:
-    """Run a between-transactions command (RSET); a failure here means the connection is gone."""
-    try:
-        await command(timeout=timeout)
-    except _BROKEN as exc:
-        raise _Reconnect(f"RSET failed: {_describe(exc)}", getattr(exc, "code", None)) from None
+        connection.drop()
 
 
 def _all_refused(refused: dict[str, tuple[int, str]]) -> Outcome:
@@ -377,6 +418,16 @@ def _all_refused(refused: dict[str, tuple[int, str]]) -> Outcome:
     code, reply = next(((c, r) for c, r in refused.values() if 400 <= c < 500),
                        next(iter(refused.values())))
     return by_code(code, reply, refused)
+
+
+class _WireData:
+    """A message as it goes after DATA, and whether it needs BODY=8BITMIME."""
+
+    __slots__ = ("wire", "eight_bit")
+
+    def __init__(self, message: bytes) -> None:
+        self.wire = _wire_data(message)
+        self.eight_bit = not message.isascii()
 
 
 def _wire_data(message: bytes) -> bytes:

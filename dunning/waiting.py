@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from aiosmtplib import SMTPReadTimeoutError, SMTPResponse
-from aiosmtplib.protocol import SMTPProtocol
+
+if TYPE_CHECKING:
+    from dunning.smtp_replies import Replies
 
 T = TypeVar("T")
 
@@ -73,7 +75,7 @@ class ReplyTimer:
         self._cancelling = 0
         self._expired = False
 
-    async def reply(self, protocol: SMTPProtocol, seconds: float) -> SMTPResponse:
+    async def reply(self, replies: Replies, seconds: float) -> SMTPResponse:
         """The server's next reply; SMTPReadTimeoutError when it takes longer than `seconds`."""
         due = self._loop.time() + seconds
         handle = self._handle
@@ -85,7 +87,7 @@ class ReplyTimer:
         assert task is not None
         self._cancelling, self._due = task.cancelling(), due
         try:
-            return await protocol.read_response(timeout=None)
+            return await replies.read_response()
         except asyncio.CancelledError:
             # Ours only if no one else asked to cancel the task meanwhile (as asyncio.timeout does).
             if self._expired and task.uncancel() <= self._cancelling:

@@ -40,9 +40,10 @@ def email() -> Email:
                  text="Hello,\nyour payment failed.\n")
 
 
-@pytest.fixture
-def capture() -> Iterator[CaptureServer]:
-    with CaptureServer() as server:
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def capture(request: pytest.FixtureRequest) -> Iterator[CaptureServer]:
+    """A capture server; every test using it runs against one that pipelines and one that does not."""
+    with CaptureServer(pipelining=request.param) as server:
         yield server
 
 

@@ -454,3 +454,92 @@ def test_an_outside_cancellation_at_the_deadline_stays_a_cancellation():
         with pytest.raises(asyncio.CancelledError):
             await task
     asyncio.run(main())
+
+
+def test_with_pipelining_mail_rcpt_and_data_go_before_any_reply():
+    """A server announcing PIPELINING gets MAIL, every RCPT and DATA before it has to answer any of them."""
+    received: list[bytes] = []
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted ESMTP\r\n")
+        await reader.readline()  # EHLO
+        writer.write(b"250-scripted\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n")
+        commands = b""
+        while not commands.endswith(b"DATA\r\n"):  # no reply until DATA: a client waiting would time out
+            commands += await reader.read(4096)
+        received.append(commands)
+        writer.write(b"250 sender ok\r\n250 rcpt ok\r\n250 rcpt ok\r\n354 go ahead\r\n")
+        received.append(await reader.readuntil(b"\r\n.\r\n"))
+        writer.write(b"250 2.0.0 queued\r\n")
+        await reader.readline()  # QUIT
+        writer.write(b"221 bye\r\n")
+        writer.close()
+
+    async def main() -> Outcome:
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = SmtpSettings(host="127.0.0.1", port=port, command_timeout=2.0, concurrency=1)
+        async with server, SmtpTransport(settings) as transport:
+            return await transport.send(SENDER, ["a@contoso.example", "b@contoso.example"], MESSAGE)
+
+    assert asyncio.run(main()) == Outcome("sent", 250, "2.0.0 queued", {})
+    assert received[0] == (f"MAIL FROM:<{SENDER}> SIZE={len(MESSAGE) + 4}\r\n".encode()
+                           + b"RCPT TO:<a@contoso.example>\r\nRCPT TO:<b@contoso.example>\r\nDATA\r\n")
+    assert received[1] == MESSAGE.replace(b"\r\n.leading", b"\r\n..leading") + b".\r\n"
+
+
+def test_after_a_refused_mail_the_connection_carries_the_next_message(capture, smtp_settings):
+    """A refused MAIL (its RCPT and DATA replies read too when pipelined) leaves the connection usable."""
+    capture.add_fault(Fault("mail", 451, "4.3.0 Try later"))
+
+    async def main() -> list[Outcome]:
+        async with SmtpTransport(smtp_settings(concurrency=1)) as transport:
+            return [await transport.send(SENDER, TO, MESSAGE) for _ in range(2)]
+
+    assert [o.status for o in asyncio.run(main())] == ["retry", "sent"]
+    assert capture.connections == 1 and len(capture.messages) == 1
+
+
+EIGHT_BIT = MESSAGE.replace(b"Your payment failed.", "Votre paiement a échoué.".encode())
+
+
+def send_eight_bit(settings: SmtpSettings, seven_bit=None) -> tuple[Outcome, bool]:
+    """Send EIGHT_BIT once; the outcome, and whether the transport would build 8-bit messages next."""
+    async def main() -> tuple[Outcome, bool]:
+        async with SmtpTransport(settings) as transport:
+            outcome = await transport.send(SENDER, TO, EIGHT_BIT, seven_bit=seven_bit)
+            return outcome, transport.eight_bit
+    return asyncio.run(main())
+
+
+def test_an_eight_bit_message_goes_with_body_8bitmime(capture, smtp_settings):
+    """8-bit bytes go as they are, announced with BODY=8BITMIME, to a server that takes 8BITMIME."""
+    assert send_eight_bit(smtp_settings()) == (Outcome("sent", 250, "2.0.0 OK: captured", {}), True)
+    [message] = capture.messages
+    assert "BODY=8BITMIME" in message.mail_options and message.data == EIGHT_BIT
+
+
+def test_an_ascii_message_goes_without_a_body_parameter(capture, smtp_settings):
+    """A 7-bit message does not claim BODY=8BITMIME."""
+    assert send_one(smtp_settings()).status == "sent"
+    assert not any(o.startswith("BODY") for o in capture.messages[0].mail_options)
+
+
+@pytest.mark.parametrize("server_eight_bit, setting", [(False, True), (True, False)])
+def test_without_8bitmime_the_seven_bit_form_is_sent(smtp_settings, server_eight_bit, setting):
+    """When the server lacks 8BITMIME or smtp.eight_bit is off, seven_bit() is sent instead, plain 7-bit."""
+    seven = MESSAGE.replace(b"Your payment failed.", b"Votre paiement a =C3=A9chou=C3=A9.")
+    with CaptureServer(eight_bit=server_eight_bit) as server:
+        settings = smtp_settings(port=server.port, eight_bit=setting)
+        outcome, eight_bit_next = send_eight_bit(settings, seven_bit=lambda: seven)
+        assert outcome.status == "sent" and eight_bit_next is False
+        [message] = server.messages
+    assert message.data == seven and not any(o.startswith("BODY") for o in message.mail_options)
+
+
+def test_an_eight_bit_message_with_no_seven_bit_form_fails_without_8bitmime(smtp_settings):
+    """With no 7-bit form to fall back on, an 8-bit message to a server without 8BITMIME fails, unsent."""
+    with CaptureServer(eight_bit=False) as server:
+        outcome, _ = send_eight_bit(smtp_settings(port=server.port))
+        assert outcome.status == "failed" and "8BITMIME" in outcome.reply
+        assert server.messages == [] and server.count("MAIL") == 0

@@ -1,0 +1,133 @@
+"""An established SMTP session's replies, read in order: what lets the transport pipeline (RFC 2920).
+
+aiosmtplib opens the session (greeting, EHLO, STARTTLS, AUTH), then hands its transport to Replies.
+aiosmtplib's own protocol keeps a single pending reply and drops whatever arrives before it is
+collected, so commands written together would lose replies; Replies queues every complete reply
+until it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import aiosmtplib
+from aiosmtplib import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
+
+MAX_REPLY = 32 * 1024  # a longer reply (many lines, or no line end) is a broken or hostile server
+_INVALID = 500  # the code aiosmtplib gives a reply that cannot be parsed
+_AFTER_CODE = (b" ", b"-", b"\r", b"")  # what may follow a reply line's code
+
+
+class Replies(asyncio.Protocol):
+    """The protocol of one session once it is established: write commands, read replies in order."""
+
+    __slots__ = ("_loop", "transport", "_buffer", "_replies", "_waiter", "_error")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport) -> None:
+        self._loop = loop
+        self.transport: asyncio.WriteTransport | None = transport
+        self._buffer = bytearray()
+        self._replies: deque[SMTPResponse] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: Exception | None = None
+
+    @classmethod
+    def take_over(cls, smtp: aiosmtplib.SMTP) -> Replies:
+        """Move a connected session's transport to a new Replies (aiosmtplib's object is done with)."""
+        transport = smtp.transport
+        if transport is None or transport.is_closing():
+            raise SMTPServerDisconnected("Connection lost")
+        replies = cls(asyncio.get_running_loop(), transport)  # type: ignore[arg-type]
+        transport.set_protocol(replies)
+        smtp.protocol = smtp.transport = None  # type: ignore[assignment]
+        return replies
+
+    @property
+    def open(self) -> bool:
+        return self._error is None and self.transport is not None and not self.transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        """Send bytes (one command, several pipelined ones, or message data)."""
+        if not self.open:
+            raise self._error or SMTPServerDisconnected("Connection lost")
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    async def read_response(self) -> SMTPResponse:
+        """The oldest reply not read yet, waiting for it if needed (no timeout: see ReplyTimer)."""
+        while not self._replies:
+            if self._error is not None:
+                raise self._error
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._replies.popleft()
+
+    def close(self) -> None:
+        """Close the connection at once; a pending read fails."""
+        self._fail(SMTPServerDisconnected("Connection closed"))
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    # asyncio.Protocol
+
+    def data_received(self, data: bytes) -> None:
+        if self._error is not None:
+            return
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            if buffer[start + 3:start + 4] != b"-":  # the last line of a reply
+                self._complete(bytes(buffer[:end + 1]))
+                del buffer[:end + 1]
+                start = 0
+                if self._error is not None:
+                    return
+            else:
+                start = end + 1
+        if len(buffer) > MAX_REPLY:
+            self._fail(SMTPResponseException(_INVALID, "Response too long"))
+        elif self._replies:
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self._fail(SMTPServerDisconnected("Unexpected EOF received"))
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = SMTPServerDisconnected("Connection lost")
+        error.__cause__ = exc
+        self._fail(error)
+        self.transport = None
+
+    def _complete(self, raw: bytes) -> None:
+        """Parse one whole reply (one or more lines) and queue it."""
+        code, lines = None, []
+        for line in raw.split(b"\n")[:-1]:
+            try:
+                line_code = int(line[:3])
+            except ValueError:
+                line_code = None
+            if line_code is None or (code is not None and line_code != code) or line[3:4] not in _AFTER_CODE:
+                text = line.decode("utf-8", "replace").strip()
+                self._fail(SMTPResponseException(_INVALID, f"Malformed SMTP response line: {text}"))
+                return
+            code = line_code
+            lines.append(line[4:].strip(b" \t\r"))
+        self._replies.append(SMTPResponse(code, b"\n".join(lines).decode("utf-8", "surrogateescape")))
+
+    def _fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)

@@ -1,0 +1,77 @@
+"""Replies: an SMTP session's replies parsed whole and in order, however the bytes arrive."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiosmtplib import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dunning.smtp_replies import MAX_REPLY, Replies
+
+STREAM = b"250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n354 Go ahead\r\n550 5.1.1 No such user\n"
+EXPECTED = [SMTPResponse(250, "mx.example\nPIPELINING\n8BITMIME"), SMTPResponse(354, "Go ahead"),
+            SMTPResponse(550, "5.1.1 No such user")]
+
+
+def read_after_feeding(chunks: list[bytes], count: int, *, then_eof: bool = False) -> list:
+    """Feed the chunks to a Replies, then read `count` replies (an exception counts as a reply)."""
+    async def main() -> list:
+        replies = Replies(asyncio.get_running_loop(), None)  # type: ignore[arg-type]
+        for chunk in chunks:
+            replies.data_received(chunk)
+        if then_eof:
+            replies.eof_received()
+        results = []
+        for _ in range(count):
+            try:
+                results.append(await replies.read_response())
+            except Exception as exc:
+                results.append(exc)
+        return results
+    return asyncio.run(main())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sets(st.integers(1, len(STREAM) - 1)))
+def test_replies_come_whole_and_in_order_however_the_stream_is_cut(cuts):
+    """Multi-line replies, several replies in one read, or a reply cut anywhere: the same replies, in order."""
+    points = [0, *sorted(cuts), len(STREAM)]
+    chunks = [STREAM[a:b] for a, b in zip(points, points[1:])]
+    assert read_after_feeding(chunks, 3) == EXPECTED
+
+
+def test_a_read_waits_for_its_reply():
+    """A read started before the reply arrives returns it once it is complete."""
+    async def main() -> SMTPResponse:
+        replies = Replies(asyncio.get_running_loop(), None)  # type: ignore[arg-type]
+        reading = asyncio.create_task(replies.read_response())
+        await asyncio.sleep(0)
+        replies.data_received(b"250 o")
+        await asyncio.sleep(0)
+        assert not reading.done()
+        replies.data_received(b"k\r\n")
+        return await reading
+    assert asyncio.run(main()) == SMTPResponse(250, "ok")
+
+
+def test_replies_before_a_lost_connection_are_still_read_then_the_loss():
+    """Replies already received are read first; the next read reports the disconnect."""
+    [first, second] = read_after_feeding([b"250 ok\r\n", b"250 partial"], 2, then_eof=True)
+    assert first == SMTPResponse(250, "ok")
+    assert isinstance(second, SMTPServerDisconnected)
+
+
+@pytest.mark.parametrize("stream", [b"hello\r\n", b"250-one\r\n451 two\r\n", b"2500 ok\r\n"])
+def test_a_malformed_reply_is_an_error(stream):
+    """A line without a code, a multi-line reply changing code, or a code too long cannot be parsed."""
+    [result] = read_after_feeding([stream], 1)
+    assert isinstance(result, SMTPResponseException) and "Malformed" in result.message
+
+
+def test_an_endless_reply_is_refused():
+    """A reply that never ends (no line end, or endless continuation lines) is an error, not a memory sink."""
+    [result] = read_after_feeding([b"250-" + b"x" * 60 + b"\r\n"] * (MAX_REPLY // 64 + 2), 1)
+    assert isinstance(result, SMTPResponseException) and "too long" in result.message
