@@ -2,8 +2,9 @@
 
 Assembled by hand instead of through email.message.EmailMessage, which costs about a millisecond a
 message: headers are validated and encoded here, bodies go through binascii: 7bit when they are ASCII
-with lines under 998 octets; else the text part in quoted-printable when it is mostly ASCII (readable
-in the raw message) and the HTML part in base64 (several times cheaper than quoted-printable).
+with lines under 998 octets, 8bit when they are not ASCII and the server takes 8-bit data; else the
+text part in quoted-printable when it is mostly ASCII (readable in the raw message) and the HTML part
+in base64 (several times cheaper than quoted-printable).
 What stays the same for a whole run (sender lines, the Date of a given second, recent subjects) is
 formatted once and cached.
 """
@@ -91,8 +92,13 @@ def envelope_address(address: str, header: str = "address") -> str:
 
 
 def build_message(email: Renderable, *, from_address: str, from_name: str, reply_to: str | None,
-                  to: Sequence[str], cc: Sequence[str], message_id: str, date: datetime) -> CrlfBytes:
-    """RFC 5322 bytes with CRLF line endings: multipart/alternative text + HTML in UTF-8."""
+                  to: Sequence[str], cc: Sequence[str], message_id: str, date: datetime,
+                  eight_bit: bool = False) -> CrlfBytes:
+    """RFC 5322 bytes with CRLF line endings: multipart/alternative text + HTML in UTF-8.
+
+    eight_bit: bodies go as they are (8bit) unless a line is too long, for a server that takes 8-bit
+    data (8BITMIME); the result then holds non-ASCII bytes exactly when some body does.
+    """
     head = _headers(email, from_address=from_address, from_name=from_name, reply_to=reply_to,
                     to=to, cc=cc, message_id=message_id, date=date)
     # "=" never appears unescaped in quoted-printable or base64, so "=_..." cannot occur in a body.
@@ -102,7 +108,7 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
     dot_safe = True  # header, preamble and boundary lines never start with a dot; bodies may
     for subtype, body, readable in ((b"plain", email.text, True), (b"html", email.html, False)):
         try:
-            encoding, encoded = _encode_body(body, boundary, readable=readable)
+            encoding, encoded = _encode_body(body, boundary, readable=readable, eight_bit=eight_bit)
         except UnicodeEncodeError:
             raise MessageError(f"text/{subtype.decode()} body",
                                "not valid Unicode (lone surrogate)") from None
@@ -286,14 +292,15 @@ def _language(lang: str) -> str:
     return lang
 
 
-def _encode_body(text: str, boundary: bytes, *, readable: bool) -> tuple[bytes, bytes]:
-    """7bit when possible; else quoted-printable (readable parts, mostly ASCII) or base64 (fastest)."""
+def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool) -> tuple[bytes, bytes]:
+    """7bit (or 8bit) when possible; else quoted-printable (readable parts, mostly ASCII) or base64."""
     raw = text.encode("utf-8")
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     raw = raw.replace(b"\n", CRLF)
-    if raw.isascii() and not _has_long_line(raw) and boundary not in raw:
-        return b"7bit", raw
+    ascii_ = raw.isascii()
+    if (ascii_ or eight_bit) and not _has_long_line(raw) and boundary not in raw:
+        return (b"7bit" if ascii_ else b"8bit"), raw
     if readable and 6 * (len(raw.translate(None, _ASCII)) + raw.count(b"=")) < len(raw):
         return b"quoted-printable", binascii.b2a_qp(raw, quotetabs=False, istext=True)
     return BASE64, _base64_lines(raw)

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 
@@ -189,9 +190,10 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
         context = notice_context.revive(payload["context"])
         email = renderer.render(claim.notice, payload["locale"], context)
         sender = settings.sender
-        data = build_message(email, from_address=sender.from_address, from_name=sender.from_name,
-                             reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"],
-                             message_id=claim.message_id, date=store.utcnow())
+        build = partial(build_message, email, from_address=sender.from_address, from_name=sender.from_name,
+                        reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"],
+                        message_id=claim.message_id, date=store.utcnow())
+        data = build(eight_bit=transport.eight_bit)
     except MessageError as exc:
         log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
         return ledger.Result(claim.email_id, claim.fence, "failed", error=str(exc))
@@ -201,7 +203,8 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
     if summary.stopped:
         return None
     try:
-        outcome = await transport.send(sender.from_address, payload["to"] + payload["cc"], data)
+        outcome = await transport.send(sender.from_address, payload["to"] + payload["cc"], data,
+                                       seven_bit=partial(build, eight_bit=False))
     except DeliveryError as exc:
         # Raised only before the server could hold the message: safe to queue again as if never claimed.
         summary.stopped = summary.stopped or str(exc)

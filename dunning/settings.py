@@ -112,6 +112,8 @@ class SmtpSettings(Section):
     idle_seconds: float = Field(30.0, gt=0)
     max_consecutive_connection_errors: int = Field(5, gt=0)
     ca_file: str | None = None
+    pipelining: bool = True
+    eight_bit: bool = True
 
 
 class SenderSettings(Section):

@@ -40,8 +40,9 @@ def body_text(message, subtype: str) -> str:
     return message.get_body((subtype,)).get_content().replace("\r\n", "\n")
 
 
-def assert_wellformed(raw: bytes) -> None:
-    assert raw.isascii()
+def assert_wellformed(raw: bytes, *, eight_bit: bool = False) -> None:
+    assert eight_bit or raw.isascii()
+    assert raw.split(b"\r\n\r\n", 1)[0].isascii()  # headers are always ASCII (RFC 2047 words)
     assert raw.count(b"\n") == raw.count(b"\r\n") == raw.count(b"\r")
     assert all(len(line) <= 78 for line in header_lines(raw))
     assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
@@ -208,6 +209,29 @@ def test_bodies_keep_lines_under_998_octets(make_email, text, html, encodings):
     assert tuple(p["Content-Transfer-Encoding"] for p in message.iter_parts()) == encodings
     assert body_text(message, "plain") == text
     assert body_text(message, "html") == html
+
+
+@pytest.mark.parametrize("text, html, encodings", [
+    ("plain ascii\n", "<p>plain</p>\n", ("7bit", "7bit")),
+    ("Votre paiement de 1 234,50 EUR a échoué.\n" * 20, "<p>Payé à l'échéance</p>\n" * 20, ("8bit", "8bit")),
+    ("تم رفض الدفع\n" * 20, "<p dir=\"rtl\">تم رفض الدفع</p>\n" * 20, ("8bit", "8bit")),
+    ("Payé " + "a" * 1200 + "\nend\n", "<p>" + "é" * 600 + "</p>\n", ("quoted-printable", "base64")),
+])
+def test_eight_bit_bodies_go_as_they_are_unless_a_line_is_too_long(make_email, text, html, encodings):
+    """With eight_bit, UTF-8 bodies are sent unencoded (8bit) while every line stays within 998 octets."""
+    raw = build(make_email(subject="Échec", html=html, text=text), eight_bit=True)
+    message = parse(raw)
+    assert_wellformed(raw, eight_bit=True)
+    assert tuple(p["Content-Transfer-Encoding"] for p in message.iter_parts()) == encodings
+    assert raw.isascii() == (encodings[0] != "8bit")
+    assert body_text(message, "plain") == text
+    assert body_text(message, "html") == html
+
+
+def test_eight_bit_bodies_still_mark_lines_starting_with_a_dot(make_email):
+    """An 8bit body line starting with a dot leaves the message for the transport to dot-stuff."""
+    raw = build(make_email(subject="s", html="<p>é</p>\n.caché\n", text="é\n"), eight_bit=True)
+    assert leading_dot_lines(raw) and not isinstance(raw, DotSafeBytes)
 
 
 def test_a_body_quoting_the_boundary_is_encoded(make_email):

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from dunning import store
 from dunning.cli import main
+from dunning.testing import CaptureServer
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, planned, received_ids, run
 
 
@@ -53,6 +54,29 @@ def test_every_message_parses_back_as_a_complete_email(billing, smtp, capsys):
         text, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
         assert "https://billing.example.com/settle/" in text.get_content()
         assert "<html" in html.get_content()
+
+
+def test_localized_emails_go_8bit_to_a_server_that_takes_it(billing, smtp, capsys):
+    """Emails in other languages travel as UTF-8 (8bit, BODY=8BITMIME) and parse back to the same text."""
+    run(capsys)
+    eight_bit = [m for m in smtp.messages if not m.data.isascii()]
+    assert eight_bit and all("BODY=8BITMIME" in m.mail_options for m in eight_bit)
+    for message in eight_bit:
+        parts = list(message.parsed().iter_parts())
+        assert "8bit" in {p["Content-Transfer-Encoding"] for p in parts}
+        assert all(p.get_content() for p in parts)
+
+
+def test_a_server_without_8bitmime_or_pipelining_gets_every_email_in_7bit(billing, capsys, monkeypatch):
+    """To a server that announces neither 8BITMIME nor PIPELINING, the whole plan still goes, all 7-bit."""
+    with CaptureServer(port=0, eight_bit=False, pipelining=False) as server:
+        monkeypatch.setenv("DUNNING_SMTP__PORT", str(server.port))
+        plan = planned(capsys)
+        code, summary = run(capsys)
+        assert code == 0 and summary["sent"] == len(server.messages) > 0
+        assert sorted(received_ids(server)) == sorted(expected_message_ids(plan))
+        assert all(m.data.isascii() and not any(o.startswith("BODY") for o in m.mail_options)
+                   for m in server.messages)
 
 
 def test_dry_run_records_and_sends_nothing(billing, smtp, capsys):
