@@ -75,8 +75,8 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False,
         enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress, dry_run=True)
         return summary
     summary.unknown += ledger.expire_leases(engine, now=store.utcnow(), unknown_policy=settings.delivery.unknown)
-    with DeliveryWorkers(settings, settings.delivery.workers - 1) as helpers:
-        enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress, on_enqueued=helpers.start)
+    with DeliveryWorkers(settings, settings.delivery.workers - 1, renderer) as helpers:
+        enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress)
         helpers.planning_done()
         run_loop(deliver(engine, settings, renderer, summary, progress))
         for counts in helpers.results():
@@ -85,14 +85,13 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False,
 
 
 def enqueue_plan(engine: Engine, settings: Settings, renderer: Renderer, keys: list[str], as_of: datetime,
-                 summary: RunSummary, progress: Progress, *, dry_run: bool = False,
-                 on_enqueued: Callable[[], None] = lambda: None) -> None:
+                 summary: RunSummary, progress: Progress, *, dry_run: bool = False) -> None:
     """Plan every candidate batch and put what is due in the outbox."""
     for accounts, planned in candidates.iter_batches(engine, as_of, settings, renderer.available_locales):
         entries = plan_entries(planned, accounts, settings, keys, summary)
         progress("planned", len(entries))
-        if entries and not dry_run and ledger.enqueue(engine, entries, now=store.utcnow()).emails:
-            on_enqueued()
+        if entries and not dry_run:
+            ledger.enqueue(engine, entries, now=store.utcnow())
 
 
 def run_loop(coroutine) -> None:
@@ -157,14 +156,31 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
                     continue
                 break
             async with keep_leased(engine, claims, delivery.lease_seconds):
-                outcomes = await asyncio.gather(*(send_claim(c, settings, renderer, transport, summary)
-                                                  for c in claims))
+                outcomes = await send_batch(claims, settings, renderer, transport, summary)
             results = [r for r in outcomes if r is not None]
             counts = ledger.record(engine, results, now=store.utcnow(), max_attempts=delivery.max_attempts,
                                    backoff_seconds=delivery.retry_backoff_seconds)
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes) if r is None], now=store.utcnow())
             tally(summary, counts)
             progress("sent", counts.sent)
+
+
+async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: Renderer,
+                     transport: SmtpTransport, summary: RunSummary) -> list[ledger.Result | None]:
+    """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
+
+    A send renders and builds its message before it waits for a connection; were the whole batch
+    started at once, every message of the batch would be held in memory while four connections work.
+    """
+    results: list[ledger.Result | None] = [None] * len(claims)
+    pending = iter(enumerate(claims))
+
+    async def lane() -> None:
+        for n, claim in pending:
+            results[n] = await send_claim(claim, settings, renderer, transport, summary)
+
+    await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * settings.smtp.concurrency))))
+    return results
 
 
 @asynccontextmanager

@@ -73,19 +73,14 @@ def test_delivery_workers_share_the_queue(billing, smtp, capsys, monkeypatch):
     assert set(Counter(received_ids(smtp)).values()) == {1}
 
 
-def test_nothing_due_starts_no_delivery_process(billing, smtp, capsys, monkeypatch):
-    """Helper processes start only once a run has enqueued an email: a run with nothing due starts none."""
-    from dunning.workers import DeliveryWorkers
-    started: list[int] = []
-    real_start = DeliveryWorkers.start
-
-    def counting_start(self):
-        started.append(self.count)
-        real_start(self)
-
-    monkeypatch.setattr(DeliveryWorkers, "start", counting_start)
-    run(capsys)
-    assert started, "the first run enqueued emails and must start its helper"
-    started.clear()
+def test_with_nothing_due_the_delivery_workers_stop_with_planning(billing, smtp, capsys, monkeypatch):
+    """Helpers started with the run stop once planning is done and the queue is empty: a run with nothing
+    left to send ends at once, having sent nothing."""
+    monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "3")
+    code, first = run(capsys)
+    assert code == 0 and first["sent"] > 0
+    sent = len(smtp.messages)
+    started = time.monotonic()
     code, summary = run(capsys)
-    assert code == 0 and summary["sent"] == 0 and started == []
+    assert code == 0 and summary["sent"] == summary["planned"] == 0 and len(smtp.messages) == sent
+    assert time.monotonic() - started < 20  # a helper waiting for more would hold the run until killed
