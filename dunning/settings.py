@@ -22,7 +22,7 @@ class Section(BaseModel):
 
 class DatabaseSettings(Section):
     url: str = "sqlite:///var/dunning.sqlite3"
-    batch_size: int = Field(1000, gt=0)
+    batch_size: int = Field(500, gt=0)
 
 
 def _strictly_increasing(values: list[int], *, decreasing: bool = False) -> list[int]:
