@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
 
 from dunning import store
@@ -178,7 +179,7 @@ def _bulk_insert(conn: Connection, table: str, columns: tuple[str, ...], rows: l
         source = f"SELECT {picks}, {values} FROM json_each(:rows) WHERE true"
     statement = text(f"INSERT INTO {table} ({names}) {source} {tail}")
     statement = statement.bindparams(bindparam("now", type_=store.UtcDateTime()))
-    return conn.execute(statement, {"rows": json.dumps(rows, ensure_ascii=False), "now": now})
+    return conn.execute(statement, {"rows": orjson.dumps(rows).decode(), "now": now})
 
 
 def _drop(conn: Connection, email_ids: list[int], keys: list[str]) -> None:
@@ -234,7 +235,7 @@ def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_secon
     with _transaction(engine) as conn:
         rows = conn.execute(statement, {"worker": worker, "limit": limit, "now": now,
                                         "until": now + timedelta(seconds=lease_seconds)}).all()
-    return sorted((Claim(row.id, row.fence, row.attempts, row.message_id, json.loads(row.payload),
+    return sorted((Claim(row.id, row.fence, row.attempts, row.message_id, orjson.loads(row.payload),
                          row.account_id, row.notice, row.payment_method_id, row.stage, row.locale)
                    for row in rows), key=lambda claimed: claimed.email_id)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from dunning.billing import Account
 from dunning.policy import PlannedNotice
@@ -56,13 +57,11 @@ def _failure(planned: PlannedNotice, account: Account) -> dict | None:
 
 
 def to_json(payload: dict) -> str:
-    """JSON text for the outbox, with dates, date-times and decimals as strings (see revive)."""
-    return json.dumps(payload, default=_plain, ensure_ascii=False, separators=(",", ":"))
+    """JSON text for the outbox, with dates, date-times (ISO 8601) and decimals as strings (see revive)."""
+    return orjson.dumps(payload, default=_plain).decode()
 
 
 def _plain(value: Any) -> str:
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"the outbox cannot store {type(value).__name__}")
