@@ -60,7 +60,7 @@ def write_flat_templates(renderer: Renderer, notices: list[str], out: Path) -> N
 
 
 def pipeline_messages(renderer: Renderer, settings: Settings, scenarios: list) -> list[bytes]:
-    """The pipeline's message for every scenario in every locale with a catalog."""
+    """The pipeline's message for every scenario in every locale with a catalog, as `dunning run` sends it."""
     sender, now = settings.sender, datetime.now(timezone.utc)
     messages = []
     for locale in sorted(renderer.available_locales):
@@ -69,7 +69,8 @@ def pipeline_messages(renderer: Renderer, settings: Settings, scenarios: list) -
             message_id = make_message_id(f"bench:{scenario.name}:{locale}", "example.com")
             messages.append(build_message(email, from_address=sender.from_address, from_name=sender.from_name,
                                           reply_to=sender.reply_to, to=[scenario.context["account"]["email"]],
-                                          cc=[], message_id=message_id, date=now))
+                                          cc=[], message_id=message_id, date=now,
+                                          eight_bit=settings.smtp.eight_bit))  # both sinks announce 8BITMIME
     return messages
 
 
