@@ -215,7 +215,7 @@ class SmtpTransport:
                 if not self._reusable(connection):
                     await self._ready(connection)
                 if data is None or (data.eight_bit and not connection.eight_bit):
-                    if not message.isascii() and not connection.eight_bit:
+                    if not connection.eight_bit and not message.isascii():
                         if seven_bit is None:
                             return Outcome("failed", None, f"{self._where} does not take 8-bit data "
                                            "(no 8BITMIME) and the message has 8-bit bytes")
