@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from mjml import mjml_to_html
 
 from dunning.compiler import compile_mjml, compile_notice
 from dunning.compose import Composer, join
@@ -114,3 +116,73 @@ def test_subject_and_preheader_are_kept_apart_from_the_html(tmp_path: Path) -> N
     assert (compiled.subject.text, compiled.preheader.text, compiled.text.text) == ("SUBJ {{ a }}", "PRE", "TEXT")
     assert "BODY" in compiled.html.text and "SUBJ" not in compiled.html.text
     assert {path.name for path in compiled.files} == {"_layout.mjml", "n.mjml", "n.txt"}
+
+
+class _Reading(HTMLParser):
+    """What a browser makes of a document's markup and text, blanks collapsed as HTML collapses them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tokens: list[tuple] = []
+
+    @staticmethod
+    def _collapse(text: str | None) -> str | None:
+        return None if text is None else " ".join(text.replace("\u00a0", "\x00").split()).replace("\x00", "\u00a0")
+
+    def handle_starttag(self, tag, attrs):
+        self.tokens.append(("<", tag, tuple((name, self._collapse(value)) for name, value in attrs)))
+
+    def handle_endtag(self, tag):
+        self.tokens.append(("</", tag))
+
+    def handle_data(self, data):
+        if data.strip(" \t\r\n"):
+            self.tokens.append(("text", self._collapse(data)))
+        elif self.tokens and self.tokens[-1] != ("blank",):
+            self.tokens.append(("blank",))
+
+    def handle_comment(self, data):  # Outlook reads the HTML inside conditional comments
+        self.tokens.append(("<!--", self._collapse(data)))
+
+
+def _reading(html: str) -> list[tuple]:
+    parser = _Reading()
+    parser.feed(html.strip())
+    parser.close()
+    return parser.tokens
+
+
+def _mjml_body(content: str, head: str = "") -> str:
+    return f"<mjml><mj-head>{head}</mj-head><mj-body>{content}</mj-body></mjml>"
+
+
+def test_mjml_layout_blanks_are_dropped_and_the_document_reads_the_same(tmp_path: Path) -> None:
+    """Indentation, trailing blanks and blank lines go; markup, attributes, text and no-break spaces stay."""
+    mjml = _mjml_body(
+        '<mj-section><mj-column><mj-text>Pay   <b>now</b>\n      or\u00a0\u00a0later,\n\u00a0 {{ name }}</mj-text>'
+        '<mj-button href="{{ url }}">Settle\n      the balance</mj-button></mj-column>'
+        '<mj-column><mj-table><tr>\n   <td>{{ total }}</td>\n\n   <td> € </td></tr></mj-table></mj-column>'
+        '</mj-section>')
+    write_tree(tmp_path, {"n.mjml": mjml})
+    units, _ = Composer(ENV, tmp_path, text=False).compose("n.mjml")
+    html = compile_mjml(units, "n.mjml").text
+    as_written = mjml_to_html(mjml).html
+
+    assert _reading(html) == _reading(as_written)
+    assert all(line == line.strip(" \t") and line for line in html.split("\n"))
+    assert "or\u00a0\u00a0later" in html and "\u00a0 {{ name }}" in html and 'href="{{ url }}"' in html
+    assert len(html) < 0.8 * len(as_written)
+
+
+@pytest.mark.parametrize("keeper", [
+    '<mj-raw><pre>  total:\n      12.00</pre></mj-raw>',
+    '<mj-raw><textarea>  total:\n      12.00</textarea></mj-raw>',
+    '<mj-text css-class="amounts">  total:\n      12.00</mj-text>',
+])
+def test_documents_that_keep_blanks_as_written_are_left_alone(tmp_path: Path, keeper: str) -> None:
+    """<pre>, <textarea> and CSS white-space: pre… show blanks as written: such a document is not squeezed."""
+    head = '<mj-style>.amounts div { white-space: pre-line; }</mj-style>' if "css-class" in keeper else ""
+    mjml = _mjml_body(f"<mj-section><mj-column>{keeper}</mj-column></mj-section>", head)
+    write_tree(tmp_path, {"n.mjml": mjml})
+    units, _ = Composer(ENV, tmp_path, text=False).compose("n.mjml")
+    assert compile_mjml(units, "n.mjml").text == mjml_to_html(mjml).html

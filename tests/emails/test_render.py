@@ -48,7 +48,7 @@ def test_every_email_has_its_links_footer_and_contact_line(shipped_renderer: Ren
         assert context["account"]["email"] in part
     assert email.subject and "\n" not in email.subject and email.preheader
     assert f'<html lang="{email.lang}" dir="{email.dir}"' in email.html
-    assert f"<title>\n      {_escaped(email.subject)}\n    </title>" in email.html
+    assert f"<title>\n{_escaped(email.subject)}\n</title>" in email.html
 
 
 @pytest.mark.parametrize("name", scenario_names())
