@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dunning import importer, state, store
+from dunning.billing import Account
 from dunning.cli import main
 
 FULL = {
@@ -68,6 +69,9 @@ def test_every_field_round_trips(database_url):
     assert (second.currency, second.total, second.status) == ("JPY", Decimal("1500"), "void")
     failed, succeeded = account.charges
     assert failed.next_retry_at == datetime(2026, 11, 4, 6, tzinfo=timezone.utc)
+    assert account == Account.model_validate(FULL)
+    for record in (account, *account.payment_methods, *account.subscriptions, *account.invoices, *account.charges):
+        assert record.model_fields_set == set(type(record).model_fields) and record.model_extra == {}
     assert failed.failure_code == "insufficient_funds"
     assert succeeded.attempted_at == datetime(2026, 11, 4, 5, tzinfo=timezone.utc)
 
