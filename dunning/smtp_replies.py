@@ -4,6 +4,10 @@ aiosmtplib opens the session (greeting, EHLO, STARTTLS, AUTH), then hands its tr
 aiosmtplib's own protocol keeps a single pending reply and drops whatever arrives before it is
 collected, so commands written together would lose replies; Replies queues every complete reply
 until it is read.
+
+Message data may also be deferred: it then goes out in the same write as the next commands (another
+send's MAIL, RCPT and DATA, which RFC 2920 lets follow message content in one group), or alone at the
+end of the event loop's current turn when none come.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ _AFTER_CODE = (b" ", b"-", b"\r", b"")  # what may follow a reply line's code
 class Replies(asyncio.Protocol):
     """The protocol of one session once it is established: write commands, read replies in order."""
 
-    __slots__ = ("_loop", "transport", "_buffer", "_replies", "_waiter", "_error")
+    __slots__ = ("_loop", "transport", "_buffer", "_replies", "_waiter", "_error", "_deferred")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport) -> None:
         self._loop = loop
@@ -31,6 +35,7 @@ class Replies(asyncio.Protocol):
         self._replies: deque[SMTPResponse] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: Exception | None = None
+        self._deferred: bytes | None = None
 
     @classmethod
     def take_over(cls, smtp: aiosmtplib.SMTP) -> Replies:
@@ -48,10 +53,28 @@ class Replies(asyncio.Protocol):
         return self._error is None and self.transport is not None and not self.transport.is_closing()
 
     def write(self, data: bytes) -> None:
-        """Send bytes (one command, several pipelined ones, or message data)."""
+        """Send bytes (one command, several pipelined ones, or message data), after any deferred data."""
         if not self.open:
             raise self._error or SMTPServerDisconnected("Connection lost")
-        self.transport.write(data)  # type: ignore[union-attr]
+        deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            self.transport.write(data)  # type: ignore[union-attr]
+        else:
+            self.transport.writelines((deferred, data))  # type: ignore[union-attr]
+
+    def defer(self, data: bytes) -> None:
+        """Send message data with the next write, or alone once the event loop has run what is ready now."""
+        if not self.open:
+            raise self._error or SMTPServerDisconnected("Connection lost")
+        if self._deferred is not None:
+            raise RuntimeError("message data is already waiting to be sent")
+        self._deferred = data
+        self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._deferred is not None and self.open:
+            deferred, self._deferred = self._deferred, None
+            self.transport.write(deferred)  # type: ignore[union-attr]
 
     async def read_response(self) -> SMTPResponse:
         """The oldest reply not read yet, waiting for it if needed (no timeout: see ReplyTimer)."""
@@ -68,6 +91,7 @@ class Replies(asyncio.Protocol):
     def close(self) -> None:
         """Close the connection at once; a pending read fails."""
         self._fail(SMTPServerDisconnected("Connection closed"))
+        self._deferred = None
         if self.transport is not None:
             self.transport.close()
             self.transport = None

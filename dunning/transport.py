@@ -11,6 +11,12 @@ the server announces PIPELINING, and each reply is read without a per-command ti
 dunning.waiting). The addresses were validated by envelope_address, and the pool hands each
 connection to one send at a time, which is what aiosmtplib's per-command checks, lock and
 asyncio.wait_for would otherwise pay for on every command.
+
+With PIPELINING, a send whose message data is ready hands its connection to the next waiting send
+before the final reply: the data then goes out in the same write as that send's MAIL, RCPT and DATA
+(RFC 2920 lets message content open a group of commands), one round trip a message instead of two.
+Replies come in order, so the next send reads only after the final reply was read; should the session
+end there, the next send has handed nothing over and starts again on a new connection.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import aiosmtplib
-from aiosmtplib import (SMTPAuthenticationError, SMTPConnectResponseError, SMTPException,
+from aiosmtplib import (SMTPAuthenticationError, SMTPConnectResponseError, SMTPException, SMTPResponse,
                         SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError)
 from dunning.errors import DeliveryError, SettingsError
 from dunning.message import CrlfBytes, DotSafeBytes, MessageError, envelope_address
@@ -103,7 +109,8 @@ class _Reconnect(Exception):
 class _Connection:
     """One pooled SMTP connection, used by one send at a time."""
 
-    __slots__ = ("replies", "transactions", "last_used", "clean", "size", "pipelining", "eight_bit", "timer")
+    __slots__ = ("replies", "transactions", "last_used", "clean", "size", "pipelining", "eight_bit", "timer",
+                 "previous_reader")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.replies: Replies | None = None  # the session, once aiosmtplib has opened it
@@ -112,6 +119,7 @@ class _Connection:
         self.clean = True  # False after an aborted transaction: RSET before the next MAIL
         self.size = self.pipelining = self.eight_bit = False  # what the server announced
         self.timer = ReplyTimer(loop)
+        self.previous_reader: asyncio.Future[None] | None = None  # done once the sender before has its final reply
 
     @property
     def connected(self) -> bool:
@@ -131,6 +139,20 @@ class _Connection:
             self.replies.close()
             self.replies = None
         self.timer.stop()
+
+    def drop_session(self, replies: Replies) -> None:
+        """Close a session a send was using, and drop the connection if it still is that session."""
+        if self.replies is replies:
+            self.drop()
+        else:
+            replies.close()
+
+    async def read(self, replies: Replies, timeout: float) -> SMTPResponse:
+        """The session's next reply, once the send that handed this connection over has read its own."""
+        previous = self.previous_reader
+        if previous is not None and not previous.done():
+            await previous
+        return await self.timer.reply(replies, timeout)
 
     def retire(self) -> None:
         """Say QUIT and close without waiting for the reply (recycling must not stall a send)."""
@@ -194,20 +216,29 @@ class SmtpTransport:
             raise TypeError("message must be bytes")
         mail_from = envelope_address(sender, "MAIL FROM")
         connection = await self._pool.get()
+        released = False
+
+        def hand_over() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._pool.put(connection)
+
         try:
-            # Framed only now: a copy per waiting send would hold a batch's worth of fresh memory.
-            outcome = await self._send_on(connection, mail_from, list(originals), message, seven_bit)
+            outcome = await self._send_on(connection, mail_from, list(originals), message, seven_bit, hand_over)
         except BaseException:
-            connection.drop()
+            if not released:
+                connection.drop()
             raise
         finally:
-            self._pool.put(connection)
+            hand_over()
         if outcome.refused:
             outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()})
         return outcome
 
     async def _send_on(self, connection: _Connection, sender: str, recipients: list[str],
-                       message: bytes, seven_bit: Callable[[], bytes] | None) -> Outcome:
+                       message: bytes, seven_bit: Callable[[], bytes] | None,
+                       hand_over: Callable[[], None]) -> Outcome:
         last = _Reconnect("no attempt made")
         data = None
         for _ in range(ATTEMPTS_PER_SEND):
@@ -222,7 +253,7 @@ class SmtpTransport:
                         message = seven_bit()
                     # Framed only now: a copy per waiting send would hold a batch's worth of fresh memory.
                     data = _WireData(message)
-                outcome = await self._transaction(connection, sender, recipients, data)
+                outcome = await self._transaction(connection, sender, recipients, data, hand_over)
                 connection.last_used = self._loop.time()  # type: ignore[union-attr]
                 return outcome
             except _Reconnect as exc:
@@ -297,7 +328,7 @@ class SmtpTransport:
             raise self._fatal
 
     async def _transaction(self, connection: _Connection, sender: str, recipients: list[str],
-                           data: _WireData) -> Outcome:
+                           data: _WireData, hand_over: Callable[[], None]) -> Outcome:
         """MAIL, RCPT and DATA; written together when the server pipelines, else one at a time.
 
         Pipelined, the replies still come one per command and in order, and the message itself only
@@ -305,7 +336,7 @@ class SmtpTransport:
         """
         # Addresses were validated by envelope_address (no control characters, no spaces): the
         # commands are written as they are.
-        replies, timer, timeout = connection.replies, connection.timer, self.settings.command_timeout
+        replies, timeout = connection.replies, self.settings.command_timeout
         assert replies is not None
         size = b" SIZE=%d" % len(data.wire) if connection.size else b""
         body = b" BODY=8BITMIME" if data.eight_bit else b""
@@ -314,7 +345,7 @@ class SmtpTransport:
         pipelined = connection.pipelining
         try:
             replies.write(b"".join([mail, *rcpts, b"DATA\r\n"]) if pipelined else mail)
-            reply = await timer.reply(replies, timeout)
+            reply = await connection.read(replies, timeout)
         except _BROKEN as exc:
             raise _Reconnect(f"connection lost before MAIL: {_describe(exc)}") from None
         if reply.code == 421:
@@ -322,7 +353,7 @@ class SmtpTransport:
         connection.clean = False
         if reply.code != 250:
             if pipelined:  # the RCPT and DATA replies (errors after a refused MAIL) are still due
-                await self._skip_replies(connection, len(rcpts) + 1)
+                await self._skip_replies(connection, replies, len(rcpts) + 1)
             return by_code(reply.code, reply.message)
         self._failures = 0
         connection.transactions += 1
@@ -331,75 +362,99 @@ class SmtpTransport:
             for recipient, rcpt in zip(recipients, rcpts):
                 if not pipelined:
                     replies.write(rcpt)
-                reply = await timer.reply(replies, timeout)
+                reply = await connection.read(replies, timeout)
                 if reply.code == 421:
-                    return self._lost(connection, by_code(421, reply.message, refused))
+                    return self._lost(connection, replies, by_code(421, reply.message, refused))
                 if reply.code not in (250, 251):
                     refused[recipient] = (reply.code, reply.message)
             if len(refused) == len(recipients) and not pipelined:
                 return _all_refused(refused)
             if not pipelined:
                 replies.write(b"DATA\r\n")
-            reply = await timer.reply(replies, timeout)
+            reply = await connection.read(replies, timeout)
         except _BROKEN as exc:
-            return self._lost(connection, Outcome("retry", None, f"connection lost after MAIL, before "
-                                                  f"the message was sent: {_describe(exc)}", refused))
+            return self._lost(connection, replies, Outcome(
+                "retry", None, f"connection lost after MAIL, before the message was sent: {_describe(exc)}", refused))
         if len(refused) == len(recipients):
             if reply.code == 354:  # a server that opens DATA with no recipient: nothing can be delivered
-                connection.drop()
+                connection.drop_session(replies)
             return _all_refused(refused)
         if reply.code != 354:
             if reply.code == 421:
-                connection.drop()
+                connection.drop_session(replies)
             return by_code(reply.code, reply.message, refused)
-        return await self._data(connection, data.wire, refused)
+        return await self._data(connection, replies, data.wire, refused, hand_over)
 
-    async def _skip_replies(self, connection: _Connection, count: int) -> None:
-        """Read and ignore replies to commands already written; drop the connection if they fail."""
-        assert connection.replies is not None
+    async def _skip_replies(self, connection: _Connection, replies: Replies, count: int) -> None:
+        """Read and ignore replies to commands already written; drop the session if they fail."""
         try:
             for _ in range(count):
-                if (await connection.timer.reply(connection.replies, self.settings.command_timeout)).code == 354:
-                    connection.drop()  # DATA opened after all: only closing ends it without a message
+                if (await connection.read(replies, self.settings.command_timeout)).code == 354:
+                    connection.drop_session(replies)  # DATA opened after all: only closing ends it without a message
                     return
         except _BROKEN:
-            connection.drop()
+            connection.drop_session(replies)
 
     async def _reset(self, connection: _Connection) -> None:
         """RSET between transactions; a failure here means the connection is gone."""
         assert connection.replies is not None
         try:
             connection.replies.write(b"RSET\r\n")
-            reply = await connection.timer.reply(connection.replies, self.settings.command_timeout)
+            reply = await connection.read(connection.replies, self.settings.command_timeout)
         except _BROKEN as exc:
             raise _Reconnect(f"RSET failed: {_describe(exc)}") from None
         if reply.code != 250:
             raise _Reconnect(f"RSET {reply.code} {reply.message}", reply.code)
         connection.clean = True
 
-    async def _data(self, connection: _Connection, data: bytes,
-                    refused: dict[str, tuple[int, str]]) -> Outcome:
-        replies = connection.replies
-        assert replies is not None
+    async def _data(self, connection: _Connection, replies: Replies, data: bytes,
+                    refused: dict[str, tuple[int, str]], hand_over: Callable[[], None]) -> Outcome:
+        """Write the message data on the session that opened DATA (which the send before may have ended
+        meanwhile: the write then fails, with nothing handed over), and read the final reply."""
+        chained = (connection.pipelining and self._pool.waiting  # type: ignore[union-attr]
+                   and connection.transactions < self.settings.messages_per_connection)
+        read = None
         try:
-            replies.write(data)
+            if chained:
+                connection.clean = True  # the final dot ends the transaction, whatever its reply
+                connection.last_used = self._loop.time()  # type: ignore[union-attr]
+                read = connection.previous_reader = self._loop.create_future()  # type: ignore[union-attr]
+                hand_over()  # before defer(): the next send writes before the deferred data's own flush
+                replies.defer(data)
+            else:
+                replies.write(data)
         except _BROKEN as exc:
-            return self._lost(connection, Outcome("retry", None, f"connection lost before the message "
-                                                  f"was sent: {_describe(exc)}", refused))
+            self._done_reading(read)
+            connection.drop_session(replies)
+            return Outcome("retry", None, f"connection lost before the message was sent: {_describe(exc)}",
+                           refused)
         try:
             reply = await connection.timer.reply(replies, self.settings.data_timeout)
         except _BROKEN as exc:
-            return self._lost(connection, Outcome(
-                "unknown", None, f"no reply to the end of data, the server may hold the message: "
-                f"{_describe(exc)}", refused))
-        connection.clean = True  # the final reply ends the transaction, whatever its code
+            connection.drop_session(replies)
+            return Outcome("unknown", None, f"no reply to the end of data, the server may hold the message: "
+                           f"{_describe(exc)}", refused)
+        except BaseException:
+            if chained:  # the final reply is still due: the next send must not read it as its own
+                connection.drop_session(replies)
+            raise
+        finally:
+            self._done_reading(read)
+        if not chained:
+            connection.clean = True  # the final reply ends the transaction, whatever its code
         if reply.code == 421:
-            connection.drop()
+            connection.drop_session(replies)
         return by_code(reply.code, reply.message, refused)
 
     @staticmethod
-    def _lost(connection: _Connection, outcome: Outcome) -> Outcome:
-        connection.drop()
+    def _done_reading(read: asyncio.Future[None] | None) -> None:
+        """Let the send this connection was handed to read its replies."""
+        if read is not None and not read.done():  # cancelled if that send was cancelled while waiting
+            read.set_result(None)
+
+    @staticmethod
+    def _lost(connection: _Connection, replies: Replies, outcome: Outcome) -> Outcome:
+        connection.drop_session(replies)
         return outcome
 
     async def _quit(self, connection: _Connection) -> None:
@@ -407,7 +462,7 @@ class SmtpTransport:
         if connection.connected:
             try:
                 connection.replies.write(b"QUIT\r\n")  # type: ignore[union-attr]
-                await connection.timer.reply(connection.replies, min(2.0, self.settings.command_timeout))
+                await connection.read(connection.replies, min(2.0, self.settings.command_timeout))
             except _BROKEN:
                 pass
         connection.drop()

@@ -45,6 +45,11 @@ class Pool(Generic[T]):
                 self.put(waiter.result())  # handed over as the waiter was cancelled: pass it on
             raise
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a task is waiting for an item (a cancelled task's waiter is done, and not counted)."""
+        return any(not waiter.done() for waiter in self._waiters)
+
     def put(self, item: T) -> None:
         """Release an item: to the longest-waiting task, else back to the idle ones."""
         waiters = self._waiters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from aiosmtplib import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
@@ -75,3 +76,46 @@ def test_an_endless_reply_is_refused():
     """A reply that never ends (no line end, or endless continuation lines) is an error, not a memory sink."""
     [result] = read_after_feeding([b"250-" + b"x" * 60 + b"\r\n"] * (MAX_REPLY // 64 + 2), 1)
     assert isinstance(result, SMTPResponseException) and "too long" in result.message
+
+
+def deferred_then(step) -> bytes:
+    """What the other end of a real socket receives after defer(b"<data>") and then step(replies)."""
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        transport, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
+        replies = Replies(loop, transport)
+        transport.set_protocol(replies)
+        replies.defer(b"<data>")
+        await step(replies)
+        await asyncio.sleep(0.05)
+        try:
+            return theirs.recv(4096)
+        except BlockingIOError:
+            return b""
+        finally:
+            transport.close()
+            theirs.close()
+    return asyncio.run(main())
+
+
+def test_deferred_data_goes_first_in_the_next_write():
+    """Data deferred, then commands written in the same turn of the loop: the data first, then the commands."""
+    async def write_next(replies: Replies) -> None:
+        replies.write(b"MAIL FROM:<a@example.com>\r\n")
+    assert deferred_then(write_next) == b"<data>MAIL FROM:<a@example.com>\r\n"
+
+
+def test_deferred_data_goes_alone_when_no_write_follows():
+    """Nothing written after it: the deferred data still goes, once the loop has run what was ready."""
+    async def nothing(replies: Replies) -> None:
+        await asyncio.sleep(0)
+    assert deferred_then(nothing) == b"<data>"
+
+
+def test_a_closed_session_sends_no_deferred_data():
+    """Closing the session drops the deferred data with it (it was never handed over)."""
+    async def close(replies: Replies) -> None:
+        replies.close()
+    assert deferred_then(close) == b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -486,6 +487,161 @@ def test_with_pipelining_mail_rcpt_and_data_go_before_any_reply():
     assert received[0] == (f"MAIL FROM:<{SENDER}> SIZE={len(MESSAGE) + 4}\r\n".encode()
                            + b"RCPT TO:<a@contoso.example>\r\nRCPT TO:<b@contoso.example>\r\nDATA\r\n")
     assert received[1] == MESSAGE.replace(b"\r\n.leading", b"\r\n..leading") + b".\r\n"
+
+
+SECOND = MESSAGE.replace(b"<1@example.com>", b"<2@example.com>")
+GREETING, EHLO = b"220 scripted ESMTP\r\n", b"250-scripted\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n"
+ENVELOPE = b"250 sender ok\r\n250 rcpt ok\r\n354 go ahead\r\n"
+
+
+def send_two_over_one_connection(first_session, later_session=None) -> tuple[list[Outcome], int]:
+    """MESSAGE then SECOND, sent at once through one connection to a scripted server: the outcomes, and
+    how many connections the server saw. first_session scripts the first connection after EHLO;
+    later ones accept every message (later_session, if given, is called with what they received)."""
+    sessions = 0
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sessions
+        sessions += 1
+        writer.write(GREETING)
+        await reader.readline()  # EHLO
+        writer.write(EHLO)
+        if sessions == 1:
+            await first_session(reader, writer)
+        else:
+            while (line := await reader.readline()) and line != b"QUIT\r\n":
+                if line == b"DATA\r\n":
+                    writer.write(ENVELOPE)
+                    received = await reader.readuntil(b"\r\n.\r\n")
+                    if later_session:
+                        later_session(received)
+                    writer.write(b"250 2.0.0 queued later\r\n")
+            writer.write(b"221 bye\r\n")
+        writer.close()
+
+    async def main() -> list[Outcome]:
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = SmtpSettings(host="127.0.0.1", port=port, command_timeout=2.0, data_timeout=2.0, concurrency=1)
+        async with server, SmtpTransport(settings) as transport:
+            return list(await asyncio.gather(transport.send(SENDER, TO, MESSAGE), transport.send(SENDER, TO, SECOND)))
+
+    outcomes = asyncio.run(main())
+    return outcomes, sessions
+
+
+async def _read_until_second_data(reader: asyncio.StreamReader) -> bytes:
+    """The first message's data and the second message's commands, with no reply to the final dot yet."""
+    received = b""
+    while not received.endswith(b"DATA\r\n"):
+        chunk = await reader.read(65536)
+        assert chunk, "the client stopped writing: it waits for the final reply before the next MAIL"
+        received += chunk
+    return received
+
+
+def test_with_pipelining_the_next_mail_follows_the_message_data_before_its_final_reply():
+    """A waiting send's MAIL, RCPT and DATA follow the message data before the server answers the final dot."""
+    received: list[bytes] = []
+
+    async def first(reader, writer) -> None:
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(ENVELOPE)
+        received.append(await _read_until_second_data(reader))
+        writer.write(b"250 2.0.0 first queued\r\n" + ENVELOPE)
+        received.append(await reader.readuntil(b"\r\n.\r\n"))
+        writer.write(b"250 2.0.0 second queued\r\n")
+        await reader.readline()  # QUIT
+        writer.write(b"221 bye\r\n")
+
+    outcomes, sessions = send_two_over_one_connection(first)
+    assert [(o.status, o.reply) for o in outcomes] == [("sent", "2.0.0 first queued"), ("sent", "2.0.0 second queued")]
+    assert sessions == 1
+    wire = MESSAGE.replace(b"\r\n.leading", b"\r\n..leading") + b".\r\n"
+    assert received[0] == wire + f"MAIL FROM:<{SENDER}> SIZE={len(wire)}\r\nRCPT TO:<{TO[0]}>\r\nDATA\r\n".encode()
+    assert received[1] == wire.replace(b"<1@example.com>", b"<2@example.com>")
+
+
+@pytest.mark.parametrize("final", [b"421 4.3.2 shutting down\r\n", b""], ids=["421", "lost"])
+def test_a_session_ending_at_the_final_dot_leaves_the_next_message_to_a_new_connection(final):
+    """The first message gets its outcome (retry on 421, unknown when the reply is lost); the next one,
+    whose commands went before the end, was never handed over: it is sent once, on a new connection."""
+    later: list[bytes] = []
+
+    async def first(reader, writer) -> None:
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(ENVELOPE)
+        await _read_until_second_data(reader)
+        writer.write(final)  # and the session ends
+
+    outcomes, sessions = send_two_over_one_connection(first, later.append)
+    assert [o.status for o in outcomes] == (["retry", "sent"] if final else ["unknown", "sent"])
+    assert outcomes[1].reply == "2.0.0 queued later" and sessions == 2
+    assert len(later) == 1 and b"<2@example.com>" in later[0]
+
+
+def test_a_session_ending_after_answering_the_next_commands_sends_neither_message():
+    """421 to the final dot, the next MAIL, RCPT and DATA still answered, then the end: the first message is
+    retried, and the next one too, its data never written (the session it opened DATA on is gone)."""
+    async def first(reader, writer) -> None:
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(ENVELOPE)
+        await _read_until_second_data(reader)
+        writer.write(b"421 4.3.2 shutting down\r\n" + ENVELOPE)
+
+    outcomes, sessions = send_two_over_one_connection(first)
+    assert [(o.status, o.code) for o in outcomes] == [("retry", 421), ("retry", None)]
+    assert "before the message was sent" in outcomes[1].reply and sessions == 1
+
+
+def test_a_chained_send_cancelled_before_its_final_reply_never_lends_that_reply_to_the_next():
+    """Cancelled while its final reply is due, a send closes the session; the next send starts over."""
+    later: list[bytes] = []
+
+    async def first(reader, writer) -> None:
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(ENVELOPE)
+        await _read_until_second_data(reader)
+        await asyncio.sleep(0.3)  # the first send is cancelled meanwhile
+        writer.write(b"250 2.0.0 first queued\r\n" + ENVELOPE)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
+
+    async def main() -> tuple[list, int]:
+        sessions = 0
+
+        async def session(reader, writer) -> None:
+            nonlocal sessions
+            sessions += 1
+            writer.write(GREETING)
+            await reader.readline()
+            writer.write(EHLO)
+            if sessions == 1:
+                await first(reader, writer)
+            else:
+                await reader.readuntil(b"DATA\r\n")
+                writer.write(ENVELOPE)
+                later.append(await reader.readuntil(b"\r\n.\r\n"))
+                writer.write(b"250 2.0.0 queued later\r\n")
+                await reader.readline()
+                writer.write(b"221 bye\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = SmtpSettings(host="127.0.0.1", port=port, command_timeout=2.0, data_timeout=2.0, concurrency=1)
+        async with server, SmtpTransport(settings) as transport:
+            first_send = asyncio.create_task(transport.send(SENDER, TO, MESSAGE))
+            second_send = asyncio.create_task(transport.send(SENDER, TO, SECOND))
+            await asyncio.sleep(0.15)
+            first_send.cancel()
+            results = await asyncio.gather(first_send, second_send, return_exceptions=True)
+        return results, sessions
+
+    (cancelled, outcome), sessions = asyncio.run(main())
+    assert isinstance(cancelled, asyncio.CancelledError)
+    assert (outcome.status, outcome.reply, sessions) == ("sent", "2.0.0 queued later", 2)
+    assert len(later) == 1 and b"<2@example.com>" in later[0]
 
 
 def test_after_a_refused_mail_the_connection_carries_the_next_message(capture, smtp_settings):
