@@ -8,7 +8,8 @@ that MJML carries through as text, then put back. A tag that MJML dropped, repea
 MJML indents its output for reading; the indentation, trailing blanks and blank lines are dropped
 (a third of the bytes of every email to write, encode and send) where the HTML renders the same
 without them: a run of blanks that holds a line break becomes that line break, which HTML reads as
-the same single space. A document that keeps blanks as written (`<pre>`, `<textarea>`, CSS
+the same single space (a line that would start with a dot keeps one space, so that SMTP need not
+double the dot). A document that keeps blanks as written (`<pre>`, `<textarea>`, CSS
 `white-space: pre…` or `break-spaces`) is left as MJML wrote it.
 """
 
@@ -88,7 +89,8 @@ def _squeeze_blanks(html: str) -> str:
     """The HTML without its layout blanks (see the module docstring), unless it keeps blanks as written."""
     if _BLANKS_KEPT.search(html):
         return html
-    return _BLANKS_AROUND_LINE_BREAKS.sub("\n", html).strip(" \t\r\n")
+    # A line may not start with a dot as CSS rules do: SMTP would have to double it (a copy of every email).
+    return _BLANKS_AROUND_LINE_BREAKS.sub("\n", html).strip(" \t\r\n").replace("\n.", "\n .")
 
 
 def _restore(html: str, tags: list[Tag]) -> Source:

@@ -49,6 +49,7 @@ def test_every_email_has_its_links_footer_and_contact_line(shipped_renderer: Ren
     assert email.subject and "\n" not in email.subject and email.preheader
     assert f'<html lang="{email.lang}" dir="{email.dir}"' in email.html
     assert f"<title>\n{_escaped(email.subject)}\n</title>" in email.html
+    assert not email.html.startswith(".") and "\n." not in email.html  # no dot for SMTP to double
 
 
 @pytest.mark.parametrize("name", scenario_names())
