@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import dunning
 from dunning import sample
 from dunning.billing import Account
-from dunning.cli import main
+from dunning.cli import command_modules, command_name, main
 
 
 def test_version_and_help_list_every_command():
@@ -23,10 +23,31 @@ def test_version_and_help_list_every_command():
         assert command in done.stdout
 
 
+def test_each_command_module_is_named_after_its_command():
+    """The rule that finds a command's module without importing the others holds for every command."""
+    modules = command_modules()
+    assert len(modules) >= 10
+    for module in modules:
+        assert module.NAME == command_name(module.__name__.rpartition(".")[2])
+        assert [m.__name__ for m in command_modules(module.NAME)] == [module.__name__]
+
+
+def test_a_command_loads_only_its_own_module():
+    """`dunning --settings FILE run --help` imports the run command, not the other commands' modules."""
+    script = ("import sys\nfrom dunning.cli import main\n"
+              "try:\n    main(['--settings', 'run.toml', '-v', 'run', '--help'])\nexcept SystemExit as exit:\n"
+              "    print(exit.code)\n"
+              "print(' '.join(sorted(m for m in sys.modules if m.startswith('dunning.commands.'))))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    *_, code, loaded = done.stdout.strip().splitlines()
+    assert code == "0" and "--as-of" in done.stdout
+    assert {name for name in loaded.split() if not name.rpartition(".")[2].startswith("_")} == {"dunning.commands.run"}
+
+
 def test_unknown_command_is_a_usage_error():
     """An unknown subcommand exits 2 with argparse's usage message."""
     done = subprocess.run([sys.executable, "-m", "dunning", "frobnicate"], capture_output=True, text=True)
-    assert done.returncode == 2 and "invalid choice" in done.stderr
+    assert done.returncode == 2 and "invalid choice" in done.stderr and "capture-server" in done.stderr
 
 
 def test_sample_accounts_all_satisfy_the_contract():
