@@ -76,6 +76,10 @@ class Replies(asyncio.Protocol):
             deferred, self._deferred = self._deferred, None
             self.transport.write(deferred)  # type: ignore[union-attr]
 
+    def next_ready(self) -> SMTPResponse | None:
+        """The oldest reply not read yet if it has arrived, else None (nothing waited for)."""
+        return self._replies.popleft() if self._replies else None
+
     async def read_response(self) -> SMTPResponse:
         """The oldest reply not read yet, waiting for it if needed (no timeout: see ReplyTimer)."""
         while not self._replies:
@@ -133,6 +137,10 @@ class Replies(asyncio.Protocol):
 
     def _complete(self, raw: bytes) -> None:
         """Parse one whole reply (one or more lines) and queue it."""
+        if raw[3:4] == b" " and raw[:3].isdigit() and raw.count(b"\n") == 1:  # one line, the usual reply
+            self._replies.append(SMTPResponse(int(raw[:3]), raw[4:].strip(b" \t\r\n").decode(
+                "utf-8", "surrogateescape")))
+            return
         code, lines = None, []
         for line in raw.split(b"\n")[:-1]:
             try:

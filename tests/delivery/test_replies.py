@@ -119,3 +119,16 @@ def test_a_closed_session_sends_no_deferred_data():
     async def close(replies: Replies) -> None:
         replies.close()
     assert deferred_then(close) == b""
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (b"250 2.0.0 Ok: queued as 4F1\r\n", SMTPResponse(250, "2.0.0 Ok: queued as 4F1")),
+    (b"250  padded text \t\r\n", SMTPResponse(250, "padded text")),
+    (b"250 \r\n", SMTPResponse(250, "")),
+    (b"250\r\n", SMTPResponse(250, "")),
+    (b"354 bare line feed\n", SMTPResponse(354, "bare line feed")),
+    (b"550 caf\xc3\xa9 \xff\r\n", SMTPResponse(550, "caf\u00e9 \udcff")),
+])
+def test_one_line_replies_keep_their_code_and_text(line, expected):
+    """A one-line reply: its code, and its text without the blanks around it (bytes that are not UTF-8 kept)."""
+    assert read_after_feeding([line], 1) == [expected]
