@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from datetime import datetime
@@ -28,6 +29,7 @@ from dunning.workers import DeliveryWorkers
 log = logging.getLogger("dunning.run")
 
 EXIT_OK, EXIT_FAILED, EXIT_PENDING = 0, 1, 75
+COLLECT_EVERY = 20_000  # new container objects between two passes of the cycle collector
 IDLE_POLL_SECONDS = 0.05
 
 
@@ -71,17 +73,34 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False,
     renderer = make_renderer(settings)
     engine = store.connect(settings.database.url)
     summary = RunSummary()
-    if dry_run:
-        enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress, dry_run=True)
-        return summary
-    summary.unknown += ledger.expire_leases(engine, now=store.utcnow(), unknown_policy=settings.delivery.unknown)
-    with DeliveryWorkers(settings, settings.delivery.workers - 1, renderer) as helpers:
-        enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress)
-        helpers.planning_done()
-        run_loop(deliver(engine, settings, renderer, summary, progress))
-        for counts in helpers.results():
-            summary.add(counts)
+    with fewer_collections():
+        if dry_run:
+            enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress, dry_run=True)
+            return summary
+        summary.unknown += ledger.expire_leases(engine, now=store.utcnow(),
+                                                unknown_policy=settings.delivery.unknown)
+        with DeliveryWorkers(settings, settings.delivery.workers - 1, renderer) as helpers:
+            enqueue_plan(engine, settings, renderer, keys, as_of, summary, progress)
+            helpers.planning_done()
+            run_loop(deliver(engine, settings, renderer, summary, progress))
+            for counts in helpers.results():
+                summary.add(counts)
     return summary
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Python's cycle collector every 20,000 new objects instead of 700, for the duration of a run.
+
+    Nearly everything a notice allocates is freed as soon as it is done with; the default threshold
+    still runs a pass every few notices, 4% of a run's CPU. The forked workers inherit the setting.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(COLLECT_EVERY, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def enqueue_plan(engine: Engine, settings: Settings, renderer: Renderer, keys: list[str], as_of: datetime,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
+from datetime import datetime
 
 from sqlalchemy import select
 
-from dunning import store
+from dunning import pipeline, store
 from dunning.cli import main
+from dunning.settings import load_settings
 from dunning.testing import CaptureServer
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, planned, received_ids, run
 
@@ -101,3 +104,13 @@ def test_progress_lines_and_human_summary(billing, smtp, capsys):
     assert main(["run", "--as-of", AS_OF_TEXT]) == 0
     out = capsys.readouterr().out
     assert "planned," in out and " sent," in out and "deferred" in out
+
+
+def test_the_cycle_collector_runs_less_often_during_a_run_only(billing, smtp):
+    """While a run plans and sends, the collector waits for COLLECT_EVERY new objects; afterwards as before."""
+    before = gc.get_threshold()
+    seen: set[int] = set()
+    summary = pipeline.run(load_settings(), as_of=datetime.fromisoformat(AS_OF_TEXT.replace("Z", "+00:00")),
+                           progress=lambda what, n: seen.add(gc.get_threshold()[0]))
+    assert summary.sent > 0 and seen == {pipeline.COLLECT_EVERY} != {before[0]}
+    assert gc.get_threshold() == before
