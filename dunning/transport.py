@@ -426,15 +426,14 @@ class SmtpTransport:
                 replies.write(data)
         except _BROKEN as exc:
             self._done_reading(read)
-            connection.drop_session(replies)
-            return Outcome("retry", None, f"connection lost before the message was sent: {_describe(exc)}",
-                           refused)
+            return self._lost(connection, replies, Outcome(
+                "retry", None, f"connection lost before the message was sent: {_describe(exc)}", refused))
         try:
             reply = await connection.timer.reply(replies, self.settings.data_timeout)
         except _BROKEN as exc:
-            connection.drop_session(replies)
-            return Outcome("unknown", None, f"no reply to the end of data, the server may hold the message: "
-                           f"{_describe(exc)}", refused)
+            return self._lost(connection, replies, Outcome(
+                "unknown", None, f"no reply to the end of data, the server may hold the message: "
+                f"{_describe(exc)}", refused))
         except BaseException:
             if chained:  # the final reply is still due: the next send must not read it as its own
                 connection.drop_session(replies)
