@@ -76,6 +76,28 @@ def test_every_field_round_trips(database_url):
     assert succeeded.attempted_at == datetime(2026, 11, 4, 5, tzinfo=timezone.utc)
 
 
+def test_every_account_loads_back_as_validated(database_url):
+    """Each account of the sample, read back, equals the account the contract validated, field by field,
+    in the order asked for (children in id order); unknown ids are skipped."""
+    from dunning import sample
+    accounts = list(sample.generate(150, datetime(2026, 11, 20, 12, tzinfo=timezone.utc), mix="all-due"))
+    engine, summary, errors = _import(database_url, _jsonl(*accounts))
+    assert errors == [] and summary.imported == len(accounts)
+    expected = {}
+    for raw in accounts:
+        account = Account.model_validate(raw)
+        for children in ("payment_methods", "subscriptions", "invoices", "charges"):
+            getattr(account, children).sort(key=lambda child: child.id)
+        expected[account.id] = account.model_dump()
+    asked = list(reversed(expected))
+    asked.insert(7, "acct_unknown")
+    with engine.connect() as conn:
+        loaded = state.load_accounts(conn, asked)
+    assert [account.id for account in loaded] == [i for i in asked if i != "acct_unknown"]
+    assert [account.model_dump() for account in loaded] == [expected[account.id] for account in loaded]
+    assert sum(len(account.charges) for account in loaded) > 0
+
+
 def test_owed_flag_follows_status_and_outstanding(database_url):
     """Only open invoices with an outstanding amount are marked owed in the store."""
     account = copy.deepcopy(FULL)
