@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text
 from dunning import store
 
 log = logging.getLogger(__name__)
-emails, notices = store.emails, store.notices
+emails, notices, email_payloads = store.emails, store.notices, store.email_payloads
 STATUSES = ("queued", "sending", "sent", "retry", "failed", "unknown")
 OUTCOMES = ("sent", "retry", "failed", "unknown")
 KEY_OUTCOMES = ("skipped", "superseded")
@@ -108,6 +108,7 @@ def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) ->
     if not entries:
         return EnqueueCounts()
     sends = [entry for entry in entries if entry.status == "send"]
+    payloads = [_payload_text(entry.payload) for entry in sends]
     with _transaction(engine) as conn:
         owned = list(zip(sends, _insert_emails(conn, sends, now)))
         owned += [(entry, None) for entry in entries if entry.status != "send"]
@@ -119,13 +120,16 @@ def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) ->
                    if not all((key, email_id) in got for key in entry.keys)]
         released = {(key, email_id) for entry, email_id in dropped for key in entry.keys} & got
         _drop(conn, [email_id for _, email_id in dropped], [key for key, _ in released])
+        gone = {email_id for _, email_id in dropped}
+        _insert_payloads(conn, [(email_id, payload) for (_, email_id), payload in zip(owned, payloads)
+                                if email_id not in gone])
     return EnqueueCounts(
         emails=len(sends) - len(dropped), keys=len(got) - len(released),
         held=sum(not any((key, email_id) in got for key in entry.keys) for entry, email_id in owned),
         conflicts=sum(any((key, email_id) in got for key in entry.keys) for entry, email_id in dropped))
 
 
-_EMAIL_COLUMNS = ("account_id", "payment_method_id", "notice", "stage", "locale", "message_id", "payload")
+_EMAIL_COLUMNS = ("account_id", "payment_method_id", "notice", "stage", "locale", "message_id")
 _KEY_COLUMNS = ("key", "account_id", "notice", "outcome", "email_id")
 _INTEGER_COLUMNS = ("stage", "email_id")  # the rest are text
 
@@ -140,7 +144,7 @@ def _insert_emails(conn: Connection, sends: list[OutboxEntry], now: datetime) ->
     if not sends:
         return []
     rows = [(entry.account, entry.payment_method, entry.notice, entry.stage, entry.locale,
-             _required_message_id(entry), _payload_text(entry.payload)) for entry in sends]
+             _required_message_id(entry)) for entry in sends]
     if len({row[5] for row in rows}) != len(rows):
         raise ValueError("two emails of one batch share a Message-ID; each email needs its own")
     constants = {"status": "'queued'", "attempts": "0", "fence": "0", "resent": "false",
@@ -161,25 +165,32 @@ def _insert_keys(conn: Connection, rows: list[tuple], now: datetime) -> set[tupl
     return {(key, email_id) for key, email_id in result}
 
 
+def _insert_payloads(conn: Connection, rows: list[tuple[int, str]]) -> None:
+    if rows:
+        _bulk_insert(conn, "email_payloads", ("email_id", "payload"), rows, {}, None, "")
+
+
 def _bulk_insert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple],
-                 constants: dict[str, str], now: datetime, tail: str):
+                 constants: dict[str, str], now: datetime | None, tail: str):
     """One INSERT … SELECT of every row, the rows passed as a single JSON array parameter."""
     # Far faster than multi-row VALUES, whose thousands of placeholders the driver parses one by one;
     # one statement also takes the rows' key locks in their order.
     names = ", ".join(f'"{name}"' for name in columns + tuple(constants))
-    values = ", ".join(constants.values())
     if conn.dialect.name == "postgresql":
-        picks = ", ".join(f"CAST(v->>{i} AS integer)" if name in _INTEGER_COLUMNS else f"v->>{i}"
-                          for i, name in enumerate(columns))
-        source = (f"SELECT {picks}, {values} FROM jsonb_array_elements(CAST(:rows AS jsonb)) "
-                  "WITH ORDINALITY AS u(v, n) ORDER BY n")
+        picks = [f"CAST(v->>{i} AS integer)" if name in _INTEGER_COLUMNS else f"v->>{i}"
+                 for i, name in enumerate(columns)]
+        source = (f"SELECT {', '.join(picks + list(constants.values()))} "
+                  "FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS u(v, n) ORDER BY n")
     else:
-        picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+        picks = [f"json_extract(value, '$[{i}]')" for i in range(len(columns))]
         # "WHERE true" lets SQLite's parser tell ON CONFLICT from a join's ON.
-        source = f"SELECT {picks}, {values} FROM json_each(:rows) WHERE true"
+        source = f"SELECT {', '.join(picks + list(constants.values()))} FROM json_each(:rows) WHERE true"
     statement = text(f"INSERT INTO {table} ({names}) {source} {tail}")
-    statement = statement.bindparams(bindparam("now", type_=store.UtcDateTime()))
-    return conn.execute(statement, {"rows": orjson.dumps(rows).decode(), "now": now})
+    parameters = {"rows": orjson.dumps(rows).decode()}
+    if now is not None:
+        statement = statement.bindparams(bindparam("now", type_=store.UtcDateTime()))
+        parameters["now"] = now
+    return conn.execute(statement, parameters)
 
 
 def _drop(conn: Connection, email_ids: list[int], keys: list[str]) -> None:
@@ -218,7 +229,7 @@ _DUE = ("SELECT id FROM emails {hint} WHERE " + store.CLAIMABLE
         + " AND (status = 'queued' OR next_attempt_at <= :now) ORDER BY id LIMIT :limit {lock}")
 _TAKE = ("UPDATE emails SET status = 'sending', fence = fence + 1, worker = :worker, lease_until = :until, "
          "updated_at = :now WHERE id IN ({due}) {check} RETURNING id, fence, attempts, "
-         "message_id, payload, account_id, notice, payment_method_id, stage, locale")
+         "message_id, account_id, notice, payment_method_id, stage, locale")
 _CLAIM = {
     # Rows another worker is claiming are skipped, not waited for: workers split the queue between them.
     "postgresql": "WITH due AS MATERIALIZED (" + _DUE.format(hint="", lock="FOR UPDATE SKIP LOCKED") + ") "
@@ -235,9 +246,22 @@ def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_secon
     with _transaction(engine) as conn:
         rows = conn.execute(statement, {"worker": worker, "limit": limit, "now": now,
                                         "until": now + timedelta(seconds=lease_seconds)}).all()
-    return sorted((Claim(row.id, row.fence, row.attempts, row.message_id, orjson.loads(row.payload),
-                         row.account_id, row.notice, row.payment_method_id, row.stage, row.locale)
-                   for row in rows), key=lambda claimed: claimed.email_id)
+    if not rows:
+        return []
+    # Read once the claim is committed, so the write lock is held no longer than the claim needs;
+    # a payload never changes after its email is enqueued.
+    payloads = _payloads(engine, [row[0] for row in rows])
+    return sorted((Claim(email_id, fence, attempts, message_id, orjson.loads(payloads[email_id]), account,
+                         notice, payment_method, stage, locale)
+                   for email_id, fence, attempts, message_id, account, notice, payment_method, stage, locale
+                   in rows), key=lambda claimed: claimed.email_id)
+
+
+def _payloads(engine: Engine, email_ids: list[int]) -> dict[int, str]:
+    query = select(email_payloads.c.email_id, email_payloads.c.payload).where(
+        email_payloads.c.email_id.in_(email_ids))
+    with engine.connect() as conn:
+        return dict(conn.execute(query).all())
 
 
 def extend_leases(engine: Engine, claims: Sequence[Claim], *, now: datetime, lease_seconds: int) -> int:

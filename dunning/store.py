@@ -123,7 +123,6 @@ emails = Table(
     Column("lease_until", UtcDateTime),
     Column("next_attempt_at", UtcDateTime),  # retry rows only
     Column("message_id", String, nullable=False),
-    Column("payload", Text, nullable=False),  # JSON: recipients and render context
     Column("resent", Boolean, nullable=False, default=False),  # unknown → queued at most once
     Column("code", Integer),  # last SMTP reply code
     Column("reply", Text),
@@ -133,6 +132,16 @@ emails = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_emails_claimable", "id", postgresql_where=text(CLAIMABLE), sqlite_where=text(CLAIMABLE)),
     Index("ix_emails_status_lease", "status", "lease_until"),
+)
+
+# What an email is rendered from, written once with its emails row. It has a table of its own because
+# every claim and every outcome rewrites the emails row: with one to two kilobytes of JSON inside,
+# those writes would copy it each time, and the claims and outcomes of a run would write ten times the
+# pages (and the checkpoints copy them again).
+email_payloads = Table(
+    "email_payloads", metadata,
+    Column("email_id", Integer, primary_key=True, autoincrement=False),
+    Column("payload", Text, nullable=False),  # JSON: recipients and render context
 )
 
 # The ledger of notice keys: a key held here is never sent again.
@@ -151,10 +160,19 @@ V1_TABLES = (accounts, payment_methods, subscriptions, invoices, charges, emails
 
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(V1_TABLES))
+    # Version 1 kept each email's payload in its row (the emails table above is the current one).
+    conn.execute(text("ALTER TABLE emails ADD COLUMN payload TEXT NOT NULL DEFAULT ''"))
+
+
+def _v2(conn: Connection) -> None:
+    """Payloads move out of the emails rows into email_payloads."""
+    email_payloads.create(conn)
+    conn.execute(text("INSERT INTO email_payloads (email_id, payload) SELECT id, payload FROM emails"))
+    conn.execute(text("ALTER TABLE emails DROP COLUMN payload"))
 
 
 # Append-only: migration N brings a database from version N-1 to N.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,83 @@
+"""The versioned schema: a fresh database and one left by an older dunning end up with the same tables."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+
+from dunning import ledger, store
+from dunning.errors import SettingsError
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+PAYLOAD = {"to": ["billing@example.com"], "cc": [], "locale": "fr-FR", "context": {"name": "Zoë « SARL »"}}
+
+
+def _columns(engine, table: str) -> list[str]:
+    return [column["name"] for column in inspect(engine).get_columns(table)]
+
+
+def _at_version_1(url: str):
+    """A database as version 1 of the schema left it, with one queued email (its payload in its row)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        store.schema_version.create(conn)
+        store.MIGRATIONS[0](conn)
+        conn.execute(store.schema_version.insert().values(version=1))
+        conn.execute(text(
+            "INSERT INTO emails (account_id, payment_method_id, notice, stage, locale, status, attempts, fence, "
+            "message_id, payload, resent, created_at, updated_at) VALUES ('acct_1', 'pm_1', 'past_due', 1, "
+            "'fr-FR', 'queued', 0, 0, '<past_due.1@billing.example>', :payload, false, :now, :now)"),
+            {"payload": json.dumps(PAYLOAD, ensure_ascii=False), "now": T0.replace(tzinfo=None)})
+    engine.dispose()
+
+
+def test_a_version_1_outbox_is_upgraded_with_its_payloads(database_url):
+    """Upgrading moves each queued email's payload to email_payloads; the email is then claimed with it."""
+    _at_version_1(database_url)
+    engine = store.connect(database_url)
+    assert store.upgrade(engine) == store.SCHEMA_VERSION
+    assert "payload" not in _columns(engine, "emails")
+    (claimed,) = ledger.claim(engine, worker="w", limit=10, now=T0, lease_seconds=60)
+    assert (claimed.account, claimed.message_id, claimed.payload) == ("acct_1", "<past_due.1@billing.example>",
+                                                                      PAYLOAD)
+
+
+def test_a_fresh_database_has_the_tables_an_upgraded_one_has(tmp_path):
+    """Same tables and columns, whether created at the current version or upgraded from version 1."""
+    fresh, upgraded = (f"sqlite:///{tmp_path / name}" for name in ("fresh.sqlite3", "upgraded.sqlite3"))
+    _at_version_1(upgraded)
+    engines = [store.connect(fresh), store.connect(upgraded)]
+    tables = [sorted(inspect(engine).get_table_names()) for engine in engines]
+    assert tables[0] == tables[1] and "email_payloads" in tables[0]
+    for table in tables[0]:
+        assert sorted(_columns(engines[0], table)) == sorted(_columns(engines[1], table)), table
+    with engines[0].connect() as conn:
+        assert conn.execute(select(store.schema_version.c.version)).scalar() == store.SCHEMA_VERSION
+
+
+def test_a_database_newer_than_this_dunning_is_refused(sqlite_url):
+    engine = store.connect(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(store.schema_version.update().values(version=store.SCHEMA_VERSION + 1))
+    with pytest.raises(SettingsError, match="newer than this dunning"):
+        store.connect(sqlite_url)
+
+
+def test_an_email_dropped_at_enqueue_leaves_no_payload(database_url):
+    """An email whose key another run already holds is dropped with nothing of it left behind."""
+    engine = store.connect(database_url)
+    first = ledger.OutboxEntry(account="acct_1", payment_method="pm_1", notice="past_due", stage=1,
+                               locale="fr-FR", status="send", keys=("k1",), message_id="<a@billing.example>",
+                               payload=PAYLOAD)
+    ledger.enqueue(engine, [first], now=T0)
+    again = ledger.OutboxEntry(**{**{f: getattr(first, f) for f in first.__slots__},
+                                  "keys": ("k1", "k2"), "message_id": "<b@billing.example>"})
+    counts = ledger.enqueue(engine, [again], now=T0)
+    assert (counts.emails, counts.conflicts) == (0, 1)
+    with engine.connect() as conn:
+        ids = conn.execute(select(store.emails.c.id)).scalars().all()
+        payload_ids = conn.execute(select(store.email_payloads.c.email_id)).scalars().all()
+    assert len(ids) == 1 and payload_ids == ids
