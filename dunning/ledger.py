@@ -96,7 +96,7 @@ def handled_keys(conn: Connection, account_ids: Sequence[str]) -> set[str]:
     """Every notice key the ledger holds for these accounts."""
     if not account_ids:
         return set()
-    query = select(notices.c.key).where(notices.c.account_id.in_(list(account_ids)))
+    query = select(notices.c.key).where(store.among(conn, notices.c.account_id, account_ids))
     return set(conn.execute(query).scalars())
 
 
@@ -258,9 +258,9 @@ def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_secon
 
 
 def _payloads(engine: Engine, email_ids: list[int]) -> dict[int, str]:
-    query = select(email_payloads.c.email_id, email_payloads.c.payload).where(
-        email_payloads.c.email_id.in_(email_ids))
     with engine.connect() as conn:
+        query = select(email_payloads.c.email_id, email_payloads.c.payload).where(
+            store.among(conn, email_payloads.c.email_id, email_ids))
         return dict(conn.execute(query).all())
 
 
@@ -283,7 +283,8 @@ def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_atte
         return RecordCounts()
     with _transaction(engine) as conn:
         ids = [result.email_id for result in results]
-        attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts).where(emails.c.id.in_(ids))).all())
+        attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts)
+                                     .where(store.among(conn, emails.c.id, ids))).all())
         stamp = _datetime_parameter(conn)
         rows = [_outcome(result, attempts[result.email_id] + 1, now, max_attempts, backoff_seconds, stamp,
                          stamp(now))

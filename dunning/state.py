@@ -24,7 +24,8 @@ def load_accounts(conn: Connection, ids: Sequence[str]) -> list[Account]:
         return []
     ids = list(ids)
     children = [_by_account(conn, columns, ids) for columns in _CHILD_COLUMNS]
-    rows = {row[0]: row for row in conn.execute(select(*_ACCOUNT_COLUMNS).where(store.accounts.c.id.in_(ids)))}
+    rows = {row[0]: row for row in conn.execute(
+        select(*_ACCOUNT_COLUMNS).where(store.among(conn, store.accounts.c.id, ids)))}
     return [_account(rows[i], *children) for i in ids if i in rows]
 
 
@@ -50,7 +51,8 @@ def _by_account(conn: Connection, columns: tuple, ids: list[str]) -> dict[str, l
     """The rows of one child table for these accounts, by account, each in id order."""
     table = columns[0].table
     grouped: dict[str, list] = defaultdict(list)
-    for row in conn.execute(select(*columns).where(table.c.account_id.in_(ids)).order_by(table.c.id)).all():
+    for row in conn.execute(
+            select(*columns).where(store.among(conn, table.c.account_id, ids)).order_by(table.c.id)).all():
         grouped[row[0]].append(row)
     return grouped
 

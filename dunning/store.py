@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import (Boolean, Column, Connection, Date, Engine, Index, Integer, MetaData, String,
-                        Table, Text, create_engine, event, select, text)
+                        Table, Text, bindparam, cast, create_engine, event, func, literal_column, select, text)
+import orjson
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from dunning.errors import SettingsError
@@ -224,6 +227,22 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
     if migrate:
         upgrade(engine)
     return engine
+
+
+def among(conn: Connection, column: Column, values: Sequence[str] | Sequence[int]) -> ColumnElement[bool]:
+    """`column IN (values)` with the values bound as one JSON array.
+
+    SQLAlchemy renders and binds an IN list placeholder by placeholder on every execution, and
+    SQLite prepares each new length anew; for the batches of hundreds of ids a run reads, that cost
+    more than the queries. The JSON array is one parameter, and the statement is the same every time.
+    """
+    values_json = bindparam(None, orjson.dumps(list(values)).decode(), type_=Text)
+    if conn.dialect.name == "postgresql":
+        element = func.jsonb_array_elements_text(cast(values_json, JSONB))
+        if isinstance(column.type, Integer):
+            element = cast(element, Integer)
+        return column.in_(select(element))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(values_json)))
 
 
 def utcnow() -> datetime:

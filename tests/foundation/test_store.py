@@ -1,4 +1,4 @@
-"""The versioned schema: a fresh database and one left by an older dunning end up with the same tables."""
+"""The store: its versioned schema (fresh and upgraded databases alike) and its batch lookups."""
 
 from __future__ import annotations
 
@@ -81,3 +81,22 @@ def test_an_email_dropped_at_enqueue_leaves_no_payload(database_url):
         ids = conn.execute(select(store.emails.c.id)).scalars().all()
         payload_ids = conn.execute(select(store.email_payloads.c.email_id)).scalars().all()
     assert len(ids) == 1 and payload_ids == ids
+
+
+def test_among_matches_exactly_the_listed_values(database_url):
+    """Text and integer columns; quotes, backslashes and non-ASCII ids; an empty list matches nothing."""
+    engine = store.connect(database_url)
+    names = ["acct_'1", 'acct_"2', "acct_\\3", "acct_é4", "acct_5"]
+    with engine.begin() as conn:
+        conn.execute(store.accounts.insert(), [
+            {"id": name, "name": name, "email": "a@example.com", "locale": "en", "timezone": "UTC",
+             "content_hash": "x"} for name in names])
+    with engine.connect() as conn:
+        def ids(values):
+            return sorted(conn.execute(select(store.accounts.c.id)
+                                       .where(store.among(conn, store.accounts.c.id, values))).scalars())
+        assert ids(names[:4] + ["acct_unknown"]) == sorted(names[:4])
+        assert ids([]) == []
+        found = conn.execute(select(store.schema_version.c.version).where(
+            store.among(conn, store.schema_version.c.version, [store.SCHEMA_VERSION, 99]))).scalars().all()
+        assert found == [store.SCHEMA_VERSION]
