@@ -51,12 +51,18 @@ class Claim:
     fence: int
     attempts: int
     message_id: str
-    payload: dict
+    payload_json: str
     account: str
     notice: str
     payment_method: str | None = None
     stage: int | None = None
     locale: str = ""
+
+    @property
+    def payload(self) -> dict:
+        """The payload as enqueued. Parsed on each use: a claimed batch holds its payloads as text, a
+        fraction of the memory, until each email is sent."""
+        return orjson.loads(self.payload_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +257,7 @@ def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_secon
     # Read once the claim is committed, so the write lock is held no longer than the claim needs;
     # a payload never changes after its email is enqueued.
     payloads = _payloads(engine, [row[0] for row in rows])
-    return sorted((Claim(email_id, fence, attempts, message_id, orjson.loads(payloads[email_id]), account,
+    return sorted((Claim(email_id, fence, attempts, message_id, payloads[email_id], account,
                          notice, payment_method, stage, locale)
                    for email_id, fence, attempts, message_id, account, notice, payment_method, stage, locale
                    in rows), key=lambda claimed: claimed.email_id)
