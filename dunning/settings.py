@@ -151,7 +151,7 @@ class LinksSettings(Section):
 
 class DeliverySettings(Section):
     workers: int = Field(2, gt=0, le=64)
-    batch_size: int = Field(200, gt=0)
+    batch_size: int = Field(500, gt=0)
     lease_seconds: int = Field(300, gt=0)
     max_attempts: int = Field(5, gt=0)
     retry_backoff_seconds: int = Field(300, gt=0)
