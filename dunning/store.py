@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
 from sqlalchemy import (Boolean, Column, Connection, Date, Engine, Index, Integer, MetaData, String,
                         Table, Text, bindparam, cast, create_engine, event, func, literal_column, select, text)
-import orjson
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ColumnElement
@@ -208,6 +209,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor.close()
 
 
+MIN_SQLITE = (3, 35)  # UPDATE … RETURNING, INSERT … ON CONFLICT … RETURNING, ALTER TABLE … DROP COLUMN
+
+
+def _require_sqlite(version: tuple[int, ...]) -> None:
+    if version < MIN_SQLITE:
+        found, needed = (".".join(map(str, v)) for v in (version, MIN_SQLITE))
+        raise SettingsError(f"database.url: this Python's SQLite is {found}; dunning needs {needed} or newer "
+                            "(or use PostgreSQL)")
+
+
 def connect(url: str, *, migrate: bool = True) -> Engine:
     """An engine for the URL with the schema brought up to date."""
     try:
@@ -215,6 +226,7 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
     except Exception:
         raise SettingsError(f"database.url: not a database URL: {url!r}") from None
     if parsed.get_backend_name() == "sqlite":
+        _require_sqlite(sqlite3.sqlite_version_info)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30})

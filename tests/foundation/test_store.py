@@ -66,6 +66,13 @@ def test_a_database_newer_than_this_dunning_is_refused(sqlite_url):
         store.connect(sqlite_url)
 
 
+def test_a_sqlite_too_old_for_the_ledger_is_named(sqlite_url, monkeypatch):
+    """Before SQLite 3.35 (no RETURNING, no DROP COLUMN) the error says so instead of failing on SQL."""
+    monkeypatch.setattr(store.sqlite3, "sqlite_version_info", (3, 34, 1))
+    with pytest.raises(SettingsError, match=r"SQLite is 3\.34\.1; dunning needs 3\.35 or newer"):
+        store.connect(sqlite_url)
+
+
 def test_an_email_dropped_at_enqueue_leaves_no_payload(database_url):
     """An email whose key another run already holds is dropped with nothing of it left behind."""
     engine = store.connect(database_url)
