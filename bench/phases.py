@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
+from contextlib import closing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 from bench import report
 from bench.measure import Measurement, measure
 from bench.prepare import Prepared
-from bench.report import Results, Row
+from bench.report import Results, Row, Run
 from bench.sink import Sink, postfix_tool
 
 SENDER, RECIPIENT = "billing@example.com", "billing@customer.example"
@@ -66,11 +68,35 @@ def import_accounts(bench: Bench, key: str, label: str, file: Path, count: int, 
     bench.results.check(f"{label}: {summary.get('imported', 0):,} accounts imported, "
                         f"{summary.get('rejected', 0):,} rejected (expected {count:,}, 0)",
                         summary.get("imported") == count and summary.get("rejected") == 0)
-    return _add(bench, Row(key, label, count, "accounts", measured, sink_cpu))
+    return _add(bench, Row(key, label, count, "accounts", (Run(measured, sink_cpu),)))
 
 
-def run(bench: Bench, key: str, label: str, database: Path, accounts: int, *, expect_sent: bool) -> dict:
-    """`dunning run --json`: the sink must receive exactly what the run says it sent."""
+def run(bench: Bench, key: str, label: str, database: Path, accounts: int, *, expect_sent: bool,
+        repeat: int = 1, pristine: Path | None = None) -> dict:
+    """`dunning run --json`, `repeat` times, each on a fresh copy of `pristine` when given (the copy
+    is not measured): the sink must receive exactly what each run says it sent. The last run's summary."""
+    runs, summary = [], {}
+    for number in range(1, repeat + 1):
+        if pristine is not None:
+            fresh_copy(pristine, database)
+        what = f"{label} ({number} of {repeat})" if repeat > 1 else label
+        measured, summary, sink_cpu = _run_once(bench, what, database, expect_sent)
+        runs.append(Run(measured, sink_cpu))
+    sent = summary.get("sent", 0)
+    count, unit = (sent, "notices") if expect_sent else (accounts, "accounts")
+    _add(bench, Row(key, label, count, unit, tuple(runs)))
+    return summary
+
+
+def fresh_copy(source: Path, database: Path) -> None:
+    """database as a copy of the SQLite file source, without the log a run on it left behind."""
+    for path in (database, *(database.with_name(database.name + end) for end in ("-wal", "-shm"))):
+        path.unlink(missing_ok=True)
+    with closing(sqlite3.connect(source)) as original, closing(sqlite3.connect(database)) as copy:
+        original.backup(copy)
+
+
+def _run_once(bench: Bench, label: str, database: Path, expect_sent: bool) -> tuple[Measurement, dict, float | None]:
     before = bench.sink.count()
     measured, sink_cpu = bench.measure(label, dunning("run", "--as-of", bench.as_of, "--json"),
                                        bench.dunning_env(database))
@@ -88,21 +114,19 @@ def run(bench: Bench, key: str, label: str, database: Path, accounts: int, *, ex
     else:
         check(f"{label}: {summary.get('planned', 0):,} planned, {sent:,} sent (expected none)",
               sent == 0 and summary.get("planned") == 0)
-    count, unit = (sent, "notices") if expect_sent else (accounts, "accounts")
-    _add(bench, Row(key, label, count, unit, measured, sink_cpu))
-    return summary
+    return measured, summary, sink_cpu
 
 
-def baseline(bench: Bench, prepared: Prepared, mode: str, label: str, messages: int) -> Row:
+def baseline(bench: Bench, prepared: Prepared, mode: str, label: str, messages: int, repeat: int = 1) -> Row:
     """The hand-rolled script (bench.baseline) on `messages` sample notices, one SMTP connection."""
     argv = [sys.executable, "-m", "bench.baseline", "--mode", mode, "--messages", str(messages),
             "--host", bench.sink.host, "--port", str(bench.sink.port), "--flat", str(prepared.flat_dir),
             "--templates", str(prepared.templates_dir), "--contexts", str(prepared.contexts)]
     key = report.PRECOMPILED if mode == "precompiled" else report.MJML
-    return _sent(bench, key, label, argv, messages, lambda m: _json(m, label).get("messages", 0))
+    return _sent(bench, key, label, argv, messages, lambda m: _json(m, label).get("messages", 0), repeat)
 
 
-def smtp_source(bench: Bench, prepared: Prepared, messages: int) -> Row | None:
+def smtp_source(bench: Bench, prepared: Prepared, messages: int, repeat: int = 1) -> Row | None:
     """Postfix's smtp-source: the same message size and connection count, each connection reused."""
     tool = postfix_tool("smtp-source")
     if tool is None:
@@ -112,19 +136,23 @@ def smtp_source(bench: Bench, prepared: Prepared, messages: int) -> Row | None:
             "-f", SENDER, "-t", RECIPIENT, f"{bench.sink.host}:{bench.sink.port}"]
     label = f"smtp-source ({bench.concurrency} connections, the machine's SMTP limit)"
     return _sent(bench, report.SMTP_SOURCE, label, argv, messages,
-                 lambda m: messages if m.returncode == 0 else 0)
+                 lambda m: messages if m.returncode == 0 else 0, repeat)
 
 
-def _sent(bench: Bench, key: str, label: str, argv: list[str], messages: int, reported) -> Row:
-    before = bench.sink.count()
-    measured, sink_cpu = bench.measure(label, argv, bench.env)
-    received = bench.sink.count() - before
-    if measured.returncode != 0:
-        raise PhaseError(measured.describe_failure())
-    sent = reported(measured)
-    bench.results.check(f"{label}: sink received {received:,}, sender reported {sent:,} of {messages:,}",
-                        received == sent == messages)
-    return _add(bench, Row(key, label, sent, "messages", measured, sink_cpu))
+def _sent(bench: Bench, key: str, label: str, argv: list[str], messages: int, reported, repeat: int) -> Row:
+    runs = []
+    for number in range(1, repeat + 1):
+        what = f"{label} ({number} of {repeat})" if repeat > 1 else label
+        before = bench.sink.count()
+        measured, sink_cpu = bench.measure(what, argv, bench.env)
+        received = bench.sink.count() - before
+        if measured.returncode != 0:
+            raise PhaseError(measured.describe_failure())
+        sent = reported(measured)
+        bench.results.check(f"{what}: sink received {received:,}, sender reported {sent:,} of {messages:,}",
+                            received == sent == messages)
+        runs.append(Run(measured, sink_cpu))
+    return _add(bench, Row(key, label, messages, "messages", tuple(runs)))
 
 
 def _add(bench: Bench, row: Row) -> Row:

@@ -15,9 +15,11 @@ from bench.sink import postfix_tool, start_sink  # noqa: E402
 PHASES = ("`dunning import`, every group due", "`dunning run`, end to end", "`dunning run` again",
           "baseline: Jinja2 + precompiled HTML", "baseline: the same, MJML compiled per message",
           "smtp-source", "`dunning import`, nothing due", "`dunning run`, nothing due")
-ROW = re.compile(r"^\| (?P<phase>[^|]+) \| (?P<count>[\d,]+) \w+ \| (?P<wall>[\d.]+) \|", re.M)
-SINK_CHECK = re.compile(r"^- ok: `dunning run`, end to end: sink received ([\d,]+), run reported ([\d,]+) sent$",
-                        re.M)
+ROW = re.compile(r"^\| (?P<phase>[^|]+) \| (?P<count>[\d,]+) \w+ \| (?P<wall>[\d.]+) \| (?P<rate>[\d,]+) \|"
+                 r".*\| (?P<each>[^|]*) \|$", re.M)
+SINK_CHECK = re.compile(r"^- ok: `dunning run`, end to end \((\d) of 2\): sink received ([\d,]+), "
+                        r"run reported ([\d,]+) sent$", re.M)
+REPEATED = ("`dunning run`, end to end", "baseline: Jinja2 + precompiled HTML", "smtp-source")
 
 
 def _number(text: str) -> int:
@@ -25,9 +27,10 @@ def _number(text: str) -> int:
 
 
 def test_small_benchmark_measures_every_phase_and_the_sink_gets_every_notice(tmp_path: Path) -> None:
-    """`python -m bench --small` exits 0, lists every phase with a non-zero count, and the sink got exactly what `dunning run` sent."""
+    """`python -m bench --small --repeat 2` exits 0, lists every phase with a non-zero count, shows both runs
+    of the repeated phases, and the sink got exactly what each `dunning run` sent."""
     out = tmp_path / "latest.md"
-    done = subprocess.run([sys.executable, "-m", "bench", "--small", "--out", str(out)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "bench", "--small", "--repeat", "2", "--out", str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     table = out.read_text(encoding="utf-8")
@@ -37,9 +40,17 @@ def test_small_benchmark_measures_every_phase_and_the_sink_gets_every_notice(tmp
         row = next((r for name, r in rows.items() if name.startswith(phase)), None)
         assert row is not None, f"no row for {phase!r} in:\n{table}"
         assert _number(row["count"]) > 0 and float(row["wall"]) > 0, row.group(0)
-    received, sent = SINK_CHECK.search(table).groups()
     run_row = next(r for name, r in rows.items() if name.startswith("`dunning run`, end to end"))
-    assert _number(received) == _number(sent) == _number(run_row["count"]) > 0
+    runs = SINK_CHECK.findall(table)
+    assert [number for number, _, _ in runs] == ["1", "2"], table
+    for _, received, sent in runs:
+        assert _number(received) == _number(sent) == _number(run_row["count"]) > 0
+    for name, row in rows.items():
+        each = [_number(rate) for rate in row["each"].split(" · ") if rate.strip()]
+        if name.startswith(tuple(p for p in REPEATED if p in expected)):
+            assert len(each) == 2 and min(each) <= _number(row["rate"]) <= max(each), row.group(0)
+        else:
+            assert each == [], row.group(0)
     assert "FAILED" not in table
 
 

@@ -1,0 +1,42 @@
+"""A repeated phase is reported by its median run, with every run's rate, and its largest peak RSS."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench import report  # noqa: E402
+from bench.measure import Measurement  # noqa: E402
+
+
+def _run(wall: float, rss: float, processes: int = 2) -> report.Run:
+    measured = Measurement(argv=("dunning", "run"), wall=wall, cpu=wall * 1.8, peak_rss_mb=rss,
+                           processes=processes, returncode=0, stdout="", stderr="")
+    return report.Run(measured, sink_cpu=wall / 4)
+
+
+def test_a_repeated_phase_is_its_median_run_and_its_largest_peak() -> None:
+    row = report.Row(report.RUN, "`dunning run`, end to end", 1000, "notices",
+                     (_run(0.5, 120), _run(0.25, 140), _run(0.4, 100)))
+    assert row.measured.wall == 0.4 and row.rate == 2500 and row.sink_cpu == 0.1
+    assert row.rates == [2000, 2500, 4000]
+    assert row.peak_rss_mb == 140
+
+
+def test_the_table_shows_every_run_and_judges_the_median() -> None:
+    results = report.Results(header=[])
+    results.rows.append(report.Row(report.RUN, "`dunning run`, end to end", 1000, "notices",
+                                   (_run(0.5, 120), _run(0.3, 160), _run(0.4, 100))))
+    results.rows.append(report.Row(report.NOOP, "`dunning run`, nothing due (no-op)", 10, "accounts",
+                                   (_run(1.0, 60, processes=1),)))
+    text = report.render(results)
+    assert "| `dunning run`, end to end | 1,000 notices | 0.40 | 2,500 | 0.72 | 160 (2 processes) | 0.10 | " \
+           "2,000 · 2,500 · 3,333 |" in text
+    assert "| `dunning run`, nothing due (no-op) | 10 accounts | 1.00 | 10 | 1.80 | 60 | 0.25 |  |" in text
+    verdicts = {t.what: t.ok for t in report.targets(results)}
+    assert verdicts["`dunning run` notices per second, end to end"] is True
+    assert verdicts["peak RSS: `dunning run`, end to end"] is False   # one run over the limit is enough
+    assert report.exit_code(results) == 3
