@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,7 +48,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"{SMALL['baseline_sample']} baseline messages, {SMALL['million']:,} for the "
                              "million phases); targets are shown, not judged")
     parser.add_argument("--concurrency", type=int, default=4,
-                        help="SMTP connections of `dunning run` and smtp-source (default 4)")
+                        help="SMTP connections of each delivery process of `dunning run` (default 4); "
+                             "smtp-source opens as many as all of them together")
+    parser.add_argument("--workers", type=int,
+                        help="delivery processes of `dunning run` (default: delivery.workers in settings.toml)")
     parser.add_argument("--sink", choices=["auto", "postfix", "python"], default="auto",
                         help="Postfix smtp-sink when installed (auto), or the asyncio sink in bench/")
     parser.add_argument("--install-postfix", action="store_true",
@@ -60,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.small:
         for name, value in SMALL.items():
             setattr(args, name, value)
+    if args.workers is None:
+        args.workers = tomllib.loads((REPO / "settings.toml").read_text(encoding="utf-8"))["delivery"]["workers"]
     if args.repeat is None:
         args.repeat = 1 if args.small else 3
     if args.repeat < 1:
@@ -78,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
     try:
         with start_sink(workdir, prefer=args.sink) as sink:
-            env = phases.child_environment(REPO, sink, args.concurrency, secrets.token_hex(32))
-            bench = Bench(REPO, workdir, sink, args.as_of, args.concurrency, env, results)
+            env = phases.child_environment(REPO, sink, args.concurrency, args.workers, secrets.token_hex(32))
+            bench = Bench(REPO, workdir, sink, args.as_of, args.concurrency, args.workers, env, results)
             run_phases(bench, args)
     except SinkError as exc:
         results.check(f"SMTP sink: {exc}", False)
@@ -170,8 +176,9 @@ def header(bench: Bench, args: argparse.Namespace, prepared: Prepared, load_befo
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {_cpu()} ({os.cpu_count()} cores), "
         f"Linux {platform.release()}, Python {platform.python_version()}; load average "
         f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.",
-        f"SMTP sink: {bench.sink.kind} on loopback. Connections: {bench.concurrency} for `dunning run` "
-        "and smtp-source, 1 (reused) for each baseline.",
+        f"SMTP sink: {bench.sink.kind} on loopback. Connections: {bench.connections} for `dunning run` "
+        f"({bench.concurrency} in each of its {bench.workers} delivery processes) and for smtp-source, "
+        "1 (reused) for each baseline.",
         f"Runs: {args.repeat} of `dunning run` end to end (each on a fresh copy of the imported accounts), "
         "of the precompiled baseline and of smtp-source, each reported by its median run (the rate of every "
         "run in the last column; peak RSS: the largest); one of every other phase.",

@@ -32,10 +32,16 @@ class Bench:
     workdir: Path
     sink: Sink
     as_of: str
-    concurrency: int
+    concurrency: int         # SMTP connections of each delivery process of `dunning run`
+    workers: int             # delivery processes of `dunning run` (the main one included)
     env: Mapping[str, str]   # the environment of every child, without DUNNING_DATABASE__URL
     results: Results
     log: bool = True
+
+    @property
+    def connections(self) -> int:
+        """The SMTP connections `dunning run` opens at most, all its processes together."""
+        return self.concurrency * self.workers
 
     def dunning_env(self, database: Path) -> dict[str, str]:
         """The environment of a `dunning` child working on this SQLite file."""
@@ -127,14 +133,15 @@ def baseline(bench: Bench, prepared: Prepared, mode: str, label: str, messages: 
 
 
 def smtp_source(bench: Bench, prepared: Prepared, messages: int, repeat: int = 1) -> Row | None:
-    """Postfix's smtp-source: the same message size and connection count, each connection reused."""
+    """Postfix's smtp-source: the same message size and as many connections as `dunning run` opens in all
+    its processes, each connection reused."""
     tool = postfix_tool("smtp-source")
     if tool is None:
         bench.results.skipped.append("smtp-source (Postfix not installed; see --install-postfix)")
         return None
-    argv = [str(tool), "-d", "-s", str(bench.concurrency), "-m", str(messages), "-F", str(prepared.message_file),
+    argv = [str(tool), "-d", "-s", str(bench.connections), "-m", str(messages), "-F", str(prepared.message_file),
             "-f", SENDER, "-t", RECIPIENT, f"{bench.sink.host}:{bench.sink.port}"]
-    label = f"smtp-source ({bench.concurrency} connections, the machine's SMTP limit)"
+    label = f"smtp-source ({bench.connections} connections, the machine's SMTP limit)"
     return _sent(bench, report.SMTP_SOURCE, label, argv, messages,
                  lambda m: messages if m.returncode == 0 else 0, repeat)
 
@@ -174,13 +181,14 @@ def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{value:,} {name}" for name, value in counts.items())
 
 
-def child_environment(repo: Path, sink: Sink, concurrency: int, signing_key: str) -> dict[str, str]:
+def child_environment(repo: Path, sink: Sink, concurrency: int, workers: int, signing_key: str) -> dict[str, str]:
     """This environment without any DUNNING_* of its own, plus the benchmark's settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
     env.update({
         "DUNNING_SETTINGS": str(repo / "settings.toml"),
         "DUNNING_SMTP__HOST": sink.host, "DUNNING_SMTP__PORT": str(sink.port), "DUNNING_SMTP__TLS": "none",
-        "DUNNING_SMTP__CONCURRENCY": str(concurrency), "DUNNING_LINKS__KEYS": signing_key,
+        "DUNNING_SMTP__CONCURRENCY": str(concurrency), "DUNNING_DELIVERY__WORKERS": str(workers),
+        "DUNNING_LINKS__KEYS": signing_key,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
     })
     return env

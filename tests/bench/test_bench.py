@@ -6,6 +6,7 @@ import re
 import smtplib
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +52,10 @@ def test_small_benchmark_measures_every_phase_and_the_sink_gets_every_notice(tmp
             assert len(each) == 2 and min(each) <= _number(row["rate"]) <= max(each), row.group(0)
         else:
             assert each == [], row.group(0)
+    if "smtp-source" in expected:   # as many connections as every delivery process of `dunning run` opens
+        workers = tomllib.loads((REPO / "settings.toml").read_text(encoding="utf-8"))["delivery"]["workers"]
+        assert f"| smtp-source ({4 * workers} connections," in table
+        assert f"Connections: {4 * workers} for `dunning run` (4 in each of its {workers} delivery processes)" in table
     assert "FAILED" not in table
 
 
