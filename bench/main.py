@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,7 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for name, value in SMALL.items():
             setattr(args, name, value)
     if args.workers is None:
-        args.workers = tomllib.loads((REPO / "settings.toml").read_text(encoding="utf-8"))["delivery"]["workers"]
+        from dunning.settings import load_settings
+        args.workers = load_settings(REPO / "settings.toml").delivery.workers
     if args.repeat is None:
         args.repeat = 1 if args.small else 3
     if args.repeat < 1:

@@ -6,8 +6,8 @@ import json
 import os
 import sqlite3
 import sys
+from collections.abc import Callable, Mapping
 from contextlib import closing
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,17 +81,25 @@ def run(bench: Bench, key: str, label: str, database: Path, accounts: int, *, ex
         repeat: int = 1, pristine: Path | None = None) -> dict:
     """`dunning run --json`, `repeat` times, each on a fresh copy of `pristine` when given (the copy
     is not measured): the sink must receive exactly what each run says it sent. The last run's summary."""
-    runs, summary = [], {}
-    for number in range(1, repeat + 1):
+    summary: dict = {}
+
+    def once(what: str) -> Run:
+        nonlocal summary
         if pristine is not None:
             fresh_copy(pristine, database)
-        what = f"{label} ({number} of {repeat})" if repeat > 1 else label
         measured, summary, sink_cpu = _run_once(bench, what, database, expect_sent)
-        runs.append(Run(measured, sink_cpu))
-    sent = summary.get("sent", 0)
-    count, unit = (sent, "notices") if expect_sent else (accounts, "accounts")
-    _add(bench, Row(key, label, count, unit, tuple(runs)))
+        return Run(measured, sink_cpu)
+
+    runs = _repeated(label, repeat, once)
+    count, unit = (summary.get("sent", 0), "notices") if expect_sent else (accounts, "accounts")
+    _add(bench, Row(key, label, count, unit, runs))
     return summary
+
+
+def _repeated(label: str, repeat: int, once: Callable[[str], Run]) -> tuple[Run, ...]:
+    """once(label) `repeat` times, each run's label numbered when there are several."""
+    return tuple(once(f"{label} ({number} of {repeat})" if repeat > 1 else label)
+                 for number in range(1, repeat + 1))
 
 
 def fresh_copy(source: Path, database: Path) -> None:
@@ -147,9 +155,7 @@ def smtp_source(bench: Bench, prepared: Prepared, messages: int, repeat: int = 1
 
 
 def _sent(bench: Bench, key: str, label: str, argv: list[str], messages: int, reported, repeat: int) -> Row:
-    runs = []
-    for number in range(1, repeat + 1):
-        what = f"{label} ({number} of {repeat})" if repeat > 1 else label
+    def once(what: str) -> Run:
         before = bench.sink.count()
         measured, sink_cpu = bench.measure(what, argv, bench.env)
         received = bench.sink.count() - before
@@ -158,8 +164,9 @@ def _sent(bench: Bench, key: str, label: str, argv: list[str], messages: int, re
         sent = reported(measured)
         bench.results.check(f"{what}: sink received {received:,}, sender reported {sent:,} of {messages:,}",
                             received == sent == messages)
-        runs.append(Run(measured, sink_cpu))
-    return _add(bench, Row(key, label, messages, "messages", tuple(runs)))
+        return Run(measured, sink_cpu)
+
+    return _add(bench, Row(key, label, messages, "messages", _repeated(label, repeat, once)))
 
 
 def _add(bench: Bench, row: Row) -> Row:
