@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dunning.message import build_message, make_message_id
-from dunning.render import NOTICES, Renderer
-from dunning.scenarios import load_scenarios
+from dunning.delivery.mime import build_message, make_message_id
+from dunning.emails.render import NOTICES, Renderer
+from dunning.emails.scenarios import load_scenarios
 from dunning.settings import Settings
 
 FLAT_PARTS = {"html": "html", "text": "txt", "subject": "subject", "preheader": "preheader"}

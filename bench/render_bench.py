@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.startup_child:
         return _startup_child()
-    from dunning.render import Renderer
-    from dunning.scenarios import load_scenarios
+    from dunning.emails.render import Renderer
+    from dunning.emails.scenarios import load_scenarios
 
     renderer = Renderer(TEMPLATES, LOCALES, reload_interval=args.reload_interval)
     jobs = [(s.notice, locale, s.context) for s in load_scenarios(TEMPLATES)
@@ -122,8 +122,8 @@ def _startup() -> None:
 
 def _startup_child() -> int:
     """Print the CPU seconds of each start-up step of this process as JSON."""
-    from dunning.render import NOTICES, Renderer
-    from dunning.scenarios import load_scenarios
+    from dunning.emails.render import NOTICES, Renderer
+    from dunning.emails.scenarios import load_scenarios
 
     imported = _cpu()
     contexts = {s.notice: s.context for s in load_scenarios(TEMPLATES)}

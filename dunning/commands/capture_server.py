@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dunning.errors import DunningError
 from dunning.settings import load_settings
-from dunning.testing import CapturedMessage, CaptureServer
+from dunning.delivery.capture import CapturedMessage, CaptureServer
 
 NAME = "capture-server"
 HELP = "run a loopback SMTP server that saves every message it receives as a .eml file"

@@ -11,11 +11,14 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from dunning import importer, pipeline, sample, store
+from dunning import store
+from dunning.billing import importer
+from dunning.run import job
+from dunning.billing import sample
 from dunning.commands.run import print_summary, progress_reporter
-from dunning.preview import build_preview
+from dunning.emails.preview import build_preview
 from dunning.settings import Settings, load_settings
-from dunning.testing import CaptureServer
+from dunning.delivery.capture import CaptureServer
 
 NAME = "demo"
 HELP = "run the whole job on sample data: SQLite under var/demo, a local capture SMTP server, var/outbox"
@@ -47,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
         settings = with_smtp_port(settings, server.port)
         print(f"2. capture SMTP server on {server.host}:{server.port}, writing to {var / 'outbox'}/")
         with progress_reporter(enabled=True) as progress:
-            first = pipeline.run(settings, as_of=as_of, progress=progress)
+            first = job.run(settings, as_of=as_of, progress=progress)
         print("3. dunning run:  ", end="")
         print_summary(first, as_json=False)
-        again = pipeline.run(settings, as_of=as_of)
+        again = job.run(settings, as_of=as_of)
         print(f"4. the same run again sends nothing new (never twice): {again.sent} sent")
         server.wait_for(first.sent)
     show_outbox(var / "outbox")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dunning import catalog_tools
-from dunning.catalog_tools import display_path
+from dunning.i18n import workflow
+from dunning.i18n.workflow import display_path
 from dunning.settings import load_settings
 
 NAME = "i18n"
@@ -29,23 +29,23 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "update":
         return _update(locales_dir)
     if args.action == "compile":
-        for path in catalog_tools.compile_catalogs(locales_dir):
+        for path in workflow.compile_catalogs(locales_dir):
             print(f"compiled {display_path(path)}")
         return 0
-    print(catalog_tools.format_stats(catalog_tools.stats(locales_dir)))
+    print(workflow.format_stats(workflow.stats(locales_dir)))
     return 0
 
 
 def _extract(templates_dir: Path, locales_dir: Path) -> int:
-    catalog = catalog_tools.extract(templates_dir)
-    path = catalog_tools.write_pot(catalog, locales_dir)
+    catalog = workflow.extract(templates_dir)
+    path = workflow.write_pot(catalog, locales_dir)
     print(f"extracted {sum(1 for m in catalog if m.id)} messages into {display_path(path)}")
     return 0
 
 
 def _update(locales_dir: Path) -> int:
-    template = catalog_tools.read_pot(locales_dir)
-    for result in catalog_tools.update(locales_dir, template):
+    template = workflow.read_pot(locales_dir)
+    for result in workflow.update(locales_dir, template):
         print(f"updated {display_path(result.path)}: {result.added} new, {result.fuzzy} newly fuzzy, "
               f"{result.obsolete} obsolete")
     return 0

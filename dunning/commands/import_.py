@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from dunning import importer, store
+from dunning import store
+from dunning.billing import importer
 from dunning.errors import DunningError
 from dunning.settings import load_settings
 

@@ -11,10 +11,11 @@ from babel.messages.catalog import Catalog
 from jinja2 import Environment
 from jinja2.sandbox import SandboxedEnvironment
 
-from dunning import catalog_tools, lint
-from dunning.catalog_tools import display_path
+from dunning.i18n import workflow
+from dunning.emails import lint
+from dunning.i18n.workflow import display_path
 from dunning.errors import DunningError
-from dunning.lint import Problem
+from dunning.emails.lint import Problem
 from dunning.settings import load_settings
 
 NAME = "lint"
@@ -44,7 +45,7 @@ def lint_tree(templates_dir: Path, locales_dir: Path, *, default_locale: str = "
     problems = _guard(templates_dir, lambda: _lint_templates(templates_dir))
     template = None
     try:
-        template = catalog_tools.extract(templates_dir)
+        template = workflow.extract(templates_dir)
     except DunningError as exc:
         problems += _from_error(exc, templates_dir, base_dir=templates_dir)
     problems += _guard(locales_dir, lambda: _lint_catalogs(locales_dir, template))
@@ -90,13 +91,13 @@ def _from_error(exc: DunningError, fallback: Path, label: str = "", *,
 def template_files(templates_dir: Path) -> list[Path]:
     """Every template file below the directory (sample scenarios excluded)."""
     return sorted(path for path in templates_dir.rglob("*")
-                  if path.is_file() and path.suffix in catalog_tools.TEMPLATE_SUFFIXES)
+                  if path.is_file() and path.suffix in workflow.TEMPLATE_SUFFIXES)
 
 
 def _syntax_environment() -> Environment:
     """The environment emails are rendered with (its extensions and options), without a catalog."""
     try:
-        from dunning.jinja_env import EmailEnvironment
+        from dunning.emails.jinja_env import EmailEnvironment
         return EmailEnvironment()
     except Exception:  # the renderer itself is broken: its errors are reported by the render checks
         return SandboxedEnvironment(extensions=["jinja2.ext.i18n"], lstrip_blocks=True)
@@ -122,14 +123,14 @@ def _lint_templates(templates_dir: Path) -> list[Problem]:
 # -- catalogs -----------------------------------------------------------------------------------
 
 def _lint_catalogs(locales_dir: Path, template: Catalog | None) -> list[Problem]:
-    paths = catalog_tools.catalog_paths(locales_dir)
+    paths = workflow.catalog_paths(locales_dir)
     if not paths:
         return [Problem(display_path(locales_dir), None, "no catalogs (<locale>/LC_MESSAGES/messages.po)")]
     problems: list[Problem] = []
     for locale, path in paths.items():
         name = display_path(path)
         try:
-            catalog = catalog_tools.read_catalog(path, locale)
+            catalog = workflow.read_catalog(path, locale)
         except DunningError as exc:
             problems += _from_error(exc, path)
             continue
@@ -143,8 +144,8 @@ def _lint_catalogs(locales_dir: Path, template: Catalog | None) -> list[Problem]
 # -- rendered emails ----------------------------------------------------------------------------
 
 def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str) -> list[Problem]:
-    from dunning.render import NOTICES, Renderer
-    from dunning.scenarios import load_scenarios
+    from dunning.emails.render import NOTICES, Renderer
+    from dunning.emails.scenarios import load_scenarios
 
     try:
         renderer = Renderer(templates_dir, locales_dir, default_locale)
@@ -154,7 +155,7 @@ def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str)
     problems, compiled = _compile_notices(renderer, templates_dir, NOTICES)
     problems += [Problem(display_path(templates_dir / "scenarios"), None, f"no sample scenario for {notice}",
                          "warning") for notice in NOTICES if not any(s.notice == notice for s in scenarios)]
-    sources = [*template_files(templates_dir), *catalog_tools.catalog_paths(locales_dir).values(),
+    sources = [*template_files(templates_dir), *workflow.catalog_paths(locales_dir).values(),
                *sorted((templates_dir / "scenarios").glob("*.json"))]
     locales = _readable_locales(locales_dir, renderer.available_locales)
     for scenario in (s for s in scenarios if s.notice in compiled):
@@ -179,7 +180,7 @@ def _readable_locales(locales_dir: Path, available: Iterable[str]) -> list[str]:
     readable = []
     for locale in sorted(available):
         try:
-            catalog_tools.read_catalog(catalog_tools.catalog_paths(locales_dir)[locale], locale)
+            workflow.read_catalog(workflow.catalog_paths(locales_dir)[locale], locale)
         except (DunningError, KeyError):
             continue
         readable.append(locale)

@@ -7,7 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from dunning import candidates, i18n, plan_output, store
+from dunning import store
+from dunning.planning import candidates
+from dunning.i18n import catalogs
+from dunning.planning import plan_output
 from dunning.commands._arguments import as_of
 from dunning.settings import load_settings
 
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
     engine = store.connect(settings.database.url)
     as_of = args.as_of or store.utcnow()
-    locales = i18n.find_locales(Path(settings.i18n.locales_dir))
+    locales = catalogs.find_locales(Path(settings.i18n.locales_dir))
     write = plan_output.write_json if args.format == "json" else plan_output.write_table
     try:
         write(candidates.iter_plan(engine, as_of, settings, locales), sys.stdout)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dunning.catalog_tools import display_path
+from dunning.i18n.workflow import display_path
 from dunning.settings import load_settings
 
 NAME = "preview"
@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dunning.preview import build_preview  # needs the renderer; other commands must not
+    from dunning.emails.preview import build_preview  # needs the renderer; other commands must not
 
     settings = load_settings(args.settings)
     entries = build_preview(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir), args.out,

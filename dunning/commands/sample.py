@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dunning import sample
+from dunning.billing import sample
 from dunning.commands._arguments import as_of
 
 NAME = "sample"

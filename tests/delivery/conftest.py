@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from dunning.settings import SmtpSettings
-from dunning.testing import CaptureServer
+from dunning.delivery.capture import CaptureServer
 
 
 @dataclass(frozen=True)

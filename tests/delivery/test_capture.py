@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dunning.testing import CaptureServer, Fault
+from dunning.delivery.capture import CaptureServer, Fault
 
 MESSAGE = (b"From: billing@example.com\r\nTo: a@example.com\r\nSubject: Hello\r\n"
            b"Message-ID: <abc@example.com>\r\n\r\nBody\r\n")

@@ -10,7 +10,7 @@ from aiosmtplib import SMTPResponse, SMTPResponseException, SMTPServerDisconnect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunning.smtp_replies import MAX_REPLY, Replies
+from dunning.delivery.replies import MAX_REPLY, Replies
 
 STREAM = b"250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n354 Go ahead\r\n550 5.1.1 No such user\n"
 EXPECTED = [SMTPResponse(250, "mx.example\nPIPELINING\n8BITMIME"), SMTPResponse(354, "Go ahead"),

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from dunning.errors import DeliveryError, SettingsError
-from dunning.message import MessageError
+from dunning.delivery.mime import MessageError
 from dunning.settings import SmtpSettings
-from dunning.testing import CaptureServer, Fault
-from dunning.transport import Outcome, SmtpTransport
+from dunning.delivery.capture import CaptureServer, Fault
+from dunning.delivery.transport import Outcome, SmtpTransport
 
 SENDER = "billing@example.com"
 TO = ["compta@contoso.example"]
@@ -386,7 +386,7 @@ def test_cancelling_a_send_propagates_and_leaves_the_transport_usable(capture, s
 
 def test_a_send_cancelled_as_a_connection_is_handed_to_it_passes_the_connection_on():
     """A connection released to a waiting send that is being cancelled goes to the next waiting send."""
-    from dunning.waiting import Pool
+    from dunning.delivery.pool import Pool
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -408,7 +408,7 @@ def test_messages_from_build_message_keep_their_leading_dots(capture, smtp_setti
     """Body lines starting with a dot (7bit or quoted-printable) arrive intact; dot-safe ones unchanged."""
     from datetime import datetime, timezone
 
-    from dunning.message import build_message
+    from dunning.delivery.mime import build_message
 
     def build(text: str) -> bytes:
         return build_message(make_email(subject="s", html="<p>x</p>\n", text=text),
@@ -431,7 +431,7 @@ def test_a_reply_timeout_leaves_the_task_without_pending_cancellation():
     """A reply that times out raises SMTPReadTimeoutError and leaves the task's cancel count as it was."""
     from aiosmtplib import SMTPReadTimeoutError
 
-    from dunning.waiting import ReplyTimer
+    from dunning.delivery.pool import ReplyTimer
 
     async def main():
         timer = ReplyTimer(asyncio.get_running_loop())
@@ -444,7 +444,7 @@ def test_a_reply_timeout_leaves_the_task_without_pending_cancellation():
 
 def test_an_outside_cancellation_at_the_deadline_stays_a_cancellation():
     """When the task is cancelled from outside just as its reply times out, CancelledError wins."""
-    from dunning.waiting import ReplyTimer
+    from dunning.delivery.pool import ReplyTimer
 
     async def main():
         loop = asyncio.get_running_loop()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from dunning.render import Renderer
-from dunning.scenarios import Scenario, load_scenarios
+from dunning.emails.render import Renderer
+from dunning.emails.scenarios import Scenario, load_scenarios
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "templates" / "emails"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from mjml import mjml_to_html
 
-from dunning.compiler import compile_mjml, compile_notice
-from dunning.compose import Composer, join
+from dunning.emails.compiler import compile_mjml, compile_notice
+from dunning.emails.compose import Composer, join
 from dunning.errors import TemplateError
-from dunning.jinja_env import EmailEnvironment
+from dunning.emails.jinja_env import EmailEnvironment
 
 from .conftest import write_tree
 

@@ -8,8 +8,8 @@ from babel.support import NullTranslations
 from hypothesis import given, strategies as st
 from markupsafe import Markup, escape
 
-from dunning.i18n import Formats
-from dunning.jinja_env import EmailEnvironment, escape_output
+from dunning.i18n.catalogs import Formats
+from dunning.emails.jinja_env import EmailEnvironment, escape_output
 
 
 @given(st.text() | st.integers() | st.decimals(allow_nan=False) | st.none() | st.text().map(Markup))

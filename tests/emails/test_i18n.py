@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dunning.errors import TemplateError
-from dunning.i18n import Catalogs, Formats, find_locales, load_catalog
+from dunning.i18n.catalogs import Catalogs, Formats, find_locales, load_catalog
 
 from .conftest import LOCALES, SHIPPED_LOCALES, write_po
 
@@ -68,7 +68,7 @@ def test_available_locales_are_the_directories_with_a_catalog(tmp_path: Path) ->
 def test_a_missing_catalog_falls_back_visibly(caplog: pytest.LogCaptureFixture) -> None:
     """pt-BR has no catalog: the choice says so and a warning names the locale, once."""
     catalogs = Catalogs(LOCALES, "en")
-    with caplog.at_level(logging.WARNING, logger="dunning.i18n"):
+    with caplog.at_level(logging.WARNING, logger="dunning.i18n.catalogs"):
         first = catalogs.choose("pt-BR")
         catalogs.choose("pt-BR")
     assert (first.locale, first.fallback, first.lang) == ("en", True, "en")

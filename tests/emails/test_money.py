@@ -11,7 +11,7 @@ from babel.lists import format_list
 from babel.numbers import format_currency
 from hypothesis import given, settings, strategies as st
 
-from dunning.i18n import Formats, currency_writer
+from dunning.i18n.catalogs import Formats, currency_writer
 
 from .conftest import SHIPPED_LOCALES
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import dunning.render
+import dunning.emails.render
 from dunning.errors import TemplateError
-from dunning.render import NOTICES, Renderer
+from dunning.emails.render import NOTICES, Renderer
 
 from .conftest import LOCALES, SHIPPED_LOCALES, TEMPLATES, scenario_names, visible_text
 
@@ -123,7 +123,7 @@ def test_a_missing_catalog_falls_back_to_the_default_and_says_so(scenario,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     """pt-BR has no catalog: the email is in English, reports locale "en", and a warning names pt-BR."""
     renderer = Renderer(TEMPLATES, LOCALES)
-    with caplog.at_level(logging.WARNING, logger="dunning.i18n"):
+    with caplog.at_level(logging.WARNING, logger="dunning.i18n.catalogs"):
         email = renderer.render("past_due", "pt-BR", scenario("past_due--stage-1-card"))
     assert (email.locale, email.lang) == ("en", "en")
     assert email.subject.startswith("Reminder:")
@@ -196,13 +196,13 @@ def test_arabic_email_is_right_to_left(shipped_renderer: Renderer, scenario) -> 
 def test_mjml_is_compiled_once_and_again_after_a_change(copied, scenario, monkeypatch) -> None:
     """Many emails in many locales compile the MJML once; touching the layout recompiles it on the next one."""
     calls: list[str] = []
-    real = dunning.render.compile_notice
+    real = dunning.emails.render.compile_notice
 
     def counting(env, templates_dir, notice):
         calls.append(notice)
         return real(env, templates_dir, notice)
 
-    monkeypatch.setattr(dunning.render, "compile_notice", counting)
+    monkeypatch.setattr(dunning.emails.render, "compile_notice", counting)
     templates, locales = copied
     renderer = Renderer(templates, locales, reload_interval=0)
     context = scenario("past_due--stage-1-card")
@@ -395,8 +395,8 @@ def test_text_and_html_share_translations(shipped_renderer: Renderer, scenario) 
 def test_a_broken_template_is_not_recompiled_for_every_email(tree, scenario, monkeypatch) -> None:
     """Within the reload interval, emails of a notice whose template is broken fail without a new compile."""
     calls: list[str] = []
-    real = dunning.render.compile_notice
-    monkeypatch.setattr(dunning.render, "compile_notice",
+    real = dunning.emails.render.compile_notice
+    monkeypatch.setattr(dunning.emails.render, "compile_notice",
                         lambda env, root, notice: calls.append(notice) or real(env, root, notice))
     templates, locales = tree({"bad.mjml": "{% if %}", "bad.txt": "x"}, catalogs={"fr": ""})
     renderer = Renderer(templates, locales, reload_interval=3600)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dunning.render import NOTICES
-from dunning.scenarios import ScenarioError, load_scenario, load_scenarios
+from dunning.emails.render import NOTICES
+from dunning.emails.scenarios import ScenarioError, load_scenario, load_scenarios
 
 from .conftest import TEMPLATES
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from dunning.render import Renderer
+from dunning.emails.render import Renderer
 
 from .conftest import SHIPPED_LOCALES, HtmlSnapshot, TextSnapshot, normalize_html, scenario_names
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import dunning.render
+import dunning.emails.render
 from dunning.errors import TemplateError
-from dunning.jinja_env import EmailEnvironment
-from dunning.render import NOTICES, Renderer
+from dunning.emails.jinja_env import EmailEnvironment
+from dunning.emails.render import NOTICES, Renderer
 
 from .conftest import LOCALES, REPO, SHIPPED_LOCALES, TEMPLATES, scenario_names
 
@@ -35,8 +35,8 @@ def copied(tmp_path: Path) -> tuple[Path, Path]:
 def compiles(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     """Every MJML build and Jinja compile the renderer makes, recorded."""
     calls: dict[str, list] = {"mjml": [], "jinja": []}
-    build, jinja = dunning.render.compile_notice, EmailEnvironment.compile
-    monkeypatch.setattr(dunning.render, "compile_notice",
+    build, jinja = dunning.emails.render.compile_notice, EmailEnvironment.compile
+    monkeypatch.setattr(dunning.emails.render, "compile_notice",
                         lambda env, root, notice: calls["mjml"].append(notice) or build(env, root, notice))
     monkeypatch.setattr(EmailEnvironment, "compile",
                         lambda env, source, name=None, *args: calls["jinja"].append(name) or jinja(env, source, name, *args))
@@ -161,7 +161,7 @@ def test_a_cache_others_may_write_is_not_used(tmp_path: Path, scenario, caplog: 
     cache = tmp_path / "cache"
     cache.mkdir()
     cache.chmod(0o777)
-    with caplog.at_level(logging.WARNING, logger="dunning.template_cache"):
+    with caplog.at_level(logging.WARNING, logger="dunning.emails.template_cache"):
         renderer = Renderer(TEMPLATES, LOCALES, cache_dir=cache)
     assert renderer.cache is None and any("not private" in r.getMessage() for r in caplog.records)
     assert renderer.render("past_due", "fr", scenario("past_due--stage-1-card")).locale == "fr"
@@ -178,14 +178,14 @@ def test_the_default_cache_is_private_and_under_xdg_cache_home(tmp_path: Path, s
 CHILD = """\
 import sys, time
 from pathlib import Path
-import dunning.render
-real = dunning.render.compile_notice
+import dunning.emails.render
+real = dunning.emails.render.compile_notice
 def slow(env, root, notice):
     print("compiling", flush=True)
     time.sleep(1.0)
     return real(env, root, notice)
-dunning.render.compile_notice = slow
-dunning.render.Renderer(Path(sys.argv[1]), Path(sys.argv[2]), cache_dir=Path(sys.argv[3])).compile("past_due")
+dunning.emails.render.compile_notice = slow
+dunning.emails.render.Renderer(Path(sys.argv[1]), Path(sys.argv[2]), cache_dir=Path(sys.argv[3])).compile("past_due")
 """
 
 

@@ -8,8 +8,8 @@ import sys
 from datetime import datetime, timezone
 
 import dunning
-from dunning import sample
-from dunning.billing import Account
+from dunning.billing import sample
+from dunning.billing.contract import Account
 from dunning.cli import command_modules, command_name, main
 
 

@@ -11,8 +11,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from dunning import importer, state, store
-from dunning.billing import Account
+from dunning import store
+from dunning.billing import importer
+from dunning.billing import loader
+from dunning.billing.contract import Account
 from dunning.cli import main
 
 FULL = {
@@ -54,7 +56,7 @@ def test_every_field_round_trips(database_url):
     engine, summary, errors = _import(database_url, _jsonl(FULL))
     assert errors == [] and summary.imported == 1
     with engine.connect() as conn:
-        (account,) = state.load_accounts(conn, ["acct_1"])
+        (account,) = loader.load_accounts(conn, ["acct_1"])
     assert account.name == FULL["name"] and account.cc == FULL["cc"]
     assert account.locale == "fr-FR" and account.timezone == "Europe/Paris"
     assert account.payment_methods[0].model_dump() == FULL["payment_methods"][0]
@@ -79,7 +81,7 @@ def test_every_field_round_trips(database_url):
 def test_every_account_loads_back_as_validated(database_url):
     """Each account of the sample, read back, equals the account the contract validated, field by field,
     in the order asked for (children in id order); unknown ids are skipped."""
-    from dunning import sample
+    from dunning.billing import sample
     accounts = list(sample.generate(150, datetime(2026, 11, 20, 12, tzinfo=timezone.utc), mix="all-due"))
     engine, summary, errors = _import(database_url, _jsonl(*accounts))
     assert errors == [] and summary.imported == len(accounts)
@@ -92,7 +94,7 @@ def test_every_account_loads_back_as_validated(database_url):
     asked = list(reversed(expected))
     asked.insert(7, "acct_unknown")
     with engine.connect() as conn:
-        loaded = state.load_accounts(conn, asked)
+        loaded = loader.load_accounts(conn, asked)
     assert [account.id for account in loaded] == [i for i in asked if i != "acct_unknown"]
     assert [account.model_dump() for account in loaded] == [expected[account.id] for account in loaded]
     assert sum(len(account.charges) for account in loaded) > 0
@@ -237,7 +239,7 @@ def test_changed_line_updates_and_drops_children_no_longer_listed(database_url):
     _engine, summary, errors = _import(database_url, _jsonl(newer))
     assert errors == [] and (summary.updated, summary.imported) == (1, 0)
     with engine.connect() as conn:
-        (account,) = state.load_accounts(conn, ["acct_1"])
+        (account,) = loader.load_accounts(conn, ["acct_1"])
         charges = conn.execute(select(func.count()).select_from(store.charges)).scalar()
     assert account.name == "Contoso SAS" and account.invoices[0].outstanding == 0
     assert charges == 1
@@ -245,7 +247,7 @@ def test_changed_line_updates_and_drops_children_no_longer_listed(database_url):
 
 def test_sqlite_and_postgresql_hold_the_same_rows(sqlite_url, postgres_url):
     """The sample billing state imported into SQLite and PostgreSQL gives the same rows."""
-    from dunning import sample
+    from dunning.billing import sample
     as_of = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
     buffer = io.StringIO()
     sample.write_jsonl(buffer, sample.generate(120, as_of))
@@ -258,7 +260,7 @@ def test_sqlite_and_postgresql_hold_the_same_rows(sqlite_url, postgres_url):
 
 def test_import_command_summarises_and_exits_non_zero_on_rejections(tmp_path, capsys):
     """`dunning import` prints imported/updated/rejected and exits 65 when any line was rejected."""
-    path = tmp_path / "state.jsonl"
+    path = tmp_path / "loader.jsonl"
     path.write_bytes(_jsonl(FULL) + b"{oops\n")
     assert main(["import", str(path), "--json"]) == 65
     out, err = capsys.readouterr()

@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dunning.billing import Account
-from dunning.policy import PlannedNotice, plan
+from dunning.billing.contract import Account
+from dunning.planning.policy import PlannedNotice, plan
 from dunning.settings import Settings
 
 LOCALES = frozenset({"en", "fr", "nl", "sv", "de", "ar", "pt"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dunning.policy import choose_locale
+from dunning.planning.policy import choose_locale
 from dunning.settings import Settings
 
 from .builders import account, plan_of

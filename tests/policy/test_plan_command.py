@@ -8,9 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from dunning import candidates, sample, state, store
+from dunning import store
+from dunning.planning import candidates
+from dunning.billing import sample
+from dunning.billing import loader
 from dunning.cli import main
-from dunning.policy import plan
+from dunning.planning.policy import plan
 from dunning.settings import load_settings
 
 from .builders import LOCALES, account, cancelled, charge, invoice, scoped, sub, write_jsonl
@@ -62,7 +65,7 @@ def imported(database_url, tmp_path, monkeypatch):
         catalog.parent.mkdir(parents=True)
         catalog.write_text('msgid ""\nmsgstr ""\n', encoding="utf-8")
     monkeypatch.setenv("DUNNING_I18N__LOCALES_DIR", str(tmp_path / "locales"))
-    path = write_jsonl(tmp_path / "state.jsonl", _state())
+    path = write_jsonl(tmp_path / "loader.jsonl", _state())
     assert main(["import", str(path)]) == 0
     return database_url
 
@@ -123,13 +126,13 @@ def test_as_of_needs_an_offset(capsys):
 def test_candidates_never_load_accounts_with_nothing_due(imported, monkeypatch):
     """Only accounts that may be due are read from the store; paid, future and deleted ones never are."""
     loaded: list[str] = []
-    real = state.load_accounts
+    real = loader.load_accounts
 
     def counting(conn, ids):
         loaded.extend(ids)
         return real(conn, ids)
 
-    monkeypatch.setattr(candidates.state, "load_accounts", counting)
+    monkeypatch.setattr(candidates.loader, "load_accounts", counting)
     settings = load_settings()
     engine = store.connect(imported)
     batches = list(candidates.iter_plan(engine, datetime.fromisoformat(AS_OF), settings, LOCALES))
@@ -141,7 +144,7 @@ def test_candidates_never_load_accounts_with_nothing_due(imported, monkeypatch):
 def _all_accounts(engine):
     with engine.connect() as conn:
         ids = sorted(conn.execute(select(store.accounts.c.id)).scalars())
-        return state.load_accounts(conn, ids)
+        return loader.load_accounts(conn, ids)
 
 
 def test_candidates_lose_nothing_over_time(database_url, tmp_path):
@@ -149,7 +152,7 @@ def test_candidates_lose_nothing_over_time(database_url, tmp_path):
     as_of = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
     lines = list(sample.generate(60, as_of, in_window=False)) + _state()
     engine = store.connect(database_url)
-    from dunning import importer
+    from dunning.billing import importer
     with write_jsonl(tmp_path / "s.jsonl", lines).open("rb") as stream:
         assert importer.import_stream(engine, stream, batch_size=50).rejected == 0
     settings = load_settings().model_copy(update={"database": load_settings().database.model_copy(

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from dunning.plan_output import format_amount, notice_json, write_json, write_table
+from dunning.planning.plan_output import format_amount, notice_json, write_json, write_table
 
 from .builders import account, cancelled, charge, invoice, plan_of, sub
 

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dunning.billing import Account
-from dunning.policy import plan
+from dunning.billing.contract import Account
+from dunning.planning.policy import plan
 from dunning.settings import Settings
 
 from .builders import LOCALES, bank, card, model

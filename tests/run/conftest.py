@@ -8,10 +8,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dunning import importer, sample, store
+from dunning import store
+from dunning.billing import importer
+from dunning.billing import sample
 from dunning.cli import main
-from dunning.message import make_message_id
-from dunning.testing import CaptureServer
+from dunning.delivery.mime import make_message_id
+from dunning.delivery.capture import CaptureServer
 
 AS_OF = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
 AS_OF_TEXT = "2026-11-20T12:00:00Z"

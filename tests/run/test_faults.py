@@ -8,7 +8,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from dunning import ledger, store
-from dunning.testing import Fault
+from dunning.delivery.capture import Fault
 from tests.run.conftest import planned, received_ids, run
 
 

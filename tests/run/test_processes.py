@@ -13,7 +13,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from dunning import store
-from dunning.testing import Fault
+from dunning.delivery.capture import Fault
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, load_sample, planned, received_ids, run
 
 

@@ -8,10 +8,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from dunning import pipeline, store
+from dunning import store
+from dunning.run import job
 from dunning.cli import main
 from dunning.settings import load_settings
-from dunning.testing import CaptureServer
+from dunning.delivery.capture import CaptureServer
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, planned, received_ids, run
 
 
@@ -110,7 +111,7 @@ def test_the_cycle_collector_runs_less_often_during_a_run_only(billing, smtp):
     """While a run plans and sends, the collector waits for COLLECT_EVERY new objects; afterwards as before."""
     before = gc.get_threshold()
     seen: set[int] = set()
-    summary = pipeline.run(load_settings(), as_of=datetime.fromisoformat(AS_OF_TEXT.replace("Z", "+00:00")),
+    summary = job.run(load_settings(), as_of=datetime.fromisoformat(AS_OF_TEXT.replace("Z", "+00:00")),
                            progress=lambda what, n: seen.add(gc.get_threshold()[0]))
-    assert summary.sent > 0 and seen == {pipeline.COLLECT_EVERY} != {before[0]}
+    assert summary.sent > 0 and seen == {job.COLLECT_EVERY} != {before[0]}
     assert gc.get_threshold() == before

@@ -8,7 +8,7 @@ from pathlib import Path
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from dunning import catalog_tools
+from dunning.i18n import workflow
 from dunning.cli import main
 from dunning.errors import TemplateError
 
@@ -178,5 +178,5 @@ def test_extraction_options_match_babel_cfg() -> None:
     jinja = [pattern for pattern, method in method_map if method in ("jinja2", "jinja2.ext:babel_extract")]
     assert jinja
     for pattern in jinja:
-        assert options_map[pattern] == catalog_tools.JINJA_OPTIONS, pattern
-        assert pattern.endswith(catalog_tools.TEMPLATE_SUFFIXES), pattern
+        assert options_map[pattern] == workflow.JINJA_OPTIONS, pattern
+        assert pattern.endswith(workflow.TEMPLATE_SUFFIXES), pattern

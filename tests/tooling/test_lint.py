@@ -7,8 +7,8 @@ from pathlib import Path
 from babel.messages.pofile import read_po, write_po
 from jinja2.sandbox import SandboxedEnvironment
 
-from dunning import lint
-from dunning.catalog_tools import placeholders
+from dunning.emails import lint
+from dunning.i18n.workflow import placeholders
 from dunning.cli import main
 from dunning.commands.lint import lint_tree
 

@@ -6,9 +6,9 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from dunning.cli import main
-from dunning.preview import Entry, gallery_html, stem_for
-from dunning.render import Renderer
-from dunning.scenarios import load_scenarios
+from dunning.emails.preview import Entry, gallery_html, stem_for
+from dunning.emails.render import Renderer
+from dunning.emails.scenarios import load_scenarios
 
 from .conftest import SHIPPED_LOCALES, SHIPPED_TEMPLATES
 

@@ -26,7 +26,7 @@ PACKAGE_DIR = Path(dunning.__file__).parent
 COMMENT_TAGS = ("Translators:",)
 TEMPLATE_SUFFIXES = (".mjml", ".html", ".txt", ".j2", ".jinja")
 TEMPLATE_PATTERNS = tuple(f"**{suffix}" for suffix in TEMPLATE_SUFFIXES)
-# As the email environment parses templates (dunning.jinja_env); silent=false, or Jinja's extractor
+# As the email environment parses templates (dunning.emails.jinja_env); silent=false, or Jinja's extractor
 # skips a template with a syntax error and reports nothing.
 JINJA_OPTIONS: dict[str, Any] = {"silent": "false", "trimmed": "true", "newstyle_gettext": "true",
                                  "lstrip_blocks": "true"}

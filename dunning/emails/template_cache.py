@@ -26,8 +26,8 @@ from types import CodeType
 import babel
 import jinja2
 
-from dunning.compiler import Compiled
-from dunning.compose import Source, text_digest
+from dunning.emails.compiler import Compiled
+from dunning.emails.compose import Source, text_digest
 
 try:
     import fcntl
@@ -181,13 +181,19 @@ def _checksum(payload: bytes) -> bytes:
     return hashlib.blake2b(payload, digest_size=_DIGEST).digest()
 
 
+# The modules whose code shapes what a compiled template contains.
+_COMPILED_BY = ("dunning.emails.compose", "dunning.emails.compiler", "dunning.emails.jinja_env",
+                "dunning.emails.render", "dunning.emails.template_cache", "dunning.i18n.catalogs")
+
+
 @functools.cache
 def runtime_tag() -> str:
     """What compiled code depends on besides its inputs: Python, the libraries and this package's compiler."""
     parts: list[str | bytes] = [sys.version, jinja2.__version__, babel.__version__]
-    here = Path(__file__).resolve().parent
-    for name in ("compose.py", "compiler.py", "i18n.py", "jinja_env.py", "render.py", "template_cache.py"):
-        parts.append((here / name).read_bytes())
+    for module in _COMPILED_BY:
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None
+        parts.append(Path(spec.origin).read_bytes())
     # The MJML port by its files' stamp: reading its package metadata would cost 30 ms per process.
     spec = importlib.util.find_spec("mjml")
     if spec is not None and spec.origin:

@@ -6,9 +6,9 @@ late). The transport never retries a message itself once MAIL was accepted; it o
 starts again while nothing was handed over yet.
 
 Once aiosmtplib has opened a session (greeting, EHLO, STARTTLS, AUTH), its transport moves to
-dunning.smtp_replies.Replies: commands are written straight to it, MAIL, RCPT and DATA together when
+dunning.delivery.replies.Replies: commands are written straight to it, MAIL, RCPT and DATA together when
 the server announces PIPELINING, and each reply is read without a per-command timer (see
-dunning.waiting). The addresses were validated by envelope_address, and the pool hands each
+dunning.delivery.pool). The addresses were validated by envelope_address, and the pool hands each
 connection to one send at a time, which is what aiosmtplib's per-command checks, lock and
 asyncio.wait_for would otherwise pay for on every command.
 
@@ -34,10 +34,10 @@ import aiosmtplib
 from aiosmtplib import (SMTPAuthenticationError, SMTPConnectResponseError, SMTPException, SMTPResponse,
                         SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError)
 from dunning.errors import DeliveryError, SettingsError
-from dunning.message import CrlfBytes, DotSafeBytes, MessageError, envelope_address
+from dunning.delivery.mime import CrlfBytes, DotSafeBytes, MessageError, envelope_address
 from dunning.settings import SmtpSettings
-from dunning.smtp_replies import Replies
-from dunning.waiting import Pool, ReplyTimer
+from dunning.delivery.replies import Replies
+from dunning.delivery.pool import Pool, ReplyTimer
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from babel.numbers import get_currency_precision
 from rich.console import Console
 from rich.text import Text
 
-from dunning.policy import PlannedNotice
+from dunning.planning.policy import PlannedNotice
 
 STATUSES = ("send", "deferred", "skipped", "superseded")
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from dunning.transport import is_loopback
+from dunning.delivery.transport import is_loopback
 
 Stage = Literal["connect", "mail", "rcpt", "data"]
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S[^\r\n]*)", re.IGNORECASE | re.MULTILINE)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from aiosmtplib import SMTPReadTimeoutError, SMTPResponse
 
 if TYPE_CHECKING:
-    from dunning.smtp_replies import Replies
+    from dunning.delivery.replies import Replies
 
 T = TypeVar("T")
 

@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import quote
 
 from dunning.errors import DunningError
-from dunning.message import address_domain, build_message, make_message_id
-from dunning.render import NOTICES, Renderer
-from dunning.scenarios import load_scenarios
+from dunning.delivery.mime import address_domain, build_message, make_message_id
+from dunning.emails.render import NOTICES, Renderer
+from dunning.emails.scenarios import load_scenarios
 from dunning.settings import SenderSettings
 
 DESKTOP_WIDTH, MOBILE_WIDTH, FRAME_HEIGHT = 640, 375, 760

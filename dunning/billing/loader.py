@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, select
 
 from dunning import store
-from dunning.billing import Account, Charge, Invoice, PaymentMethod, Subscription
+from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Subscription
 
 M = TypeVar("M", bound=BaseModel)
 _new, _set = object.__new__, object.__setattr__

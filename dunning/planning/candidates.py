@@ -14,9 +14,10 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import (CompoundSelect, Connection, Engine, Select, bindparam, column, false, insert, select,
                         table, true, union)
 
-from dunning import ledger, state, store
-from dunning.billing import Account
-from dunning.policy import PlannedNotice, plan
+from dunning import ledger, store
+from dunning.billing import loader
+from dunning.billing.contract import Account
+from dunning.planning.policy import PlannedNotice, plan
 from dunning.settings import Settings
 
 SLACK = timedelta(days=2)  # more than the widest gap between a local date and the UTC date, plus DST
@@ -94,7 +95,7 @@ def iter_batches(engine: Engine, as_of: datetime, settings: Settings,
     """Each batch of candidate accounts with its plan at as_of, in account order."""
     with engine.connect() as conn:
         for ids in candidate_batches(conn, as_of, settings):
-            accounts = state.load_accounts(conn, ids)
+            accounts = loader.load_accounts(conn, ids)
             handled = ledger.handled_keys(conn, ids)
             conn.rollback()  # end the batch's read before the caller writes (see candidate_batches)
             yield accounts, plan(accounts, handled, as_of, settings, locales=locales)

@@ -17,14 +17,16 @@ from pathlib import Path
 import uvloop
 from sqlalchemy import Engine
 
-from dunning import candidates, ledger, links, notice_context, store
-from dunning.billing import Account
+from dunning import ledger, links, store
+from dunning.planning import candidates
+from dunning.planning import notice_context
+from dunning.billing.contract import Account
 from dunning.errors import DeliveryError, TemplateError
-from dunning.message import MessageError, address_domain, build_message, make_message_id
-from dunning.render import Renderer
+from dunning.delivery.mime import MessageError, address_domain, build_message, make_message_id
+from dunning.emails.render import Renderer
 from dunning.settings import Settings
-from dunning.transport import SmtpTransport
-from dunning.workers import DeliveryWorkers
+from dunning.delivery.transport import SmtpTransport
+from dunning.run.workers import DeliveryWorkers
 
 log = logging.getLogger("dunning.run")
 

@@ -1,9 +1,9 @@
 """Notice + locale + context → subject, HTML and text: MJML compiled once, sandboxed Jinja per email.
 
-Per notice, the MJML and text templates are built into flat Jinja sources once (dunning.compiler),
+Per notice, the MJML and text templates are built into flat Jinja sources once (dunning.emails.compiler),
 rebuilt when one of their files changes. Per locale, those sources are compiled once into Jinja
 templates of that locale's environment (its constant strings already translated), recompiled when
-its catalog changes. Both are kept on disk (dunning.template_cache), so that the next process, and
+its catalog changes. Both are kept on disk (dunning.emails.template_cache), so that the next process, and
 each delivery worker, starts rendering without compiling. Per email, only the four templates are
 rendered.
 """
@@ -24,12 +24,12 @@ from typing import Any, Literal
 from babel.support import NullTranslations
 from jinja2 import Template, TemplateError as JinjaError, TemplateSyntaxError, nodes
 
-from dunning.compiler import Compiled, compile_notice
-from dunning.compose import Source
+from dunning.emails.compiler import Compiled, compile_notice
+from dunning.emails.compose import Source
 from dunning.errors import TemplateError
-from dunning.i18n import Catalogs, Formats, LocaleChoice
-from dunning.jinja_env import EmailEnvironment
-from dunning.template_cache import (TemplateCache, default_cache_dir, digest, dump_build, dump_code, load_build,
+from dunning.i18n.catalogs import Catalogs, Formats, LocaleChoice
+from dunning.emails.jinja_env import EmailEnvironment
+from dunning.emails.template_cache import (TemplateCache, default_cache_dir, digest, dump_build, dump_code, load_build,
                                     load_code, runtime_tag)
 
 NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")

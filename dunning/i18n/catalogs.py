@@ -24,8 +24,8 @@ from babel.numbers import (format_currency, get_currency_precision, get_currency
 from babel.support import Translations
 
 from dunning.errors import TemplateError
-from dunning.locales import negotiate, normalize
-from dunning.timezones import zone
+from dunning.i18n.locales import negotiate, normalize
+from dunning.i18n.timezones import zone
 
 log = logging.getLogger(__name__)
 

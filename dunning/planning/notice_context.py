@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from dunning.billing import Account
-from dunning.policy import PlannedNotice
+from dunning.billing.contract import Account
+from dunning.planning.policy import PlannedNotice
 from dunning.settings import Settings
 
 

@@ -1,6 +1,6 @@
 """A notice's templates → Jinja sources, built once: the MJML file compiled to HTML, the text file flattened.
 
-MJML: after composition (dunning.compose), every Jinja tag is swapped for an opaque placeholder
+MJML: after composition (dunning.emails.compose), every Jinja tag is swapped for an opaque placeholder
 that MJML carries through as text, then put back. A tag that MJML dropped, repeated or moved (a
 `{% if %}` between components outside `<mj-raw>`) fails the compile with its file and line. The
 `subject` and `preheader` blocks are kept apart: they are rendered as plain text.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from dunning.compose import OUTPUT_WORDS, Composer, Source, Tag, Unit, join, tag_error
+from dunning.emails.compose import OUTPUT_WORDS, Composer, Source, Tag, Unit, join, tag_error
 from dunning.errors import TemplateError
 
 MESSAGE_BLOCKS = ("subject", "preheader")

@@ -12,7 +12,7 @@ from babel.messages.catalog import Catalog, Message
 from jinja2 import Environment, TemplateSyntaxError
 from mjml.core.registry import register_core_components
 
-from dunning.catalog_tools import describe, forms, is_translated, placeholder_problems, single_number_forms
+from dunning.i18n.workflow import describe, forms, is_translated, placeholder_problems, single_number_forms
 
 GMAIL_CLIP_BYTES = 102 * 1024
 NEAR_CLIP_BYTES = 90 * 1024

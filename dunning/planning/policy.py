@@ -13,7 +13,7 @@ Decisions taken where the contract leaves room (see docs in the module's functio
 - locale is the BCP 47 tag the email is written in: the account's own tag while the catalog used is for
   its language ("fr-FR" from the fr catalog, as in the contract's example), else the default locale's;
   catalog names the catalog used along the chain (pt-BR → pt → default); locale_fallback is true when
-  the email is in another language than the account's (the default), as dunning.i18n flags it.
+  the email is in another language than the account's (the default), as dunning.i18n.catalogs flags it.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
-from dunning.billing import Account, Charge, Invoice, PaymentMethod, Subscription
-from dunning.locales import negotiate, normalize
-from dunning.timezones import zone
+from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Subscription
+from dunning.i18n.locales import negotiate, normalize
+from dunning.i18n.timezones import zone
 from dunning.settings import Settings
 
 NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
@@ -300,7 +300,7 @@ def choose_locale(requested: str, available: frozenset[str], default: str) -> tu
     """(catalog in Babel form, BCP 47 tag the email is written in, whether another language is used).
 
     The email keeps the account's own tag while the catalog is for its language (fr-FR written from the
-    fr catalog is still fr-FR, pt-BR from pt is pt-BR); a fallback is a change of language, as dunning.i18n
+    fr catalog is still fr-FR, pt-BR from pt is pt-BR); a fallback is a change of language, as dunning.i18n.catalogs
     flags it.
     """
     catalog = negotiate(requested, available, default)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from dunning.settings import Settings
 
 if TYPE_CHECKING:
-    from dunning.render import Renderer
+    from dunning.emails.render import Renderer
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _inherited: tuple | None = None  # (planning-done event, renderer), set in the main process just before forking
@@ -37,11 +37,12 @@ def _die_with(parent: int) -> None:
 
 
 def _deliver(settings: Settings) -> dict:
-    from dunning import pipeline, store
+    from dunning import store
+    from dunning.run import job
     planning_done, renderer = _inherited  # type: ignore[misc]
-    summary = pipeline.RunSummary()
+    summary = job.RunSummary()
     engine = store.connect(settings.database.url, migrate=False)  # never the main process's connections
-    pipeline.run_loop(pipeline.deliver(engine, settings, renderer, summary, lambda what, n: None,
+    job.run_loop(job.deliver(engine, settings, renderer, summary, lambda what, n: None,
                                        more_coming=lambda: not planning_done.is_set()))
     return asdict(summary)
 

@@ -13,7 +13,7 @@ from babel.numbers import get_currency_precision, list_currencies
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo,
                       field_validator, model_validator)
 
-from dunning.locales import normalize
+from dunning.i18n.locales import normalize
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")

@@ -1,0 +1,1 @@
+"""Billing state: the input contract, its import, the stored accounts, sample data."""

@@ -1,0 +1,1 @@
+"""The emails: MJML compile, sandboxed Jinja, template cache, render, scenarios, preview, lint."""

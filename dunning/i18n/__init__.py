@@ -1,0 +1,1 @@
+"""Languages: catalogs and locale choice, money and date formats, the gettext workflow."""

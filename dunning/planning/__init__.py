@@ -1,0 +1,1 @@
+"""Which notices are due: the policy, candidate selection, notice context, plan output."""

@@ -1,0 +1,1 @@
+"""The job: plan and enqueue, the delivery loop, worker processes."""
