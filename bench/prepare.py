@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dunning.delivery.mime import build_message, make_message_id
-from dunning.emails.render import NOTICES, Renderer
+from dunning.emails.render import Renderer
+from dunning.vocabulary import NOTICES
 from dunning.emails.scenarios import load_scenarios
 from dunning.settings import Settings
 

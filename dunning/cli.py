@@ -12,10 +12,7 @@ from types import ModuleType
 
 import dunning
 import dunning.commands
-from dunning.errors import DunningError
-
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 70  # EX_SOFTWARE
+from dunning.errors import DunningError, ExitCode
 
 
 def command_modules(word: str | None = None) -> list[ModuleType]:
@@ -75,12 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except DunningError as exc:
         print(f"dunning {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         print(f"dunning {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except Exception:
         logging.getLogger("dunning").exception("internal error in %s", args.command)
         print(f"dunning {args.command}: internal error (see the traceback above); please report it",
               file=sys.stderr)
-        return EXIT_INTERNAL
+        return ExitCode.INTERNAL

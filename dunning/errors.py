@@ -1,12 +1,37 @@
-"""The project's exceptions; each carries the context an operator needs to act."""
+"""Every exception the project raises on purpose, and ExitCode: the one table of exit codes.
+
+Each exception carries the context an operator needs to act, as attributes; `cli.main` is the only
+place where one becomes an exit code.
+"""
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
+           "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError"]
+
+
+class ExitCode(IntEnum):
+    """What a `dunning` command's exit status means (sysexits.h where one fits)."""
+
+    OK = 0
+    FAILED = 1          # some email failed permanently or its outcome is unknown; lint or preview found errors
+    USAGE = 2           # argparse: a mistyped command line
+    DATA = 65           # EX_DATAERR: a record, template, scenario, token or email id is wrong
+    UNAVAILABLE = 69    # EX_UNAVAILABLE: a server the command needs cannot be reached
+    INTERNAL = 70       # EX_SOFTWARE: a bug; the traceback is logged
+    CANT_CREATE = 73    # EX_CANTCREAT: an output file or database cannot be created
+    IO = 74             # EX_IOERR: reading or writing failed
+    PENDING = 75        # EX_TEMPFAIL: retries wait, or delivery stopped early; a later run goes on
+    CONFIG = 78         # EX_CONFIG: bad settings, or no signing key
+    INTERRUPTED = 130   # Ctrl-C
 
 
 class DunningError(Exception):
     """Base class: an error the CLI reports as a message and an exit code, not a traceback."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
     def __init__(self, message: str, **context: object) -> None:
         super().__init__(message)
@@ -20,13 +45,13 @@ class DunningError(Exception):
 class SettingsError(DunningError):
     """A setting is missing or invalid; the message names the key's path."""
 
-    exit_code = 78  # EX_CONFIG
+    exit_code = ExitCode.CONFIG
 
 
 class RecordError(DunningError):
     """One billing-state record breaks the import contract."""
 
-    exit_code = 65  # EX_DATAERR
+    exit_code = ExitCode.DATA
 
     def __init__(self, reason: str, *, line: int | None = None, account: str | None = None,
                  field: str | None = None) -> None:
@@ -38,10 +63,18 @@ class RecordError(DunningError):
         self.line, self.account, self.field, self.reason = line, account, field, reason
 
 
+class ContractViolation(ValueError):
+    """A broken reference inside one account, carrying the field path it was found at."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
 class TemplateError(DunningError):
     """A template or translation cannot be compiled or rendered."""
 
-    exit_code = 65
+    exit_code = ExitCode.DATA
 
     def __init__(self, message: str, *, template: str | None = None, line: int | None = None,
                  locale: str | None = None) -> None:
@@ -49,10 +82,26 @@ class TemplateError(DunningError):
         self.template, self.line, self.locale = template, line, locale
 
 
+class ScenarioError(DunningError):
+    """A scenario file is not valid JSON or not shaped like a render context."""
+
+    exit_code = ExitCode.DATA
+
+
+class MessageError(DunningError):
+    """A notice cannot become a valid message: a bad address, or a control character in a header."""
+
+    exit_code = ExitCode.DATA
+
+    def __init__(self, header: str, reason: str) -> None:
+        super().__init__(f"{header}: {reason}", header=header, reason=reason)
+        self.header, self.reason = header, reason
+
+
 class DeliveryError(DunningError):
     """SMTP delivery cannot proceed (server down, TLS refused, too many connection errors)."""
 
-    exit_code = 75  # EX_TEMPFAIL
+    exit_code = ExitCode.PENDING
 
     def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
         super().__init__(message, smtp_code=smtp_code)
@@ -62,8 +111,14 @@ class DeliveryError(DunningError):
 class LinkError(DunningError):
     """A settlement-link token is expired, tampered with, or signed by an unknown key."""
 
-    exit_code = 65
+    exit_code = ExitCode.DATA
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message, reason=reason)
         self.reason = reason
+
+
+class ReconcileError(DunningError):
+    """An email named on the command line is not one whose outcome is unknown."""
+
+    exit_code = ExitCode.DATA

@@ -14,12 +14,10 @@ import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
 
 from dunning import store
+from dunning.vocabulary import EMAIL_STATUSES, KEY_OUTCOMES, OUTCOMES, Outcome
 
 log = logging.getLogger(__name__)
 emails, notices, email_payloads = store.emails, store.notices, store.email_payloads
-STATUSES = ("queued", "sending", "sent", "retry", "failed", "unknown")
-OUTCOMES = ("sent", "retry", "failed", "unknown")
-KEY_OUTCOMES = ("skipped", "superseded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +67,7 @@ class Claim:
 class Result:
     email_id: int
     fence: int
-    status: Literal["sent", "retry", "failed", "unknown"]
+    status: Outcome
     code: int | None = None
     reply: str = ""
     error: str = ""
@@ -389,17 +387,17 @@ def list_unknown(engine: Engine) -> list[UnknownEmail]:
     return list(found.values())
 
 
-def mark_sent(engine: Engine, email_ids: Iterable[int], *, now: datetime | None = None) -> int:
+def mark_sent(engine: Engine, email_ids: Iterable[int], *, now: datetime) -> int:
     """Unknown emails an operator knows were delivered become sent; how many changed."""
     statement = (update(emails).where(emails.c.id.in_(list(email_ids)), emails.c.status == "unknown")
-                 .values(status="sent", lease_until=None, updated_at=now or store.utcnow()))
+                 .values(status="sent", lease_until=None, updated_at=now))
     with _transaction(engine) as conn:
         return conn.execute(statement).rowcount
 
 
-def release(engine: Engine, email_ids: Iterable[int], *, now: datetime | None = None) -> int:
+def release(engine: Engine, email_ids: Iterable[int], *, now: datetime) -> int:
     """Unknown emails go back to queued, same Message-ID, to be sent by the next run; how many changed."""
-    statement = _requeue(now or store.utcnow()).where(emails.c.id.in_(list(email_ids)))
+    statement = _requeue(now).where(emails.c.id.in_(list(email_ids)))
     with _transaction(engine) as conn:
         return conn.execute(statement).rowcount
 
@@ -411,7 +409,7 @@ def _requeue(now: datetime):
 
 def summary(engine: Engine) -> dict[str, int]:
     """Emails per status and keys recorded without an email (skipped, superseded), for reports."""
-    counts = dict.fromkeys(STATUSES + KEY_OUTCOMES, 0)
+    counts = dict.fromkeys(EMAIL_STATUSES + KEY_OUTCOMES, 0)
     with engine.connect() as conn:
         counts.update(conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status)).all())
         counts.update(conn.execute(select(notices.c.outcome, func.count())

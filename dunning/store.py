@@ -256,7 +256,3 @@ def among(conn: Connection, column: Column, values: Sequence[str] | Sequence[int
         return column.in_(select(element))
     return column.in_(select(literal_column("value")).select_from(func.json_each(values_json)))
 
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(timezone.utc)

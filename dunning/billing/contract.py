@@ -13,6 +13,7 @@ from babel.numbers import get_currency_precision, list_currencies
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo,
                       field_validator, model_validator)
 
+from dunning.errors import ContractViolation
 from dunning.i18n.locales import normalize
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -205,13 +206,6 @@ class Account(Record):
         _refs("charges", "payment_method", self.charges, methods, "payment method")
         return self
 
-
-class ContractViolation(ValueError):
-    """A broken reference inside one account, carrying the field path it was found at."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = path, reason
 
 
 def _unique_ids(account: Account) -> None:

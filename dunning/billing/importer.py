@@ -13,7 +13,8 @@ from sqlalchemy import Connection, Engine, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning import store
-from dunning.billing.contract import Account, ContractViolation
+from dunning.billing.contract import Account
+from dunning.errors import ContractViolation
 from dunning.errors import RecordError
 
 CHILDREN = (("payment_methods", store.payment_methods), ("subscriptions", store.subscriptions),

@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+from dunning.errors import ExitCode
 from dunning.errors import DunningError
 from dunning.settings import load_settings
 from dunning.delivery.capture import CapturedMessage, CaptureServer
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.stop()
     print(f"stopped after {received} message(s)", flush=True)
-    return 0
+    return ExitCode.OK
 
 
 def _wait_for_signal() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dunning.errors import ExitCode
 from dunning.i18n import workflow
 from dunning.i18n.workflow import display_path
 from dunning.settings import load_settings
@@ -31,16 +32,16 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "compile":
         for path in workflow.compile_catalogs(locales_dir):
             print(f"compiled {display_path(path)}")
-        return 0
+        return ExitCode.OK
     print(workflow.format_stats(workflow.stats(locales_dir)))
-    return 0
+    return ExitCode.OK
 
 
 def _extract(templates_dir: Path, locales_dir: Path) -> int:
     catalog = workflow.extract(templates_dir)
     path = workflow.write_pot(catalog, locales_dir)
     print(f"extracted {sum(1 for m in catalog if m.id)} messages into {display_path(path)}")
-    return 0
+    return ExitCode.OK
 
 
 def _update(locales_dir: Path) -> int:
@@ -48,4 +49,4 @@ def _update(locales_dir: Path) -> int:
     for result in workflow.update(locales_dir, template):
         print(f"updated {display_path(result.path)}: {result.added} new, {result.fuzzy} newly fuzzy, "
               f"{result.obsolete} obsolete")
-    return 0
+    return ExitCode.OK

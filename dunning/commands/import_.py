@@ -9,13 +9,12 @@ from pathlib import Path
 
 from dunning import store
 from dunning.billing import importer
-from dunning.errors import DunningError
+from dunning.errors import DunningError, ExitCode
 from dunning.settings import load_settings
 
 NAME = "import"
 HELP = "import billing state (JSON Lines, one account per line) into the store"
 SHOWN_WARNINGS = 20
-EXIT_REJECTED = 65
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     counts = summary.as_dict()
     print(json.dumps(counts) if args.json else
           ", ".join(f"{value} {name}" for name, value in counts.items()))
-    return EXIT_REJECTED if summary.rejected else 0
+    return ExitCode.DATA if summary.rejected else ExitCode.OK
 
 
 def _open(path: Path):

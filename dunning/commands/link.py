@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from dunning.errors import ExitCode
 from dunning.links import require_signing_key, settlement_url, token_from, verify_token
 from dunning.settings import load_settings
 
@@ -29,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "sign":
         print(settlement_url(links, account=args.account, payment_method=args.payment_method,
                              key=args.key))
-        return 0
+        return ExitCode.OK
     claims = verify_token(token_from(args.token.strip(), links), require_signing_key(links),
                           max_age_days=links.max_age_days)
     print(json.dumps({"account": claims.account, "payment_method": claims.payment_method,
                       "key": claims.key, "issued_at": claims.issued_at.isoformat()}, indent=2))
-    return 0
+    return ExitCode.OK

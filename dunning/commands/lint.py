@@ -14,7 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from dunning.i18n import workflow
 from dunning.emails import lint
 from dunning.i18n.workflow import display_path
-from dunning.errors import DunningError
+from dunning.errors import DunningError, ExitCode
 from dunning.emails.lint import Problem
 from dunning.settings import load_settings
 
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print(problem)
     errors, warnings = lint.count(problems)
     print(f"{errors} error(s), {warnings} warning(s)")
-    return 1 if errors else 0
+    return ExitCode.FAILED if errors else ExitCode.OK
 
 
 def lint_tree(templates_dir: Path, locales_dir: Path, *, default_locale: str = "en",
@@ -144,7 +144,8 @@ def _lint_catalogs(locales_dir: Path, template: Catalog | None) -> list[Problem]
 # -- rendered emails ----------------------------------------------------------------------------
 
 def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str) -> list[Problem]:
-    from dunning.emails.render import NOTICES, Renderer
+    from dunning.emails.render import Renderer
+    from dunning.vocabulary import NOTICES
     from dunning.emails.scenarios import load_scenarios
 
     try:

@@ -7,11 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+from dunning.errors import ExitCode
 from dunning import store
 from dunning.planning import candidates
 from dunning.i18n import catalogs
 from dunning.planning import plan_output
 from dunning.commands._arguments import as_of
+from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
 
 NAME = "plan"
@@ -28,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
     engine = store.connect(settings.database.url)
-    as_of = args.as_of or store.utcnow()
+    as_of = args.as_of or SYSTEM_CLOCK.now()
     locales = catalogs.find_locales(Path(settings.i18n.locales_dir))
     write = plan_output.write_json if args.format == "json" else plan_output.write_table
     try:
@@ -38,4 +40,4 @@ def run(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         engine.dispose()
-    return 0
+    return ExitCode.OK

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dunning.errors import ExitCode
 from dunning.i18n.workflow import display_path
 from dunning.settings import load_settings
 
@@ -29,4 +30,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{entry.notice} {entry.locale} {entry.scenario}: {entry.error}", file=sys.stderr)
     print(f"wrote {len(entries) - len(failed)} of {len(entries)} emails; open "
           f"{display_path(args.out / 'index.html')}")
-    return 1 if failed else 0
+    return ExitCode.FAILED if failed else ExitCode.OK

@@ -6,18 +6,15 @@ import argparse
 import json
 import sys
 
+from dunning.errors import ExitCode
 from dunning import ledger, store
-from dunning.errors import DunningError
+from dunning.errors import ReconcileError
+from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
 
 NAME = "reconcile"
 HELP = "list emails whose delivery is unknown; mark them sent, or release them to be sent again"
 
-
-class ReconcileError(DunningError):
-    """An email named on the command line is not one whose outcome is unknown."""
-
-    exit_code = 65  # EX_DATAERR
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,13 +31,13 @@ def run(args: argparse.Namespace) -> int:
     engine = store.connect(load_settings(args.settings).database.url)
     if args.mark_sent or args.release:
         _check(engine, args.mark_sent, args.release)
-        marked = ledger.mark_sent(engine, args.mark_sent) if args.mark_sent else 0
-        released = ledger.release(engine, args.release) if args.release else 0
+        marked = ledger.mark_sent(engine, args.mark_sent, now=SYSTEM_CLOCK.now()) if args.mark_sent else 0
+        released = ledger.release(engine, args.release, now=SYSTEM_CLOCK.now()) if args.release else 0
         done = {"marked_sent": sorted(set(args.mark_sent)), "released": sorted(set(args.release))}
         print(json.dumps(done) if args.json else f"{marked} marked sent, {released} released")
     if args.list or not (args.mark_sent or args.release):
         _show(ledger.list_unknown(engine), as_json=args.json)
-    return 0
+    return ExitCode.OK
 
 
 def _check(engine, mark_sent: list[int], release: list[int]) -> None:

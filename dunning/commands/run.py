@@ -7,9 +7,10 @@ import json
 import logging
 import sys
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 from dunning.run import job
+from dunning.run.clock import SYSTEM_CLOCK
+from dunning.run.summary import RunSummary
 from dunning.commands._arguments import as_of
 from dunning.settings import load_settings
 
@@ -27,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
     with progress_reporter(enabled=not args.json) as progress:
-        summary = job.run(settings, as_of=args.as_of or datetime.now(timezone.utc), dry_run=args.dry_run,
+        summary = job.run(settings, as_of=args.as_of or SYSTEM_CLOCK.now(), dry_run=args.dry_run,
                                progress=progress)
     print_summary(summary, as_json=args.json)
     if summary.stopped:
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     return summary.exit_code()
 
 
-def print_summary(summary: job.RunSummary, *, as_json: bool) -> None:
+def print_summary(summary: RunSummary, *, as_json: bool) -> None:
     """One line for people, or one JSON object for cron's logs."""
     if as_json:
         print(json.dumps(summary.as_dict()))

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dunning.errors import ExitCode
 from dunning.billing import sample
 from dunning.commands._arguments import as_of
 
@@ -30,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
                                mix=args.mix, in_window=not args.any_timezone)
     if args.out is None:
         sample.write_jsonl(sys.stdout, accounts)
-        return 0
+        return ExitCode.OK
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as out:
         written = sample.write_jsonl(out, accounts)
     print(f"wrote {written} accounts to {args.out}", file=sys.stderr)
-    return 0
+    return ExitCode.OK

@@ -21,7 +21,7 @@ from email.utils import format_datetime
 from functools import lru_cache
 from typing import Protocol
 
-from dunning.errors import DunningError
+from dunning.errors import MessageError
 
 try:  # IDNA 2008 with UTS 46 mapping when available; the stdlib codec implements IDNA 2003.
     import idna as _idna
@@ -46,15 +46,6 @@ _ASCII = bytes(range(128))
 BASE64 = b"base64"
 _LEADING_DOT = re.compile(rb"\n\.")  # a regex finds it faster than `in` (memchr on the newline)
 
-
-class MessageError(DunningError):
-    """A notice cannot become a valid message: a bad address, or a control character in a header."""
-
-    exit_code = 65  # EX_DATAERR
-
-    def __init__(self, header: str, reason: str) -> None:
-        super().__init__(f"{header}: {reason}", header=header, reason=reason)
-        self.header, self.reason = header, reason
 
 
 class CrlfBytes(bytes):

@@ -33,15 +33,15 @@ from typing import Literal
 import aiosmtplib
 from aiosmtplib import (SMTPAuthenticationError, SMTPConnectResponseError, SMTPException, SMTPResponse,
                         SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError)
-from dunning.errors import DeliveryError, SettingsError
-from dunning.delivery.mime import CrlfBytes, DotSafeBytes, MessageError, envelope_address
+from dunning.errors import DeliveryError, MessageError, SettingsError
+from dunning.delivery.mime import CrlfBytes, DotSafeBytes, envelope_address
 from dunning.settings import SmtpSettings
+from dunning.vocabulary import Outcome
 from dunning.delivery.replies import Replies
 from dunning.delivery.pool import Pool, ReplyTimer
 
 log = logging.getLogger(__name__)
 
-Status = Literal["sent", "retry", "failed", "unknown"]
 ATTEMPTS_PER_SEND = 3  # connection attempts one send makes before it reports "retry"
 _LOST = (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError)
 _BROKEN = (SMTPException, *_LOST)  # lost, timed out, or a reply that cannot be parsed
@@ -51,7 +51,7 @@ _BROKEN = (SMTPException, *_LOST)  # lost, timed out, or a reply that cannot be 
 class Outcome:
     """What became of one message: status, the server's code and reply, recipients refused at RCPT."""
 
-    status: Status
+    status: Outcome
     code: int | None
     reply: str
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -59,7 +59,7 @@ class Outcome:
 
 def by_code(code: int, reply: str, refused: dict[str, tuple[int, str]] | None = None) -> Outcome:
     """The outcome of a final SMTP reply: 2xx sent, 4xx retry, anything else failed."""
-    status: Status = "sent" if 200 <= code < 300 else "retry" if 400 <= code < 500 else "failed"
+    status: Outcome = "sent" if 200 <= code < 300 else "retry" if 400 <= code < 500 else "failed"
     return Outcome(status, code, reply, refused or {})
 
 

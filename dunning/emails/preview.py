@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 from dunning.errors import DunningError
 from dunning.delivery.mime import address_domain, build_message, make_message_id
-from dunning.emails.render import NOTICES, Renderer
+from dunning.emails.render import Renderer
+from dunning.vocabulary import NOTICES
 from dunning.emails.scenarios import load_scenarios
 from dunning.settings import SenderSettings
 

@@ -32,7 +32,6 @@ from dunning.emails.jinja_env import EmailEnvironment
 from dunning.emails.template_cache import (TemplateCache, default_cache_dir, digest, dump_build, dump_code, load_build,
                                     load_code, runtime_tag)
 
-NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")

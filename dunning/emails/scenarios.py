@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from dunning.errors import DunningError
+from dunning.errors import ScenarioError
 
 SCENARIOS_DIR = "scenarios"
 CONTEXT_KEYS = ("notice", "stage", "final_stage", "account", "payment_method", "subscriptions", "invoices",
@@ -22,11 +22,6 @@ CONTEXT_KEYS = ("notice", "stage", "final_stage", "account", "payment_method", "
                 "settlement_url", "support_url", "branding", "timezone")
 DECIMAL_KEYS = frozenset({"total", "outstanding", "amount"})
 
-
-class ScenarioError(DunningError):
-    """A scenario file is not valid JSON or not shaped like a render context."""
-
-    exit_code = 65
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.text import Text
 
 from dunning.planning.policy import PlannedNotice
+from dunning.vocabulary import PLAN_STATUSES
 
-STATUSES = ("send", "deferred", "skipped", "superseded")
 
 
 @cache
@@ -93,4 +93,4 @@ def summary(counts: Counter[str]) -> str:
     """One line: how many entries of each status, e.g. "3 send, 1 deferred, 0 skipped, 0 superseded"."""
     if not counts:
         return "nothing is due"
-    return ", ".join(f"{counts[status]} {status}" for status in STATUSES)
+    return ", ".join(f"{counts[status]} {status}" for status in PLAN_STATUSES)

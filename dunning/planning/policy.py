@@ -30,9 +30,10 @@ from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Su
 from dunning.i18n.locales import negotiate, normalize
 from dunning.i18n.timezones import zone
 from dunning.settings import Settings
+from dunning.vocabulary import (NOTICES, PlanStatus, card_charge_failed_key, past_due_key, pending_deletion_key,
+                                service_cancelled_key)
 
-NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
-Status = Literal["send", "deferred", "skipped", "superseded"]
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class PlannedNotice:
     notice: str
     stage: int | None
     payment_method: str
-    status: Status
+    status: PlanStatus
     amounts: dict[str, Decimal]  # balance per currency, sorted by currency
     invoices: tuple[str, ...]
     subscriptions: tuple[str, ...]
@@ -71,7 +72,7 @@ class _Draft:
 
     notice: str
     payment_method: str
-    status: Status
+    status: PlanStatus
     keys: list[str]
     invoices: list[Invoice]
     subscriptions: list[str]
@@ -163,7 +164,7 @@ def _group_drafts(facts: _Facts, method: PaymentMethod) -> list[_Draft]:
     if failure and sending:
         sending[0].trigger = failure.id  # past_due names the latest failure
     if failure:
-        key = f"card_charge_failed:{facts.account.id}:{method.id}:{failure.id}"
+        key = card_charge_failed_key(facts.account.id, method.id, failure.id)
         if key not in facts.handled:
             drafts.append(_card_draft(facts, method.id, failure, key, owed, subs, superseded=bool(sending)))
     return drafts
@@ -205,7 +206,7 @@ def _past_due_drafts(facts: _Facts, method: str, owed: list[Invoice], subs: list
     last = len(policy.days_after_due)
     drafts = []
     for stage in sorted(due, reverse=True):
-        key = f"past_due:{facts.account.id}:{method}:{start.isoformat()}:{stage}"
+        key = past_due_key(facts.account.id, method, start, stage)
         if key in facts.handled:
             continue
         top = stage == due[-1]
@@ -229,14 +230,14 @@ def _cancellation_drafts(facts: _Facts) -> list[_Draft]:
         deletion = (sub.cancelled_at.astimezone(facts.local_now.tzinfo).date()
                     + timedelta(days=facts.settings.deletion.days_after_cancel))
         if (facts.as_of - sub.cancelled_at <= timedelta(days=facts.settings.service_cancelled.max_age_days)
-                and f"service_cancelled:{sub.id}" not in facts.handled):
+                and service_cancelled_key(sub.id) not in facts.handled):
             grouped[("service_cancelled", sub.payment_method, "send", None, None)].append((sub, deletion))
         for stage, status in _deletion_stages(facts, sub.id, deletion):
             grouped[("pending_deletion", sub.payment_method, status, stage, deletion)].append((sub, deletion))
     return [_cancellation_draft(facts, group, members) for group, members in grouped.items()]
 
 
-def _deletion_stages(facts: _Facts, sub: str, deletion: date) -> list[tuple[int, Status]]:
+def _deletion_stages(facts: _Facts, sub: str, deletion: date) -> list[tuple[int, PlanStatus]]:
     """The highest due pending_deletion stage to send and the lower ones to skip, leaving handled keys out."""
     today = facts.local_date
     if today > deletion:
@@ -244,7 +245,7 @@ def _deletion_stages(facts: _Facts, sub: str, deletion: date) -> list[tuple[int,
     stages = facts.settings.pending_deletion.days_before_deletion
     due = [k for k, days in enumerate(stages, 1) if deletion - timedelta(days=days) <= today]
     return [(k, "send" if k == due[-1] else "skipped") for k in due
-            if f"pending_deletion:{sub}:{k}" not in facts.handled]
+            if pending_deletion_key(sub, k) not in facts.handled]
 
 
 def _cancellation_draft(facts: _Facts, group: tuple, members: list[tuple[Subscription, date]]) -> _Draft:
@@ -253,10 +254,10 @@ def _cancellation_draft(facts: _Facts, group: tuple, members: list[tuple[Subscri
     deletion = min(day for _, day in members)
     invoices = [invoice for s in subs for invoice in facts.owed[s]]
     if notice == "service_cancelled":
-        keys = [f"service_cancelled:{s}" for s in subs]
+        keys = [service_cancelled_key(s) for s in subs]
         why = f"cancelled for non-payment; data deleted on {deletion.isoformat()}"
     else:
-        keys = [f"pending_deletion:{s}:{stage}" for s in subs]
+        keys = [pending_deletion_key(s, stage) for s in subs]
         last = len(facts.settings.pending_deletion.days_before_deletion)
         why = (f"stage {stage}: data deleted on {deletion.isoformat()}, {_in_days(deletion - facts.local_date)}"
                if status == "send" else f"stage {stage} came due together with a higher stage; never sent")

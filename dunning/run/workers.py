@@ -14,47 +14,66 @@ import os
 import signal
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from multiprocessing.synchronize import Event
+from typing import Any
 
+from dunning import store
+from dunning.emails.render import Renderer
+from dunning.run.clock import Clock
+from dunning.run.deliver import deliver, run_loop
+from dunning.run.summary import RunSummary
 from dunning.settings import Settings
 
-if TYPE_CHECKING:
-    from dunning.emails.render import Renderer
+__all__ = ["DeliveryWorkers"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_inherited: tuple | None = None  # (planning-done event, renderer), set in the main process just before forking
 
 
-def _die_with(parent: int) -> None:
-    """Make this process end when the main process does, however that ends (SIGKILL included): what
-    a killed run was sending is then unknown, never sent on by a process nobody waits for."""
+@dataclass(frozen=True)
+class _Handover:
+    """What a forked worker takes from the main process, handed over by fork, never pickled."""
+
+    settings: Settings
+    renderer: Renderer
+    clock: Clock
+    planning_done: Event
+
+
+_handover: _Handover | None = None  # set in each worker process by _start_worker
+
+
+def _start_worker(parent: int, handover: _Handover) -> None:
+    """Make this process end when the main process does, however that ends (SIGKILL included): what a
+    killed run was sending is then unknown, never sent on by a process nobody waits for."""
+    global _handover
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the main process died before the line above took effect
         os._exit(1)
+    _handover = handover
 
 
-def _deliver(settings: Settings) -> dict:
-    from dunning import store
-    from dunning.run import job
-    planning_done, renderer = _inherited  # type: ignore[misc]
-    summary = job.RunSummary()
-    engine = store.connect(settings.database.url, migrate=False)  # never the main process's connections
-    job.run_loop(job.deliver(engine, settings, renderer, summary, lambda what, n: None,
-                                       more_coming=lambda: not planning_done.is_set()))
+def _deliver() -> dict[str, Any]:
+    """One worker's delivery loop, until planning is done and the queue is empty."""
+    assert _handover is not None, "runs only in a process started by DeliveryWorkers"
+    given = _handover
+    summary = RunSummary()
+    engine = store.connect(given.settings.database.url, migrate=False)  # never the main process's connections
+    run_loop(deliver(engine, given.settings, given.renderer, summary, lambda what, n: None, given.clock,
+                     more_coming=lambda: not given.planning_done.is_set()))
     return asdict(summary)
 
 
 class DeliveryWorkers:
     """`count` processes delivering from the outbox until planning is done and the queue is empty."""
 
-    def __init__(self, settings: Settings, count: int, renderer: Renderer) -> None:
-        self.settings, self.count, self.renderer = settings, count, renderer
-        self._futures: list[Future] = []
+    def __init__(self, settings: Settings, count: int, renderer: Renderer, clock: Clock) -> None:
+        self.settings, self.count, self.renderer, self.clock = settings, count, renderer, clock
+        self._futures: list[Future[dict[str, Any]]] = []
         self._pool: ProcessPoolExecutor | None = None
-        self._event = None
+        self._event: Event | None = None
 
     def __enter__(self) -> DeliveryWorkers:
         if self.count > 0:
@@ -62,24 +81,23 @@ class DeliveryWorkers:
         return self
 
     def _start(self) -> None:
-        global _inherited
         context = multiprocessing.get_context("fork")
         self._event = context.Event()
-        _inherited = (self._event, self.renderer)
+        handover = _Handover(self.settings, self.renderer, self.clock, self._event)
         # Objects alive now move out of the collector's reach: its passes would write to every one of
         # them in each process and turn the shared pages into private copies.
         gc.collect()
         gc.freeze()
-        self._pool = ProcessPoolExecutor(self.count, mp_context=context, initializer=_die_with,
-                                         initargs=(os.getpid(),))
-        self._futures = [self._pool.submit(_deliver, self.settings) for _ in range(self.count)]
+        self._pool = ProcessPoolExecutor(self.count, mp_context=context, initializer=_start_worker,
+                                         initargs=(os.getpid(), handover))
+        self._futures = [self._pool.submit(_deliver) for _ in range(self.count)]
 
     def planning_done(self) -> None:
         """Tell the workers that nothing more will be enqueued by this run."""
         if self._event is not None:
             self._event.set()
 
-    def results(self) -> list[dict]:
+    def results(self) -> list[dict[str, Any]]:
         """Each worker's summary, once it has finished."""
         return [future.result() for future in self._futures]
 

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunning.delivery.mime import (CrlfBytes, DotSafeBytes, MessageError, address_domain, build_message,
+from dunning.errors import MessageError
+from dunning.delivery.mime import (CrlfBytes, DotSafeBytes, address_domain, build_message,
                              envelope_address, make_message_id)
 
 SENT_AT = datetime.fromisoformat("2026-11-02T10:30:00+01:00")

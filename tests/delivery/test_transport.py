@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dunning.errors import DeliveryError, SettingsError
-from dunning.delivery.mime import MessageError
+from dunning.errors import MessageError
 from dunning.settings import SmtpSettings
 from dunning.delivery.capture import CaptureServer, Fault
 from dunning.delivery.transport import Outcome, SmtpTransport

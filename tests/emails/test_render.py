@@ -12,7 +12,8 @@ import pytest
 
 import dunning.emails.render
 from dunning.errors import TemplateError
-from dunning.emails.render import NOTICES, Renderer
+from dunning.emails.render import Renderer
+from dunning.vocabulary import NOTICES
 
 from .conftest import LOCALES, SHIPPED_LOCALES, TEMPLATES, scenario_names, visible_text
 

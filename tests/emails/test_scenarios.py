@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dunning.emails.render import NOTICES
-from dunning.emails.scenarios import ScenarioError, load_scenario, load_scenarios
+from dunning.vocabulary import NOTICES
+from dunning.emails.scenarios import load_scenario, load_scenarios
+from dunning.errors import ScenarioError
 
 from .conftest import TEMPLATES
 

@@ -17,7 +17,8 @@ import pytest
 import dunning.emails.render
 from dunning.errors import TemplateError
 from dunning.emails.jinja_env import EmailEnvironment
-from dunning.emails.render import NOTICES, Renderer
+from dunning.emails.render import Renderer
+from dunning.vocabulary import NOTICES
 
 from .conftest import LOCALES, REPO, SHIPPED_LOCALES, TEMPLATES, scenario_names
 

@@ -1,0 +1,136 @@
+"""Ledger → SMTP → ledger: claim a batch, render, build and send each email, record what became of it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import uvloop
+from sqlalchemy import Engine
+
+from dunning import ledger
+from dunning.delivery.mime import build_message
+from dunning.delivery.transport import SmtpTransport
+from dunning.emails.render import Renderer
+from dunning.errors import DeliveryError, MessageError, TemplateError
+from dunning.planning import notice_context
+from dunning.run.clock import Clock
+from dunning.run.summary import Progress, RunSummary
+from dunning.settings import Settings
+
+__all__ = ["deliver", "run_loop"]
+
+log = logging.getLogger("dunning.run")
+
+IDLE_POLL_SECONDS = 0.05
+
+
+def run_loop(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run the delivery loop on uvloop: its event loop costs far less per SMTP round trip."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coroutine)
+
+
+async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
+                  progress: Progress, clock: Clock, *, more_coming: Callable[[], bool] = lambda: False) -> None:
+    """Claim batches and send them until the queue is empty (and no more is coming) or delivery must stop."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
+    delivery = settings.delivery
+    async with SmtpTransport(settings.smtp, password=password) as transport:
+        while summary.stopped is None:
+            claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=clock.now(),
+                                  lease_seconds=delivery.lease_seconds)
+            if not claims:
+                if more_coming():
+                    await clock.sleep(IDLE_POLL_SECONDS)
+                    continue
+                break
+            async with keep_leased(engine, claims, delivery.lease_seconds, clock):
+                outcomes = await send_batch(claims, settings, renderer, transport, summary, clock)
+            results = [r for r in outcomes if r is not None]
+            counts = ledger.record(engine, results, now=clock.now(), max_attempts=delivery.max_attempts,
+                                   backoff_seconds=delivery.retry_backoff_seconds)
+            ledger.unclaim(engine, [c for c, r in zip(claims, outcomes) if r is None], now=clock.now())
+            tally(summary, counts)
+            progress("sent", counts.sent)
+
+
+async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: Renderer,
+                     transport: SmtpTransport, summary: RunSummary, clock: Clock) -> list[ledger.Result | None]:
+    """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
+
+    A send renders and builds its message before it waits for a connection; were the whole batch
+    started at once, every message of the batch would be held in memory while four connections work.
+    """
+    results: list[ledger.Result | None] = [None] * len(claims)
+    pending = iter(enumerate(claims))
+
+    async def lane() -> None:
+        for n, claim in pending:
+            results[n] = await send_claim(claim, settings, renderer, transport, summary, clock)
+
+    await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * settings.smtp.concurrency))))
+    return results
+
+
+@asynccontextmanager
+async def keep_leased(engine: Engine, claims: list[ledger.Claim], lease_seconds: int,
+                      clock: Clock) -> AsyncIterator[None]:
+    """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned."""
+    async def heartbeat() -> None:
+        while True:
+            await clock.sleep(lease_seconds / 3)
+            ledger.extend_leases(engine, claims, now=clock.now(), lease_seconds=lease_seconds)
+
+    task = asyncio.create_task(heartbeat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer,
+                     transport: SmtpTransport, summary: RunSummary, clock: Clock) -> ledger.Result | None:
+    """Render, build and send one claimed email: its result, or None when it never reached a server."""
+    payload = claim.payload
+    try:
+        context = notice_context.revive(payload["context"])
+        email = renderer.render(claim.notice, payload["locale"], context)
+        sender = settings.sender
+        build = partial(build_message, email, from_address=sender.from_address, from_name=sender.from_name,
+                        reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"],
+                        message_id=claim.message_id, date=clock.now())
+        data = build(eight_bit=transport.eight_bit)
+    except MessageError as exc:
+        log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
+        return ledger.Result(claim.email_id, claim.fence, "failed", error=str(exc))
+    except TemplateError as exc:
+        log.error("email %s (account %s) did not render: %s", claim.email_id, claim.account, exc)
+        return ledger.Result(claim.email_id, claim.fence, "retry", error=str(exc))
+    if summary.stopped:
+        return None
+    try:
+        outcome = await transport.send(sender.from_address, payload["to"] + payload["cc"], data,
+                                       seven_bit=partial(build, eight_bit=False))
+    except DeliveryError as exc:
+        # Raised only before the server could hold the message: safe to queue again as if never claimed.
+        summary.stopped = summary.stopped or str(exc)
+        return None
+    return ledger.Result(claim.email_id, claim.fence, outcome.status, code=outcome.code, reply=outcome.reply,
+                         error=outcome.reply if outcome.status != "sent" else "",
+                         refused={r: list(v) for r, v in outcome.refused.items()} or None)
+
+
+def tally(summary: RunSummary, counts: ledger.RecordCounts) -> None:
+    """Add what the ledger recorded (fenced-out outcomes are not this worker's to count)."""
+    summary.sent += counts.sent
+    summary.retried += counts.retry
+    summary.failed += counts.failed
+    summary.unknown += counts.unknown

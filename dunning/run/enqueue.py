@@ -1,0 +1,63 @@
+"""Plan → ledger: every planned notice becomes an outbox entry (an email to send, or keys to record)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from dunning import ledger, links
+from dunning.billing.contract import Account
+from dunning.delivery.mime import address_domain, make_message_id
+from dunning.planning import candidates, notice_context
+from dunning.planning.policy import PlannedNotice
+from dunning.run.clock import Clock
+from dunning.run.summary import Progress, RunSummary
+from dunning.settings import Settings
+
+__all__ = ["enqueue_plan", "plan_entries", "outbox_entry"]
+
+
+def enqueue_plan(engine: Engine, settings: Settings, locales: frozenset[str], as_of: datetime, summary: RunSummary,
+                 progress: Progress, clock: Clock, *, dry_run: bool = False) -> None:
+    """Plan every candidate batch and put what is due in the outbox."""
+    for accounts, planned in candidates.iter_batches(engine, as_of, settings, locales):
+        entries = plan_entries(planned, accounts, settings, summary, now=clock.now())
+        progress("planned", len(entries))
+        if entries and not dry_run:
+            ledger.enqueue(engine, entries, now=clock.now())
+
+
+def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], settings: Settings,
+                 summary: RunSummary, *, now: datetime) -> list[ledger.OutboxEntry]:
+    """Outbox entries for one batch of planned notices; deferred ones are only counted."""
+    by_id = {a.id: a for a in accounts}
+    entries = []
+    for notice in planned:
+        if notice.status == "deferred":
+            summary.deferred += 1
+            continue
+        if notice.status == "send":
+            summary.planned += 1
+        else:
+            setattr(summary, notice.status, getattr(summary, notice.status) + 1)
+        entries.append(outbox_entry(notice, by_id[notice.account], settings, now=now))
+    return entries
+
+
+def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, *, now: datetime) -> ledger.OutboxEntry:
+    """The ledger's record of one planned notice, with everything needed to send it later (links signed at now)."""
+    message_id = payload = None
+    if notice.status == "send":
+        first_key = notice.keys[0]
+        url = links.settlement_url(settings.links, account=notice.account,
+                                   payment_method=notice.payment_method, key=first_key, now=now)
+        context = notice_context.build_context(notice, account, settings, url)
+        payload = notice_context.to_json({"to": list(notice.to), "cc": list(notice.cc),
+                                          "locale": notice.locale, "context": context})
+        message_id = make_message_id(first_key, address_domain(settings.sender.from_address))
+    return ledger.OutboxEntry(account=notice.account, payment_method=notice.payment_method,
+                              notice=notice.notice, stage=notice.stage, locale=notice.locale,
+                              status=notice.status, keys=tuple(notice.keys), message_id=message_id,
+                              payload=payload)

@@ -1,0 +1,50 @@
+"""The project's one home for names: the notices, the ledger keys that hold them, and every status.
+
+The ledger, the transport, the planner and the renderer all speak these words; each list is written
+here once and imported everywhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+__all__ = ["NOTICES", "Notice", "PLAN_STATUSES", "PlanStatus", "KEY_OUTCOMES", "EMAIL_STATUSES", "EmailStatus",
+           "OUTCOMES", "Outcome", "card_charge_failed_key", "past_due_key", "service_cancelled_key",
+           "pending_deletion_key"]
+
+# In the order a plan lists them for one group.
+NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
+Notice = Literal["card_charge_failed", "past_due", "service_cancelled", "pending_deletion"]
+
+# What the planner decides for each notice (`dunning plan`'s status column).
+PLAN_STATUSES = ("send", "deferred", "skipped", "superseded")
+PlanStatus = Literal["send", "deferred", "skipped", "superseded"]
+# Plan statuses the ledger records as a key's outcome without an email.
+KEY_OUTCOMES = ("skipped", "superseded")
+
+# An email's life in the outbox, and the outcomes a delivery attempt can end in.
+EMAIL_STATUSES = ("queued", "sending", "sent", "retry", "failed", "unknown")
+EmailStatus = Literal["queued", "sending", "sent", "retry", "failed", "unknown"]
+OUTCOMES = ("sent", "retry", "failed", "unknown")
+Outcome = Literal["sent", "retry", "failed", "unknown"]
+
+
+def card_charge_failed_key(account: str, payment_method: str, charge: str) -> str:
+    """The key of the card_charge_failed notice for one failed charge."""
+    return f"card_charge_failed:{account}:{payment_method}:{charge}"
+
+
+def past_due_key(account: str, payment_method: str, episode_start: date, stage: int) -> str:
+    """The key of one past_due stage of one dunning episode."""
+    return f"past_due:{account}:{payment_method}:{episode_start.isoformat()}:{stage}"
+
+
+def service_cancelled_key(subscription: str) -> str:
+    """The key of the service_cancelled notice of one subscription."""
+    return f"service_cancelled:{subscription}"
+
+
+def pending_deletion_key(subscription: str, stage: int) -> str:
+    """The key of one pending_deletion stage of one subscription."""
+    return f"pending_deletion:{subscription}:{stage}"
