@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-small clean
+.PHONY: demo test bench bench-small check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,15 @@ bench-small: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 var/outbox var/preview var/sample
+
+CHECK_STAMP := $(VENV)/.check-installed
+
+$(CHECK_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,check]'
+	touch $(CHECK_STAMP)
+
+# Lint (ruff), types (mypy) and the import layers (import-linter); each must report nothing.
+check: $(CHECK_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports

@@ -14,11 +14,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import baseline as hand_rolled, data, phases, report
+from bench import baseline as hand_rolled
+from bench import data, phases, report
 from bench.phases import Bench, PhaseError
 from bench.prepare import Prepared, prepare
 from bench.report import Results
@@ -71,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     args.mjml_sample = args.mjml_sample or args.baseline_sample
-    args.as_of = args.as_of or datetime.now(timezone.utc).strftime("%Y-%m-%dT14:00:00Z")
+    args.as_of = args.as_of or datetime.now(UTC).strftime("%Y-%m-%dT14:00:00Z")
     return args
 
 
@@ -116,7 +118,7 @@ def run_phases(bench: Bench, args: argparse.Namespace) -> None:
             ("precompiled", "baseline: Jinja2 + precompiled HTML + EmailMessage + smtplib", args.baseline_sample,
              args.repeat),
             ("mjml", "baseline: the same, MJML compiled per message", args.mjml_sample, 1)):
-        attempt(bench, label, lambda: phases.baseline(bench, prepared, mode, label, sample, repeat))
+        attempt(bench, label, partial(phases.baseline, bench, prepared, mode, label, sample, repeat))
     messages = summary.get("sent") or args.accounts
     attempt(bench, "smtp-source", lambda: phases.smtp_source(bench, prepared, messages, args.repeat))
     attempt(bench, "million", lambda: million(bench, args))
@@ -173,7 +175,7 @@ def header(bench: Bench, args: argparse.Namespace, prepared: Prepared, load_befo
     baseline_kb = statistics.fmean(hand_rolled.message_sizes(prepared.flat_dir, prepared.templates_dir,
                                                              contexts, "precompiled")) / 1024
     return [
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {_cpu()} ({os.cpu_count()} cores), "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_cpu()} ({os.cpu_count()} cores), "
         f"Linux {platform.release()}, Python {platform.python_version()}; load average "
         f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.",
         f"SMTP sink: {bench.sink.kind} on loopback. Connections: {bench.connections} for `dunning run` "

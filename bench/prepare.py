@@ -7,14 +7,14 @@ from __future__ import annotations
 import pickle
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dunning.delivery.mime import build_message, make_message_id
 from dunning.emails.render import Renderer
-from dunning.vocabulary import NOTICES
 from dunning.emails.scenarios import load_scenarios
 from dunning.settings import Settings
+from dunning.vocabulary import NOTICES
 
 FLAT_PARTS = {"html": "html", "text": "txt", "subject": "subject", "preheader": "preheader"}
 
@@ -62,7 +62,7 @@ def write_flat_templates(renderer: Renderer, notices: list[str], out: Path) -> N
 
 def pipeline_messages(renderer: Renderer, settings: Settings, scenarios: list) -> list[bytes]:
     """The pipeline's message for every scenario in every locale with a catalog, as `dunning run` sends it."""
-    sender, now = settings.sender, datetime.now(timezone.utc)
+    sender, now = settings.sender, datetime.now(UTC)
     messages = []
     for locale in sorted(renderer.available_locales):
         for scenario in scenarios:

@@ -123,8 +123,8 @@ def _startup() -> None:
 def _startup_child() -> int:
     """Print the CPU seconds of each start-up step of this process as JSON."""
     from dunning.emails.render import Renderer
-    from dunning.vocabulary import NOTICES
     from dunning.emails.scenarios import load_scenarios
+    from dunning.vocabulary import NOTICES
 
     imported = _cpu()
     contexts = {s.notice: s.context for s in load_scenarios(TEMPLATES)}

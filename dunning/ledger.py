@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
 
 from dunning import store
-from dunning.vocabulary import EMAIL_STATUSES, KEY_OUTCOMES, OUTCOMES, Outcome
+from dunning.vocabulary import EMAIL_STATUSES, KEY_OUTCOMES, OUTCOMES, OutcomeStatus
 
 log = logging.getLogger(__name__)
 emails, notices, email_payloads = store.emails, store.notices, store.email_payloads
@@ -67,7 +67,7 @@ class Claim:
 class Result:
     email_id: int
     fence: int
-    status: Outcome
+    status: OutcomeStatus
     code: int | None = None
     reply: str = ""
     error: str = ""
@@ -114,7 +114,7 @@ def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) ->
     sends = [entry for entry in entries if entry.status == "send"]
     payloads = [_payload_text(entry.payload) for entry in sends]
     with _transaction(engine) as conn:
-        owned = list(zip(sends, _insert_emails(conn, sends, now)))
+        owned = list(zip(sends, _insert_emails(conn, sends, now), strict=True))
         owned += [(entry, None) for entry in entries if entry.status != "send"]
         got = _insert_keys(conn, [_key_row(entry, key, email_id) for entry, email_id in owned
                                   for key in entry.keys], now)
@@ -125,7 +125,7 @@ def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) ->
         released = {(key, email_id) for entry, email_id in dropped for key in entry.keys} & got
         _drop(conn, [email_id for _, email_id in dropped], [key for key, _ in released])
         gone = {email_id for _, email_id in dropped}
-        _insert_payloads(conn, [(email_id, payload) for (_, email_id), payload in zip(owned, payloads)
+        _insert_payloads(conn, [(email_id, payload) for (_, email_id), payload in zip(owned, payloads, strict=False)
                                 if email_id not in gone])
     return EnqueueCounts(
         emails=len(sends) - len(dropped), keys=len(got) - len(released),

@@ -22,7 +22,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -167,7 +167,7 @@ def _clock(now: datetime | None) -> Callable[[], float]:
         return time.time
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    stamp = now.astimezone(timezone.utc).timestamp()
+    stamp = now.astimezone(UTC).timestamp()
     return lambda: stamp
 
 

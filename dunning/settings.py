@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from datetime import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ def _strictly_increasing(values: list[int], *, decreasing: bool = False) -> list
         raise ValueError("must list at least one stage")
     if any(v < 0 for v in values):
         raise ValueError("days must not be negative")
-    pairs = zip(values, values[1:])
+    pairs = pairwise(values)
     if not all((a > b) if decreasing else (a < b) for a, b in pairs):
         raise ValueError("stages must be strictly " + ("decreasing" if decreasing else "increasing"))
     return values

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Literal
 
 __all__ = ["NOTICES", "Notice", "PLAN_STATUSES", "PlanStatus", "KEY_OUTCOMES", "EMAIL_STATUSES", "EmailStatus",
-           "OUTCOMES", "Outcome", "card_charge_failed_key", "past_due_key", "service_cancelled_key",
+           "OUTCOMES", "OutcomeStatus", "card_charge_failed_key", "past_due_key", "service_cancelled_key",
            "pending_deletion_key"]
 
 # In the order a plan lists them for one group.
@@ -27,7 +27,7 @@ KEY_OUTCOMES = ("skipped", "superseded")
 EMAIL_STATUSES = ("queued", "sending", "sent", "retry", "failed", "unknown")
 EmailStatus = Literal["queued", "sending", "sent", "retry", "failed", "unknown"]
 OUTCOMES = ("sent", "retry", "failed", "unknown")
-Outcome = Literal["sent", "retry", "failed", "unknown"]
+OutcomeStatus = Literal["sent", "retry", "failed", "unknown"]
 
 
 def card_charge_failed_key(account: str, payment_method: str, charge: str) -> str:

@@ -14,8 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning import store
 from dunning.billing.contract import Account
-from dunning.errors import ContractViolation
-from dunning.errors import RecordError
+from dunning.errors import ContractViolation, RecordError
 
 CHILDREN = (("payment_methods", store.payment_methods), ("subscriptions", store.subscriptions),
             ("invoices", store.invoices), ("charges", store.charges))

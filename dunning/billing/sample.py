@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import IO, Literal
 from zoneinfo import ZoneInfo
@@ -117,7 +117,7 @@ def _amount(rng: random.Random, currency: str) -> str:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _paid(b: _Builder) -> None:
@@ -210,4 +210,4 @@ def _account(index: int, profile: tuple[str, str, str, str], situation: Callable
 
 def as_of_default() -> datetime:
     """Now, to the second, in UTC."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)

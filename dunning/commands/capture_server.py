@@ -7,10 +7,9 @@ import signal
 import threading
 from pathlib import Path
 
-from dunning.errors import ExitCode
-from dunning.errors import DunningError
-from dunning.settings import load_settings
 from dunning.delivery.capture import CapturedMessage, CaptureServer
+from dunning.errors import DunningError, ExitCode
+from dunning.settings import load_settings
 
 NAME = "capture-server"
 HELP = "run a loopback SMTP server that saves every message it receives as a .eml file"

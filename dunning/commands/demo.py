@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -12,13 +12,12 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from dunning import store
-from dunning.billing import importer
-from dunning.run import job
-from dunning.billing import sample
+from dunning.billing import importer, sample
 from dunning.commands.run import print_summary, progress_reporter
-from dunning.emails.preview import build_preview
-from dunning.settings import Settings, load_settings
 from dunning.delivery.capture import CaptureServer
+from dunning.emails.preview import build_preview
+from dunning.run import job
+from dunning.settings import Settings, load_settings
 
 NAME = "demo"
 HELP = "run the whole job on sample data: SQLite under var/demo, a local capture SMTP server, var/outbox"
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     settings = demo_settings(load_settings(args.settings), var)
     # Midday UTC today: most of the sample's time zones (Europe, Africa, the Americas' east) are inside
     # the send window, so the demo shows many languages whatever the hour it is run at.
-    as_of = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
+    as_of = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     state_file = var / "sample" / "billing.jsonl"
     with state_file.open("w", encoding="utf-8") as out:
         sample.write_jsonl(out, sample.generate(args.accounts, as_of))

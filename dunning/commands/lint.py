@@ -11,11 +11,11 @@ from babel.messages.catalog import Catalog
 from jinja2 import Environment
 from jinja2.sandbox import SandboxedEnvironment
 
-from dunning.i18n import workflow
 from dunning.emails import lint
-from dunning.i18n.workflow import display_path
-from dunning.errors import DunningError, ExitCode
 from dunning.emails.lint import Problem
+from dunning.errors import DunningError, ExitCode
+from dunning.i18n import workflow
+from dunning.i18n.workflow import display_path
 from dunning.settings import load_settings
 
 NAME = "lint"
@@ -145,8 +145,8 @@ def _lint_catalogs(locales_dir: Path, template: Catalog | None) -> list[Problem]
 
 def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str) -> list[Problem]:
     from dunning.emails.render import Renderer
-    from dunning.vocabulary import NOTICES
     from dunning.emails.scenarios import load_scenarios
+    from dunning.vocabulary import NOTICES
 
     try:
         renderer = Renderer(templates_dir, locales_dir, default_locale)

@@ -7,12 +7,11 @@ import os
 import sys
 from pathlib import Path
 
-from dunning.errors import ExitCode
 from dunning import store
-from dunning.planning import candidates
-from dunning.i18n import catalogs
-from dunning.planning import plan_output
 from dunning.commands._arguments import as_of
+from dunning.errors import ExitCode
+from dunning.i18n import catalogs
+from dunning.planning import candidates, plan_output
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
 

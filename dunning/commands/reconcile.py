@@ -6,9 +6,8 @@ import argparse
 import json
 import sys
 
-from dunning.errors import ExitCode
 from dunning import ledger, store
-from dunning.errors import ReconcileError
+from dunning.errors import ExitCode, ReconcileError
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
 

@@ -8,10 +8,10 @@ import logging
 import sys
 from contextlib import contextmanager
 
+from dunning.commands._arguments import as_of
 from dunning.run import job
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.run.summary import RunSummary
-from dunning.commands._arguments import as_of
 from dunning.settings import load_settings
 
 NAME = "run"

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from dunning.errors import ExitCode
 from dunning.billing import sample
 from dunning.commands._arguments import as_of
+from dunning.errors import ExitCode
 
 NAME = "sample"
 HELP = "write sample billing state (JSON Lines) covering every notice situation"

@@ -25,7 +25,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -81,7 +81,7 @@ class CapturedMessage:
     data: bytes
     path: Path | None = None
     mail_options: tuple[str, ...] = ()  # MAIL FROM parameters, e.g. ("SIZE=123", "BODY=8BITMIME")
-    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def parsed(self) -> EmailMessage:
         """The message parsed with the modern email policy."""
@@ -195,7 +195,7 @@ class CaptureServer:
         end = data.find(b"\r\n\r\n")
         match = _MESSAGE_ID.search(data, 0, len(data) if end < 0 else end + 2)
         digest = hashlib.sha256(match.group(1).strip() if match else data).hexdigest()[:16]
-        name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}-{digest}.eml"
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{digest}.eml"
         fd, temp = tempfile.mkstemp(dir=self.outbox, prefix=".", suffix=".tmp")
         with os.fdopen(fd, "wb") as file:
             file.write(data)

@@ -28,17 +28,24 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 import aiosmtplib
-from aiosmtplib import (SMTPAuthenticationError, SMTPConnectResponseError, SMTPException, SMTPResponse,
-                        SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError)
-from dunning.errors import DeliveryError, MessageError, SettingsError
+from aiosmtplib import (
+    SMTPAuthenticationError,
+    SMTPConnectResponseError,
+    SMTPException,
+    SMTPResponse,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+
 from dunning.delivery.mime import CrlfBytes, DotSafeBytes, envelope_address
-from dunning.settings import SmtpSettings
-from dunning.vocabulary import Outcome
-from dunning.delivery.replies import Replies
 from dunning.delivery.pool import Pool, ReplyTimer
+from dunning.delivery.replies import Replies
+from dunning.errors import DeliveryError, MessageError, SettingsError
+from dunning.settings import SmtpSettings
+from dunning.vocabulary import OutcomeStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +58,7 @@ _BROKEN = (SMTPException, *_LOST)  # lost, timed out, or a reply that cannot be 
 class Outcome:
     """What became of one message: status, the server's code and reply, recipients refused at RCPT."""
 
-    status: Outcome
+    status: OutcomeStatus
     code: int | None
     reply: str
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -59,7 +66,7 @@ class Outcome:
 
 def by_code(code: int, reply: str, refused: dict[str, tuple[int, str]] | None = None) -> Outcome:
     """The outcome of a final SMTP reply: 2xx sent, 4xx retry, anything else failed."""
-    status: Outcome = "sent" if 200 <= code < 300 else "retry" if 400 <= code < 500 else "failed"
+    status: OutcomeStatus = "sent" if 200 <= code < 300 else "retry" if 400 <= code < 500 else "failed"
     return Outcome(status, code, reply, refused or {})
 
 
@@ -360,7 +367,7 @@ class SmtpTransport:
         connection.transactions += 1
         refused: dict[str, tuple[int, str]] = {}
         try:
-            for recipient, rcpt in zip(recipients, rcpts):
+            for recipient, rcpt in zip(recipients, rcpts, strict=True):
                 if not pipelined:
                     replies.write(rcpt)
                 reply = await connection.read(replies, timeout)

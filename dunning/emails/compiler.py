@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from jinja2 import Environment
@@ -74,7 +75,7 @@ def compile_mjml(units: list[Unit], name: str) -> Source:
 
 
 def _run_mjml(source: str, name: str) -> str:
-    from mjml import mjml_to_html   # a tenth of a second to import: paid only when a build is not cached
+    from mjml import mjml_to_html  # a tenth of a second to import: paid only when a build is not cached
 
     try:
         result = mjml_to_html(source)
@@ -119,6 +120,6 @@ def _check(order: list[int], tags: list[Tag]) -> None:
             raise tag_error(tag, f"{tag.text!r} was repeated by the MJML compiler (as in <mj-title>, which "
                                  "MJML copies): only {{ … }} and {% trans %} may go there")
     statements = [i for i in order if tags[i].word not in OUTPUT_WORDS]
-    for before, after in zip(statements, statements[1:]):
+    for before, after in pairwise(statements):
         if after < before:
             raise tag_error(tags[after], f"{tags[after].text!r} was moved by the MJML compiler: {_WRAP_HINT}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ast
 import bisect
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from jinja2 import Environment, TemplateNotFound, TemplateSyntaxError
 from jinja2.loaders import split_template_path

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from types import CodeType
-from typing import Any, Callable
+from typing import Any
 
 from babel.support import NullTranslations
 from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_eval_context
@@ -28,7 +28,7 @@ from markupsafe import Markup, escape
 from dunning.i18n.catalogs import Formats
 
 try:
-    from markupsafe import _escape_inner as _escape_text   # MarkupSafe 3: escape's own loop on a str
+    from markupsafe import _escape_inner as _escape_text  # MarkupSafe 3: escape's own loop on a str
 except ImportError:  # MarkupSafe 2
     def _escape_text(text: str) -> str:
         return str(escape(text))

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from dunning.errors import DunningError
 from dunning.delivery.mime import address_domain, build_message, make_message_id
 from dunning.emails.render import Renderer
-from dunning.vocabulary import NOTICES
 from dunning.emails.scenarios import load_scenarios
+from dunning.errors import DunningError
 from dunning.settings import SenderSettings
+from dunning.vocabulary import NOTICES
 
 DESKTOP_WIDTH, MOBILE_WIDTH, FRAME_HEIGHT = 640, 375, 760
 
@@ -40,7 +40,7 @@ def build_preview(templates_dir: Path, locales_dir: Path, out_dir: Path, *, send
                   default_locale: str = "en", date: datetime | None = None) -> list[Entry]:
     """Render every sample scenario in every locale into out_dir and write out_dir/index.html."""
     renderer = Renderer(templates_dir, locales_dir, default_locale)
-    date = date or datetime.now(timezone.utc).replace(microsecond=0)
+    date = date or datetime.now(UTC).replace(microsecond=0)
     order = {notice: index for index, notice in enumerate(NOTICES)}
     scenarios = sorted(load_scenarios(templates_dir), key=lambda s: (order.get(s.notice, len(order)), s.name))
     entries = [_write_email(renderer, out_dir, scenario.notice, locale, scenario.name, scenario.context,

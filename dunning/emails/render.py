@@ -22,15 +22,24 @@ from types import CodeType
 from typing import Any, Literal
 
 from babel.support import NullTranslations
-from jinja2 import Template, TemplateError as JinjaError, TemplateSyntaxError, nodes
+from jinja2 import Template, TemplateSyntaxError, nodes
+from jinja2 import TemplateError as JinjaError
 
 from dunning.emails.compiler import Compiled, compile_notice
 from dunning.emails.compose import Source
+from dunning.emails.jinja_env import EmailEnvironment
+from dunning.emails.template_cache import (
+    TemplateCache,
+    default_cache_dir,
+    digest,
+    dump_build,
+    dump_code,
+    load_build,
+    load_code,
+    runtime_tag,
+)
 from dunning.errors import TemplateError
 from dunning.i18n.catalogs import Catalogs, Formats, LocaleChoice
-from dunning.emails.jinja_env import EmailEnvironment
-from dunning.emails.template_cache import (TemplateCache, default_cache_dir, digest, dump_build, dump_code, load_build,
-                                    load_code, runtime_tag)
 
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -102,10 +111,10 @@ class Renderer:
     def compile(self, notice: str) -> Compiled:
         """The notice's flat Jinja sources: built once, rebuilt when one of its files changes."""
         built, now = self._built.get(notice), time.monotonic()
-        if built is not None:
-            if now - built.checked < self.reload_interval or _signature(built.paths) == built.signature:
-                built.checked = now
-                return built.compiled
+        if built is not None and (now - built.checked < self.reload_interval
+                                  or _signature(built.paths) == built.signature):
+            built.checked = now
+            return built.compiled
         failed = self._failed.get(notice)
         if failed is not None and now - failed[1] < self.reload_interval:
             error = failed[0]   # a broken template fails each email at once, not after a fresh compile
@@ -132,7 +141,7 @@ class Renderer:
         try:
             localized = self._localize(self.compile(notice), choice)
         except TemplateError as exc:
-            raise _with_locale(exc, choice.locale)
+            raise _with_locale(exc, choice.locale) from None
         templates = localized.templates
         variables = {**localized.globals, **context}
         try:
@@ -142,7 +151,7 @@ class Renderer:
             html = _run(templates["html"], variables)
             text = tidy_text(_run(templates["text"], variables))
         except TemplateError as exc:
-            raise _with_locale(exc, choice.locale)
+            raise _with_locale(exc, choice.locale) from None
         except Exception as exc:
             raise _render_error(exc, localized.compiled, choice.locale) from exc
         return RenderedEmail(notice=notice, locale=choice.locale, subject=subject, preheader=preheader,
@@ -168,7 +177,7 @@ class Renderer:
         localized = self._localized.get(key)
         if localized is None or localized.compiled is not compiled or localized.env is not env:
             codes = self._code(compiled, env, catalog, choice)
-            templates = {part: env.template(code) for part, code in zip(PARTS, codes)}
+            templates = {part: env.template(code) for part, code in zip(PARTS, codes, strict=True)}
             localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals))
         return localized
 

@@ -130,7 +130,7 @@ def dump_build(compiled: Compiled, templates_dir: Path) -> bytes | None:
     parts = {part: [getattr(compiled, part).text, getattr(compiled, part).lines] for part in _BUILD_PARTS}
     try:   # relative: another process may name the same directory another way
         files = [[path.relative_to(templates_dir).as_posix(), sha]
-                 for path, sha in zip(compiled.files, compiled.digests)]
+                 for path, sha in zip(compiled.files, compiled.digests, strict=True)]
     except ValueError:
         return None
     return json.dumps({"notice": compiled.notice, "files": files, "parts": parts}).encode("utf-8")

@@ -7,20 +7,27 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from babel import Locale
 from babel.dates import format_date, format_time, get_datetime_format
 from babel.lists import format_list
-from babel.messages.pofile import PoFileError, read_po
 from babel.messages.mofile import write_mo
-from babel.numbers import (format_currency, get_currency_precision, get_currency_symbol, get_decimal_quantum,
-                           get_decimal_symbol, get_group_symbol)
+from babel.messages.pofile import PoFileError, read_po
+from babel.numbers import (
+    format_currency,
+    get_currency_precision,
+    get_currency_symbol,
+    get_decimal_quantum,
+    get_decimal_symbol,
+    get_group_symbol,
+)
 from babel.support import Translations
 
 from dunning.errors import TemplateError

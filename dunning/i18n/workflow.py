@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,9 +140,9 @@ def _write(path: Path, catalog: Catalog, writer: Any, **options: Any) -> Path:
 def extract(templates_dir: Path, package_dir: Path = PACKAGE_DIR, *, project: str = "dunning") -> Catalog:
     """Messages of every template (Jinja) and of the package's code; a template syntax error raises."""
     catalog = Catalog(project=project, version=dunning.__version__, domain=DOMAIN, fuzzy=False,
-                      creation_date=datetime.now(timezone.utc))
+                      creation_date=datetime.now(UTC))
     sources = [(templates_dir, [(pattern, "jinja2.ext:babel_extract") for pattern in TEMPLATE_PATTERNS],
-                {pattern: JINJA_OPTIONS for pattern in TEMPLATE_PATTERNS}),
+                dict.fromkeys(TEMPLATE_PATTERNS, JINJA_OPTIONS)),
                (package_dir, [("**.py", "python")], {})]
     for directory, method_map, options_map in sources:
         for filename, lineno, message, comments, context in _extract_dir(directory, method_map,
@@ -282,5 +282,5 @@ def format_stats(rows: Iterable[LocaleStats]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     def fmt(line: tuple[str, ...]) -> str:
         return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                         for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
-    return "\n".join([fmt(lines[0]), "  ".join("-" * w for w in widths)] + [fmt(l) for l in lines[1:]])
+                         for i, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+    return "\n".join([fmt(lines[0]), "  ".join("-" * w for w in widths)] + [fmt(row) for row in lines[1:]])

@@ -9,10 +9,22 @@ time zone (local dates lie within a day of the UTC date); the policy makes the e
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import (CompoundSelect, Connection, Engine, Select, bindparam, column, false, insert, select,
-                        table, true, union)
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    column,
+    false,
+    insert,
+    select,
+    table,
+    true,
+    union,
+)
 
 from dunning import ledger, store
 from dunning.billing import loader
@@ -25,7 +37,7 @@ SLACK = timedelta(days=2)  # more than the widest gap between a local date and t
 
 def candidate_query(as_of: datetime, settings: Settings) -> CompoundSelect:
     """Ids of the accounts that may be due for a notice at as_of (distinct, in no particular order)."""
-    utc_date = as_of.astimezone(timezone.utc).date()
+    utc_date = as_of.astimezone(UTC).date()
     return union(_past_due(utc_date, settings), _failed_charges(as_of, settings),
                  *_cancellations(as_of, settings))
 

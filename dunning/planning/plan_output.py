@@ -17,7 +17,6 @@ from dunning.planning.policy import PlannedNotice
 from dunning.vocabulary import PLAN_STATUSES
 
 
-
 @cache
 def _quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-get_currency_precision(currency))
@@ -68,7 +67,7 @@ def table_row(notice: PlannedNotice) -> tuple[str, ...]:
 
 def _line(cells: tuple[str, ...], status: str | None) -> Text:
     line = Text(no_wrap=True, overflow="ignore")
-    for (name, width), cell in zip(COLUMNS, cells):
+    for (name, width), cell in zip(COLUMNS, cells, strict=True):
         padded = cell.rjust(width) if name == "stage" else cell.ljust(width)
         line.append(padded, style=STYLES[status] if name == "status" and status else "")
         if name != "why":

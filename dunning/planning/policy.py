@@ -24,16 +24,19 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
 
 from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Subscription
 from dunning.i18n.locales import negotiate, normalize
 from dunning.i18n.timezones import zone
 from dunning.settings import Settings
-from dunning.vocabulary import (NOTICES, PlanStatus, card_charge_failed_key, past_due_key, pending_deletion_key,
-                                service_cancelled_key)
-
-
+from dunning.vocabulary import (
+    NOTICES,
+    PlanStatus,
+    card_charge_failed_key,
+    past_due_key,
+    pending_deletion_key,
+    service_cancelled_key,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 __all__ = ["Clock", "SystemClock", "ShiftedClock", "SYSTEM_CLOCK"]
@@ -26,7 +26,7 @@ class SystemClock:
 
     def now(self) -> datetime:
         """The current moment, aware, in UTC."""
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
         """Wait on the event loop."""

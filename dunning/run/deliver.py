@@ -57,7 +57,7 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
             results = [r for r in outcomes if r is not None]
             counts = ledger.record(engine, results, now=clock.now(), max_attempts=delivery.max_attempts,
                                    backoff_seconds=delivery.retry_backoff_seconds)
-            ledger.unclaim(engine, [c for c, r in zip(claims, outcomes) if r is None], now=clock.now())
+            ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
             tally(summary, counts)
             progress("sent", counts.sent)
 

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # bench/ is run from the checkout (python -m bench), not installed
 
 from bench.sink import postfix_tool, start_sink  # noqa: E402
+
 PHASES = ("`dunning import`, every group due", "`dunning run`, end to end", "`dunning run` again",
           "baseline: Jinja2 + precompiled HTML", "baseline: the same, MJML compiled per message",
           "smtp-source", "`dunning import`, nothing due", "`dunning run`, nothing due")
@@ -60,7 +61,7 @@ def test_small_benchmark_measures_every_phase_and_the_sink_gets_every_notice(tmp
 
 
 def test_fallback_sink_counts_every_message_it_accepts(tmp_path: Path) -> None:
-    """The asyncio sink in bench/ accepts messages over one connection (dot-stuffed lines included) and counts each once."""
+    """The asyncio sink in bench/ takes messages over one connection, dot-stuffed lines included, counting each once."""
     with start_sink(tmp_path, prefer="python") as sink:
         assert sink.kind.startswith("bench.sink_server")
         with smtplib.SMTP(sink.host, sink.port) as smtp:

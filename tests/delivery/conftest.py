@@ -9,15 +9,15 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
-from dunning.settings import SmtpSettings
 from dunning.delivery.capture import CaptureServer
+from dunning.settings import SmtpSettings
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Email:
     lang: str = "en"
 
 
-SENT_AT = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+SENT_AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture

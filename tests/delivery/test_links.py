@@ -7,20 +7,29 @@ import hashlib
 import json
 import os
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from dunning.cli import main
 from dunning.errors import LinkError, SettingsError
-from dunning.links import (SALT, LinkClaims, _ClockedSigner, key_id, require_signing_key,
-                           settlement_url, sign_token, token_from, verify_token)
+from dunning.links import (
+    SALT,
+    LinkClaims,
+    _ClockedSigner,
+    key_id,
+    require_signing_key,
+    settlement_url,
+    sign_token,
+    token_from,
+    verify_token,
+)
 from dunning.settings import LinksSettings
 
 OLD, NEW = "old-key-0123456789abcdef", "new-key-fedcba9876543210"
 IDS = dict(account="acct_1", payment_method="pm_1", key="past_due:acct_1:pm_1:2026-11-01:2")
-NOW = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def reason(token: str, keys=(NEW,), now=NOW, max_age_days=45) -> str:
@@ -157,7 +166,7 @@ def test_link_verify_accepts_the_whole_url(cli_env, capsys):
 
 
 @pytest.mark.parametrize("make, expected", [
-    (lambda: sign_token([NEW], **IDS, now=datetime.now(timezone.utc) - timedelta(days=60)), "expired"),
+    (lambda: sign_token([NEW], **IDS, now=datetime.now(UTC) - timedelta(days=60)), "expired"),
     (lambda: sign_token(["someone-elses-key-000000"], **IDS), "unknown key"),
     (lambda: sign_token([NEW], **IDS)[:-2] + "xx", "tampered"),
     (lambda: "not-a-token", "malformed"),

@@ -13,9 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dunning.delivery.mime import (
+    CrlfBytes,
+    DotSafeBytes,
+    address_domain,
+    build_message,
+    envelope_address,
+    make_message_id,
+)
 from dunning.errors import MessageError
-from dunning.delivery.mime import (CrlfBytes, DotSafeBytes, address_domain, build_message,
-                             envelope_address, make_message_id)
 
 SENT_AT = datetime.fromisoformat("2026-11-02T10:30:00+01:00")
 MESSAGE_ID = make_message_id("past_due:acct_1:pm_1:2026-11-01:2", "example.com")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from itertools import pairwise
 
 import pytest
 from aiosmtplib import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
@@ -40,7 +41,7 @@ def read_after_feeding(chunks: list[bytes], count: int, *, then_eof: bool = Fals
 def test_replies_come_whole_and_in_order_however_the_stream_is_cut(cuts):
     """Multi-line replies, several replies in one read, or a reply cut anywhere: the same replies, in order."""
     points = [0, *sorted(cuts), len(STREAM)]
-    chunks = [STREAM[a:b] for a, b in zip(points, points[1:])]
+    chunks = [STREAM[a:b] for a, b in pairwise(points)]
     assert read_after_feeding(chunks, 3) == EXPECTED
 
 

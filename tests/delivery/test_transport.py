@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import UTC
 
 import pytest
 
-from dunning.errors import DeliveryError, SettingsError
-from dunning.errors import MessageError
-from dunning.settings import SmtpSettings
 from dunning.delivery.capture import CaptureServer, Fault
 from dunning.delivery.transport import Outcome, SmtpTransport
+from dunning.errors import DeliveryError, MessageError, SettingsError
+from dunning.settings import SmtpSettings
 
 SENDER = "billing@example.com"
 TO = ["compta@contoso.example"]
@@ -406,14 +406,14 @@ def test_a_send_cancelled_as_a_connection_is_handed_to_it_passes_the_connection_
 
 def test_messages_from_build_message_keep_their_leading_dots(capture, smtp_settings, make_email):
     """Body lines starting with a dot (7bit or quoted-printable) arrive intact; dot-safe ones unchanged."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from dunning.delivery.mime import build_message
 
     def build(text: str) -> bytes:
         return build_message(make_email(subject="s", html="<p>x</p>\n", text=text),
                              from_address=SENDER, from_name="Billing", reply_to=None, to=TO, cc=[],
-                             message_id="<1@example.com>", date=datetime.now(timezone.utc))
+                             message_id="<1@example.com>", date=datetime.now(UTC))
     messages = [build(".one\n..two\nthree.\n"), build("é.\n.là\n" * 3), build("no dots at line starts\n")]
     for message in messages:
         assert send_one(smtp_settings(), message=message).status == "sent"

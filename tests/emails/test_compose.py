@@ -10,8 +10,8 @@ from mjml import mjml_to_html
 
 from dunning.emails.compiler import compile_mjml, compile_notice
 from dunning.emails.compose import Composer, join
-from dunning.errors import TemplateError
 from dunning.emails.jinja_env import EmailEnvironment
+from dunning.errors import TemplateError
 
 from .conftest import write_tree
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from babel.support import NullTranslations
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from markupsafe import Markup, escape
 
-from dunning.i18n.catalogs import Formats
 from dunning.emails.jinja_env import EmailEnvironment, escape_output
+from dunning.i18n.catalogs import Formats
 
 
 @given(st.text() | st.integers() | st.decimals(allow_nan=False) | st.none() | st.text().map(Markup))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,9 +39,9 @@ def test_dates_follow_the_locale() -> None:
 
 def test_an_aware_datetime_is_shown_on_its_local_date() -> None:
     """23:30 UTC on 1 November is already 2 November in Paris."""
-    moment = datetime(2026, 11, 1, 23, 30, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 1, 23, 30, tzinfo=UTC)
     assert Formats("fr").date(moment, "Europe/Paris") == "2 novembre 2026"
-    assert Formats("fr").datetime(datetime(2026, 11, 4, 6, tzinfo=timezone.utc), "Europe/Paris") \
+    assert Formats("fr").datetime(datetime(2026, 11, 4, 6, tzinfo=UTC), "Europe/Paris") \
         == "4 novembre 2026, 07:00"
 
 

@@ -9,7 +9,8 @@ import pytest
 from babel import Locale
 from babel.lists import format_list
 from babel.numbers import format_currency
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dunning.i18n.catalogs import Formats, currency_writer
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import dunning.emails.render
-from dunning.errors import TemplateError
 from dunning.emails.render import Renderer
+from dunning.errors import TemplateError
 from dunning.vocabulary import NOTICES
 
 from .conftest import LOCALES, SHIPPED_LOCALES, TEMPLATES, scenario_names, visible_text

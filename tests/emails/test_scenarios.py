@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dunning.vocabulary import NOTICES
 from dunning.emails.scenarios import load_scenario, load_scenarios
 from dunning.errors import ScenarioError
+from dunning.vocabulary import NOTICES
 
 from .conftest import TEMPLATES
 

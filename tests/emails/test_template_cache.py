@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import dunning.emails.render
-from dunning.errors import TemplateError
 from dunning.emails.jinja_env import EmailEnvironment
 from dunning.emails.render import Renderer
+from dunning.errors import TemplateError
 from dunning.vocabulary import NOTICES
 
 from .conftest import LOCALES, REPO, SHIPPED_LOCALES, TEMPLATES, scenario_names
@@ -40,7 +40,8 @@ def compiles(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     monkeypatch.setattr(dunning.emails.render, "compile_notice",
                         lambda env, root, notice: calls["mjml"].append(notice) or build(env, root, notice))
     monkeypatch.setattr(EmailEnvironment, "compile",
-                        lambda env, source, name=None, *args: calls["jinja"].append(name) or jinja(env, source, name, *args))
+                        lambda env, source, name=None, *args:
+                        calls["jinja"].append(name) or jinja(env, source, name, *args))
     return calls
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dunning
 from dunning.billing import sample
@@ -28,7 +28,7 @@ def test_each_command_module_is_named_after_its_command():
     modules = command_modules()
     assert len(modules) >= 10
     for module in modules:
-        assert module.NAME == command_name(module.__name__.rpartition(".")[2])
+        assert command_name(module.__name__.rpartition(".")[2]) == module.NAME
         assert [m.__name__ for m in command_modules(module.NAME)] == [module.__name__]
 
 
@@ -52,7 +52,7 @@ def test_unknown_command_is_a_usage_error():
 
 def test_sample_accounts_all_satisfy_the_contract():
     """Every generated account validates against the import contract, in every mix."""
-    as_of = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    as_of = datetime(2026, 11, 20, 12, tzinfo=UTC)
     for mix in ("mixed", "all-due", "none-due"):
         for account in sample.generate(60, as_of, mix=mix):
             Account.model_validate(account)
@@ -60,7 +60,7 @@ def test_sample_accounts_all_satisfy_the_contract():
 
 def test_sample_covers_locales_currencies_and_payers():
     """The mixed sample holds several locales, currencies, card and bank-transfer payers, and cancellations."""
-    as_of = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    as_of = datetime(2026, 11, 20, 12, tzinfo=UTC)
     accounts = list(sample.generate(200, as_of, in_window=False))
     assert len({a["locale"] for a in accounts}) >= 10
     assert {"EUR", "JPY", "SEK", "USD"} <= {i["currency"] for a in accounts for i in a["invoices"]}
@@ -71,7 +71,7 @@ def test_sample_covers_locales_currencies_and_payers():
 
 def test_sample_in_window_keeps_local_times_inside_the_send_window():
     """By default the sample only uses time zones whose local time at as_of is inside 09:00-19:00."""
-    as_of = datetime(2026, 11, 20, 2, tzinfo=timezone.utc)
+    as_of = datetime(2026, 11, 20, 2, tzinfo=UTC)
     from zoneinfo import ZoneInfo
     for account in sample.generate(50, as_of):
         assert 9 <= as_of.astimezone(ZoneInfo(account["timezone"])).hour < 19

@@ -5,15 +5,14 @@ from __future__ import annotations
 import copy
 import io
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
 from dunning import store
-from dunning.billing import importer
-from dunning.billing import loader
+from dunning.billing import importer, loader
 from dunning.billing.contract import Account
 from dunning.cli import main
 
@@ -62,7 +61,7 @@ def test_every_field_round_trips(database_url):
     assert account.payment_methods[0].model_dump() == FULL["payment_methods"][0]
     assert account.payment_methods[1].type == "invoice" and account.payment_methods[1].last4 is None
     cancelled = account.subscriptions[1]
-    assert cancelled.cancelled_at == datetime(2026, 11, 11, 4, 30, tzinfo=timezone.utc)
+    assert cancelled.cancelled_at == datetime(2026, 11, 11, 4, 30, tzinfo=UTC)
     assert (cancelled.cancel_reason, cancelled.data_deleted) == ("non_payment", False)
     first, second = account.invoices
     assert (first.total, first.amount_paid, first.outstanding) == (Decimal("1234.50"), Decimal("34.50"),
@@ -70,19 +69,19 @@ def test_every_field_round_trips(database_url):
     assert first.due_date == date(2026, 11, 1) and first.issued_date == date(2026, 10, 20)
     assert (second.currency, second.total, second.status) == ("JPY", Decimal("1500"), "void")
     failed, succeeded = account.charges
-    assert failed.next_retry_at == datetime(2026, 11, 4, 6, tzinfo=timezone.utc)
+    assert failed.next_retry_at == datetime(2026, 11, 4, 6, tzinfo=UTC)
     assert account == Account.model_validate(FULL)
     for record in (account, *account.payment_methods, *account.subscriptions, *account.invoices, *account.charges):
         assert record.model_fields_set == set(type(record).model_fields) and record.model_extra == {}
     assert failed.failure_code == "insufficient_funds"
-    assert succeeded.attempted_at == datetime(2026, 11, 4, 5, tzinfo=timezone.utc)
+    assert succeeded.attempted_at == datetime(2026, 11, 4, 5, tzinfo=UTC)
 
 
 def test_every_account_loads_back_as_validated(database_url):
     """Each account of the sample, read back, equals the account the contract validated, field by field,
     in the order asked for (children in id order); unknown ids are skipped."""
     from dunning.billing import sample
-    accounts = list(sample.generate(150, datetime(2026, 11, 20, 12, tzinfo=timezone.utc), mix="all-due"))
+    accounts = list(sample.generate(150, datetime(2026, 11, 20, 12, tzinfo=UTC), mix="all-due"))
     engine, summary, errors = _import(database_url, _jsonl(*accounts))
     assert errors == [] and summary.imported == len(accounts)
     expected = {}
@@ -173,7 +172,8 @@ RAW_BAD_LINES = [
 ]
 
 
-@pytest.mark.parametrize("raw, expected", [(r, e) for _n, r, e in RAW_BAD_LINES], ids=[n for n, _r, _e in RAW_BAD_LINES])
+@pytest.mark.parametrize("raw, expected", [(r, e) for _n, r, e in RAW_BAD_LINES],
+                         ids=[n for n, _r, _e in RAW_BAD_LINES])
 def test_unreadable_line_is_rejected_alone(sqlite_url, raw, expected):
     """Lines that are not JSON objects in UTF-8 are rejected with their line number; the rest import."""
     good = dict(FULL, id="acct_0", payment_methods=[], subscriptions=[], invoices=[], charges=[])
@@ -248,7 +248,7 @@ def test_changed_line_updates_and_drops_children_no_longer_listed(database_url):
 def test_sqlite_and_postgresql_hold_the_same_rows(sqlite_url, postgres_url):
     """The sample billing state imported into SQLite and PostgreSQL gives the same rows."""
     from dunning.billing import sample
-    as_of = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    as_of = datetime(2026, 11, 20, 12, tzinfo=UTC)
     buffer = io.StringIO()
     sample.write_jsonl(buffer, sample.generate(120, as_of))
     data = buffer.getvalue().encode()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from dunning import ledger, store
 from dunning.errors import SettingsError
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PAYLOAD = {"to": ["billing@example.com"], "cc": [], "locale": "fr-FR", "context": {"name": "Zoë « SARL »"}}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from dunning import ledger, store
 from dunning.ledger import EnqueueCounts, OutboxEntry
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def keys_only(status: str, key: str, account: str = "acct_0") -> OutboxEntry:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from dunning import store
-from dunning.planning import candidates
-from dunning.billing import sample
-from dunning.billing import loader
+from dunning.billing import loader, sample
 from dunning.cli import main
+from dunning.planning import candidates
 from dunning.planning.policy import plan
 from dunning.settings import load_settings
 
@@ -94,7 +93,7 @@ def test_plan_skips_keys_the_ledger_holds_and_records_nothing(imported, capsys):
     with engine.begin() as conn:
         conn.execute(store.notices.insert().values(
             key="past_due:acct_c:pm_1_c:2026-11-08:2", account_id="acct_c", notice="past_due", outcome="email",
-            created_at=datetime(2026, 11, 20, tzinfo=timezone.utc)))
+            created_at=datetime(2026, 11, 20, tzinfo=UTC)))
     capsys.readouterr()
     assert main(["plan", "--as-of", AS_OF, "--format", "json"]) == 0
     objects = json.loads(capsys.readouterr().out)
@@ -149,7 +148,7 @@ def _all_accounts(engine):
 
 def test_candidates_lose_nothing_over_time(database_url, tmp_path):
     """At every moment of a sweep over four months, planning the candidates equals planning every account."""
-    as_of = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+    as_of = datetime(2026, 11, 20, 9, tzinfo=UTC)
     lines = list(sample.generate(60, as_of, in_window=False)) + _state()
     engine = store.connect(database_url)
     from dunning.billing import importer

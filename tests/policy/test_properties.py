@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dunning.billing.contract import Account
 from dunning.planning.policy import plan
@@ -12,7 +13,7 @@ from dunning.settings import Settings
 
 from .builders import LOCALES, bank, card, model
 
-BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
+BASE = datetime(2026, 11, 1, tzinfo=UTC)
 ZONES = ("Europe/Paris", "Pacific/Auckland", "America/Los_Angeles", "Asia/Tokyo", "UTC", "Pacific/Kiritimati",
          "Pacific/Pago_Pago", "Australia/Lord_Howe")
 CURRENCIES = {"EUR": 2, "JPY": 0, "USD": 2}
@@ -56,8 +57,10 @@ def accounts(draw, account_id: str = "acct_1") -> Account:
     for i in range(draw(st.integers(0, 4)) if invoices else 0):
         charges.append({"id": f"{account_id}_ch_{i}", "invoice": draw(st.sampled_from(invoices))["id"],
                         "payment_method": draw(st.sampled_from(methods))["id"],
-                        "attempted_at": _rfc3339(BASE + timedelta(minutes=draw(st.integers(-60 * 24 * 10, 60 * 24 * 30)))),
-                        "outcome": draw(st.sampled_from(["failed", "failed", "succeeded"])), "failure_code": "card_declined"})
+                        "attempted_at": _rfc3339(BASE + timedelta(
+                            minutes=draw(st.integers(-60 * 24 * 10, 60 * 24 * 30)))),
+                        "outcome": draw(st.sampled_from(["failed", "failed", "succeeded"])),
+                        "failure_code": "card_declined"})
     return model({"id": account_id, "name": "Acme", "email": f"billing@{account_id}.example",
                   "locale": draw(st.sampled_from(["fr-FR", "pt-BR", "ja-JP", "en-US"])),
                   "timezone": draw(st.sampled_from(ZONES)), "payment_methods": methods, "subscriptions": subs,

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from dunning import store
-from dunning.billing import importer
-from dunning.billing import sample
+from dunning.billing import importer, sample
 from dunning.cli import main
-from dunning.delivery.mime import make_message_id
 from dunning.delivery.capture import CaptureServer
+from dunning.delivery.mime import make_message_id
 
-AS_OF = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 20, 12, tzinfo=UTC)
 AS_OF_TEXT = "2026-11-20T12:00:00Z"
 
 

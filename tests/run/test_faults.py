@@ -71,7 +71,7 @@ def test_one_refused_recipient_is_recorded_and_the_others_get_the_email(billing,
 
 
 def test_lost_final_reply_is_unknown_and_never_resent_under_hold(billing, smtp, capsys, monkeypatch):
-    """A connection dropped after the final dot, and a final reply slower than the timeout, are unknown; hold sends neither again."""
+    """A drop after the final dot, or a final reply slower than the timeout, is unknown; hold sends neither again."""
     monkeypatch.setenv("DUNNING_SMTP__DATA_TIMEOUT", "0.5")
     smtp.add_fault(Fault("data", drop=True))
     smtp.add_fault(Fault("data", delay=1.5, code=250))

@@ -36,7 +36,7 @@ def test_two_runs_started_together_deliver_every_key_once(billing, smtp, capsys)
 
 
 def test_killed_run_loses_nothing_and_sends_nothing_twice(billing, smtp, capsys, monkeypatch):
-    """After SIGKILL mid-run, the next run leaves every email sent, failed or unknown, none delivered twice outside unknown."""
+    """After SIGKILL mid-run, the next run leaves every email sent, failed or unknown; none outside unknown twice."""
     load_sample(billing, 150)
     plan = planned(capsys)
     smtp.add_fault(Fault("data", code=250, delay=0.05, times=None))

@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from dunning import store
-from dunning.run import job
 from dunning.cli import main
-from dunning.settings import load_settings
 from dunning.delivery.capture import CaptureServer
+from dunning.run import job
+from dunning.settings import load_settings
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, planned, received_ids, run
 
 

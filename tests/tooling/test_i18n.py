@@ -8,9 +8,9 @@ from pathlib import Path
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from dunning.i18n import workflow
 from dunning.cli import main
 from dunning.errors import TemplateError
+from dunning.i18n import workflow
 
 from .conftest import REPO, write_po
 
@@ -20,7 +20,8 @@ TEMPLATE = """\
     <mj-section><mj-column>
       <mj-text>{% trans name=account.name %}Hello {{ name }}{% endtrans %}</mj-text>
       <mj-button href="{{ settlement_url }}">{{ _("Pay now") }}</mj-button>
-      <mj-text>{% trans count=days_left %}{{ count }} day left{% pluralize %}{{ count }} days left{% endtrans %}</mj-text>
+      <mj-text>{% trans count=days_left %}{{ count }} day left{% pluralize %}{{ count }} days left{% endtrans %}
+      </mj-text>
     </mj-column></mj-section>
   </mj-body>
 </mjml>

@@ -7,12 +7,13 @@ from pathlib import Path
 from babel.messages.pofile import read_po, write_po
 from jinja2.sandbox import SandboxedEnvironment
 
-from dunning.emails import lint
-from dunning.i18n.workflow import placeholders
 from dunning.cli import main
 from dunning.commands.lint import lint_tree
+from dunning.emails import lint
+from dunning.i18n.workflow import placeholders
 
-from .conftest import SHIPPED_LOCALES, SHIPPED_TEMPLATES, write_po as write_po_text
+from .conftest import SHIPPED_LOCALES, SHIPPED_TEMPLATES
+from .conftest import write_po as write_po_text
 
 NOTICE = "past_due.mjml"
 

@@ -57,6 +57,8 @@ def test_gallery_escapes_every_value() -> None:
                Entry("past_due", "ar", "broken", error=evil)]
     page = gallery_html(entries)
     assert "<script>" not in page and 'alert("x")' not in page
-    for part in ("<h3>fr · &lt;script&gt;", '<span lang="fr" dir="ltr">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;</span></p><p class="preheader">',
+    for part in ("<h3>fr · &lt;script&gt;",
+                 '<span lang="fr" dir="ltr">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;</span></p>'
+                 '<p class="preheader">',
                  '<pre class="text" lang="fr" dir="ltr">&lt;script&gt;', '<pre class="error">&lt;script&gt;'):
         assert part in page
