@@ -114,18 +114,19 @@ def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) ->
     sends = [entry for entry in entries if entry.status == "send"]
     payloads = [_payload_text(entry.payload) for entry in sends]
     with _transaction(engine) as conn:
-        owned = list(zip(sends, _insert_emails(conn, sends, now), strict=True))
+        emailed = list(zip(sends, _insert_emails(conn, sends, now), strict=True))
+        owned: list[tuple[OutboxEntry, int | None]] = [*emailed]
         owned += [(entry, None) for entry in entries if entry.status != "send"]
         got = _insert_keys(conn, [_key_row(entry, key, email_id) for entry, email_id in owned
                                   for key in entry.keys], now)
         # An email goes out only if every key it speaks for is its own: a key another run holds
         # must not be mentioned twice; its free keys stay free and the next run plans them again.
-        dropped = [(entry, email_id) for entry, email_id in owned[:len(sends)]
+        dropped = [(entry, email_id) for entry, email_id in emailed
                    if not all((key, email_id) in got for key in entry.keys)]
         released = {(key, email_id) for entry, email_id in dropped for key in entry.keys} & got
         _drop(conn, [email_id for _, email_id in dropped], [key for key, _ in released])
         gone = {email_id for _, email_id in dropped}
-        _insert_payloads(conn, [(email_id, payload) for (_, email_id), payload in zip(owned, payloads, strict=False)
+        _insert_payloads(conn, [(email_id, payload) for (_, email_id), payload in zip(emailed, payloads, strict=True)
                                 if email_id not in gone])
     return EnqueueCounts(
         emails=len(sends) - len(dropped), keys=len(got) - len(released),
@@ -190,7 +191,7 @@ def _bulk_insert(conn: Connection, table: str, columns: tuple[str, ...], rows: l
         # "WHERE true" lets SQLite's parser tell ON CONFLICT from a join's ON.
         source = f"SELECT {', '.join(picks + list(constants.values()))} FROM json_each(:rows) WHERE true"
     statement = text(f"INSERT INTO {table} ({names}) {source} {tail}")
-    parameters = {"rows": orjson.dumps(rows).decode()}
+    parameters: dict[str, object] = {"rows": orjson.dumps(rows).decode()}
     if now is not None:
         statement = statement.bindparams(bindparam("now", type_=store.UtcDateTime()))
         parameters["now"] = now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from datetime import time
 from itertools import pairwise
 from pathlib import Path
@@ -213,10 +214,10 @@ class _TomlSource(PydanticBaseSettingsSource):
         return data
 
 
-def settings_path(environ: dict[str, str] | None = None) -> Path:
+def settings_path(environ: Mapping[str, str] | None = None) -> Path:
     """The settings file: $DUNNING_SETTINGS, else ./settings.toml."""
-    environ = os.environ if environ is None else environ
-    return Path(environ.get("DUNNING_SETTINGS", "settings.toml"))
+    given = os.environ if environ is None else environ
+    return Path(given.get("DUNNING_SETTINGS", "settings.toml"))
 
 
 def load_settings(path: Path | None = None) -> Settings:

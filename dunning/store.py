@@ -271,7 +271,7 @@ def among(conn: Connection, column: Column, values: Sequence[str] | Sequence[int
     if conn.dialect.name == "postgresql":
         element = func.jsonb_array_elements_text(cast(values_json, JSONB))
         if isinstance(column.type, Integer):
-            element = cast(element, Integer)
+            return column.in_(select(cast(element, Integer)))
         return column.in_(select(element))
     return column.in_(select(literal_column("value")).select_from(func.json_each(values_json)))
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy import Connection, Engine, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -84,7 +85,7 @@ def _first_error(exc: ValidationError, number: int, account_id: str | None) -> R
     return RecordError(reason, line=number, account=account_id, field=path or None)
 
 
-def _reason(error: dict) -> str:
+def _reason(error: ErrorDetails) -> str:
     value = error.get("input")
     shown = json.dumps(value, ensure_ascii=False, default=str)
     if len(shown) > 60:

@@ -76,18 +76,18 @@ class _Builder:
               "brand": self.rng.choice(BRANDS), "last4": f"{self.rng.randrange(10000):04d}",
               "exp_month": self.rng.randint(1, 12), "exp_year": self.as_of.year + self.rng.randint(0, 4)}
         self.methods.append(pm)
-        return pm["id"]
+        return str(pm["id"])
 
     def bank_transfer(self) -> str:
         pm = {"id": f"pm_{self.id}_{len(self.methods) + 1}", "type": "invoice"}
         self.methods.append(pm)
-        return pm["id"]
+        return str(pm["id"])
 
     def subscription(self, method: str, status: str = "active", **extra: object) -> str:
         sub = {"id": f"sub_{self.id}_{len(self.subs) + 1}", "name": self.rng.choice(PLANS),
                "payment_method": method, "status": status, **extra}
         self.subs.append(sub)
-        return sub["id"]
+        return str(sub["id"])
 
     def invoice(self, sub: str, due_days_ago: int, *, status: str = "open", paid: str = "0",
                 currency: str | None = None) -> str:
@@ -160,8 +160,8 @@ def _bank_transfer_past_due(b: _Builder) -> None:
     b.invoice(sub, 15)
     invoice = b.invoices[-1]
     # A partial payment of a tenth, in the currency's own decimals.
-    exponent = Decimal(invoice["total"]).as_tuple().exponent
-    invoice["amount_paid"] = str((Decimal(invoice["total"]) / 10).quantize(Decimal(1).scaleb(exponent)))
+    total = Decimal(invoice["total"])
+    invoice["amount_paid"] = str((total / 10).quantize(total))
 
 
 def _cancelled(days_ago: int) -> Callable[[_Builder], None]:

@@ -83,7 +83,7 @@ def _from_error(exc: DunningError, fallback: Path, label: str = "", *,
         for prefix in (f"{display_path(path)}:{line}: ", f"{template}:{line}: ", f"{template} line {line}: ",
                        f"{path}: ", f"{display_path(path)}: "):
             text = text.removeprefix(prefix)
-    return [Problem(display_path(path), int(line) if line else None, f"{label}{text}")]
+    return [Problem(display_path(path), line if isinstance(line, int) else None, f"{label}{text}")]
 
 
 # -- templates ----------------------------------------------------------------------------------

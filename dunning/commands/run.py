@@ -50,9 +50,9 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
 def progress_reporter(*, enabled: bool):
     """A progress bar on a terminal, plain log lines otherwise."""
     if enabled and sys.stderr.isatty():
-        from rich.progress import Progress
+        from rich.progress import Progress, TaskID
         with Progress(transient=True) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def advance(what: str, count: int) -> None:
                 if what not in tasks:

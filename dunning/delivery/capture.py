@@ -60,7 +60,7 @@ class Fault:
     recipient: str | None = None
 
     def reply(self) -> str:
-        return f"{self.code} {self.text or _DEFAULT_TEXT.get(self.code, 'Injected failure')}"
+        return f"{self.code} {self.text or _DEFAULT_TEXT.get(self.code or 0, 'Injected failure')}"
 
     @property
     def accepts(self) -> bool:
@@ -85,7 +85,9 @@ class CapturedMessage:
 
     def parsed(self) -> EmailMessage:
         """The message parsed with the modern email policy."""
-        return BytesParser(policy=policy.default).parsebytes(self.data)  # type: ignore[return-value]
+        parsed = BytesParser(policy=policy.default).parsebytes(self.data)
+        assert isinstance(parsed, EmailMessage)  # policy.default builds EmailMessage objects
+        return parsed
 
 
 class CaptureServer:
@@ -332,6 +334,7 @@ class _Controller(Controller):
 
         async def bind():
             server = await creating
+            assert isinstance(server, asyncio.Server)
             self.port = server.sockets[0].getsockname()[1]
             return server
 

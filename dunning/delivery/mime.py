@@ -21,12 +21,9 @@ from email.utils import format_datetime
 from functools import lru_cache
 from typing import Protocol
 
-from dunning.errors import MessageError
+import idna
 
-try:  # IDNA 2008 with UTS 46 mapping when available; the stdlib codec implements IDNA 2003.
-    import idna as _idna
-except ImportError:  # pragma: no cover - depends on the environment
-    _idna = None
+from dunning.errors import MessageError
 
 CRLF = b"\r\n"
 MAX_LINE = 998
@@ -57,10 +54,16 @@ class DotSafeBytes(CrlfBytes):
 
 
 class Renderable(Protocol):
-    subject: str
-    html: str
-    text: str
-    lang: str
+    """What a message is built from: a rendered email's parts and language (read-only)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def lang(self) -> str: ...
 
 
 def make_message_id(key: str, domain: str) -> str:
@@ -193,9 +196,8 @@ def _ascii_domain(domain: str, header: str | None) -> str:
 
 
 def _to_idna(domain: str) -> str:
-    if _idna is not None:
-        return _idna.encode(domain, uts46=True).decode("ascii")
-    return domain.encode("idna").decode("ascii")
+    # IDNA 2008 with the UTS 46 mapping: the stdlib's codec implements the older IDNA 2003.
+    return idna.encode(domain, uts46=True).decode("ascii")
 
 
 def _address_list(header: str, addresses: Sequence[str]) -> str:

@@ -45,7 +45,7 @@ class Replies(asyncio.Protocol):
             raise SMTPServerDisconnected("Connection lost")
         replies = cls(asyncio.get_running_loop(), transport)  # type: ignore[arg-type]
         transport.set_protocol(replies)
-        smtp.protocol = smtp.transport = None  # type: ignore[assignment]
+        smtp.protocol = smtp.transport = None
         return replies
 
     @property
@@ -153,6 +153,7 @@ class Replies(asyncio.Protocol):
                 return
             code = line_code
             lines.append(line[4:].strip(b" \t\r"))
+        assert code is not None  # every line above carried one
         self._replies.append(SMTPResponse(code, b"\n".join(lines).decode("utf-8", "surrogateescape")))
 
     def _fail(self, error: Exception) -> None:

@@ -228,7 +228,7 @@ class SmtpTransport:
 
         def hand_over() -> None:
             nonlocal released
-            if not released:
+            if not released and self._pool is not None:
                 released = True
                 self._pool.put(connection)
 
@@ -466,9 +466,9 @@ class SmtpTransport:
 
     async def _quit(self, connection: _Connection) -> None:
         """QUIT and close, waiting a little for the server's goodbye."""
-        if connection.connected:
+        if connection.connected and connection.replies is not None:
             try:
-                connection.replies.write(b"QUIT\r\n")  # type: ignore[union-attr]
+                connection.replies.write(b"QUIT\r\n")
                 await connection.read(connection.replies, min(2.0, self.settings.command_timeout))
             except _BROKEN:
                 pass

@@ -70,7 +70,8 @@ def scan(env: Environment, source: str, name: str) -> list[Unit]:
 
 
 def _until(tokens: Iterator[tuple[int, str, str]], end: str) -> tuple[str, list[tuple[str, str]]]:
-    text, significant = [], []
+    text: list[str] = []
+    significant: list[tuple[str, str]] = []
     for _, kind, value in tokens:
         text.append(value)
         if kind == end:

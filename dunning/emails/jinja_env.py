@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from types import CodeType
-from typing import Any
+from typing import Any, TypeVar
 
 from babel.support import NullTranslations
 from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_eval_context
@@ -25,14 +25,15 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
-from dunning.i18n.catalogs import Formats
+from dunning.i18n.catalogs import DateFormat, Formats
 
 try:
     from markupsafe import _escape_inner as _escape_text  # MarkupSafe 3: escape's own loop on a str
 except ImportError:  # MarkupSafe 2
-    def _escape_text(text: str) -> str:
+    def _escape_text(text: str, /) -> str:
         return str(escape(text))
 
+_N = TypeVar("_N", bound=nodes.Node)
 GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
 PLURAL_FILTER = "_ngettext"   # what a folded {% trans count=… %} calls
 CARD_BRANDS = {
@@ -58,11 +59,11 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         self.translations = translations
         self.constants = dict(constants or {})
         if translations is None:   # composing and checking only: rendering needs a catalog
-            self.install_null_translations(newstyle=True)
+            self.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # from jinja2.ext.i18n
             for name in GETTEXT_NAMES:
                 self.globals.pop(name, None)
         else:
-            self.install_gettext_translations(translations, newstyle=True)
+            self.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
             self.filters[PLURAL_FILTER] = _plural_filter(translations)
         self.globals.update(self.constants)
         if formats is not None:
@@ -95,7 +96,7 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         if self.translations is not None:
             tree = self.parse(source, name, filename) if isinstance(source, str) else source
             source = _Fold(self).visit(tree)
-        return super().compile(source, name, filename, raw, defer_init)
+        return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload]
 
 
 class _Fold(NodeTransformer):
@@ -105,7 +106,7 @@ class _Fold(NodeTransformer):
         self.env = env
         self.stored: set[str] = set()
         # folded call → the pieces a {{ }} may write in turn (the node is kept so that its id stays its own)
-        self.pieces: dict[int, tuple[nodes.Node, list[nodes.Node]]] = {}
+        self.pieces: dict[int, tuple[nodes.Node | None, list[nodes.Expr]]] = {}
 
     def visit_Template(self, node: nodes.Template) -> nodes.Node:
         self.stored = {n.name for n in node.find_all(nodes.Name) if n.ctx != "load"}
@@ -116,17 +117,19 @@ class _Fold(NodeTransformer):
             return self._new(nodes.Const(self.env.constants[node.name]), node)
         return node
 
-    def visit_Output(self, node: nodes.Output) -> nodes.Node:
-        node = self.generic_visit(node)
-        children: list[nodes.Node] = []
+    def visit_Output(self, output: nodes.Output) -> nodes.Node:
+        node = self.generic_visit(output)
+        assert isinstance(node, nodes.Output)
+        children: list[nodes.Expr] = []
         for child in node.nodes:
-            folded, pieces = self.pieces.get(id(child), (None, None))
+            folded, pieces = self.pieces.get(id(child), (None, []))
             children += pieces if folded is child else [child]
         node.nodes = children
         return node
 
-    def visit_Call(self, node: nodes.Call) -> nodes.Node:
-        node = self.generic_visit(node)
+    def visit_Call(self, call: nodes.Call) -> nodes.Node:
+        node = self.generic_visit(call)
+        assert isinstance(node, nodes.Call)
         callee = node.node
         if not isinstance(callee, nodes.Name) or callee.name in self.stored or node.dyn_args or node.dyn_kwargs:
             return node
@@ -136,12 +139,13 @@ class _Fold(NodeTransformer):
             return self._new(nodes.Filter(node.args[2], PLURAL_FILTER, node.args[:2], node.kwargs, None, None), node)
         if not all(constant):
             return node
-        translations, args = self.env.translations, [a.value for a in node.args]
+        translations, args = self.env.translations, [a.value for a in node.args if isinstance(a, nodes.Const)]
+        assert translations is not None  # folding runs only with a catalog
         variables = {k.key: k.value for k in node.kwargs}
         if callee.name in ("gettext", "_") and len(args) == 1:
             text = translations.gettext(args[0])
         elif callee.name == "pgettext" and len(args) == 2:
-            text = translations.pgettext(*args)
+            text = str(translations.pgettext(*args))
             variables.setdefault("context", nodes.Const(args[0]))
         else:
             return node
@@ -154,7 +158,7 @@ class _Fold(NodeTransformer):
                                                 for p in pieces])
         return folded
 
-    def _new(self, new: nodes.Node, old: nodes.Node) -> nodes.Node:
+    def _new(self, new: _N, old: nodes.Node) -> _N:
         new.set_lineno(old.lineno)
         new.set_environment(self.env)
         return new
@@ -163,7 +167,7 @@ class _Fold(NodeTransformer):
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
 
-def _pieces(text: str, variables: dict[str, nodes.Expr]) -> list[nodes.Node] | None:
+def _pieces(text: str, variables: dict[str, nodes.Expr]) -> list[nodes.Expr] | None:
     """`Hello %(name)s,` → [text "Hello ", the name's value, text ","]; None unless plain %(name)s only.
 
     The text is the translator's, trusted as newstyle gettext trusts it; each value is written on
@@ -171,7 +175,7 @@ def _pieces(text: str, variables: dict[str, nodes.Expr]) -> list[nodes.Node] | N
     """
     if "%" in _PLACEHOLDER.sub("", text):
         return None
-    pieces: list[nodes.Node] = []
+    pieces: list[nodes.Expr] = []
     position = 0
     for match in _PLACEHOLDER.finditer(text):
         name = match.group(1)
@@ -211,7 +215,7 @@ def email_filters(formats: Formats) -> dict[str, Callable[..., Any]]:
         return formats.date(value, context["timezone"], format)
 
     @pass_context
-    def datetime_filter(context: Context, value: datetime, format: str = "long") -> str:
+    def datetime_filter(context: Context, value: datetime, format: DateFormat = "long") -> str:
         """`{{ failure.next_retry_at|datetime }}` → date and time in the account's timezone."""
         return formats.datetime(value, context["timezone"], format)
 

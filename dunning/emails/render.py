@@ -268,7 +268,7 @@ def _syntax_errors(source: Source, name: str) -> Iterator[None]:
 
 
 def _signature(paths: tuple[str, ...]) -> tuple[tuple[int, int] | None, ...]:
-    stamps = []
+    stamps: list[tuple[int, int] | None] = []
     for path in paths:
         try:
             stat = os.stat(path)

@@ -74,7 +74,7 @@ def _convert(value: Any, key: str) -> Any:
             raise TypeError(f"{key}: write amounts as decimal strings, not {value!r}")
         return Decimal(str(value))
     if key.endswith("_date"):
-        return date.fromisoformat(value)
+        return date.fromisoformat(str(value))
     if key.endswith("_at"):
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         if moment.tzinfo is None:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from babel import Locale
 from babel.dates import format_date, format_time, get_datetime_format
@@ -31,12 +31,13 @@ from babel.numbers import (
 from babel.support import Translations
 
 from dunning.errors import TemplateError
-from dunning.i18n.locales import negotiate, normalize
+from dunning.i18n.locales import negotiate, written_locale
 from dunning.i18n.timezones import zone
 
 log = logging.getLogger(__name__)
 
 CATALOG_PATH = Path("LC_MESSAGES") / "messages.po"
+DateFormat = Literal["full", "long", "medium", "short"]
 _MEMO_LIMIT = 20_000  # formatted values kept per locale; plan prices and due dates repeat a lot
 _QUOTED = re.compile(r"'([^']*)'")
 # Amounts the precomputed currency format must write exactly as Babel does before it is trusted.
@@ -56,8 +57,7 @@ class LocaleChoice:
     @property
     def fallback(self) -> bool:
         """True when the requested language has no catalog and another language is used."""
-        requested = normalize(self.requested)
-        return requested is None or requested.split("_")[0] != self.locale.split("_")[0]
+        return written_locale(self.requested, self.locale) is None
 
 
 def catalog_path(locales_dir: Path, locale: str) -> Path:
@@ -114,9 +114,7 @@ class Catalogs:
 
     def _negotiate(self, requested: str) -> LocaleChoice:
         locale = negotiate(requested, self.available, self.default_locale)
-        wanted = normalize(requested)
-        same_language = wanted is not None and wanted.split("_")[0] == locale.split("_")[0]
-        format_locale = wanted if same_language else locale
+        format_locale = written_locale(requested, locale) or locale
         parsed = Locale.parse(format_locale)
         return LocaleChoice(requested=requested, locale=locale, format_locale=format_locale,
                             lang=format_locale.replace("_", "-"), dir=parsed.text_direction)
@@ -189,10 +187,10 @@ class Formats:
             found = self._remember(key, format_date(value, format, locale=self.locale))
         return found
 
-    def datetime(self, value: datetime, timezone: str | None = None, format: str = "long") -> str:
+    def datetime(self, value: datetime, timezone: str | None = None, format: DateFormat = "long") -> str:
         """A date and a short time in the timezone: `November 4, 2026 at 7:00 AM`."""
         local = _local(value, timezone)
-        pattern = get_datetime_format(format, locale=self.locale)
+        pattern = str(get_datetime_format(format, locale=self.locale))
         time_text = format_time(local, "short", locale=self.locale)
         return pattern.replace("'", "").replace("{0}", time_text).replace("{1}", self.date(local, None, format))
 

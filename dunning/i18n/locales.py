@@ -31,6 +31,16 @@ def fallback_chain(tag: str, default: str) -> tuple[str, ...]:
     return tuple(chain)
 
 
+def written_locale(requested: str, catalog: str) -> str | None:
+    """The locale an email is written in (Babel form) when its catalog is for the requested language, else None.
+
+    The email keeps the requested tag while the catalog is for its language (fr-FR written from the fr
+    catalog is still fr_FR, pt-BR from pt is pt_BR); None means a change of language, a fallback.
+    """
+    exact = normalize(requested)
+    return exact if exact is not None and exact.split("_")[0] == catalog.split("_")[0] else None
+
+
 def negotiate(tag: str, available: frozenset[str] | set[str], default: str) -> str:
     """The first of the fallback chain that has a catalog; the default when none does."""
     for candidate in fallback_chain(tag, default):

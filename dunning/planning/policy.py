@@ -26,7 +26,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Subscription
-from dunning.i18n.locales import negotiate, normalize
+from dunning.i18n.locales import negotiate, written_locale
 from dunning.i18n.timezones import zone
 from dunning.settings import Settings
 from dunning.vocabulary import (
@@ -228,7 +228,8 @@ def _past_due_drafts(facts: _Facts, method: str, owed: list[Invoice], subs: list
 def _cancellation_drafts(facts: _Facts) -> list[_Draft]:
     grouped: dict[tuple, list[tuple[Subscription, date]]] = defaultdict(list)
     for sub in facts.account.subscriptions:
-        if not (_cancelled(sub, facts.as_of) and sub.cancel_reason == "non_payment" and not sub.data_deleted):
+        if (sub.cancelled_at is None or not _cancelled(sub, facts.as_of) or sub.cancel_reason != "non_payment"
+                or sub.data_deleted):
             continue
         deletion = (sub.cancelled_at.astimezone(facts.local_now.tzinfo).date()
                     + timedelta(days=facts.settings.deletion.days_after_cancel))
@@ -301,14 +302,7 @@ def in_send_window(moment: time, window: tuple[time, time]) -> bool:
 
 @lru_cache(maxsize=4096)  # a few dozen distinct locales across millions of accounts; Babel parsing is slow
 def choose_locale(requested: str, available: frozenset[str], default: str) -> tuple[str, str, bool]:
-    """(catalog in Babel form, BCP 47 tag the email is written in, whether another language is used).
-
-    The email keeps the account's own tag while the catalog is for its language (fr-FR written from the
-    fr catalog is still fr-FR, pt-BR from pt is pt-BR); a fallback is a change of language, as dunning.i18n.catalogs
-    flags it.
-    """
+    """(catalog in Babel form, BCP 47 tag the email is written in, whether another language is used)."""
     catalog = negotiate(requested, available, default)
-    exact = normalize(requested)
-    same_language = exact is not None and exact.split("_")[0] == catalog.split("_")[0]
-    locale = (exact if same_language else catalog).replace("_", "-")
-    return catalog, locale, not same_language
+    written = written_locale(requested, catalog)
+    return catalog, (written or catalog).replace("_", "-"), written is None

@@ -48,8 +48,11 @@ def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], 
 
 def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, *, now: datetime) -> ledger.OutboxEntry:
     """The ledger's record of one planned notice, with everything needed to send it later (links signed at now)."""
+    status = notice.status
+    if status == "deferred":
+        raise ValueError(f"a deferred notice is counted, never enqueued: {notice.keys}")
     message_id = payload = None
-    if notice.status == "send":
+    if status == "send":
         first_key = notice.keys[0]
         url = links.settlement_url(settings.links, account=notice.account,
                                    payment_method=notice.payment_method, key=first_key, now=now)
@@ -59,5 +62,5 @@ def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, *,
         message_id = make_message_id(first_key, address_domain(settings.sender.from_address))
     return ledger.OutboxEntry(account=notice.account, payment_method=notice.payment_method,
                               notice=notice.notice, stage=notice.stage, locale=notice.locale,
-                              status=notice.status, keys=tuple(notice.keys), message_id=message_id,
+                              status=status, keys=tuple(notice.keys), message_id=message_id,
                               payload=payload)
