@@ -13,6 +13,9 @@ from dunning.billing import importer, sample
 from dunning.cli import main
 from dunning.delivery.capture import CaptureServer
 from dunning.delivery.mime import make_message_id
+from dunning.run import job
+from dunning.run.clock import Clock
+from dunning.settings import load_settings
 
 AS_OF = datetime(2026, 11, 20, 12, tzinfo=UTC)
 AS_OF_TEXT = "2026-11-20T12:00:00Z"
@@ -54,8 +57,12 @@ def expected_message_ids(plan: list[dict]) -> set[str]:
     return {make_message_id(entry["keys"][0], "example.com") for entry in plan if entry["status"] == "send"}
 
 
-def run(capsys, *args: str) -> tuple[int, dict]:
-    """`dunning run --json` at AS_OF (unless given): exit code and summary."""
+def run(capsys, *args: str, clock: Clock | None = None) -> tuple[int, dict]:
+    """`dunning run --json` at AS_OF (unless given): exit code and summary; with a clock, the job itself
+    runs on that clock (so that leases and retry backoffs elapse without waiting)."""
+    if clock is not None:
+        summary = job.run(load_settings(), as_of=AS_OF, clock=clock)
+        return summary.exit_code(), summary.as_dict()
     capsys.readouterr()
     code = main(["run", "--json", *(args or ("--as-of", AS_OF_TEXT))])
     out = capsys.readouterr().out.strip().splitlines()

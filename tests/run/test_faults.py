@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 from sqlalchemy import select
 
 from dunning import ledger, store
 from dunning.delivery.capture import Fault
+from dunning.run.clock import ShiftedClock
 from tests.run.conftest import planned, received_ids, run
 
 
@@ -17,8 +17,11 @@ def _statuses(url: str) -> Counter:
         return Counter(conn.execute(select(store.emails.c.status)).scalars())
 
 
+RETRY_BACKOFF = 60
+
+
 def _retry_soon(monkeypatch) -> None:
-    monkeypatch.setenv("DUNNING_DELIVERY__RETRY_BACKOFF_SECONDS", "1")
+    monkeypatch.setenv("DUNNING_DELIVERY__RETRY_BACKOFF_SECONDS", str(RETRY_BACKOFF))
 
 
 def test_temporary_failures_are_retried_and_delivered_once(billing, smtp, capsys, monkeypatch):
@@ -27,11 +30,14 @@ def test_temporary_failures_are_retried_and_delivered_once(billing, smtp, capsys
     for fault in (Fault("connect", 421), Fault("mail", 451), Fault("rcpt", 451), Fault("data", 451),
                   Fault("data", 421)):
         smtp.add_fault(fault)
-    code, first = run(capsys)
+    clock = ShiftedClock()
+    code, first = run(capsys, clock=clock)
     assert first["sent"] + first["retried"] == first["planned"] and first["retried"] >= 3
     assert code == 75
-    time.sleep(2.2)
-    code, second = run(capsys)
+    _code, early = run(capsys, clock=clock)
+    assert early["sent"] == 0, "a retry went out before its backoff elapsed"
+    clock.advance(RETRY_BACKOFF + 1)
+    code, second = run(capsys, clock=clock)
     statuses = _statuses(billing)
     assert statuses["sent"] == first["planned"] and statuses["retry"] == 0, (statuses, second)
     assert all(count == 1 for count in Counter(received_ids(smtp)).values())
@@ -43,16 +49,17 @@ def test_permanent_failures_are_failed_and_not_retried(billing, smtp, capsys, mo
     alone = next(e for e in planned(capsys) if e["status"] == "send" and not e["cc"])
     smtp.add_fault(Fault("rcpt", 550, recipient=alone["to"][0]))
     smtp.add_fault(Fault("data", 554))
-    code, first = run(capsys)
+    clock = ShiftedClock()
+    code, first = run(capsys, clock=clock)
     assert code == 1 and first["failed"] == 2 and first["sent"] == first["planned"] - 2
     with store.connect(billing).connect() as conn:
         failed = conn.execute(select(store.emails.c.code, store.emails.c.error)
                               .where(store.emails.c.status == "failed")).all()
     assert sorted(code for code, _ in failed) == [550, 554]
     assert all(error and ("5.1.1" in error or "5.6.0" in error) for _, error in failed)
-    time.sleep(1.2)
+    clock.advance(RETRY_BACKOFF + 1)
     sent_before = len(smtp.messages)
-    _code, second = run(capsys)
+    _code, second = run(capsys, clock=clock)
     assert second["sent"] == 0 and len(smtp.messages) == sent_before
 
 

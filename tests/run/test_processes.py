@@ -14,7 +14,10 @@ from sqlalchemy import select
 
 from dunning import store
 from dunning.delivery.capture import Fault
+from dunning.run.clock import ShiftedClock
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, load_sample, planned, received_ids, run
+
+LEASE_SECONDS = 60
 
 
 def _start_run() -> subprocess.Popen:
@@ -40,14 +43,15 @@ def test_killed_run_loses_nothing_and_sends_nothing_twice(billing, smtp, capsys,
     load_sample(billing, 150)
     plan = planned(capsys)
     smtp.add_fault(Fault("data", code=250, delay=0.05, times=None))
-    monkeypatch.setenv("DUNNING_DELIVERY__LEASE_SECONDS", "2")
+    monkeypatch.setenv("DUNNING_DELIVERY__LEASE_SECONDS", str(LEASE_SECONDS))
     victim = _start_run()
     smtp.wait_for(10, timeout=60)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     smtp.clear()
-    time.sleep(2.5)
-    code, summary = run(capsys)
+    clock = ShiftedClock()
+    clock.advance(LEASE_SECONDS + 1)  # the killed run's leases have run out
+    code, summary = run(capsys, clock=clock)
     with store.connect(billing).connect() as conn:
         rows = conn.execute(select(store.emails.c.message_id, store.emails.c.status)).all()
     statuses = Counter(status for _id, status in rows)
