@@ -38,7 +38,8 @@ def _as_date(value: Any) -> date:
         raise ValueError(f"not a date: {_show(value)}") from None
 
 
-def _as_datetime(value: Any) -> datetime:
+def parse_moment(value: Any) -> datetime:
+    """An RFC 3339 date-time with its offset (`2026-11-20T09:00:00Z`); ValueError says what is wrong."""
     if not isinstance(value, str):
         raise ValueError(f"not an RFC 3339 date-time: {_show(value)}")
     try:
@@ -116,7 +117,7 @@ def _non_empty(value: str) -> str:
 Id = Annotated[str, Field(strict=True), AfterValidator(_non_empty)]
 Text = Annotated[str, Field(strict=True)]
 DateField = Annotated[date, BeforeValidator(_as_date)]
-DateTimeField = Annotated[datetime, BeforeValidator(_as_datetime)]
+DateTimeField = Annotated[datetime, BeforeValidator(parse_moment)]
 Amount = Annotated[Decimal, BeforeValidator(_as_decimal)]
 Email = Annotated[str, Field(strict=True), AfterValidator(_check_email)]
 

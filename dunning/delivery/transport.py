@@ -41,8 +41,9 @@ from aiosmtplib import (
 )
 
 from dunning.delivery.mime import CrlfBytes, DotSafeBytes, envelope_address
-from dunning.delivery.pool import Pool, ReplyTimer
+from dunning.delivery.pool import Pool
 from dunning.delivery.replies import Replies
+from dunning.delivery.timer import ReplyTimer
 from dunning.errors import DeliveryError, MessageError, SettingsError
 from dunning.settings import SmtpSettings
 from dunning.vocabulary import OutcomeStatus

@@ -25,7 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
-from dunning.i18n.catalogs import DateFormat, Formats
+from dunning.i18n.formats import DateFormat, Formats
 
 try:
     from markupsafe import _escape_inner as _escape_text  # MarkupSafe 3: escape's own loop on a str

@@ -39,7 +39,8 @@ from dunning.emails.template_cache import (
     runtime_tag,
 )
 from dunning.errors import TemplateError
-from dunning.i18n.catalogs import Catalogs, Formats, LocaleChoice
+from dunning.i18n.catalogs import Catalogs, LocaleChoice
+from dunning.i18n.formats import Formats
 
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")

@@ -431,7 +431,7 @@ def test_a_reply_timeout_leaves_the_task_without_pending_cancellation():
     """A reply that times out raises SMTPReadTimeoutError and leaves the task's cancel count as it was."""
     from aiosmtplib import SMTPReadTimeoutError
 
-    from dunning.delivery.pool import ReplyTimer
+    from dunning.delivery.timer import ReplyTimer
 
     async def main():
         timer = ReplyTimer(asyncio.get_running_loop())
@@ -444,7 +444,7 @@ def test_a_reply_timeout_leaves_the_task_without_pending_cancellation():
 
 def test_an_outside_cancellation_at_the_deadline_stays_a_cancellation():
     """When the task is cancelled from outside just as its reply times out, CancelledError wins."""
-    from dunning.delivery.pool import ReplyTimer
+    from dunning.delivery.timer import ReplyTimer
 
     async def main():
         loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from markupsafe import Markup, escape
 
 from dunning.emails.jinja_env import EmailEnvironment, escape_output
-from dunning.i18n.catalogs import Formats
+from dunning.i18n.formats import Formats
 
 
 @given(st.text() | st.integers() | st.decimals(allow_nan=False) | st.none() | st.text().map(Markup))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dunning.errors import TemplateError
-from dunning.i18n.catalogs import Catalogs, Formats, find_locales, load_catalog
+from dunning.i18n.catalogs import Catalogs, find_locales, load_catalog
+from dunning.i18n.formats import Formats
 
 from .conftest import LOCALES, SHIPPED_LOCALES, write_po
 

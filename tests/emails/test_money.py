@@ -12,7 +12,7 @@ from babel.numbers import format_currency
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunning.i18n.catalogs import Formats, currency_writer
+from dunning.i18n.formats import Formats, currency_writer
 
 from .conftest import SHIPPED_LOCALES
 

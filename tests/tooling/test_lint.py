@@ -8,8 +8,8 @@ from babel.messages.pofile import read_po, write_po
 from jinja2.sandbox import SandboxedEnvironment
 
 from dunning.cli import main
-from dunning.commands.lint import lint_tree
 from dunning.emails import lint
+from dunning.emails.lint_tree import lint_tree
 from dunning.i18n.workflow import placeholders
 
 from .conftest import SHIPPED_LOCALES, SHIPPED_TEMPLATES

@@ -1,0 +1,135 @@
+"""Money, dates and lists the way CLDR writes them in one locale (Babel, memoized)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from babel import Locale
+from babel.dates import format_date, format_time, get_datetime_format
+from babel.lists import format_list
+from babel.numbers import (
+    format_currency,
+    get_currency_precision,
+    get_currency_symbol,
+    get_decimal_quantum,
+    get_decimal_symbol,
+    get_group_symbol,
+)
+
+from dunning.i18n.timezones import zone
+
+__all__ = ["DateFormat", "Formats", "currency_writer"]
+
+DateFormat = Literal["full", "long", "medium", "short"]
+_MEMO_LIMIT = 20_000  # formatted values kept per locale; plan prices and due dates repeat a lot
+_QUOTED = re.compile(r"'([^']*)'")
+# Amounts the precomputed currency format must write exactly as Babel does before it is trusted.
+_PROBES = tuple(Decimal(v) for v in ("-0", "0.005", "1234.5", "-1234567.891", "99999999.995"))
+
+
+class Formats:
+    """Money, dates and lists the way CLDR writes them in one locale (results memoized)."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = Locale.parse(locale)
+        self._memo: dict[tuple[Any, ...], str] = {}
+        self._currencies: dict[str, Callable[[Decimal], str]] = {}
+
+    def _remember(self, key: tuple[Any, ...], value: str) -> str:
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = value
+        return value
+
+    def money(self, amount: Decimal | int | str, currency: str) -> str:
+        """`1 234,50 €` in fr, `€1,234.50` in en; the currency's own number of decimals (JPY: none)."""
+        key = ("money", amount, currency)
+        found = self._memo.get(key)
+        if found is None:
+            write = self._currencies.get(currency)
+            if write is None:
+                write = self._currencies[currency] = currency_writer(self.locale, currency)
+            found = self._remember(key, write(Decimal(amount)))
+        return found
+
+    def date(self, value: date | datetime, timezone: str | None = None, format: str = "long") -> str:
+        """A calendar date (`1 novembre 2026`); an aware datetime is first taken to the timezone."""
+        if isinstance(value, datetime):
+            value = _local(value, timezone).date()
+        key = ("date", value, format)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._remember(key, format_date(value, format, locale=self.locale))
+        return found
+
+    def datetime(self, value: datetime, timezone: str | None = None, format: DateFormat = "long") -> str:
+        """A date and a short time in the timezone: `November 4, 2026 at 7:00 AM`."""
+        local = _local(value, timezone)
+        pattern = str(get_datetime_format(format, locale=self.locale))
+        time_text = format_time(local, "short", locale=self.locale)
+        return pattern.replace("'", "").replace("{0}", time_text).replace("{1}", self.date(local, None, format))
+
+    def list(self, items: list[str]) -> str:
+        """`A, B et C`: items joined the way the language writes a list."""
+        if len(items) < 2:   # as format_list does, without its locale lookup
+            return items[0] if items else ""
+        key = ("list", *items)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._remember(key, format_list(list(items), locale=self.locale))
+        return found
+
+
+def currency_writer(locale: Locale, currency: str) -> Callable[[Decimal], str]:
+    """format_currency(value, currency, locale=locale) with the pattern and symbols looked up once.
+
+    Babel finds the pattern, symbols and currency name again for every amount; this does the same
+    steps with them kept. Patterns it does not mirror (scientific, significant digits, currency
+    names) and any locale whose probes come out differently keep using Babel itself.
+    """
+    def babel(value: Decimal) -> str:
+        return format_currency(value, currency, locale=locale)
+
+    pattern = locale.currency_formats["standard"]
+    group = get_group_symbol(locale, numbering_system="latn")
+    point = get_decimal_symbol(locale, numbering_system="latn")
+    affixes = [pattern.prefix[i] + "\0" + pattern.suffix[i] for i in (0, 1)]
+    if (not isinstance(currency, str) or pattern.exp_prec or pattern.scale or "@" in pattern.pattern
+            or pattern.number_pattern == "" or any("¤¤¤" in a or a.count("\0") != 1 for a in affixes)
+            or any(c in group + point for c in "'¤\0")):
+        return babel
+    symbol = get_currency_symbol(currency, locale)
+    # As apply() treats prefix + number + suffix, with the number held by a NUL it never contains.
+    sides = [_QUOTED.sub(lambda m: m.group(1) or "'", a.replace("¤¤", currency.upper()).replace("¤", symbol))
+             .partition("\0")[::2] for a in affixes]
+    fast = _number_writer(pattern, get_currency_precision(currency), group, point, sides, babel)
+    return fast if all(fast(v) == babel(v) for v in _PROBES) else babel
+
+
+def _number_writer(pattern: Any, digits: int, group: str, point: str, sides: list[tuple[str, str]],
+                   babel: Callable[[Decimal], str]) -> Callable[[Decimal], str]:
+    """NumberPattern.apply's steps for a finite amount with the currency's digits."""
+    quantum, (first, other), least = get_decimal_quantum(digits), pattern.grouping, pattern.int_prec[0]
+
+    def fast(value: Decimal) -> str:
+        if not value.is_finite():
+            return babel(value)
+        before, after = sides[value.is_signed()]
+        whole, _, fraction = f"{abs(value).normalize().quantize(quantum):f}".partition(".")
+        whole = whole.rjust(least, "0")
+        grouped, size = "", first
+        while len(whole) > size:
+            grouped, whole, size = group + whole[-size:] + grouped, whole[:-size], other
+        return f"{before}{whole}{grouped}{point + fraction.ljust(digits, '0') if digits else ''}{after}"
+
+    return fast
+
+
+def _local(value: datetime, timezone: str | None) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: datetimes in the context must be aware")
+    return value.astimezone(zone(timezone)) if timezone else value
