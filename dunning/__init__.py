@@ -1,3 +1,5 @@
-"""Localized dunning emails for SaaS billing."""
+"""Localized dunning emails for SaaS billing. The public API for embedding it is dunning.api."""
 
-__version__ = "0.1.0"
+from dunning.version import __version__
+
+__all__ = ["__version__"]

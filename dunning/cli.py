@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import dunning
 import dunning.commands
 from dunning.errors import DunningError, ExitCode
+from dunning.version import __version__
+
+__all__ = ["command_modules", "command_name", "command_word", "build_parser", "main"]
 
 
 def command_modules(word: str | None = None) -> list[ModuleType]:
@@ -48,7 +50,7 @@ def build_parser(word: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dunning", allow_abbrev=False,  # an abbreviated --settings would hide the command word
         description="Tell customers, in their own language, that a payment needs their attention.")
-    parser.add_argument("--version", action="version", version=f"dunning {dunning.__version__}")
+    parser.add_argument("--version", action="version", version=f"dunning {__version__}")
     parser.add_argument("--settings", type=Path, metavar="FILE",
                         help="settings file (default: $DUNNING_SETTINGS, else ./settings.toml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")

@@ -16,6 +16,10 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text
 from dunning import store
 from dunning.vocabulary import EMAIL_STATUSES, KEY_OUTCOMES, OUTCOMES, OutcomeStatus
 
+__all__ = ["OutboxEntry", "EnqueueCounts", "Claim", "Result", "RecordCounts", "UnknownEmail", "handled_keys", "enqueue",
+           "claim", "extend_leases", "record", "unclaim", "expire_leases", "list_unknown", "mark_sent", "release",
+           "summary"]
+
 log = logging.getLogger(__name__)
 emails, notices, email_payloads = store.emails, store.notices, store.email_payloads
 

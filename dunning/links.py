@@ -34,6 +34,9 @@ from itsdangerous.timed import TimestampSigner
 from dunning.errors import LinkError, SettingsError
 from dunning.settings import LinksSettings
 
+__all__ = ["SALT", "FORMAT", "MIN_KEY_LENGTH", "LinkClaims", "require_signing_key", "key_id", "sign_token",
+           "settlement_url", "token_from", "verify_token"]
+
 SALT = "dunning.settlement-link"
 FORMAT = 1
 MIN_KEY_LENGTH = 16

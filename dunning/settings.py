@@ -15,6 +15,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from dunning.errors import SettingsError
 
+__all__ = ["SECRET_PATHS", "Section", "DatabaseSettings", "PolicySettings", "CardChargeFailedSettings",
+           "PastDueSettings", "ServiceCancelledSettings", "DeletionSettings", "PendingDeletionSettings", "SmtpSettings",
+           "SenderSettings", "BrandingSettings", "LinksSettings", "DeliverySettings", "I18nSettings", "Settings",
+           "settings_path", "load_settings"]
+
 SECRET_PATHS = (("smtp", "password"), ("links", "keys"))
 
 

@@ -36,6 +36,9 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 from dunning.errors import SettingsError
 
+__all__ = ["UtcDateTime", "CLAIMABLE", "V1_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "upgrade", "MIN_SQLITE", "connect",
+           "among"]
+
 
 class UtcDateTime(TypeDecorator):
     """Aware datetimes in, aware UTC datetimes out, on SQLite (which has no time zones) as on PostgreSQL."""

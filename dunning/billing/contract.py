@@ -24,6 +24,9 @@ from pydantic import (
 from dunning.errors import ContractViolation
 from dunning.i18n.locales import normalize
 
+__all__ = ["parse_moment", "Id", "Text", "DateField", "DateTimeField", "Amount", "Email", "Record", "PaymentMethod",
+           "Subscription", "Invoice", "Charge", "Account"]
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

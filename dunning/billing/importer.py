@@ -17,6 +17,9 @@ from dunning import store
 from dunning.billing.contract import Account
 from dunning.errors import ContractViolation, RecordError
 
+__all__ = ["CHILDREN", "ParsedLine", "ImportSummary", "parse_lines", "parse_line", "field_path", "unknown_fields",
+           "import_stream"]
+
 CHILDREN = (("payment_methods", store.payment_methods), ("subscriptions", store.subscriptions),
             ("invoices", store.invoices), ("charges", store.charges))
 

@@ -14,6 +14,8 @@ from sqlalchemy import Connection, select
 from dunning import store
 from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Subscription
 
+__all__ = ["M", "load_accounts"]
+
 M = TypeVar("M", bound=BaseModel)
 _new, _set = object.__new__, object.__setattr__
 

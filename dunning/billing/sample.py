@@ -10,6 +10,9 @@ from decimal import Decimal
 from typing import IO, Literal
 from zoneinfo import ZoneInfo
 
+__all__ = ["Mix", "PROFILES", "PLANS", "FAILURES", "BRANDS", "WINDOW_HOURS", "generate", "write_jsonl",
+           "DUE_SITUATIONS", "SITUATIONS", "as_of_default"]
+
 Mix = Literal["mixed", "all-due", "none-due"]
 
 # (locale, time zone, currency, company name) — names exercise escaping, emoji and right-to-left script.

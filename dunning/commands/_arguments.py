@@ -7,6 +7,8 @@ from datetime import datetime
 
 from dunning.billing.contract import parse_moment
 
+__all__ = ["as_of"]
+
 
 def as_of(value: str) -> datetime:
     """--as-of: an RFC 3339 date-time with its offset, e.g. 2026-11-20T09:00:00Z."""

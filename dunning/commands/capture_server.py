@@ -11,6 +11,8 @@ from dunning.delivery.capture import CapturedMessage, CaptureServer
 from dunning.errors import DunningError, ExitCode
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "configure", "run"]
+
 NAME = "capture-server"
 HELP = "run a loopback SMTP server that saves every message it receives as a .eml file"
 

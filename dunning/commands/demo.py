@@ -19,6 +19,9 @@ from dunning.emails.preview import build_preview
 from dunning.run import job
 from dunning.settings import Settings, load_settings
 
+__all__ = ["NAME", "HELP", "DEMO_KEY", "configure", "run", "fresh", "demo_settings", "with_smtp_port",
+           "load_settings_with", "show_outbox"]
+
 NAME = "demo"
 HELP = "run the whole job on sample data: SQLite under var/demo, a local capture SMTP server, var/outbox"
 DEMO_KEY = "demo-signing-key-not-for-production"

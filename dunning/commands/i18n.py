@@ -10,6 +10,8 @@ from dunning.i18n import workflow
 from dunning.i18n.workflow import display_path
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "configure", "run"]
+
 NAME = "i18n"
 HELP = "extract messages, merge them into each locale's catalog, compile catalogs, show coverage"
 

@@ -12,6 +12,8 @@ from dunning.billing import importer
 from dunning.errors import DunningError, ExitCode
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "SHOWN_WARNINGS", "configure", "run"]
+
 NAME = "import"
 HELP = "import billing state (JSON Lines, one account per line) into the store"
 SHOWN_WARNINGS = 20

@@ -9,6 +9,8 @@ from dunning.errors import ExitCode
 from dunning.links import require_signing_key, settlement_url, token_from, verify_token
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "configure", "run"]
+
 NAME = "link"
 HELP = "verify a settlement-link token (or URL) and print its ids, or sign a new one"
 

@@ -10,6 +10,8 @@ from dunning.emails.lint_tree import lint_tree
 from dunning.errors import ExitCode
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "configure", "run"]
+
 NAME = "lint"
 HELP = "check templates, translations and every rendered email; exit 1 on any error"
 

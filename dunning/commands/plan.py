@@ -15,6 +15,8 @@ from dunning.planning import candidates, plan_output
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "configure", "run"]
+
 NAME = "plan"
 HELP = "show which notices a run would send, defer, skip or supersede (nothing is sent or recorded)"
 

@@ -10,6 +10,8 @@ from dunning.errors import ExitCode
 from dunning.i18n.workflow import display_path
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "configure", "run"]
+
 NAME = "preview"
 HELP = "write an offline gallery (index.html + one .eml per email) of every notice, locale and scenario"
 

@@ -11,6 +11,8 @@ from dunning.errors import ExitCode, ReconcileError
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "configure", "run"]
+
 NAME = "reconcile"
 HELP = "list emails whose delivery is unknown; mark them sent, or release them to be sent again"
 

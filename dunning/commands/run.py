@@ -14,6 +14,8 @@ from dunning.run.clock import SYSTEM_CLOCK
 from dunning.run.summary import RunSummary
 from dunning.settings import load_settings
 
+__all__ = ["NAME", "HELP", "configure", "run", "print_summary", "progress_reporter"]
+
 NAME = "run"
 HELP = "send every notice that is due (plan, enqueue, render, send, record)"
 log = logging.getLogger("dunning.run")

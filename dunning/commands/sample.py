@@ -10,6 +10,8 @@ from dunning.billing import sample
 from dunning.commands._arguments import as_of
 from dunning.errors import ExitCode
 
+__all__ = ["NAME", "HELP", "configure", "run"]
+
 NAME = "sample"
 HELP = "write sample billing state (JSON Lines) covering every notice situation"
 

@@ -37,6 +37,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from dunning.delivery.transport import is_loopback
 
+__all__ = ["Stage", "Fault", "CapturedMessage", "CaptureServer", "inject"]
+
 Stage = Literal["connect", "mail", "rcpt", "data"]
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S[^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _DROP_WAIT = 30.0  # a dropped session waits to be cancelled by connection_lost

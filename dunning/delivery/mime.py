@@ -25,6 +25,9 @@ import idna
 
 from dunning.errors import MessageError
 
+__all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "Renderable", "make_message_id",
+           "address_domain", "envelope_address", "build_message"]
+
 CRLF = b"\r\n"
 MAX_LINE = 998
 FOLD_AT = 78

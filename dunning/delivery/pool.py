@@ -6,6 +6,8 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+__all__ = ["T", "Pool"]
+
 if TYPE_CHECKING:
     pass
 

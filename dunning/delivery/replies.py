@@ -18,6 +18,8 @@ from collections import deque
 import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
 
+__all__ = ["MAX_REPLY", "Replies"]
+
 MAX_REPLY = 32 * 1024  # a longer reply (many lines, or no line end) is a broken or hostile server
 _INVALID = 500  # the code aiosmtplib gives a reply that cannot be parsed
 _AFTER_CODE = (b" ", b"-", b"\r", b"")  # what may follow a reply line's code

@@ -48,6 +48,8 @@ from dunning.errors import DeliveryError, MessageError, SettingsError
 from dunning.settings import SmtpSettings
 from dunning.vocabulary import OutcomeStatus
 
+__all__ = ["ATTEMPTS_PER_SEND", "Outcome", "by_code", "is_loopback", "check_settings", "tls_context", "SmtpTransport"]
+
 log = logging.getLogger(__name__)
 
 ATTEMPTS_PER_SEND = 3  # connection attempts one send makes before it reports "retry"

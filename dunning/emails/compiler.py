@@ -26,6 +26,8 @@ from jinja2 import Environment
 from dunning.emails.compose import OUTPUT_WORDS, Composer, Source, Tag, Unit, join, tag_error
 from dunning.errors import TemplateError
 
+__all__ = ["MESSAGE_BLOCKS", "Compiled", "compile_notice", "compile_mjml"]
+
 MESSAGE_BLOCKS = ("subject", "preheader")
 _PLACEHOLDER = "\ue000{}\ue001"
 _PLACEHOLDER_RE = re.compile("\ue000(\\d+)\ue001")

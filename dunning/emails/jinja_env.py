@@ -33,6 +33,9 @@ except ImportError:  # MarkupSafe 2
     def _escape_text(text: str, /) -> str:
         return str(escape(text))
 
+__all__ = ["GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape", "EmailEnvironment", "email_filters",
+           "escape_output", "card_brand"]
+
 _N = TypeVar("_N", bound=nodes.Node)
 GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
 PLURAL_FILTER = "_ngettext"   # what a folded {% trans count=… %} calls

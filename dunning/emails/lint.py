@@ -14,6 +14,11 @@ from mjml.core.registry import register_core_components
 
 from dunning.i18n.workflow import describe, forms, is_translated, placeholder_problems, single_number_forms
 
+__all__ = ["GMAIL_CLIP_BYTES", "NEAR_CLIP_BYTES", "KNOWN_TAGS", "ENDING_TAGS", "DEFAULTS_TAGS", "URL_ATTRIBUTES",
+           "COMPOSITION", "MESSAGE_BLOCKS", "Problem", "check_jinja_syntax", "check_mjml", "check_mjml_templates",
+           "url_problem", "HtmlFinding", "check_html", "tag_problems", "check_catalog", "check_catalog_coverage",
+           "count"]
+
 GMAIL_CLIP_BYTES = 102 * 1024
 NEAR_CLIP_BYTES = 90 * 1024
 KNOWN_TAGS = frozenset(register_core_components()) | {"mjml", "mj-include"}

@@ -17,6 +17,8 @@ from dunning.errors import DunningError
 from dunning.settings import SenderSettings
 from dunning.vocabulary import NOTICES
 
+__all__ = ["Entry", "build_preview", "stem_for", "gallery_html"]
+
 DESKTOP_WIDTH, MOBILE_WIDTH, FRAME_HEIGHT = 640, 375, 760
 
 

@@ -42,6 +42,8 @@ from dunning.errors import TemplateError
 from dunning.i18n.catalogs import Catalogs, LocaleChoice
 from dunning.i18n.formats import Formats
 
+__all__ = ["PARTS", "RenderedEmail", "Renderer", "tidy_text"]
+
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")

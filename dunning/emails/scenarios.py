@@ -16,6 +16,8 @@ from typing import Any
 
 from dunning.errors import ScenarioError
 
+__all__ = ["SCENARIOS_DIR", "CONTEXT_KEYS", "DECIMAL_KEYS", "Scenario", "load_scenarios", "load_scenario"]
+
 SCENARIOS_DIR = "scenarios"
 CONTEXT_KEYS = ("notice", "stage", "final_stage", "account", "payment_method", "subscriptions", "invoices",
                 "balance", "failure", "shared_card", "disable_date", "deletion_date", "days_left",

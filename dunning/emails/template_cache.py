@@ -34,6 +34,9 @@ try:
 except ImportError:  # POSIX only: elsewhere, processes may compile the same entry at once
     fcntl = None  # type: ignore[assignment]
 
+__all__ = ["default_cache_dir", "digest", "TemplateCache", "dump_build", "load_build", "dump_code", "load_code",
+           "runtime_tag"]
+
 log = logging.getLogger(__name__)
 
 _MAGIC = b"dunning-template-cache-1\n"

@@ -18,6 +18,8 @@ from babel.support import Translations
 from dunning.errors import TemplateError
 from dunning.i18n.locales import negotiate, written_locale
 
+__all__ = ["CATALOG_PATH", "LocaleChoice", "catalog_path", "find_locales", "load_catalog", "Catalogs"]
+
 log = logging.getLogger(__name__)
 
 CATALOG_PATH = Path("LC_MESSAGES") / "messages.po"

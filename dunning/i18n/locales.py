@@ -6,6 +6,8 @@ from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
 
+__all__ = ["normalize", "fallback_chain", "written_locale", "negotiate"]
+
 
 @lru_cache(maxsize=4096)
 def normalize(tag: str) -> str | None:

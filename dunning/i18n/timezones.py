@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cache
 from zoneinfo import ZoneInfo
 
+__all__ = ["zone"]
+
 
 @cache  # bounded by the IANA database (a few hundred names)
 def zone(name: str) -> ZoneInfo:

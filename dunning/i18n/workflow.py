@@ -17,12 +17,18 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import PoFileError, read_po, write_po
 from jinja2 import TemplateSyntaxError
 
-import dunning
 from dunning.errors import TemplateError
+from dunning.version import __version__
+
+__all__ = ["DOMAIN", "POT_NAME", "PACKAGE_DIR", "COMMENT_TAGS", "TEMPLATE_SUFFIXES", "TEMPLATE_PATTERNS",
+           "JINJA_OPTIONS", "NUMBER_PLACEHOLDERS", "display_path", "placeholders", "forms", "is_translated",
+           "single_number_forms", "placeholder_problems", "describe", "catalog_paths", "read_catalog", "extract",
+           "write_pot", "read_pot", "UpdateResult", "update", "translation_errors", "compile_catalogs", "LocaleStats",
+           "coverage", "stats", "format_stats"]
 
 DOMAIN = "messages"
 POT_NAME = f"{DOMAIN}.pot"
-PACKAGE_DIR = Path(dunning.__file__).parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the dunning package: its Python strings
 COMMENT_TAGS = ("Translators:",)
 TEMPLATE_SUFFIXES = (".mjml", ".html", ".txt", ".j2", ".jinja")
 TEMPLATE_PATTERNS = tuple(f"**{suffix}" for suffix in TEMPLATE_SUFFIXES)
@@ -139,7 +145,7 @@ def _write(path: Path, catalog: Catalog, writer: Any, **options: Any) -> Path:
 
 def extract(templates_dir: Path, package_dir: Path = PACKAGE_DIR, *, project: str = "dunning") -> Catalog:
     """Messages of every template (Jinja) and of the package's code; a template syntax error raises."""
-    catalog = Catalog(project=project, version=dunning.__version__, domain=DOMAIN, fuzzy=False,
+    catalog = Catalog(project=project, version=__version__, domain=DOMAIN, fuzzy=False,
                       creation_date=datetime.now(UTC))
     sources = [(templates_dir, [(pattern, "jinja2.ext:babel_extract") for pattern in TEMPLATE_PATTERNS],
                 dict.fromkeys(TEMPLATE_PATTERNS, JINJA_OPTIONS)),

@@ -32,6 +32,8 @@ from dunning.billing.contract import Account
 from dunning.planning.policy import PlannedNotice, plan
 from dunning.settings import Settings
 
+__all__ = ["SLACK", "candidate_query", "candidate_batches", "iter_batches", "iter_plan"]
+
 SLACK = timedelta(days=2)  # more than the widest gap between a local date and the UTC date, plus DST
 
 

@@ -12,6 +12,8 @@ from dunning.billing.contract import Account
 from dunning.planning.policy import PlannedNotice
 from dunning.settings import Settings
 
+__all__ = ["build_context", "to_json", "revive"]
+
 
 def build_context(planned: PlannedNotice, account: Account, settings: Settings, settlement_url: str) -> dict:
     """The render context of interfaces.md for one planned notice of this account."""

@@ -16,6 +16,9 @@ from rich.text import Text
 from dunning.planning.policy import PlannedNotice
 from dunning.vocabulary import PLAN_STATUSES
 
+__all__ = ["format_amount", "notice_json", "write_json", "PIPE_WIDTH", "STYLES", "COLUMNS", "table_row", "write_table",
+           "summary"]
+
 
 @cache
 def _quantum(currency: str) -> Decimal:

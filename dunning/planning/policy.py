@@ -38,6 +38,8 @@ from dunning.vocabulary import (
     service_cancelled_key,
 )
 
+__all__ = ["PlannedNotice", "plan", "plan_account", "in_send_window", "choose_locale"]
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedNotice:
