@@ -21,7 +21,7 @@ def command_modules(word: str | None = None) -> list[ModuleType]:
     """The module of the subcommand `word` alone when there is one, else every subcommand's, in name order.
 
     A command's module is named after it (`capture_server` for capture-server, `import_` for import):
-    a run imports what it uses, not what every other command needs (a fifth of a second).
+    a run imports what it uses, not what every other command needs.
     """
     names = sorted(info.name for info in pkgutil.iter_modules(dunning.commands.__path__)
                    if not info.name.startswith("_"))

@@ -195,7 +195,7 @@ class _Serializer(URLSafeTimedSerializer):
     One signer is reused instead of one built per token. The payload is compressed, when that makes
     it shorter, as itsdangerous does but with a 512-byte zlib window: the default window allocates
     about 256 kB per call, which the allocator may hand back to the system and fault in again on
-    every token (some 60 µs); a payload of ids is far shorter than the window, so the result is
+    every token; a payload of ids is far shorter than the window, so the result is
     as short, and itsdangerous reads it back the same way (zlib.decompress takes any window).
     """
 

@@ -198,7 +198,7 @@ def runtime_tag() -> str:
         spec = importlib.util.find_spec(module)
         assert spec is not None and spec.origin is not None
         parts.append(Path(spec.origin).read_bytes())
-    # The MJML port by its files' stamp: reading its package metadata would cost 30 ms per process.
+    # The MJML port by its files' stamp: reading its package metadata would slow every process's start.
     spec = importlib.util.find_spec("mjml")
     if spec is not None and spec.origin:
         stat = os.stat(spec.origin)
