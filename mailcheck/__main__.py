@@ -46,7 +46,8 @@ def spam_verdicts(emails: list[MailcheckEmail], work: Path) -> dict[str, list[Ve
         url = stack.enter_context(rspamd.running_rspamd(work / "rspamd"))
 
         def both(email: MailcheckEmail) -> list[Verdict]:
-            return [spamassassin.scan(port, email.eml), rspamd.scan(url, email.eml, SENDER, _recipient(email))]
+            return [spamassassin.scan(port, email.eml), rspamd.scan(url, email.eml, SENDER, _recipient(email),
+                                                                   foreign_script_names=email.foreign_script_names)]
 
         require_spam_verdict(spamassassin.scan(port, GTUBE), rspamd.scan(url, GTUBE, SENDER, SENDER))
         with ThreadPoolExecutor(max_workers=2) as pool:

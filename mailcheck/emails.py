@@ -33,6 +33,15 @@ class MailcheckEmail:
     subject: str
     eml: bytes
     html: str
+    foreign_script_names: bool   # the customer's names are written in another script than the language
+
+
+def _foreign_script(names: list[str], locale: str) -> bool:
+    """Whether a name holds letters of another script than the locale's (Latin, or Arabic for ar)."""
+    letters = [c for name in names for c in name if c.isalpha()]
+    if locale == "ar":
+        return any(c < "\u0600" for c in letters)
+    return any(c > "\u024f" for c in letters)
 
 
 def sample_emails(templates_dir: Path, locales_dir: Path) -> Iterator[MailcheckEmail]:
@@ -54,4 +63,6 @@ def sample_emails(templates_dir: Path, locales_dir: Path) -> Iterator[MailcheckE
                                 reply_to=sender.reply_to, to=[context["account"]["email"]], cc=[],
                                 message_id=make_message_id(f"mailcheck:{name}", address_domain(sender.from_address)),
                                 date=sent_at, eight_bit=True)
-            yield MailcheckEmail(name, locale, email.dir, email.subject, bytes(eml), email.html)
+            names = [context["account"]["name"], *(s["name"] for s in context["subscriptions"])]
+            yield MailcheckEmail(name, locale, email.dir, email.subject, bytes(eml), email.html,
+                                 _foreign_script(names, locale))

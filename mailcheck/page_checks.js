@@ -36,7 +36,7 @@
     const el = node.parentElement;
     const rect = el.getBoundingClientRect();
     const style = getComputedStyle(el);
-    if (rect.width < 2 || rect.height < 2 || style.visibility === "hidden" || el.closest("[aria-hidden=true], .preheader")) continue;
+    if (rect.width < 2 || rect.height < 2 || style.visibility === "hidden" || el.closest("[aria-hidden=true]")) continue;
     const fg = parse(style.color), bg = background(el);
     const [a, b] = [lum(fg) + 0.05, lum(bg) + 0.05];
     const ratio = Math.max(a, b) / Math.min(a, b);

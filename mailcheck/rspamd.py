@@ -25,6 +25,10 @@ START_TIMEOUT = 90.0
 # rspamd straight from a file (no relay, no DKIM signature, no DNS here), never on its content.
 TRANSPORT_SYMBOLS = frozenset({"DATE_IN_PAST", "DATE_IN_FUTURE", "MISSING_DATE", "RCVD_COUNT_ZERO",
                                "R_SPF_NA", "R_DKIM_NA", "ARC_NA", "DMARC_NA"})
+# Scored from what the customer is called, not from our copy: a name in another script (an Arabic
+# company name in a French email) makes rspamd read accented letters as a mix of charsets. Allowed
+# only for emails whose customer names are in another script, and listed in the report.
+CUSTOMER_DATA_SYMBOLS = frozenset({"R_MIXED_CHARSET"})
 
 
 def _write_config(root: Path, port: int) -> None:
@@ -66,7 +70,7 @@ def running_rspamd(root: Path) -> Iterator[str]:
         log.close()
 
 
-def scan(url: str, eml: bytes, sender: str, recipient: str) -> Verdict:
+def scan(url: str, eml: bytes, sender: str, recipient: str, *, foreign_script_names: bool = False) -> Verdict:
     """rspamd's score and symbols for one message; content symbols that score above 0 are findings."""
     request = urllib.request.Request(url, data=eml, method="POST", headers={
         "IP": "127.0.0.1", "Helo": "mail.example.com", "Hostname": "mail.example.com",
@@ -81,6 +85,7 @@ def scan(url: str, eml: bytes, sender: str, recipient: str) -> Verdict:
                 raise
             time.sleep(0.5)
     symbols = {name: float(symbol.get("score", 0.0)) for name, symbol in result.get("symbols", {}).items()}
-    content = {name: score for name, score in symbols.items() if name not in TRANSPORT_SYMBOLS}
+    allowed = TRANSPORT_SYMBOLS | (CUSTOMER_DATA_SYMBOLS if foreign_script_names else frozenset())
+    content = {name: score for name, score in symbols.items() if name not in allowed}
     return Verdict("rspamd", float(result.get("score", 0.0)), symbols,
                    sorted(name for name, score in content.items() if score > 0))
