@@ -76,6 +76,7 @@ def page(browser, studio: StudioServer):
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     opened = context.new_page()
     opened.goto(studio.url + "#scenario=card_charge_failed--insufficient-funds&locale=fr")
-    expect(opened.locator("body")).to_have_attribute("data-live", "on")
+    # The first page of a session may wait for every notice's first MJML compile.
+    expect(opened.locator("body")).to_have_attribute("data-live", "on", timeout=20_000)
     yield opened
     context.close()

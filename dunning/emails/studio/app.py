@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, hosts: list[str]) -> Starlette:
     broadcast = Broadcast()
 
     def on_change(changes: set[tuple[Change, str]]) -> dict[str, object]:
+        bench.changed()
         if any(change != Change.modified for change, _ in changes):
             bench.forget()
         return {"files": sorted(display_path(Path(path)) for _, path in changes)}

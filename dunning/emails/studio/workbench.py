@@ -47,6 +47,13 @@ class Workbench:
         self.default_locale = default_locale
         self._lock = threading.Lock()
         self._renderer: Renderer | None = None
+        self._lint_lock = threading.Lock()
+        self._version = 0   # bumped by each batch of saved files
+        self._linted: tuple[int, list[Problem]] | None = None
+
+    def changed(self) -> None:
+        """Files were saved: the next lint runs afresh (rendering needs nothing, its stamps tell it)."""
+        self._version += 1
 
     def forget(self) -> None:
         """Start from a new Renderer: files were added or removed (a Renderer knows its locales once)."""
@@ -135,9 +142,18 @@ class Workbench:
     def lint(self, name: str) -> list[dict[str, Any]]:
         """`dunning lint`'s findings in the files the scenario's email is made of, its catalogs and the scenario."""
         entry = self.find(name)
-        problems = lint_tree(self.folders.templates, self.folders.locales, default_locale=self.default_locale)
+        problems = self._lint_tree()
         relevant = self._files_of(entry) if entry else None
         return [self._problem(p) for p in problems if relevant is None or self._concerns(p, relevant)]
+
+    def _lint_tree(self) -> list[Problem]:
+        """lint_tree's findings, run once per batch of saved files however many pages ask."""
+        with self._lint_lock:
+            version = self._version
+            if self._linted is None or self._linted[0] != version:
+                self._linted = (version, lint_tree(self.folders.templates, self.folders.locales,
+                                                   default_locale=self.default_locale))
+            return self._linted[1]
 
     def _files_of(self, entry: ScenarioEntry) -> set[Path] | None:
         """The files behind the email, or None (everything) when its notice does not even compile."""

@@ -169,6 +169,10 @@ async function refresh() {
   drawFocus(view);
   drawRow(view);
   drawTranslations(translations);
+  lint(ticket, scenario);   // slower (it renders every email): the email is on screen before it is done
+}
+
+async function lint(ticket, scenario) {
   const problems = await getJSON(`/api/lint?scenario=${scenario}`);
   if (ticket === fetching) drawLint(problems);
 }
