@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import time
@@ -17,7 +18,8 @@ from dunning.errors import SettingsError
 
 __all__ = ["SECRET_PATHS", "Section", "DatabaseSettings", "PolicySettings", "CardChargeFailedSettings",
            "PastDueSettings", "ServiceCancelledSettings", "DeletionSettings", "PendingDeletionSettings", "SmtpSettings",
-           "SenderSettings", "BrandingSettings", "LinksSettings", "DeliverySettings", "I18nSettings", "Settings",
+           "SenderSettings", "BrandingSettings", "LinksSettings", "DeliverySettings", "I18nSettings", "StudioSettings",
+           "Settings",
            "settings_path", "load_settings"]
 
 SECRET_PATHS = (("smtp", "password"), ("links", "keys"))
@@ -172,6 +174,22 @@ class I18nSettings(Section):
     templates_dir: str = "templates/emails"
 
 
+_TEST_RECIPIENT = re.compile(r"[^@\s]*@[^@\s.][^@\s]*\Z")
+
+
+class StudioSettings(Section):
+    # Who `dunning studio` may send a test to: addresses ("you@example.com") or whole domains ("@example.com").
+    test_recipients: list[str] = []
+
+    @field_validator("test_recipients")
+    @classmethod
+    def _addresses_or_domains(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _TEST_RECIPIENT.match(value.strip()):
+                raise ValueError(f'not an address ("you@example.com") or a domain ("@example.com"): {value!r}')
+        return [value.strip().lower() for value in values]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUNNING_", env_nested_delimiter="__",
                                       frozen=True, extra="forbid")
@@ -189,6 +207,7 @@ class Settings(BaseSettings):
     links: LinksSettings = LinksSettings()
     delivery: DeliverySettings = DeliverySettings()
     i18n: I18nSettings = I18nSettings()
+    studio: StudioSettings = StudioSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
