@@ -22,6 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     until.add_argument("--forever", dest="forever", action="store_true",
                        help="keep polling the outbox, as a service; SIGTERM or SIGINT stops it once the batch "
                             "in hand is sent and recorded")
+    parser.set_defaults(forever=False)
     parser.add_argument("--poll-seconds", type=positive_seconds, default=POLL_SECONDS, metavar="SECONDS",
                         help=f"with --forever: the pause between two looks at an empty outbox "
                              f"(default {POLL_SECONDS:g})")
