@@ -60,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--as-of", help="the moment to plan for (default: today 14:00 UTC)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.md",
                         help="where to write the table (default bench/results/latest.md)")
+    parser.add_argument("--postgres", metavar="URL", default=os.environ.get("DUNNING_BENCH_POSTGRES_URL"),
+                        help="a PostgreSQL database for the row of one planner and --deliverers `dunning deliver` "
+                             "(default $DUNNING_BENCH_POSTGRES_URL; without one that row is not run)")
+    parser.add_argument("--deliverers", type=int, default=2,
+                        help="`dunning deliver` processes beside the planner on PostgreSQL (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, databases)")
     args = parser.parse_args(argv)
     if args.small:
@@ -113,6 +118,12 @@ def run_phases(bench: Bench, args: argparse.Namespace) -> None:
     prepared = prepare(load_settings(REPO / "settings.toml"), REPO, bench.workdir)
     bench.results.header = header(bench, args, prepared, load_before)   # in case a phase ends the run
     summary = attempt(bench, "`dunning run`", lambda: pipeline(bench, args)) or {}
+    fleet_label = f"1 planner + {args.deliverers} `dunning deliver`, PostgreSQL"
+    if args.postgres:
+        attempt(bench, fleet_label, lambda: phases.fleet(bench, report.FLEET, fleet_label, args.postgres,
+                                                         bench.workdir / "due.jsonl", args.deliverers, args.repeat))
+    else:
+        bench.results.skipped.append(f"{fleet_label} (no PostgreSQL: --postgres URL or DUNNING_BENCH_POSTGRES_URL)")
     # The MJML baseline runs once: it is shown for reference and takes minutes.
     for mode, label, sample, repeat in (
             ("precompiled", "baseline: Jinja2 + precompiled HTML + EmailMessage + smtplib", args.baseline_sample,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
+import subprocess
 import sys
-from collections.abc import Callable, Mapping
-from contextlib import closing
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,3 +201,53 @@ def child_environment(repo: Path, sink: Sink, concurrency: int, workers: int, si
         "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
     })
     return env
+
+
+def fleet(bench: Bench, key: str, label: str, postgres_url: str, file: Path, deliverers: int,
+          repeat: int = 1) -> Row:
+    """One planner and `deliverers` `dunning deliver` services on a PostgreSQL outbox (bench.fleet), each run
+    on a fresh schema holding the accounts of `file` (the import is not measured)."""
+    summary: dict = {}
+
+    def once(what: str) -> Run:
+        nonlocal summary
+        with fresh_schema(postgres_url) as url:
+            env = {**bench.env, "DUNNING_DATABASE__URL": url}
+            subprocess.run(dunning("import", str(file), "--json"), env=env, cwd=bench.repo, check=True,
+                           capture_output=True)
+            before = bench.sink.count()
+            argv = [sys.executable, "-m", "bench.fleet", "--deliverers", str(deliverers), "--as-of", bench.as_of,
+                    "--database", url]
+            measured, sink_cpu = bench.measure(what, argv, env)
+        if measured.returncode != 0:
+            raise PhaseError(measured.describe_failure())
+        summary = _json(measured, what)
+        received, sent = bench.sink.count() - before, summary.get("sent", 0)
+        check = bench.results.check
+        check(f"{what}: sink received {received:,}, deliverers reported {sent:,} sent "
+              f"({' + '.join(map(str, summary.get('sent_by_each', [])))})", received == sent)
+        check(f"{what}: {sent:,} sent of {summary.get('planned', 0):,} planned, every one",
+              sent == summary.get("planned") and sent > 0)
+        problems = {k: summary.get(k, 0) for k in ("retried", "failed", "unknown", "deferred")}
+        check(f"{what}: {_counts(problems)} (expected none)", not any(problems.values()))
+        return Run(measured, sink_cpu)
+
+    runs = _repeated(label, repeat, once)
+    return _add(bench, Row(key, label, summary.get("sent", 0), "notices", runs))
+
+
+@contextmanager
+def fresh_schema(postgres_url: str) -> Iterator[str]:
+    """The URL of a new, empty schema of this PostgreSQL database, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{secrets.token_hex(6)}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

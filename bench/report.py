@@ -8,6 +8,7 @@ from bench.measure import Measurement
 
 # Row keys the ratios and targets refer to.
 RUN, RERUN, PRECOMPILED, MJML, SMTP_SOURCE, NOOP = "run", "rerun", "precompiled", "mjml", "smtp-source", "noop"
+FLEET = "fleet"  # one planner and N `dunning deliver` on PostgreSQL
 RUN_PHASES = (RUN, RERUN, NOOP)
 
 TARGET_RATE = 2500.0          # notices per second, end to end

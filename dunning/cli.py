@@ -11,10 +11,13 @@ from pathlib import Path
 from types import ModuleType
 
 import dunning.commands
+from dunning import logs
 from dunning.errors import DunningError, ExitCode
 from dunning.version import __version__
 
 __all__ = ["command_modules", "command_name", "command_word", "build_parser", "main"]
+
+log = logging.getLogger("dunning")
 
 
 def command_modules(word: str | None = None) -> list[ModuleType]:
@@ -35,10 +38,10 @@ def command_name(module_name: str) -> str:
 
 
 def command_word(argv: list[str]) -> str | None:
-    """The first word of the command line that is not an option or the value of --settings."""
+    """The first word of the command line that is not an option or the value of --settings or --log-format."""
     words = iter(argv)
     for word in words:
-        if word == "--settings":
+        if word in ("--settings", "--log-format"):
             next(words, None)
         elif not word.startswith("-"):
             return word
@@ -54,6 +57,9 @@ def build_parser(word: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--settings", type=Path, metavar="FILE",
                         help="settings file (default: $DUNNING_SETTINGS, else ./settings.toml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default="text",
+                        help="log lines on stderr as text (default), or as one JSON object per line for a log "
+                             "shipper (ids only, never names or addresses)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in command_modules(word):
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
@@ -66,20 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; the only place where exceptions become exit codes."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(command_word(argv)).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logs.configure(args.log_format, verbose=args.verbose)
     # aiosmtpd logs every SMTP command of the capture server at INFO.
     logging.getLogger("mail.log").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args.handler(args) or 0)
     except DunningError as exc:
-        print(f"dunning {args.command}: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+        return complain(args, f"error: {exc}", exc.exit_code)
     except KeyboardInterrupt:
-        print(f"dunning {args.command}: interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        return complain(args, "interrupted", ExitCode.INTERRUPTED)
     except Exception:
-        logging.getLogger("dunning").exception("internal error in %s", args.command)
-        print(f"dunning {args.command}: internal error (see the traceback above); please report it",
-              file=sys.stderr)
-        return ExitCode.INTERNAL
+        log.exception("internal error in %s", args.command, extra={"command": args.command})
+        return complain(args, "internal error (see the traceback above); please report it", ExitCode.INTERNAL)
+
+
+def complain(args: argparse.Namespace, text: str, code: ExitCode) -> int:
+    """Say why the command ends: a line for people, or a JSON log line when logs are JSON; the exit code."""
+    if args.log_format == "json":
+        log.error("dunning %s: %s", args.command, text, extra={"command": args.command, "exit_code": int(code)})
+    else:
+        print(f"dunning {args.command}: {text}", file=sys.stderr)
+    return int(code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
-           "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError"]
+           "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError"]
 
 
 class ExitCode(IntEnum):
@@ -122,3 +122,13 @@ class ReconcileError(DunningError):
     """An email named on the command line is not one whose outcome is unknown."""
 
     exit_code = ExitCode.DATA
+
+
+class OutputError(DunningError):
+    """An output file the command was asked to write cannot be created there."""
+
+    exit_code = ExitCode.CANT_CREATE
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message, path=path)
+        self.path = path

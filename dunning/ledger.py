@@ -421,3 +421,21 @@ def summary(engine: Engine) -> dict[str, int]:
                                    .where(notices.c.outcome.in_(KEY_OUTCOMES))
                                    .group_by(notices.c.outcome)).all())
     return counts
+
+
+# --- queue state ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    waiting: int = 0  # retries due later than now
+    held: int = 0     # unknown outcomes that wait for `dunning reconcile`
+
+
+def queue_state(engine: Engine, *, now: datetime) -> QueueState:
+    """What the outbox still holds that no run can send now: retries due later, unknown emails held."""
+    waiting = (emails.c.status == "retry") & (emails.c.next_attempt_at > now)
+    held = emails.c.status == "unknown"
+    query = select(func.count().filter(waiting), func.count().filter(held)).where(waiting | held)
+    with engine.connect() as conn:
+        row = conn.execute(query).one()
+    return QueueState(waiting=row[0], held=row[1])

@@ -7,10 +7,12 @@ import json
 import logging
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 from dunning.commands._arguments import as_of
 from dunning.run import job
 from dunning.run.clock import SYSTEM_CLOCK
+from dunning.run.metrics import metrics_written
 from dunning.run.summary import RunSummary
 from dunning.settings import load_settings
 
@@ -25,16 +27,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", type=as_of, metavar="RFC3339", help="the moment to decide for (default: now)")
     parser.add_argument("--dry-run", action="store_true", help="plan and count, record and send nothing")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--no-deliver", action="store_true",
+                        help="plan and enqueue only: `dunning deliver` processes send what is enqueued")
+    add_metrics_option(parser)
+
+
+def add_metrics_option(parser: argparse.ArgumentParser) -> None:
+    """--metrics-file, shared with `dunning deliver`."""
+    parser.add_argument("--metrics-file", type=Path, metavar="PATH",
+                        help="write the run's figures there in Prometheus' text format (for node_exporter's "
+                             "textfile collector; the name must end in .prom), replaced atomically")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
-    with progress_reporter(enabled=not args.json) as progress:
+    with metrics_written(args.metrics_file, "run", settings.database.url, SYSTEM_CLOCK) as report, \
+            progress_reporter(enabled=not args.json, show_bar=args.log_format == "text") as progress:
         summary = job.run(settings, as_of=args.as_of or SYSTEM_CLOCK.now(), dry_run=args.dry_run,
-                               progress=progress)
-    print_summary(summary, as_json=args.json)
+                          progress=progress, deliver_too=not args.no_deliver)
+        report.summary, report.completed = summary.as_dict(), summary.stopped is None
+    return finish("run", summary, as_json=args.json)
+
+
+def finish(command: str, summary: RunSummary, *, as_json: bool) -> int:
+    """Print the summary, say why delivery stopped early if it did; the exit code."""
+    print_summary(summary, as_json=as_json)
     if summary.stopped:
-        print(f"dunning run: stopped early: {summary.stopped}", file=sys.stderr)
+        log.warning("dunning %s: stopped early: %s", command, summary.stopped, extra={"command": command})
     return summary.exit_code()
 
 
@@ -49,9 +68,9 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
 
 
 @contextmanager
-def progress_reporter(*, enabled: bool):
-    """A progress bar on a terminal, plain log lines otherwise."""
-    if enabled and sys.stderr.isatty():
+def progress_reporter(*, enabled: bool, show_bar: bool = True):
+    """A progress bar on a terminal (unless show_bar is False), plain log lines otherwise."""
+    if enabled and show_bar and sys.stderr.isatty():
         from rich.progress import Progress, TaskID
         with Progress(transient=True) as bar:
             tasks: dict[str, TaskID] = {}
@@ -67,5 +86,6 @@ def progress_reporter(*, enabled: bool):
     def log_line(what: str, count: int) -> None:
         totals[what] = totals.get(what, 0) + count
         if enabled and count:
-            log.info("%s %d (total %d)", what, count, totals[what])
+            log.info("%s %d (total %d)", what, count, totals[what],
+                     extra={"event": what, "count": count, "total": totals[what]})
     yield log_line

@@ -38,13 +38,15 @@ def run_loop(coroutine: Coroutine[Any, Any, None]) -> None:
 
 
 async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
-                  progress: Progress, clock: Clock, *, more_coming: Callable[[], bool] = lambda: False) -> None:
-    """Claim batches and send them until the queue is empty (and no more is coming) or delivery must stop."""
+                  progress: Progress, clock: Clock, *, more_coming: Callable[[], bool] = lambda: False,
+                  keep_going: Callable[[], bool] = lambda: True) -> None:
+    """Claim batches and send them until the queue is empty (and no more is coming) or delivery must stop;
+    keep_going is asked before each batch (False: stop, the batch in hand sent and recorded)."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
     password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
     delivery = settings.delivery
     async with SmtpTransport(settings.smtp, password=password) as transport:
-        while summary.stopped is None:
+        while summary.stopped is None and keep_going():
             claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=clock.now(),
                                   lease_seconds=delivery.lease_seconds)
             if not claims:

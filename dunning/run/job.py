@@ -27,8 +27,9 @@ def _quiet(what: str, count: int) -> None:
 
 
 def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress: Progress = _quiet,
-        clock: Clock = SYSTEM_CLOCK) -> RunSummary:
-    """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty."""
+        clock: Clock = SYSTEM_CLOCK, deliver_too: bool = True) -> RunSummary:
+    """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty
+    (with deliver_too False: plan and enqueue only, for `dunning deliver` processes to send)."""
     links.require_signing_key(settings.links)
     renderer = make_renderer(settings)
     engine = store.connect(settings.database.url)
@@ -39,6 +40,9 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
                          dry_run=True)
             return summary
         summary.unknown += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
+        if not deliver_too:
+            enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock)
+            return summary
         with DeliveryWorkers(settings, settings.delivery.workers - 1, renderer, clock) as helpers:
             enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock)
             helpers.planning_done()

@@ -1,0 +1,83 @@
+"""`dunning deliver`: drain the shared outbox, until it is empty or, as a service, for ever.
+
+Any number of these run on any number of machines against one PostgreSQL database: claims skip
+rows another worker holds, leases bring back what a dead worker held, fences keep a late worker's
+outcome from overwriting a newer one (all in dunning.ledger). SIGTERM or SIGINT stops a drain
+once the batch in hand is sent and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from dunning import ledger, store
+from dunning.emails.render import Renderer
+from dunning.run.clock import SYSTEM_CLOCK, Clock
+from dunning.run.deliver import deliver, run_loop
+from dunning.run.job import make_renderer
+from dunning.run.summary import Progress, RunSummary
+from dunning.settings import Settings
+
+__all__ = ["deliver_outbox", "drain", "POLL_SECONDS"]
+
+POLL_SECONDS = 5.0  # an idle service's pause between two looks at the outbox
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _quiet(what: str, count: int) -> None:
+    """A progress callback that reports nothing."""
+
+
+def deliver_outbox(settings: Settings, *, forever: bool = False, poll_seconds: float = POLL_SECONDS,
+                   progress: Progress = _quiet, clock: Clock = SYSTEM_CLOCK,
+                   after_pass: Callable[[RunSummary], None] | None = None) -> RunSummary:
+    """Send what the outbox holds until it is empty (or, forever, until SIGTERM/SIGINT); the counts."""
+    renderer = make_renderer(settings)
+    engine = store.connect(settings.database.url)
+    summary = RunSummary()
+    run_loop(_until_signalled(engine, settings, renderer, summary, progress, clock, forever=forever,
+                              poll_seconds=poll_seconds, after_pass=after_pass))
+    return summary
+
+
+async def _until_signalled(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
+                           progress: Progress, clock: Clock, *, forever: bool, poll_seconds: float,
+                           after_pass: Callable[[RunSummary], None] | None) -> None:
+    """drain, with SIGTERM and SIGINT setting its stop event instead of ending the process."""
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, stop.set)
+    try:
+        await drain(engine, settings, renderer, summary, progress, clock, stop, forever=forever,
+                    poll_seconds=poll_seconds, after_pass=after_pass)
+    finally:
+        for number in STOP_SIGNALS:
+            loop.remove_signal_handler(number)
+
+
+async def drain(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary, progress: Progress,
+                clock: Clock, stop: asyncio.Event, *, forever: bool, poll_seconds: float,
+                after_pass: Callable[[RunSummary], None] | None = None) -> None:
+    """Expire lapsed leases, send until the queue is empty; forever: wait poll_seconds and again, until stop."""
+    while not stop.is_set():
+        summary.unknown += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
+        await deliver(engine, settings, renderer, summary, progress, clock, keep_going=lambda: not stop.is_set())
+        if not forever or summary.stopped is not None or stop.is_set():
+            return
+        if after_pass is not None:
+            after_pass(summary)
+        await _first_of(clock.sleep(poll_seconds), stop.wait())
+
+
+async def _first_of(*waits) -> None:
+    """Wait until the first of these is done; cancel the others."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,127 @@
+"""What a cron job leaves for its monitoring: a Prometheus textfile of the run's figures, and JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from dunning import store
+from dunning.cli import main
+from dunning.delivery.capture import Fault
+from dunning.errors import ExitCode
+from dunning.logs import JsonFormatter
+from tests.run.conftest import AS_OF_TEXT, run
+
+
+def metrics(path: Path) -> dict[str, float]:
+    """Each sample of a metrics file by name, for the `command` label it was written with."""
+    text = path.read_text(encoding="utf-8")
+    return {sample.name: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples}
+
+
+def statuses(url: str) -> dict[str, int]:
+    with store.connect(url).connect() as conn:
+        emails = store.emails
+        return dict(conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status)).all())
+
+
+def test_metrics_file_reports_the_run_and_the_queue_it_leaves(billing, smtp, capsys, tmp_path):
+    """--metrics-file holds the run's counts, the retries it left waiting, a duration and a fresh success time,
+    and no temporary file stays behind in its folder."""
+    smtp.add_fault(Fault("data", code=451, times=3))
+    folder = tmp_path / "textfile"
+    folder.mkdir()
+    before = time.time()
+    code, summary = run(capsys, "--as-of", AS_OF_TEXT, "--metrics-file", str(folder / "dunning.prom"))
+    figures = metrics(folder / "dunning.prom")
+    assert code == ExitCode.PENDING and summary["retried"] == 3
+    assert figures["dunning_last_run_sent_emails"] == summary["sent"] > 0
+    assert figures["dunning_last_run_retried_emails"] == 3
+    assert figures["dunning_last_run_failed_emails"] == figures["dunning_last_run_unknown_emails"] == 0
+    assert figures["dunning_last_run_deferred_notices"] == summary["deferred"]
+    assert figures["dunning_waiting_emails"] == statuses(billing)["retry"] == 3
+    assert figures["dunning_held_emails"] == 0
+    assert figures["dunning_last_run_success"] == 1
+    assert before <= figures["dunning_last_success_timestamp_seconds"] <= time.time()
+    assert 0 < figures["dunning_last_run_duration_seconds"] <= time.time() - before
+    assert 'command="run"' in (folder / "dunning.prom").read_text()
+    assert [p.name for p in folder.iterdir()] == ["dunning.prom"]
+
+
+def test_a_stopped_run_keeps_the_last_success_time(billing, capsys, tmp_path, monkeypatch):
+    """A run whose SMTP server is unreachable reports success 0 and carries the previous success time over."""
+    path = tmp_path / "dunning.prom"
+    code, _ = run(capsys, "--as-of", AS_OF_TEXT, "--dry-run", "--metrics-file", str(path))
+    assert code == ExitCode.OK
+    succeeded = metrics(path)["dunning_last_success_timestamp_seconds"]
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("DUNNING_SMTP__PORT", str(unused.getsockname()[1]))
+    code, summary = run(capsys, "--as-of", AS_OF_TEXT, "--metrics-file", str(path))
+    figures = metrics(path)
+    assert code == ExitCode.PENDING and summary["stopped"] and summary["sent"] == 0
+    assert figures["dunning_last_run_success"] == 0 and figures["dunning_last_run_sent_emails"] == 0
+    assert figures["dunning_last_success_timestamp_seconds"] == succeeded
+
+
+def test_a_metrics_file_in_a_missing_folder_is_refused_before_anything_is_enqueued(billing, smtp, capsys, tmp_path):
+    """--metrics-file in a folder that does not exist exits 73 naming it, having enqueued and sent nothing."""
+    missing = tmp_path / "no-such-folder" / "dunning.prom"
+    assert main(["run", "--as-of", AS_OF_TEXT, "--metrics-file", str(missing)]) == ExitCode.CANT_CREATE
+    assert "no-such-folder" in capsys.readouterr().err
+    assert statuses(billing) == {} and smtp.messages == []
+
+
+def _dunning(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dunning", *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+
+
+def test_json_logs_are_one_object_per_line_with_ids_and_no_personal_data(billing, smtp, monkeypatch):
+    """`--log-format json run` writes only JSON objects on stderr, progress as counts, and never an account's
+    name or email address."""
+    monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "1")  # progress is reported by the main process
+    done = _dunning("--log-format", "json", "run", "--as-of", AS_OF_TEXT)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    sent = [line for line in lines if line.get("event") == "sent"]
+    assert sent and sent[-1]["total"] == len(smtp.messages) > 0
+    with store.connect(billing).connect() as conn:
+        people = conn.execute(select(store.accounts.c.name, store.accounts.c.email)).all()
+    assert people and not [value for person in people for value in person if value in done.stderr]
+
+
+def test_json_logs_report_an_error_as_a_json_line_with_its_exit_code(billing, monkeypatch):
+    """A refused command under --log-format json says why in one JSON line carrying the exit code."""
+    monkeypatch.delenv("DUNNING_LINKS__KEYS")
+    done = _dunning("--log-format", "json", "run", "--as-of", AS_OF_TEXT)
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert done.returncode == ExitCode.CONFIG
+    assert [(line["level"], line["exit_code"], line["command"]) for line in lines] == [("error", 78, "run")]
+
+
+def test_json_formatter_masks_addresses_in_messages_and_tracebacks():
+    """An address that slips into a message or an exception is masked; the ids passed with it are kept."""
+    try:
+        raise ValueError("To: invalid address 'jane.doe@customer.example'")
+    except ValueError:
+        record = logging.LogRecord("dunning.run", logging.WARNING, __file__, 1, "email %s to %s: bounced",
+                                   (42, "<Jane> jane.doe@customer.example"), sys.exc_info())
+    record.email_id, record.account = 42, "acct_7"
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert "jane.doe" not in line and "customer.example" not in line
+    assert entry["message"] == "email 42 to <Jane> <address>: bounced"
+    assert "ValueError: To: invalid address '<address>'" in entry["exception"]
+    assert (entry["email_id"], entry["account"], entry["level"]) == (42, "acct_7", "warning")
