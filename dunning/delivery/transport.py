@@ -1,9 +1,13 @@
 """SMTP delivery over aiosmtplib: a pool of reused connections, TLS that fails closed, clear outcomes.
 
-Outcomes: "sent" (250 to the final dot), "retry" (4xx, or the connection lost before the message was
-handed over), "failed" (5xx), "unknown" (the server may hold the message: the final reply was lost or
-late). The transport never retries a message itself once MAIL was accepted; it only reconnects and
-starts again while nothing was handed over yet.
+Outcomes: "sent" (2xx to the final dot), "retry" (4xx, or the connection lost before the message was
+handed over), "failed" (5xx), "unknown" (the server may hold the message: the final reply was lost,
+late, or out of step). Each reply is checked against the command it answers (MAIL 250, RCPT 250/251,
+DATA 354, the final dot 2xx/4xx/5xx); any other reply, or one no command asked for, means the session
+is desynchronized: it is dropped, and the email is "unknown" if its data went out, else retried.
+The outcome lists the recipients accepted at RCPT: a message counts for those alone. The transport
+never retries a message itself once MAIL was accepted; it only reconnects and starts again while
+nothing was handed over yet.
 
 Once aiosmtplib has opened a session (greeting, EHLO, STARTTLS, AUTH), its transport moves to
 dunning.delivery.replies.Replies: commands are written straight to it, MAIL, RCPT and DATA together when
@@ -42,7 +46,7 @@ from aiosmtplib import (
 
 from dunning.delivery.mime import CrlfBytes, DotSafeBytes, envelope_address
 from dunning.delivery.pool import Pool, ReplyTimer
-from dunning.delivery.replies import Replies
+from dunning.delivery.replies import Desynchronized, Replies
 from dunning.errors import DeliveryError, MessageError, SettingsError
 from dunning.settings import SmtpSettings
 from dunning.vocabulary import OutcomeStatus
@@ -62,12 +66,20 @@ class Outcome:
     code: int | None
     reply: str
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    accepted: tuple[str, ...] = ()
 
 
-def by_code(code: int, reply: str, refused: dict[str, tuple[int, str]] | None = None) -> Outcome:
-    """The outcome of a final SMTP reply: 2xx sent, 4xx retry, anything else failed."""
-    status: OutcomeStatus = "sent" if 200 <= code < 300 else "retry" if 400 <= code < 500 else "failed"
-    return Outcome(status, code, reply, refused or {})
+def by_code(code: int, reply: str, refused: dict[str, tuple[int, str]] | None = None,
+            accepted: tuple[str, ...] = ()) -> Outcome:
+    """The outcome of a final SMTP reply: 2xx sent, 4xx retry, 5xx failed, anything else unknown."""
+    status: OutcomeStatus = ("sent" if 200 <= code < 300 else "retry" if 400 <= code < 500
+                             else "failed" if 500 <= code < 600 else "unknown")
+    return Outcome(status, code, reply, refused or {}, accepted if status == "sent" else ())
+
+
+def _refusal(code: int) -> bool:
+    """Whether a reply refuses its command (4xx, 5xx), as opposed to one that fits no command."""
+    return 400 <= code < 600
 
 
 def is_loopback(host: str) -> bool:
@@ -240,8 +252,9 @@ class SmtpTransport:
             raise
         finally:
             hand_over()
-        if outcome.refused:
-            outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()})
+        if outcome.refused or outcome.accepted:
+            outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()},
+                              accepted=tuple(originals[a] for a in outcome.accepted))
         return outcome
 
     async def _send_on(self, connection: _Connection, sender: str, recipients: list[str],
@@ -352,12 +365,18 @@ class SmtpTransport:
         rcpts = [b"RCPT TO:<%s>\r\n" % recipient.encode() for recipient in recipients]
         pipelined = connection.pipelining
         try:
-            replies.write(b"".join([mail, *rcpts, b"DATA\r\n"]) if pipelined else mail)
+            if pipelined:
+                replies.write(b"".join([mail, *rcpts, b"DATA\r\n"]), len(rcpts) + 2)
+            else:
+                replies.write(mail)
             reply = await connection.read(replies, timeout)
         except _BROKEN as exc:
             raise _Reconnect(f"connection lost before MAIL: {_describe(exc)}") from None
         if reply.code == 421:
             raise _Reconnect(f"MAIL {reply.code} {reply.message}", reply.code)
+        if reply.code != 250 and not _refusal(reply.code):
+            connection.drop_session(replies)
+            raise _Reconnect(f"desynchronized: {reply.code} {reply.message} in reply to MAIL", reply.code)
         connection.clean = False
         if reply.code != 250:
             if pipelined:  # the RCPT and DATA replies (errors after a refused MAIL) are still due
@@ -374,15 +393,21 @@ class SmtpTransport:
                 if reply.code == 421:
                     return self._lost(connection, replies, by_code(421, reply.message, refused))
                 if reply.code not in (250, 251):
+                    if not _refusal(reply.code):
+                        raise replies.out_of_step(f"{reply.code} {reply.message} in reply to RCPT")
                     refused[recipient] = (reply.code, reply.message)
             if len(refused) == len(recipients) and not pipelined:
                 return _all_refused(refused)
             if not pipelined:
                 replies.write(b"DATA\r\n")
             reply = await connection.read(replies, timeout)
+            if reply.code != 354 and not _refusal(reply.code):
+                raise replies.out_of_step(f"{reply.code} {reply.message} in reply to DATA")
         except _BROKEN as exc:
+            what = "out of step" if isinstance(exc, Desynchronized) else "lost"
             return self._lost(connection, replies, Outcome(
-                "retry", None, f"connection lost after MAIL, before the message was sent: {_describe(exc)}", refused))
+                "retry", None, f"connection {what} after MAIL, before the message was sent: {_describe(exc)}",
+                refused))
         if len(refused) == len(recipients):
             if reply.code == 354:  # a server that opens DATA with no recipient: nothing can be delivered
                 connection.drop_session(replies)
@@ -391,14 +416,17 @@ class SmtpTransport:
             if reply.code == 421:
                 connection.drop_session(replies)
             return by_code(reply.code, reply.message, refused)
-        return await self._data(connection, replies, data.wire, refused, hand_over)
+        accepted = tuple(r for r in recipients if r not in refused)
+        return await self._data(connection, replies, data.wire, refused, accepted, hand_over)
 
     async def _skip_replies(self, connection: _Connection, replies: Replies, count: int) -> None:
         """Read and ignore replies to commands already written; drop the session if they fail."""
         try:
             for _ in range(count):
-                if (await connection.read(replies, self.settings.command_timeout)).code == 354:
-                    connection.drop_session(replies)  # DATA opened after all: only closing ends it without a message
+                code = (await connection.read(replies, self.settings.command_timeout)).code
+                if code == 354 or not _refusal(code):
+                    # DATA opened after all (only closing ends it without a message), or out of step.
+                    connection.drop_session(replies)
                     return
         except _BROKEN:
             connection.drop_session(replies)
@@ -416,7 +444,8 @@ class SmtpTransport:
         connection.clean = True
 
     async def _data(self, connection: _Connection, replies: Replies, data: bytes,
-                    refused: dict[str, tuple[int, str]], hand_over: Callable[[], None]) -> Outcome:
+                    refused: dict[str, tuple[int, str]], accepted: tuple[str, ...],
+                    hand_over: Callable[[], None]) -> Outcome:
         """Write the message data on the session that opened DATA (which the send before may have ended
         meanwhile: the write then fails, with nothing handed over), and read the final reply."""
         chained = (connection.pipelining and self._pool.waiting  # type: ignore[union-attr]
@@ -439,7 +468,7 @@ class SmtpTransport:
             reply = await connection.timer.reply(replies, self.settings.data_timeout)
         except _BROKEN as exc:
             return self._lost(connection, replies, Outcome(
-                "unknown", None, f"no reply to the end of data, the server may hold the message: "
+                "unknown", None, f"no reply in step to the end of data, the server may hold the message: "
                 f"{_describe(exc)}", refused))
         except BaseException:
             if chained:  # the final reply is still due: the next send must not read it as its own
@@ -451,7 +480,12 @@ class SmtpTransport:
             connection.clean = True  # the final reply ends the transaction, whatever its code
         if reply.code == 421:
             connection.drop_session(replies)
-        return by_code(reply.code, reply.message, refused)
+        outcome = by_code(reply.code, reply.message, refused, accepted)
+        if outcome.status == "unknown":  # a reply that no final dot is answered with: out of step
+            connection.drop_session(replies)
+            return replace(outcome, reply=f"desynchronized: {reply.code} {reply.message} in reply to the "
+                           "end of data; the server may hold the message")
+        return outcome
 
     @staticmethod
     def _done_reading(read: asyncio.Future[None] | None) -> None:
