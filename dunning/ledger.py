@@ -55,6 +55,13 @@ class Claim:
     payment_method: str | None = None
     stage: int | None = None
     locale: str = ""
+    delivered: tuple[str, ...] = ()  # recipients that accepted it in an earlier attempt
+    refused_json: str | None = None
+
+    @property
+    def refused(self) -> dict[str, list]:
+        """Recipients refused in earlier attempts, with code and text."""
+        return orjson.loads(self.refused_json) if self.refused_json else {}
 
     @property
     def payload(self) -> dict:
@@ -72,6 +79,8 @@ class Result:
     reply: str = ""
     error: str = ""
     refused: dict | None = None
+    delivered: tuple[str, ...] = ()
+    primary_delivered: bool = False  # once retries give up, the email counts as sent if so
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +242,7 @@ _DUE = ("SELECT id FROM emails {hint} WHERE " + store.CLAIMABLE
         + " AND (status = 'queued' OR next_attempt_at <= :now) ORDER BY id LIMIT :limit {lock}")
 _TAKE = ("UPDATE emails SET status = 'sending', fence = fence + 1, worker = :worker, lease_until = :until, "
          "updated_at = :now WHERE id IN ({due}) {check} RETURNING id, fence, attempts, "
-         "message_id, account_id, notice, payment_method_id, stage, locale")
+         "message_id, account_id, notice, payment_method_id, stage, locale, delivered, refused")
 _CLAIM = {
     # Rows another worker is claiming are skipped, not waited for: workers split the queue between them.
     "postgresql": "WITH due AS MATERIALIZED (" + _DUE.format(hint="", lock="FOR UPDATE SKIP LOCKED") + ") "
@@ -256,9 +265,10 @@ def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_secon
     # a payload never changes after its email is enqueued.
     payloads = _payloads(engine, [row[0] for row in rows])
     return sorted((Claim(email_id, fence, attempts, message_id, payloads[email_id], account,
-                         notice, payment_method, stage, locale)
-                   for email_id, fence, attempts, message_id, account, notice, payment_method, stage, locale
-                   in rows), key=lambda claimed: claimed.email_id)
+                         notice, payment_method, stage, locale,
+                         tuple(orjson.loads(delivered)) if delivered else (), refused)
+                   for (email_id, fence, attempts, message_id, account, notice, payment_method, stage, locale,
+                        delivered, refused) in rows), key=lambda claimed: claimed.email_id)
 
 
 def _payloads(engine: Engine, email_ids: list[int]) -> dict[int, str]:
@@ -321,7 +331,7 @@ _UNCLAIM = (update(emails)
 # Plain SQL with positional parameters, run by the driver itself: SQLAlchemy's processing of each
 # row's parameters cost as much as the writes.
 _RECORD = ("UPDATE emails SET status = ?, attempts = ?, next_attempt_at = ?, code = ?, reply = ?, error = ?, "
-           "refused = ?, updated_at = ?, lease_until = NULL "
+           "refused = ?, delivered = ?, updated_at = ?, lease_until = NULL "
            "WHERE id = ? AND fence = ? AND status IN ('sending', 'unknown') AND lease_until IS NOT NULL")
 
 
@@ -331,12 +341,15 @@ def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, ba
     status, next_at, error = result.status, None, result.error or None
     if status not in OUTCOMES:
         raise ValueError(f"not an outcome: {status!r}")
-    if status == "retry" and attempts >= max_attempts:
+    if status == "retry" and attempts >= max_attempts and result.primary_delivered:
+        status = "sent"  # only secondary recipients were still waiting: they are given up on
+    elif status == "retry" and attempts >= max_attempts:
         status, error = "failed", f"gave up after {attempts} attempts: {result.error or result.reply}"
     elif status == "retry":
         next_at = now + timedelta(seconds=backoff_seconds * 2 ** (attempts - 1))
     return (status, attempts, stamp(next_at) if next_at else None, result.code, result.reply or None, error,
-            json.dumps(result.refused) if result.refused else None, bound_now, result.email_id, result.fence)
+            json.dumps(result.refused) if result.refused else None,
+            json.dumps(list(result.delivered)) if result.delivered else None, bound_now, result.email_id, result.fence)
 
 
 def _datetime_parameter(conn: Connection) -> Callable[[datetime | None], object]:

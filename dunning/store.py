@@ -25,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     literal_column,
     select,
     text,
@@ -151,6 +152,7 @@ emails = Table(
     Column("reply", Text),
     Column("error", Text),
     Column("refused", Text),  # JSON: recipients refused at RCPT, with code and text
+    Column("delivered", Text),  # JSON: recipients that accepted the message (never sent it again)
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_emails_claimable", "id", postgresql_where=text(CLAIMABLE), sqlite_where=text(CLAIMABLE)),
@@ -194,8 +196,15 @@ def _v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE emails DROP COLUMN payload"))
 
 
+def _v3(conn: Connection) -> None:
+    """Outcomes per recipient: who already has an email, so a retry goes to the others alone."""
+    # _v1 creates the emails table as it is now: a new database already has the column.
+    if "delivered" not in {column["name"] for column in inspect(conn).get_columns("emails")}:
+        conn.execute(text("ALTER TABLE emails ADD COLUMN delivered TEXT"))
+
+
 # Append-only: migration N brings a database from version N-1 to N.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

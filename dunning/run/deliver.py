@@ -16,11 +16,12 @@ from sqlalchemy import Engine
 
 from dunning import ledger
 from dunning.delivery.mime import build_message
-from dunning.delivery.transport import SmtpTransport
+from dunning.delivery.transport import Outcome, SmtpTransport
 from dunning.emails.render import Renderer
 from dunning.errors import DeliveryError, MessageError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.clock import Clock
+from dunning.run.recipients import addressees, settle
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import Settings
 
@@ -116,16 +117,30 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
         return ledger.Result(claim.email_id, claim.fence, "retry", error=str(exc))
     if summary.stopped:
         return None
+    earlier_refused = claim.refused
+    recipients = addressees(payload["to"], payload["cc"], claim.delivered, earlier_refused)
     try:
-        outcome = await transport.send(sender.from_address, payload["to"] + payload["cc"], data,
+        outcome = await transport.send(sender.from_address, recipients, data,
                                        seven_bit=partial(build, eight_bit=False))
     except DeliveryError as exc:
         # Raised only before the server could hold the message: safe to queue again as if never claimed.
         summary.stopped = summary.stopped or str(exc)
         return None
-    return ledger.Result(claim.email_id, claim.fence, outcome.status, code=outcome.code, reply=outcome.reply,
-                         error=outcome.reply if outcome.status != "sent" else "",
-                         refused={r: list(v) for r, v in outcome.refused.items()} or None)
+    settled = settle(outcome, payload["to"], claim.delivered, earlier_refused)
+    summary.recipients_refused += sum(1 for code, _ in outcome.refused.values() if 500 <= code < 600)
+    return ledger.Result(claim.email_id, claim.fence, settled.status, code=outcome.code, reply=outcome.reply,
+                         error=_error(settled.status, outcome, payload["to"]), refused=settled.refused or None,
+                         delivered=settled.delivered, primary_delivered=settled.primary_delivered)
+
+
+def _error(status: str, outcome: Outcome, to: list[str]) -> str:
+    """Why an email is not sent yet: the final reply, or the refusal of a recipient still waiting."""
+    if status == "sent":
+        return ""
+    if outcome.status == "sent":
+        waiting = [f"{r}: {code} {text}" for r, (code, text) in outcome.refused.items()]
+        return "recipients refused: " + "; ".join(waiting) if waiting else f"not accepted for {', '.join(to)}"
+    return outcome.reply
 
 
 def tally(summary: RunSummary, counts: ledger.RecordCounts) -> None:

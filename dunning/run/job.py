@@ -38,13 +38,14 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
             enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock,
                          dry_run=True)
             return summary
-        summary.unknown += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
+        summary.expired += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
         with DeliveryWorkers(settings, settings.delivery.workers - 1, renderer, clock) as helpers:
             enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock)
             helpers.planning_done()
             run_loop(deliver(engine, settings, renderer, summary, progress, clock))
             for counts in helpers.results():
                 summary.add(counts)
+        summary.queue_state(ledger.summary(engine))
     return summary
 
 
