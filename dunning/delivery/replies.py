@@ -103,6 +103,11 @@ class Replies(asyncio.Protocol):
         """Whether a reply has arrived that no one has read yet."""
         return bool(self._replies)
 
+    @property
+    def desynchronized(self) -> bool:
+        """Whether the session was found out of step."""
+        return isinstance(self._error, Desynchronized)
+
     def out_of_step(self, reason: str) -> Desynchronized:
         """Fail the session as desynchronized (a reply did not fit its command); the error to raise."""
         self._fail(Desynchronized(reason))

@@ -129,7 +129,7 @@ class _Connection:
     """One pooled SMTP connection, used by one send at a time."""
 
     __slots__ = ("replies", "transactions", "last_used", "clean", "size", "pipelining", "eight_bit", "timer",
-                 "previous_reader")
+                 "previous_reader", "in_step")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.replies: Replies | None = None  # the session, once aiosmtplib has opened it
@@ -139,6 +139,9 @@ class _Connection:
         self.size = self.pipelining = self.eight_bit = False  # what the server announced
         self.timer = ReplyTimer(loop)
         self.previous_reader: asyncio.Future[None] | None = None  # done once the sender before has its final reply
+        # The send before, which read its final reply on this session, waits to hear whether the
+        # replies after it were in step: a reply it missed would have made it read the next send's.
+        self.in_step: tuple[Replies, asyncio.Future[bool]] | None = None
 
     @property
     def connected(self) -> bool:
@@ -152,9 +155,16 @@ class _Connection:
         self.replies = Replies.take_over(smtp)
         self.transactions, self.clean, self.last_used = 0, True, now
 
+    def vouch(self, replies: Replies) -> None:
+        """Tell the send before whether this session's replies stayed in step after its final reply."""
+        pending, self.in_step = self.in_step, None
+        if pending is not None and not pending[1].done():
+            pending[1].set_result(pending[0] is not replies or not replies.desynchronized)
+
     def drop(self) -> None:
         """Close without a word: after an error the server's state is unknown."""
         if self.replies is not None:
+            self.vouch(self.replies)
             self.replies.close()
             self.replies = None
         self.timer.stop()
@@ -350,6 +360,19 @@ class SmtpTransport:
 
     async def _transaction(self, connection: _Connection, sender: str, recipients: list[str],
                            data: _WireData, hand_over: Callable[[], None]) -> Outcome:
+        """MAIL, RCPT and DATA, then the message; the send before hears whether the replies were in step."""
+        replies = connection.replies
+        assert replies is not None
+        try:
+            ready = await self._envelope(connection, sender, recipients, data)
+        finally:
+            connection.vouch(replies)
+        if isinstance(ready, Outcome):
+            return ready
+        return await self._data(connection, replies, data.wire, ready[0], ready[1], hand_over)
+
+    async def _envelope(self, connection: _Connection, sender: str, recipients: list[str],
+                        data: _WireData) -> Outcome | tuple[dict[str, tuple[int, str]], tuple[str, ...]]:
         """MAIL, RCPT and DATA; written together when the server pipelines, else one at a time.
 
         Pipelined, the replies still come one per command and in order, and the message itself only
@@ -375,12 +398,16 @@ class SmtpTransport:
         if reply.code == 421:
             raise _Reconnect(f"MAIL {reply.code} {reply.message}", reply.code)
         if reply.code != 250 and not _refusal(reply.code):
+            replies.out_of_step(f"{reply.code} {reply.message} in reply to MAIL")
             connection.drop_session(replies)
             raise _Reconnect(f"desynchronized: {reply.code} {reply.message} in reply to MAIL", reply.code)
         connection.clean = False
         if reply.code != 250:
-            if pipelined:  # the RCPT and DATA replies (errors after a refused MAIL) are still due
-                await self._skip_replies(connection, replies, len(rcpts) + 1)
+            # Pipelined, the RCPT and DATA replies (errors after a refused MAIL) are still due; if they do not
+            # come in step, the refusal may have answered another command: retried, not failed.
+            if pipelined and not await self._skip_replies(connection, replies, len(rcpts) + 1):
+                return Outcome("retry", reply.code, f"MAIL {reply.code} {reply.message}, then the replies "
+                               "went out of step")
             return by_code(reply.code, reply.message)
         self._failures = 0
         connection.transactions += 1
@@ -416,20 +443,25 @@ class SmtpTransport:
             if reply.code == 421:
                 connection.drop_session(replies)
             return by_code(reply.code, reply.message, refused)
-        accepted = tuple(r for r in recipients if r not in refused)
-        return await self._data(connection, replies, data.wire, refused, accepted, hand_over)
+        return refused, tuple(r for r in recipients if r not in refused)
 
-    async def _skip_replies(self, connection: _Connection, replies: Replies, count: int) -> None:
-        """Read and ignore replies to commands already written; drop the session if they fail."""
+    async def _skip_replies(self, connection: _Connection, replies: Replies, count: int) -> bool:
+        """Read and ignore replies to commands already written; whether they came, in step (else the
+        session is dropped)."""
         try:
             for _ in range(count):
                 code = (await connection.read(replies, self.settings.command_timeout)).code
-                if code == 354 or not _refusal(code):
-                    # DATA opened after all (only closing ends it without a message), or out of step.
+                if code == 354:  # DATA opened after all: only closing ends it without a message
                     connection.drop_session(replies)
-                    return
+                    return True
+                if not _refusal(code):
+                    replies.out_of_step(f"{code} in reply to RCPT or DATA after a refused MAIL")
+                    connection.drop_session(replies)
+                    return False
         except _BROKEN:
             connection.drop_session(replies)
+            return False
+        return True
 
     async def _reset(self, connection: _Connection) -> None:
         """RSET between transactions; a failure here means the connection is gone."""
@@ -450,9 +482,11 @@ class SmtpTransport:
         meanwhile: the write then fails, with nothing handed over), and read the final reply."""
         chained = (connection.pipelining and self._pool.waiting  # type: ignore[union-attr]
                    and connection.transactions < self.settings.messages_per_connection)
-        read = None
+        read = in_step = None
         try:
             if chained:
+                in_step = self._loop.create_future()  # type: ignore[union-attr]
+                connection.in_step = (replies, in_step)
                 connection.clean = True  # the final dot ends the transaction, whatever its reply
                 connection.last_used = self._loop.time()  # type: ignore[union-attr]
                 read = connection.previous_reader = self._loop.create_future()  # type: ignore[union-attr]
@@ -481,11 +515,24 @@ class SmtpTransport:
         if reply.code == 421:
             connection.drop_session(replies)
         outcome = by_code(reply.code, reply.message, refused, accepted)
+        if in_step is not None and outcome.status != "unknown" and not await self._stayed_in_step(in_step):
+            return Outcome("unknown", reply.code, f"the replies after {reply.code} {reply.message} to the end of "
+                           "data were out of step: it may have answered another command; the server may hold "
+                           "the message", refused)
         if outcome.status == "unknown":  # a reply that no final dot is answered with: out of step
             connection.drop_session(replies)
             return replace(outcome, reply=f"desynchronized: {reply.code} {reply.message} in reply to the "
                            "end of data; the server may hold the message")
         return outcome
+
+    async def _stayed_in_step(self, in_step: asyncio.Future[bool]) -> bool:
+        """Whether the next send found the replies after ours in step (yes, if it could not tell in time)."""
+        if not in_step.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(in_step), self.settings.command_timeout * 3)
+            except TimeoutError:
+                return True
+        return in_step.result()
 
     @staticmethod
     def _done_reading(read: asyncio.Future[None] | None) -> None:

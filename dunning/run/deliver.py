@@ -21,7 +21,7 @@ from dunning.emails.render import Renderer
 from dunning.errors import DeliveryError, MessageError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.clock import Clock
-from dunning.run.recipients import addressees, settle
+from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import Settings
 
@@ -119,6 +119,10 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
         return None
     earlier_refused = claim.refused
     recipients = addressees(payload["to"], payload["cc"], claim.delivered, earlier_refused)
+    if not recipients:  # every recipient has it, or refused it for good
+        status = unaddressed(payload["to"], claim.delivered)
+        return ledger.Result(claim.email_id, claim.fence, status, refused=earlier_refused or None,
+                             delivered=claim.delivered, error="" if status == "sent" else "every recipient refused it")
     try:
         outcome = await transport.send(sender.from_address, recipients, data,
                                        seven_bit=partial(build, eight_bit=False))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from dunning.delivery.transport import Outcome
 from dunning.vocabulary import OutcomeStatus
 
-__all__ = ["Settled", "addressees", "settle"]
+__all__ = ["Settled", "addressees", "settle", "unaddressed"]
 
 Refusals = Mapping[str, Sequence[object]]  # recipient -> (code, text)
 
@@ -33,6 +33,11 @@ def _permanent(refusal: Sequence[object]) -> bool:
     return isinstance(code, int) and 500 <= code < 600
 
 
+def unaddressed(to: Sequence[str], delivered: Sequence[str]) -> OutcomeStatus:
+    """What an email with no recipient left to try is: sent if its To addresses have it, else failed."""
+    return "sent" if all(r in delivered for r in to) else "failed"
+
+
 def addressees(to: Sequence[str], cc: Sequence[str], delivered: Sequence[str], refused: Refusals) -> list[str]:
     """The recipients this attempt goes to: neither delivered already nor refused for good."""
     done = set(delivered) | {r for r, refusal in refused.items() if _permanent(refusal)}
@@ -42,7 +47,9 @@ def addressees(to: Sequence[str], cc: Sequence[str], delivered: Sequence[str], r
 def settle(outcome: Outcome, to: Sequence[str], delivered: Sequence[str], refused: Refusals) -> Settled:
     """The email's status after this attempt, given what earlier attempts achieved."""
     now_refused = {r: list(v) for r, v in refused.items()}
-    for recipient, refusal in outcome.refused.items():
+    # Refusals count only from a transaction that ran its course (sent or refused): on a session lost
+    # or out of step, a reply may have answered another command.
+    for recipient, refusal in outcome.refused.items() if outcome.status in ("sent", "failed") else ():
         now_refused[recipient] = list(refusal)
     for recipient in outcome.accepted:
         now_refused.pop(recipient, None)
