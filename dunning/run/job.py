@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dunning import ledger, links, store
+from dunning.delivery.transport import check_settings, tls_context
 from dunning.emails.render import Renderer
 from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.deliver import deliver, run_loop
@@ -16,8 +17,9 @@ from dunning.run.enqueue import enqueue_plan
 from dunning.run.summary import Progress, RunSummary
 from dunning.run.workers import DeliveryWorkers
 from dunning.settings import Settings
+from dunning.vocabulary import NOTICES
 
-__all__ = ["run", "make_renderer"]
+__all__ = ["run", "make_renderer", "preflight"]
 
 COLLECT_EVERY = 20_000  # new container objects between two passes of the cycle collector
 
@@ -29,8 +31,7 @@ def _quiet(what: str, count: int) -> None:
 def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress: Progress = _quiet,
         clock: Clock = SYSTEM_CLOCK) -> RunSummary:
     """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty."""
-    links.require_signing_key(settings.links)
-    renderer = make_renderer(settings)
+    renderer = preflight(settings, dry_run=dry_run)
     engine = store.connect(settings.database.url)
     summary = RunSummary()
     with fewer_collections():
@@ -47,6 +48,21 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
                 summary.add(counts)
         summary.queue_state(ledger.summary(engine))
     return summary
+
+
+def preflight(settings: Settings, *, dry_run: bool = False) -> Renderer:
+    """Every check that can refuse a run, before it writes anything: the signing key, the SMTP and TLS
+    settings, and every template in every locale compiled; the renderer, ready."""
+    links.require_signing_key(settings.links)
+    if not dry_run:
+        password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
+        check_settings(settings.smtp, password)
+        if settings.smtp.tls != "none":
+            tls_context(settings.smtp)
+    renderer = make_renderer(settings)
+    for notice in NOTICES:  # a syntax error shows in any locale: the default's compiled code is used anyway
+        renderer.prepare(notice, settings.i18n.default_locale)
+    return renderer
 
 
 @contextmanager
