@@ -241,7 +241,7 @@ def _transaction(engine: Engine) -> Iterator[Connection]:
 _DUE = ("SELECT id FROM emails {hint} WHERE " + store.CLAIMABLE
         + " AND (status = 'queued' OR next_attempt_at <= :now) ORDER BY id LIMIT :limit {lock}")
 _TAKE = ("UPDATE emails SET status = 'sending', fence = fence + 1, worker = :worker, lease_until = :until, "
-         "updated_at = :now WHERE id IN ({due}) {check} RETURNING id, fence, attempts, "
+         "data_at = NULL, updated_at = :now WHERE id IN ({due}) {check} RETURNING id, fence, attempts, "
          "message_id, account_id, notice, payment_method_id, stage, locale, delivered, refused")
 _CLAIM = {
     # Rows another worker is claiming are skipped, not waited for: workers split the queue between them.
@@ -310,6 +310,19 @@ def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_atte
     return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()))
 
 
+def mark_in_flight(engine: Engine, claims: Sequence[tuple[int, int]], *, now: datetime) -> int:
+    """Record that these claimed emails' data is about to go out (email id, fence); how many still held."""
+    if not claims:
+        return 0
+    with _transaction(engine) as conn:
+        statement = _IN_FLIGHT.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _IN_FLIGHT
+        stamp = _datetime_parameter(conn)(now)
+        return conn.exec_driver_sql(statement, [(stamp, email_id, fence) for email_id, fence in claims]).rowcount
+
+
+_IN_FLIGHT = "UPDATE emails SET data_at = ? WHERE id = ? AND fence = ? AND status = 'sending'"
+
+
 def unclaim(engine: Engine, claims: Sequence[Claim], *, now: datetime) -> int:
     """Put claimed emails that were never handed to a server back in the queue, without using an attempt."""
     rows = [{"b_id": c.email_id, "b_fence": c.fence, "b_now": now} for c in claims]
@@ -361,13 +374,21 @@ def _datetime_parameter(conn: Connection) -> Callable[[datetime | None], object]
 # --- leases and reconciliation -------------------------------------------------------------------------
 
 def expire_leases(engine: Engine, *, now: datetime, unknown_policy: Literal["hold", "resend"]) -> int:
-    """Sending rows whose lease ran out become unknown; under resend, unknown rows go back once."""
-    lapsed = _unlocked((emails.c.status == "sending") & (emails.c.lease_until < now))
+    """Sending rows whose lease ran out: back to the queue if their data never went out, else unknown
+    (how many); under resend, unknown rows go back once."""
+    lapsed = _unlocked((emails.c.status == "sending") & (emails.c.lease_until < now) & emails.c.data_at.is_(None))
+    in_doubt = _unlocked((emails.c.status == "sending") & (emails.c.lease_until < now) & emails.c.data_at.is_not(None))
     with _transaction(engine) as conn:
-        expired = conn.execute(
+        returned = conn.execute(
             update(emails).where(emails.c.status == "sending", emails.c.id.in_(lapsed))
+            .values(status="queued", lease_until=None, worker=None, updated_at=now)).rowcount
+        if returned:
+            log.info("%d emails claimed by a worker that stopped before sending them went back to the queue",
+                     returned)
+        expired = conn.execute(
+            update(emails).where(emails.c.status == "sending", emails.c.id.in_(in_doubt))
             .values(status="unknown", updated_at=now,
-                    error="lease expired before an outcome was recorded (the worker stopped or stalled)")
+                    error="lease expired while its data was going out (the worker stopped or stalled)")
         ).rowcount
         once = _unlocked((emails.c.status == "unknown") & emails.c.resent.is_(False))
         requeued = conn.execute(_requeue(now).where(emails.c.id.in_(once))).rowcount \

@@ -157,6 +157,9 @@ emails = Table(
     Column("error", Text),
     Column("refused", Text),  # JSON: recipients refused at RCPT, with code and text
     Column("delivered", Text),  # JSON: recipients that accepted the message (never sent it again)
+    # Set just before the message data goes out under the current claim: only such an email can be in
+    # doubt after a crash; one claimed without it goes back to the queue when its lease runs out.
+    Column("data_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_emails_claimable", "id", postgresql_where=text(CLAIMABLE), sqlite_where=text(CLAIMABLE)),
@@ -207,8 +210,14 @@ def _v3(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE emails ADD COLUMN delivered TEXT"))
 
 
+def _v4(conn: Connection) -> None:
+    """When an email's data went out: after a crash, only those are unknown."""
+    if "data_at" not in {column["name"] for column in inspect(conn).get_columns("emails")}:
+        conn.execute(text("ALTER TABLE emails ADD COLUMN data_at TIMESTAMP"))
+
+
 # Append-only: migration N brings a database from version N-1 to N.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -30,7 +30,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import aiosmtplib
@@ -227,11 +227,14 @@ class SmtpTransport:
         self._pool = None
 
     async def send(self, sender: str, recipients: Sequence[str], message: bytes, *,
-                   seven_bit: Callable[[], bytes] | None = None) -> Outcome:
+                   seven_bit: Callable[[], bytes] | None = None,
+                   before_data: Callable[[], Awaitable[None]] | None = None) -> Outcome:
         """Deliver one message; see the module docstring for what each outcome means.
 
         A message with 8-bit bytes goes with BODY=8BITMIME; to a server without 8BITMIME it is
         replaced by seven_bit() (the same message in 7-bit encodings), or fails when there is none.
+        before_data is awaited once the server opened DATA, before the message goes out (to record
+        that it may now be delivered); should it raise, the session is dropped with nothing handed over.
         """
         if self._pool is None:
             raise RuntimeError("SmtpTransport is used outside `async with`")
@@ -255,7 +258,8 @@ class SmtpTransport:
                 self._pool.put(connection)
 
         try:
-            outcome = await self._send_on(connection, mail_from, list(originals), message, seven_bit, hand_over)
+            outcome = await self._send_on(connection, mail_from, list(originals), message, seven_bit, hand_over,
+                                          before_data)
         except BaseException:
             if not released:
                 connection.drop()
@@ -269,7 +273,7 @@ class SmtpTransport:
 
     async def _send_on(self, connection: _Connection, sender: str, recipients: list[str],
                        message: bytes, seven_bit: Callable[[], bytes] | None,
-                       hand_over: Callable[[], None]) -> Outcome:
+                       hand_over: Callable[[], None], before_data: Callable[[], Awaitable[None]] | None) -> Outcome:
         last = _Reconnect("no attempt made")
         data = None
         for _ in range(ATTEMPTS_PER_SEND):
@@ -284,7 +288,7 @@ class SmtpTransport:
                         message = seven_bit()
                     # Framed only now: a copy per waiting send would hold a batch's worth of fresh memory.
                     data = _WireData(message)
-                outcome = await self._transaction(connection, sender, recipients, data, hand_over)
+                outcome = await self._transaction(connection, sender, recipients, data, hand_over, before_data)
                 connection.last_used = self._loop.time()  # type: ignore[union-attr]
                 return outcome
             except _Reconnect as exc:
@@ -359,7 +363,8 @@ class SmtpTransport:
             raise self._fatal
 
     async def _transaction(self, connection: _Connection, sender: str, recipients: list[str],
-                           data: _WireData, hand_over: Callable[[], None]) -> Outcome:
+                           data: _WireData, hand_over: Callable[[], None],
+                           before_data: Callable[[], Awaitable[None]] | None = None) -> Outcome:
         """MAIL, RCPT and DATA, then the message; the send before hears whether the replies were in step."""
         replies = connection.replies
         assert replies is not None
@@ -369,6 +374,12 @@ class SmtpTransport:
             connection.vouch(replies)
         if isinstance(ready, Outcome):
             return ready
+        if before_data is not None:
+            try:
+                await before_data()
+            except BaseException:
+                connection.drop_session(replies)  # DATA is open: only closing ends it without a message
+                raise
         return await self._data(connection, replies, data.wire, ready[0], ready[1], hand_over)
 
     async def _envelope(self, connection: _Connection, sender: str, recipients: list[str],

@@ -21,6 +21,7 @@ from dunning.emails.render import Renderer
 from dunning.errors import DeliveryError, MessageError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.clock import Clock
+from dunning.run.journal import Journal
 from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import Settings
@@ -53,18 +54,20 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
                     await clock.sleep(IDLE_POLL_SECONDS)
                     continue
                 break
+            def recorded(counts: ledger.RecordCounts) -> None:
+                tally(summary, counts)
+                progress("sent", counts.sent)
+
+            journal = Journal(engine, clock, delivery, recorded)
             async with keep_leased(engine, claims, delivery.lease_seconds, clock):
-                outcomes = await send_batch(claims, settings, renderer, transport, summary, clock)
-            results = [r for r in outcomes if r is not None]
-            counts = ledger.record(engine, results, now=clock.now(), max_attempts=delivery.max_attempts,
-                                   backoff_seconds=delivery.retry_backoff_seconds)
+                outcomes = await send_batch(claims, settings, renderer, transport, summary, clock, journal)
+            journal.flush()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
-            tally(summary, counts)
-            progress("sent", counts.sent)
 
 
 async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: Renderer,
-                     transport: SmtpTransport, summary: RunSummary, clock: Clock) -> list[ledger.Result | None]:
+                     transport: SmtpTransport, summary: RunSummary, clock: Clock,
+                     journal: Journal | None = None) -> list[ledger.Result | None]:
     """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
 
     A send renders and builds its message before it waits for a connection; were the whole batch
@@ -75,7 +78,9 @@ async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: R
 
     async def lane() -> None:
         for n, claim in pending:
-            results[n] = await send_claim(claim, settings, renderer, transport, summary, clock)
+            result = results[n] = await send_claim(claim, settings, renderer, transport, summary, clock, journal)
+            if result is not None and journal is not None:
+                journal.finished(result)
 
     await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * settings.smtp.concurrency))))
     return results
@@ -97,8 +102,8 @@ async def keep_leased(engine: Engine, claims: list[ledger.Claim], lease_seconds:
         task.cancel()
 
 
-async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer,
-                     transport: SmtpTransport, summary: RunSummary, clock: Clock) -> ledger.Result | None:
+async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer, transport: SmtpTransport,
+                     summary: RunSummary, clock: Clock, journal: Journal | None = None) -> ledger.Result | None:
     """Render, build and send one claimed email: its result, or None when it never reached a server."""
     payload = claim.payload
     try:
@@ -125,7 +130,8 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
                              delivered=claim.delivered, error="" if status == "sent" else "every recipient refused it")
     try:
         outcome = await transport.send(sender.from_address, recipients, data,
-                                       seven_bit=partial(build, eight_bit=False))
+                                       seven_bit=partial(build, eight_bit=False),
+                                       before_data=partial(journal.data_goes_out, claim) if journal else None)
     except DeliveryError as exc:
         # Raised only before the server could hold the message: safe to queue again as if never claimed.
         summary.stopped = summary.stopped or str(exc)

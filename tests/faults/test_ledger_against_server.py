@@ -26,6 +26,7 @@ from tests.run.conftest import AS_OF, load_sample
 from tests.run.conftest import planned as plan_of
 
 ACCOUNTS = 20
+IN_STEP_OR_NOT = (0, 1)
 GARBAGE = b"hello there, this is not SMTP\r\n"
 
 
@@ -37,7 +38,7 @@ class Case:
     acts: tuple[Act, ...]
     exit_code: int
     pipelining: bool = True
-    unknown: int = 0  # emails the first run must leave unknown (their data reached the server)
+    unknown: tuple[int, ...] = (0,)  # how many emails the run may leave unknown (their data reached the server)
     extra: dict = field(default_factory=dict)
 
 
@@ -47,27 +48,30 @@ def at(stage, reply: bytes | None = b"", **options) -> Act:
 
 
 CASES = [
-    # Pipelined, the email before on that session read its final reply just before the session was found out
-    # of step: that reply may have been another command's, so it is held unknown (the server has it).
-    Case("DATA answered 250, not 354", (at("data", b"250 2.0.0 Ok\r\n"),), 1, unknown=1),
+    # Pipelined, the email before on that session (when it handed the session on before its final reply) read
+    # that reply just before the session was found out of step: it may have been another command's, so that
+    # email is held unknown (the server has it). Whether it was handed on depends on timing: 0 or 1 unknown.
+    Case("DATA answered 250, not 354", (at("data", b"250 2.0.0 Ok\r\n"),), 75, unknown=IN_STEP_OR_NOT),
     Case("DATA answered 250, not 354, no pipelining", (at("data", b"250 2.0.0 Ok\r\n"),), 75, pipelining=False),
-    Case("extra reply line after RCPT", (at("rcpt", b"250 2.1.5 Ok\r\n250 2.1.5 Stray\r\n"),), 75),
-    Case("extra reply line after 354", (at("data", b"354 Go\r\n250 2.0.0 Stray\r\n"),), 1, unknown=1),
-    Case("extra reply line after the final 250", (at("dot", b"250 2.0.0 Queued\r\n250 2.0.0 Stray\r\n"),), 0),
+    Case("extra reply line after RCPT", (at("rcpt", b"250 2.1.5 Ok\r\n250 2.1.5 Stray\r\n"),), 75,
+         unknown=IN_STEP_OR_NOT),
+    Case("extra reply line after 354", (at("data", b"354 Go\r\n250 2.0.0 Stray\r\n"),), 0, unknown=IN_STEP_OR_NOT),
+    Case("extra reply line after the final 250", (at("dot", b"250 2.0.0 Queued\r\n250 2.0.0 Stray\r\n"),), 0,
+         unknown=IN_STEP_OR_NOT),
     Case("garbage reply to MAIL", (at("mail", GARBAGE),), 0),
     Case("garbage reply to RCPT", (at("rcpt", GARBAGE),), 75),
     Case("garbage reply to DATA", (at("data", GARBAGE),), 75),
-    Case("garbage reply to the final dot", (at("dot", GARBAGE),), 1, unknown=1),
-    Case("354 in reply to the final dot", (at("dot", b"354 Again\r\n"),), 1, unknown=1),
-    Case("no reply to MAIL", (at("mail", None),), 75),
-    Case("no reply to the final dot", (at("dot", None),), 1, unknown=1),
-    Case("late 250 to the final dot", (at("dot", b"", delay=0.6),), 1, unknown=1),
+    Case("garbage reply to the final dot", (at("dot", GARBAGE),), 1, unknown=(1,)),
+    Case("354 in reply to the final dot", (at("dot", b"354 Again\r\n"),), 1, unknown=(1,)),
+    Case("no reply to MAIL", (at("mail", None),), 75, unknown=IN_STEP_OR_NOT),
+    Case("no reply to the final dot", (at("dot", None),), 1, unknown=(1,)),
+    Case("late 250 to the final dot", (at("dot", b"", delay=0.6),), 1, unknown=(1,)),
     Case("late 250 to RCPT", (at("rcpt", b"", delay=0.6),), 75),
     Case("close at the greeting", (Act("greeting", None, close=True),), 0),
     Case("close at MAIL", (at("mail", None, close=True),), 0),
     Case("close at RCPT", (at("rcpt", None, close=True),), 75),
     Case("close at DATA", (at("data", None, close=True),), 75),
-    Case("close after the final dot", (at("dot", None, close=True),), 1, unknown=1),
+    Case("close after the final dot", (at("dot", None, close=True),), 1, unknown=(1,)),
     Case("421 at the final dot", (at("dot", b"421 4.3.0 Closing\r\n", close=True),), 75),
     Case("451 at MAIL", (at("mail", b"451 4.3.0 Later\r\n"),), 75),
     Case("451 at DATA", (at("data", b"451 4.3.0 Later\r\n"),), 75),
@@ -152,9 +156,9 @@ def _check(case: Case, url: str, planned: int, codes: list[int], server: FaultSe
     assert len(rows) == planned and planned >= 10
     assert sent_not_received == 0, statuses
     assert duplicates == 0 and lost == 0, (statuses, copies)
-    assert statuses["unknown"] == case.unknown, statuses
-    assert codes[0] == case.exit_code, codes
-    assert codes[-1] == (1 if case.unknown or statuses["failed"] else 0), codes  # nothing waits once the fault is spent
+    assert statuses["unknown"] in case.unknown, statuses
+    assert codes[0] == (1 if statuses["unknown"] else case.exit_code), codes
+    assert codes[-1] == (1 if statuses["unknown"] or statuses["failed"] else 0), codes  # nothing waits any more
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
