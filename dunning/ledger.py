@@ -290,23 +290,34 @@ def extend_leases(engine: Engine, claims: Sequence[Claim], *, now: datetime, lea
 
 
 def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_attempts: int,
-           backoff_seconds: int) -> RecordCounts:
-    """Write each outcome whose fence still holds its row; retries back off, then fail at the cap."""
-    counts = dict.fromkeys(OUTCOMES, 0)
-    if not results:
+           backoff_seconds: int, in_flight: Sequence[tuple[int, int]] = ()) -> RecordCounts:
+    """Write each outcome whose fence still holds its row; retries back off, then fail at the cap. In the
+    same transaction, mark the claims in_flight (email id, fence) as having their data go out now."""
+    if not results and not in_flight:
         return RecordCounts()
     with _transaction(engine) as conn:
-        ids = [result.email_id for result in results]
-        attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts)
-                                     .where(store.among(conn, emails.c.id, ids))).all())
-        stamp = _datetime_parameter(conn)
-        rows = [_outcome(result, attempts[result.email_id] + 1, now, max_attempts, backoff_seconds, stamp,
-                         stamp(now))
-                for result in sorted(results, key=lambda r: r.email_id) if result.email_id in attempts]
-        statement = _RECORD.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _RECORD
-        for status in counts:  # one batch per status, so each rowcount says how many of them held
-            batch = [row for row in rows if row[0] == status]
-            counts[status] = conn.exec_driver_sql(statement, batch).rowcount if batch else 0
+        counts = _record(conn, results, now, max_attempts, backoff_seconds) if results else RecordCounts()
+        if in_flight:
+            statement = _IN_FLIGHT.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _IN_FLIGHT
+            stamp = _datetime_parameter(conn)(now)
+            conn.exec_driver_sql(statement, [(stamp, email_id, fence) for email_id, fence in in_flight])
+    return counts
+
+
+def _record(conn: Connection, results: Sequence[Result], now: datetime, max_attempts: int,
+            backoff_seconds: int) -> RecordCounts:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    ids = [result.email_id for result in results]
+    attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts)
+                                 .where(store.among(conn, emails.c.id, ids))).all())
+    stamp = _datetime_parameter(conn)
+    rows = [_outcome(result, attempts[result.email_id] + 1, now, max_attempts, backoff_seconds, stamp,
+                     stamp(now))
+            for result in sorted(results, key=lambda r: r.email_id) if result.email_id in attempts]
+    statement = _RECORD.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _RECORD
+    for status in counts:  # one batch per status, so each rowcount says how many of them held
+        batch = [row for row in rows if row[0] == status]
+        counts[status] = conn.exec_driver_sql(statement, batch).rowcount if batch else 0
     return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()))
 
 

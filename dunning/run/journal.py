@@ -45,21 +45,22 @@ class Journal:
         """An outcome to record with the next write (or by flush)."""
         self._finished.append(result)
 
-    def flush(self) -> None:
-        """Record the outcomes not recorded yet (the batch is done)."""
+    def flush(self, starting: list[tuple[int, int]] | None = None) -> None:
+        """Record the outcomes not recorded yet (the batch is done), and mark `starting`, in one write."""
         finished, self._finished = self._finished, []
-        if finished:
-            self._recorded(ledger.record(self._engine, finished, now=self._clock.now(),
-                                         max_attempts=self._delivery.max_attempts,
-                                         backoff_seconds=self._delivery.retry_backoff_seconds))
+        if finished or starting:
+            counts = ledger.record(self._engine, finished, now=self._clock.now(),
+                                   max_attempts=self._delivery.max_attempts,
+                                   backoff_seconds=self._delivery.retry_backoff_seconds, in_flight=starting or ())
+            if finished:
+                self._recorded(counts)
 
     def _write(self) -> None:
         starting, written = self._starting, self._written
         self._starting, self._written = [], None
         assert written is not None
         try:
-            self.flush()
-            ledger.mark_in_flight(self._engine, starting, now=self._clock.now())
+            self.flush(starting)
         except Exception as exc:  # every send waiting on this write stops with it
             written.set_exception(exc)
         else:
