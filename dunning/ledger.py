@@ -432,6 +432,31 @@ def list_unknown(engine: Engine) -> list[UnknownEmail]:
     return list(found.values())
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedRecipient:
+    email_id: int
+    account: str
+    notice: str
+    status: str
+    recipient: str
+    code: int
+    reply: str
+
+
+def list_refused(engine: Engine) -> list[RefusedRecipient]:
+    """Recipients refused for good (5xx) by the server, per email, oldest email first."""
+    query = (select(emails.c.id, emails.c.account_id, emails.c.notice, emails.c.status, emails.c.refused)
+             .where(emails.c.refused.is_not(None)).order_by(emails.c.id))
+    found = []
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            for recipient, (code, reply) in sorted(orjson.loads(row.refused).items()):
+                if isinstance(code, int) and 500 <= code < 600:
+                    found.append(RefusedRecipient(row.id, row.account_id, row.notice, row.status, recipient,
+                                                  code, reply))
+    return found
+
+
 def mark_sent(engine: Engine, email_ids: Iterable[int], *, now: datetime) -> int:
     """Unknown emails an operator knows were delivered become sent; how many changed."""
     statement = (update(emails).where(emails.c.id.in_(list(email_ids)), emails.c.status == "unknown")

@@ -17,9 +17,11 @@ import pytest
 from sqlalchemy import select
 
 from dunning import store
+from dunning.cli import main
 from dunning.delivery.mime import make_message_id
 from dunning.run import job
 from dunning.run.clock import ShiftedClock
+from dunning.run.summary import RunSummary
 from dunning.settings import load_settings
 from tests.faults.server import Act, FaultServer
 from tests.run.conftest import AS_OF, load_sample
@@ -113,7 +115,7 @@ def _ledger(url: str) -> list:
                             .join(store.email_payloads, store.email_payloads.c.email_id == store.emails.c.id)).all()
 
 
-def _exercise(case: Case, monkeypatch) -> tuple[int, list[int], FaultServer]:
+def _exercise(case: Case, monkeypatch) -> tuple[RunSummary, list[int], FaultServer]:
     """The first run with the fault, then runs (time moved on a day each) until no email waits."""
     monkeypatch.setenv("DUNNING_SMTP__PIPELINING", "true" if case.pipelining else "false")
     clock = ShiftedClock()
@@ -128,7 +130,7 @@ def _exercise(case: Case, monkeypatch) -> tuple[int, list[int], FaultServer]:
             clock.advance(86_400)
             summary = job.run(settings, as_of=AS_OF, clock=clock)
             codes.append(int(summary.exit_code()))
-    return first.planned, codes, server
+    return first, codes, server
 
 
 def _check(case: Case, url: str, planned: int, codes: list[int], server: FaultServer, record_property) -> None:
@@ -164,8 +166,8 @@ def _check(case: Case, url: str, planned: int, codes: list[int], server: FaultSe
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_the_ledger_agrees_with_what_the_server_received(case, billing, monkeypatch, record_property):
     """Whatever the server does at any stage, the ledger records sent only what it accepted, and loses nothing."""
-    planned, codes, server = _exercise(case, monkeypatch)
-    _check(case, billing, planned, codes, server, record_property)
+    first, codes, server = _exercise(case, monkeypatch)
+    _check(case, billing, first.planned, codes, server, record_property)
 
 
 @pytest.mark.parametrize("name", CC_NAMES)
@@ -175,14 +177,18 @@ def test_each_recipient_has_its_own_outcome(name, billing, monkeypatch, record_p
     to, cc = email["to"][0], email["cc"][0]
     message_id = make_message_id(email["keys"][0], "example.com")
     case = next(c for c in _cc_cases(to, cc) if c.name == name)
-    planned, codes, server = _exercise(case, monkeypatch)
-    _check(case, billing, planned, codes, server, record_property)
+    first, codes, server = _exercise(case, monkeypatch)
+    _check(case, billing, first.planned, codes, server, record_property)
+    capsys.readouterr()
+    assert main(["reconcile", "--refused", "--json"]) == 0
+    listed = {(item["recipient"], item["code"]) for item in json.loads(capsys.readouterr().out)}
     (row,) = [r for r in _ledger(billing) if r.message_id == message_id]
     got = {r: sum(1 for k in server.kept if k.message_id == message_id and r in k.recipients and k.accepted)
            for r in (to, cc)}
     if name.startswith("To 451"):
-        assert row.status == "sent" and got == {to: 1, cc: 1}
+        assert row.status == "sent" and got == {to: 1, cc: 1} and listed == set()
     elif name.startswith("cc 550"):
-        assert row.status == "sent" and got == {to: 1, cc: 0} and cc in json.loads(row.refused)
+        assert row.status == "sent" and got == {to: 1, cc: 0} and listed == {(cc, 550)}
+        assert first.recipients_refused == 1
     else:
-        assert row.status == "failed" and got == {to: 0, cc: 1} and to in json.loads(row.refused)
+        assert row.status == "failed" and got == {to: 0, cc: 1} and listed == {(to, 550)}
