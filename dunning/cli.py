@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from types import ModuleType
 
 import dunning.commands
 from dunning import logs
-from dunning.errors import DunningError, ExitCode
+from dunning.errors import DunningError, ExitCode, OutputClosed
 from dunning.version import __version__
 
 __all__ = ["command_modules", "command_name", "command_word", "build_parser", "main"]
@@ -76,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     # aiosmtpd logs every SMTP command of the capture server at INFO.
     logging.getLogger("mail.log").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        return int(args.handler(args) or 0)
+        try:
+            return int(args.handler(args) or 0)
+        except BrokenPipeError:
+            raise OutputClosed("the output was closed before the end (broken pipe)") from None
     except DunningError as exc:
+        if isinstance(exc, OutputClosed):
+            # Python would complain again while flushing the closed pipe at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return complain(args, f"error: {exc}", exc.exit_code)
     except KeyboardInterrupt:
         return complain(args, "interrupted", ExitCode.INTERRUPTED)

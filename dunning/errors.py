@@ -9,7 +9,8 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
-           "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError"]
+           "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
+           "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed"]
 
 
 class ExitCode(IntEnum):
@@ -116,6 +117,24 @@ class LinkError(DunningError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message, reason=reason)
         self.reason = reason
+
+
+class DatabaseUnavailable(DunningError):
+    """The database server named by database.url cannot be reached or refuses the connection."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class DatabaseNotCreated(DunningError):
+    """The SQLite file named by database.url cannot be opened or created (a missing directory, no permission)."""
+
+    exit_code = ExitCode.CANT_CREATE
+
+
+class OutputClosed(DunningError):
+    """Standard output was closed before the command finished writing (`dunning sample | head`)."""
+
+    exit_code = ExitCode.IO
 
 
 class ReconcileError(DunningError):

@@ -59,6 +59,13 @@ class Claim:
     payment_method: str | None = None
     stage: int | None = None
     locale: str = ""
+    delivered: tuple[str, ...] = ()  # recipients that accepted it in an earlier attempt
+    refused_json: str | None = None
+
+    @property
+    def refused(self) -> dict[str, list]:
+        """Recipients refused in earlier attempts, with code and text."""
+        return orjson.loads(self.refused_json) if self.refused_json else {}
 
     @property
     def payload(self) -> dict:
@@ -76,6 +83,8 @@ class Result:
     reply: str = ""
     error: str = ""
     refused: dict | None = None
+    delivered: tuple[str, ...] = ()
+    primary_delivered: bool = False  # once retries give up, the email counts as sent if so
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +246,8 @@ def _transaction(engine: Engine) -> Iterator[Connection]:
 _DUE = ("SELECT id FROM emails {hint} WHERE " + store.CLAIMABLE
         + " AND (status = 'queued' OR next_attempt_at <= :now) ORDER BY id LIMIT :limit {lock}")
 _TAKE = ("UPDATE emails SET status = 'sending', fence = fence + 1, worker = :worker, lease_until = :until, "
-         "updated_at = :now WHERE id IN ({due}) {check} RETURNING id, fence, attempts, "
-         "message_id, account_id, notice, payment_method_id, stage, locale")
+         "data_at = NULL, updated_at = :now WHERE id IN ({due}) {check} RETURNING id, fence, attempts, "
+         "message_id, account_id, notice, payment_method_id, stage, locale, delivered, refused")
 _CLAIM = {
     # Rows another worker is claiming are skipped, not waited for: workers split the queue between them.
     "postgresql": "WITH due AS MATERIALIZED (" + _DUE.format(hint="", lock="FOR UPDATE SKIP LOCKED") + ") "
@@ -261,9 +270,10 @@ def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_secon
     # a payload never changes after its email is enqueued.
     payloads = _payloads(engine, [row[0] for row in rows])
     return sorted((Claim(email_id, fence, attempts, message_id, payloads[email_id], account,
-                         notice, payment_method, stage, locale)
-                   for email_id, fence, attempts, message_id, account, notice, payment_method, stage, locale
-                   in rows), key=lambda claimed: claimed.email_id)
+                         notice, payment_method, stage, locale,
+                         tuple(orjson.loads(delivered)) if delivered else (), refused)
+                   for (email_id, fence, attempts, message_id, account, notice, payment_method, stage, locale,
+                        delivered, refused) in rows), key=lambda claimed: claimed.email_id)
 
 
 def _payloads(engine: Engine, email_ids: list[int]) -> dict[int, str]:
@@ -285,24 +295,48 @@ def extend_leases(engine: Engine, claims: Sequence[Claim], *, now: datetime, lea
 
 
 def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_attempts: int,
-           backoff_seconds: int) -> RecordCounts:
-    """Write each outcome whose fence still holds its row; retries back off, then fail at the cap."""
-    counts = dict.fromkeys(OUTCOMES, 0)
-    if not results:
+           backoff_seconds: int, in_flight: Sequence[tuple[int, int]] = ()) -> RecordCounts:
+    """Write each outcome whose fence still holds its row; retries back off, then fail at the cap. In the
+    same transaction, mark the claims in_flight (email id, fence) as having their data go out now."""
+    if not results and not in_flight:
         return RecordCounts()
     with _transaction(engine) as conn:
-        ids = [result.email_id for result in results]
-        attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts)
-                                     .where(store.among(conn, emails.c.id, ids))).all())
-        stamp = _datetime_parameter(conn)
-        rows = [_outcome(result, attempts[result.email_id] + 1, now, max_attempts, backoff_seconds, stamp,
-                         stamp(now))
-                for result in sorted(results, key=lambda r: r.email_id) if result.email_id in attempts]
-        statement = _RECORD.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _RECORD
-        for status in counts:  # one batch per status, so each rowcount says how many of them held
-            batch = [row for row in rows if row[0] == status]
-            counts[status] = conn.exec_driver_sql(statement, batch).rowcount if batch else 0
+        counts = _record(conn, results, now, max_attempts, backoff_seconds) if results else RecordCounts()
+        if in_flight:
+            statement = _IN_FLIGHT.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _IN_FLIGHT
+            stamp = _datetime_parameter(conn)(now)
+            conn.exec_driver_sql(statement, [(stamp, email_id, fence) for email_id, fence in in_flight])
+    return counts
+
+
+def _record(conn: Connection, results: Sequence[Result], now: datetime, max_attempts: int,
+            backoff_seconds: int) -> RecordCounts:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    ids = [result.email_id for result in results]
+    attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts)
+                                 .where(store.among(conn, emails.c.id, ids))).all())
+    stamp = _datetime_parameter(conn)
+    rows = [_outcome(result, attempts[result.email_id] + 1, now, max_attempts, backoff_seconds, stamp,
+                     stamp(now))
+            for result in sorted(results, key=lambda r: r.email_id) if result.email_id in attempts]
+    statement = _RECORD.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _RECORD
+    for status in counts:  # one batch per status, so each rowcount says how many of them held
+        batch = [row for row in rows if row[0] == status]
+        counts[status] = conn.exec_driver_sql(statement, batch).rowcount if batch else 0
     return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()))
+
+
+def mark_in_flight(engine: Engine, claims: Sequence[tuple[int, int]], *, now: datetime) -> int:
+    """Record that these claimed emails' data is about to go out (email id, fence); how many still held."""
+    if not claims:
+        return 0
+    with _transaction(engine) as conn:
+        statement = _IN_FLIGHT.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _IN_FLIGHT
+        stamp = _datetime_parameter(conn)(now)
+        return conn.exec_driver_sql(statement, [(stamp, email_id, fence) for email_id, fence in claims]).rowcount
+
+
+_IN_FLIGHT = "UPDATE emails SET data_at = ? WHERE id = ? AND fence = ? AND status = 'sending'"
 
 
 def unclaim(engine: Engine, claims: Sequence[Claim], *, now: datetime) -> int:
@@ -326,7 +360,7 @@ _UNCLAIM = (update(emails)
 # Plain SQL with positional parameters, run by the driver itself: SQLAlchemy's processing of each
 # row's parameters cost as much as the writes.
 _RECORD = ("UPDATE emails SET status = ?, attempts = ?, next_attempt_at = ?, code = ?, reply = ?, error = ?, "
-           "refused = ?, updated_at = ?, lease_until = NULL "
+           "refused = ?, delivered = ?, updated_at = ?, lease_until = NULL "
            "WHERE id = ? AND fence = ? AND status IN ('sending', 'unknown') AND lease_until IS NOT NULL")
 
 
@@ -336,12 +370,15 @@ def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, ba
     status, next_at, error = result.status, None, result.error or None
     if status not in OUTCOMES:
         raise ValueError(f"not an outcome: {status!r}")
-    if status == "retry" and attempts >= max_attempts:
+    if status == "retry" and attempts >= max_attempts and result.primary_delivered:
+        status = "sent"  # only secondary recipients were still waiting: they are given up on
+    elif status == "retry" and attempts >= max_attempts:
         status, error = "failed", f"gave up after {attempts} attempts: {result.error or result.reply}"
     elif status == "retry":
         next_at = now + timedelta(seconds=backoff_seconds * 2 ** (attempts - 1))
     return (status, attempts, stamp(next_at) if next_at else None, result.code, result.reply or None, error,
-            json.dumps(result.refused) if result.refused else None, bound_now, result.email_id, result.fence)
+            json.dumps(result.refused) if result.refused else None,
+            json.dumps(list(result.delivered)) if result.delivered else None, bound_now, result.email_id, result.fence)
 
 
 def _datetime_parameter(conn: Connection) -> Callable[[datetime | None], object]:
@@ -353,13 +390,21 @@ def _datetime_parameter(conn: Connection) -> Callable[[datetime | None], object]
 # --- leases and reconciliation -------------------------------------------------------------------------
 
 def expire_leases(engine: Engine, *, now: datetime, unknown_policy: Literal["hold", "resend"]) -> int:
-    """Sending rows whose lease ran out become unknown; under resend, unknown rows go back once."""
-    lapsed = _unlocked((emails.c.status == "sending") & (emails.c.lease_until < now))
+    """Sending rows whose lease ran out: back to the queue if their data never went out, else unknown
+    (how many); under resend, unknown rows go back once."""
+    lapsed = _unlocked((emails.c.status == "sending") & (emails.c.lease_until < now) & emails.c.data_at.is_(None))
+    in_doubt = _unlocked((emails.c.status == "sending") & (emails.c.lease_until < now) & emails.c.data_at.is_not(None))
     with _transaction(engine) as conn:
-        expired = conn.execute(
+        returned = conn.execute(
             update(emails).where(emails.c.status == "sending", emails.c.id.in_(lapsed))
+            .values(status="queued", lease_until=None, worker=None, updated_at=now)).rowcount
+        if returned:
+            log.info("%d emails claimed by a worker that stopped before sending them went back to the queue",
+                     returned)
+        expired = conn.execute(
+            update(emails).where(emails.c.status == "sending", emails.c.id.in_(in_doubt))
             .values(status="unknown", updated_at=now,
-                    error="lease expired before an outcome was recorded (the worker stopped or stalled)")
+                    error="lease expired while its data was going out (the worker stopped or stalled)")
         ).rowcount
         once = _unlocked((emails.c.status == "unknown") & emails.c.resent.is_(False))
         requeued = conn.execute(_requeue(now).where(emails.c.id.in_(once))).rowcount \
@@ -390,6 +435,31 @@ def list_unknown(engine: Engine) -> list[UnknownEmail]:
             found[row.id] = UnknownEmail(row.id, row.account_id, row.notice, keys, row.message_id,
                                          row.updated_at, row.worker, row.error, row.resent)
     return list(found.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedRecipient:
+    email_id: int
+    account: str
+    notice: str
+    status: str
+    recipient: str
+    code: int
+    reply: str
+
+
+def list_refused(engine: Engine) -> list[RefusedRecipient]:
+    """Recipients refused for good (5xx) by the server, per email, oldest email first."""
+    query = (select(emails.c.id, emails.c.account_id, emails.c.notice, emails.c.status, emails.c.refused)
+             .where(emails.c.refused.is_not(None)).order_by(emails.c.id))
+    found = []
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            for recipient, (code, reply) in sorted(orjson.loads(row.refused).items()):
+                if isinstance(code, int) and 500 <= code < 600:
+                    found.append(RefusedRecipient(row.id, row.account_id, row.notice, row.status, recipient,
+                                                  code, reply))
+    return found
 
 
 def mark_sent(engine: Engine, email_ids: Iterable[int], *, now: datetime) -> int:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from dunning.errors import SettingsError
 
@@ -256,6 +257,9 @@ def load_settings(path: Path | None = None) -> Settings:
         return Settings()
     except ValidationError as exc:
         raise SettingsError(_describe(exc, path)) from None
+    except PydanticSettingsError as exc:  # a DUNNING_* variable that should hold JSON does not
+        raise SettingsError(f"{exc}: a list or table set in the environment is written as JSON, "
+                            "e.g. DUNNING_PAST_DUE__DAYS_AFTER_DUE='[1, 7, 14]'") from None
 
 
 def _describe(exc: ValidationError, path: Path) -> str:

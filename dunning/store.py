@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC
@@ -25,16 +26,20 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     literal_column,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from dunning.errors import SettingsError
+from dunning.errors import DatabaseNotCreated, DatabaseUnavailable, SettingsError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["UtcDateTime", "CLAIMABLE", "V1_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "upgrade", "MIN_SQLITE", "connect",
            "among"]
@@ -154,6 +159,10 @@ emails = Table(
     Column("reply", Text),
     Column("error", Text),
     Column("refused", Text),  # JSON: recipients refused at RCPT, with code and text
+    Column("delivered", Text),  # JSON: recipients that accepted the message (never sent it again)
+    # Set just before the message data goes out under the current claim: only such an email can be in
+    # doubt after a crash; one claimed without it goes back to the queue when its lease runs out.
+    Column("data_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_emails_claimable", "id", postgresql_where=text(CLAIMABLE), sqlite_where=text(CLAIMABLE)),
@@ -197,8 +206,21 @@ def _v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE emails DROP COLUMN payload"))
 
 
+def _v3(conn: Connection) -> None:
+    """Outcomes per recipient: who already has an email, so a retry goes to the others alone."""
+    # _v1 creates the emails table as it is now: a new database already has the column.
+    if "delivered" not in {column["name"] for column in inspect(conn).get_columns("emails")}:
+        conn.execute(text("ALTER TABLE emails ADD COLUMN delivered TEXT"))
+
+
+def _v4(conn: Connection) -> None:
+    """When an email's data went out: after a crash, only those are unknown."""
+    if "data_at" not in {column["name"] for column in inspect(conn).get_columns("emails")}:
+        conn.execute(text("ALTER TABLE emails ADD COLUMN data_at TIMESTAMP"))
+
+
 # Append-only: migration N brings a database from version N-1 to N.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -241,6 +263,22 @@ def _require_sqlite(version: tuple[int, ...]) -> None:
                             "(or use PostgreSQL)")
 
 
+def _database_directory(path: Path) -> None:
+    """Create the SQLite file's directory when only it is missing (var/ by default), saying so; a path
+    further off (a typo, most likely) is refused rather than created."""
+    directory = path.parent
+    if directory.is_dir():
+        return
+    if not directory.parent.is_dir():
+        raise DatabaseNotCreated(f"database.url: the directory {directory} does not exist; create it "
+                                 f"(mkdir -p {directory}) or change database.url")
+    try:
+        directory.mkdir()
+    except OSError as exc:
+        raise DatabaseNotCreated(f"database.url: cannot create the directory {directory}: {exc.strerror}") from None
+    log.info("created the directory %s for the database", directory)
+
+
 def connect(url: str, *, migrate: bool = True) -> Engine:
     """An engine for the URL with the schema brought up to date."""
     try:
@@ -250,7 +288,7 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         _require_sqlite(sqlite3.sqlite_version_info)
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _database_directory(Path(parsed.database))
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     elif parsed.get_backend_name() == "postgresql":
@@ -258,9 +296,24 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
     else:
         raise SettingsError(f"database.url: unsupported database {parsed.get_backend_name()!r}; "
                             "use sqlite:///FILE or postgresql+psycopg://…")
-    if migrate:
-        upgrade(engine)
+    try:
+        if migrate:
+            upgrade(engine)
+        else:
+            with engine.connect():
+                pass
+    except (OperationalError, InterfaceError) as exc:
+        raise _unreachable(parsed, exc) from None
     return engine
+
+
+def _unreachable(parsed: URL, exc: DBAPIError) -> DatabaseNotCreated | DatabaseUnavailable:
+    """The error for a database that cannot be opened, naming it (never its password) and the cause."""
+    cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    if parsed.get_backend_name() == "sqlite":
+        return DatabaseNotCreated(f"database.url: cannot open or create the SQLite file {parsed.database}: {cause}")
+    return DatabaseUnavailable(f"database.url: cannot connect to {parsed.render_as_string(hide_password=True)}: "
+                               f"{cause}")
 
 
 def among(conn: Connection, column: Column, values: Sequence[str] | Sequence[int]) -> ColumnElement[bool]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -31,19 +31,27 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
+# What an accepted line may hold: whatever passes can be planned, rendered and sent.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+MAX_DIGITS = 18  # significant digits of an amount (a bigint of minor units, exact in every format)
+MAX_ID, MAX_TEXT, MAX_EMAIL, MAX_ITEMS = 200, 1_000, 254, 10_000
+
 
 def _as_date(value: Any) -> date:
     if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise ValueError(f"not a date (YYYY-MM-DD): {_show(value)}")
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"not a date: {_show(value)}") from None
+    if not EARLIEST.date() <= parsed < LATEST.date():
+        raise ValueError(f"out of range (1970 to 2099): {_show(value)}")
+    return parsed
 
 
 def parse_moment(value: Any) -> datetime:
     """An RFC 3339 date-time with its offset (`2026-11-20T09:00:00Z`); ValueError says what is wrong."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 40:
         raise ValueError(f"not an RFC 3339 date-time: {_show(value)}")
     try:
         parsed = datetime.fromisoformat(value)
@@ -51,20 +59,26 @@ def parse_moment(value: Any) -> datetime:
         raise ValueError(f"not an RFC 3339 date-time: {_show(value)}") from None
     if "T" not in value.upper() or parsed.tzinfo is None:
         raise ValueError(f"not an RFC 3339 date-time with an offset: {_show(value)}")
+    # The local time first: at year 1 or 9999 an offset would carry the moment out of datetime's range.
+    naive = parsed.replace(tzinfo=None)
+    if not (EARLIEST.replace(tzinfo=None) < naive < LATEST.replace(tzinfo=None) and EARLIEST <= parsed < LATEST):
+        raise ValueError(f"out of range (1970 to 2099): {_show(value)}")
     return parsed
 
 
 def _as_decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(f"must be a decimal string like \"123.45\", not {type(value).__name__} {_show(value)}")
-    if not _DECIMAL.fullmatch(value):
-        raise ValueError(f"not a decimal: {_show(value)}")
+    if len(value) > 2 * MAX_DIGITS or not _DECIMAL.fullmatch(value):
+        raise ValueError(f"not a decimal of at most {MAX_DIGITS} digits: {_show(value)}")
     try:
         amount = Decimal(value)
     except InvalidOperation:  # pragma: no cover - the pattern above already excludes these
         raise ValueError(f"not a decimal: {_show(value)}") from None
     if amount < 0:
         raise ValueError(f"must not be negative: {_show(value)}")
+    if len(amount.as_tuple().digits) > MAX_DIGITS:
+        raise ValueError(f"more than {MAX_DIGITS} significant digits: {_show(value)}")
     return amount
 
 
@@ -117,12 +131,12 @@ def _non_empty(value: str) -> str:
     return value
 
 
-Id = Annotated[str, Field(strict=True), AfterValidator(_non_empty)]
-Text = Annotated[str, Field(strict=True)]
+Id = Annotated[str, Field(strict=True, max_length=MAX_ID), AfterValidator(_non_empty)]
+Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT)]
 DateField = Annotated[date, BeforeValidator(_as_date)]
 DateTimeField = Annotated[datetime, BeforeValidator(parse_moment)]
 Amount = Annotated[Decimal, BeforeValidator(_as_decimal)]
-Email = Annotated[str, Field(strict=True), AfterValidator(_check_email)]
+Email = Annotated[str, Field(strict=True, max_length=MAX_EMAIL), AfterValidator(_check_email)]
 
 
 class Record(BaseModel):
@@ -137,7 +151,7 @@ class PaymentMethod(Record):
     brand: Text | None = None
     last4: Annotated[str, Field(strict=True, pattern=r"^\d{4}$")] | None = None
     exp_month: Annotated[int, Field(strict=True, ge=1, le=12)] | None = None
-    exp_year: Annotated[int, Field(strict=True, ge=1970, le=9999)] | None = None
+    exp_year: Annotated[int, Field(strict=True, ge=1970, le=2099)] | None = None
 
 
 class Subscription(Record):
@@ -159,7 +173,7 @@ class Subscription(Record):
 class Invoice(Record):
     id: Id
     subscription: Id
-    currency: Annotated[str, Field(strict=True), AfterValidator(_check_currency)]
+    currency: Annotated[str, Field(strict=True, max_length=3), AfterValidator(_check_currency)]
     total: Amount
     amount_paid: Amount = Decimal(0)
     issued_date: DateField
@@ -198,13 +212,13 @@ class Account(Record):
     id: Id
     name: Text
     email: Email
-    cc: list[Email] = []
-    locale: Annotated[str, Field(strict=True), AfterValidator(_check_locale)]
-    timezone: Annotated[str, Field(strict=True), AfterValidator(_check_timezone)]
-    payment_methods: list[PaymentMethod] = []
-    subscriptions: list[Subscription] = []
-    invoices: list[Invoice] = []
-    charges: list[Charge] = []
+    cc: Annotated[list[Email], Field(max_length=50)] = []
+    locale: Annotated[str, Field(strict=True, max_length=40), AfterValidator(_check_locale)]
+    timezone: Annotated[str, Field(strict=True, max_length=80), AfterValidator(_check_timezone)]
+    payment_methods: Annotated[list[PaymentMethod], Field(max_length=MAX_ITEMS)] = []
+    subscriptions: Annotated[list[Subscription], Field(max_length=MAX_ITEMS)] = []
+    invoices: Annotated[list[Invoice], Field(max_length=MAX_ITEMS)] = []
+    charges: Annotated[list[Charge], Field(max_length=MAX_ITEMS)] = []
 
     @model_validator(mode="after")
     def _references(self) -> Account:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -12,13 +14,16 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from sqlalchemy import Connection, Engine, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 
 from dunning import store
 from dunning.billing.contract import Account
 from dunning.errors import ContractViolation, RecordError
 
-__all__ = ["CHILDREN", "ParsedLine", "ImportSummary", "parse_lines", "parse_line", "field_path", "unknown_fields",
-           "import_stream"]
+log = logging.getLogger(__name__)
+
+__all__ = ["MAX_NESTING", "CHILDREN", "ParsedLine", "ImportSummary", "parse_lines", "parse_line", "field_path",
+           "unknown_fields", "import_stream"]
 
 CHILDREN = (("payment_methods", store.payment_methods), ("subscriptions", store.subscriptions),
             ("invoices", store.invoices), ("charges", store.charges))
@@ -48,7 +53,32 @@ def parse_lines(stream: BinaryIO, warn: Callable[[RecordError], None]) -> Iterat
     """Each non-blank line as a validated account or as the RecordError that rejects it."""
     for number, raw in enumerate(stream, start=1):
         if raw.strip():
-            yield parse_line(raw, number, warn)
+            try:
+                yield parse_line(raw, number, warn)
+            except Exception as exc:  # one line, however hostile, rejects itself alone
+                log.debug("line %d raised", number, exc_info=True)
+                yield RecordError(f"cannot be read: {type(exc).__name__}", line=number)
+
+
+# The contract nests four levels (account, list, record, value); far less than the interpreter's recursion
+# limit, which a library may change: the depth is checked here, not left to a RecursionError.
+MAX_NESTING = 32
+_BRACKETS = re.compile(r'[\[{]|[\]}]|"(?:[^"\\]|\\.)*"')
+
+
+def _nesting(text: str) -> int:
+    """How deep the brackets of a JSON text nest, strings skipped (counted only when there are many)."""
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return 0
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
 
 
 def parse_line(raw: bytes, number: int, warn: Callable[[RecordError], None]) -> ParsedLine | RecordError:
@@ -58,22 +88,48 @@ def parse_line(raw: bytes, number: int, warn: Callable[[RecordError], None]) -> 
     except UnicodeDecodeError as exc:
         return RecordError(f"not UTF-8: invalid byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}",
                            line=number)
+    if _nesting(text) > MAX_NESTING:
+        return RecordError(f"not valid JSON: nested more than {MAX_NESTING} deep", line=number)
     try:
         data = json.loads(text.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
         truncated = not raw.endswith(b"\n")
         prefix = "truncated line (the file ends inside a record): " if truncated else ""
-        return RecordError(f"{prefix}not valid JSON: {exc.msg} at column {exc.colno}", line=number)
+        message = exc.msg.removesuffix(" at")  # "Unterminated string starting at": the column follows
+        return RecordError(f"{prefix}not valid JSON: {message} at column {exc.colno}", line=number)
+    except RecursionError:
+        return RecordError("not valid JSON: nested too deeply", line=number)
+    except ValueError as exc:  # an integer of thousands of digits
+        return RecordError(f"not valid JSON: {exc}", line=number)
     if not isinstance(data, dict):
         return RecordError(f"not a JSON object but {type(data).__name__}", line=number)
-    account_id = data.get("id") if isinstance(data.get("id"), str) else None
+    account_id = data.get("id") if isinstance(data.get("id"), str) and len(data["id"]) <= 200 else None
+    if _LONE_SURROGATE.search(text) and not _encodable(data):
+        return RecordError("a string holds a lone surrogate escape (such as \\ud800): not text",
+                           line=number, account=account_id)
     try:
         account = Account.model_validate(data)
     except ValidationError as exc:
         return _first_error(exc, number, account_id)
+    except (RecursionError, ValueError, TypeError, OverflowError, ArithmeticError) as exc:
+        # Whatever one line can make validation raise rejects that line alone.
+        return RecordError(f"cannot be read: {type(exc).__name__}: {str(exc)[:200]}", line=number,
+                           account=account_id)
     for path in unknown_fields(account):
         warn(RecordError("unknown field, ignored", line=number, account=account_id, field=path))
     return ParsedLine(number, account, hashlib.blake2b(raw.strip(), digest_size=16).hexdigest())
+
+
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # the escape of a UTF-16 surrogate half
+
+
+def _encodable(data: object) -> bool:
+    """Whether every string of the parsed line is text (no surrogate left alone by a JSON escape)."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _first_error(exc: ValidationError, number: int, account_id: str | None) -> RecordError:
@@ -137,11 +193,25 @@ def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int,
             continue
         batch.append(parsed)
         if len(batch) >= batch_size:
-            _flush(engine, batch, summary, reject)
+            _flush_or_split(engine, batch, summary, reject)
             batch = []
     if batch:
-        _flush(engine, batch, summary, reject)
+        _flush_or_split(engine, batch, summary, reject)
     return summary
+
+
+def _flush_or_split(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
+                    reject: Callable[[RecordError], None]) -> None:
+    """Write a batch; should the database refuse it, write its lines one by one, rejecting those it refuses."""
+    try:
+        _flush(engine, batch, summary, reject)
+    except (DataError, IntegrityError, OverflowError, UnicodeEncodeError) as exc:
+        if len(batch) == 1:
+            reject(RecordError(f"the database refused it: {type(exc).__name__}", line=batch[0].line,
+                               account=batch[0].account.id))
+            return
+        for parsed in batch:
+            _flush_or_split(engine, [parsed], summary, reject)
 
 
 def _flush(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,

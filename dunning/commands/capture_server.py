@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+from dunning.commands._arguments import port
 from dunning.delivery.capture import CapturedMessage, CaptureServer
 from dunning.errors import DunningError, ExitCode
 from dunning.settings import load_settings
@@ -19,7 +20,7 @@ HELP = "run a loopback SMTP server that saves every message it receives as a .em
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
-    parser.add_argument("--port", type=int, default=8025, help="port (0 picks a free one)")
+    parser.add_argument("--port", type=port, default=8025, help="port (0 picks a free one)")
     parser.add_argument("--outbox", type=Path, metavar="DIR",
                         help="where .eml files go (default: delivery.outbox_dir, var/outbox)")
 

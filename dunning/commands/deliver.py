@@ -43,7 +43,7 @@ def positive_seconds(value: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
-    with metrics_written(args.metrics_file, "deliver", settings.database.url, SYSTEM_CLOCK) as report, \
+    with metrics_written(args.metrics_file, "deliver", SYSTEM_CLOCK) as report, \
             progress_reporter(enabled=not args.json, show_bar=args.log_format == "text") as progress:
 
         def after_pass(summary: RunSummary) -> None:

@@ -25,6 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="these emails were delivered: record them as sent, never to be sent again")
     parser.add_argument("--release", type=int, nargs="+", default=[], metavar="ID",
                         help="these emails were not delivered: queue them for the next run, same Message-ID")
+    parser.add_argument("--refused", action="store_true",
+                        help="list the recipients refused for good (5xx), email by email")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -36,9 +38,26 @@ def run(args: argparse.Namespace) -> int:
         released = ledger.release(engine, args.release, now=SYSTEM_CLOCK.now()) if args.release else 0
         done = {"marked_sent": sorted(set(args.mark_sent)), "released": sorted(set(args.release))}
         print(json.dumps(done) if args.json else f"{marked} marked sent, {released} released")
-    if args.list or not (args.mark_sent or args.release):
+    if args.refused:
+        _show_refused(ledger.list_refused(engine), as_json=args.json)
+    elif args.list or not (args.mark_sent or args.release):
         _show(ledger.list_unknown(engine), as_json=args.json)
+        refused = ledger.list_refused(engine)
+        if refused and not args.json:
+            _show_refused(refused, as_json=False)
     return ExitCode.OK
+
+
+def _show_refused(refused: list[ledger.RefusedRecipient], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([{"id": r.email_id, "account": r.account, "notice": r.notice, "status": r.status,
+                           "recipient": r.recipient, "code": r.code, "reply": r.reply} for r in refused], indent=2))
+        return
+    for r in refused:
+        print(f"{r.email_id}	{r.account}	{r.notice}	{r.status}	refused {r.recipient}: {r.code} {r.reply}")
+    if refused:
+        print(f"{len(refused)} recipients refused for good (5xx): correct the addresses in the billing system",
+              file=sys.stderr)
 
 
 def _check(engine, mark_sent: list[int], release: list[int]) -> None:

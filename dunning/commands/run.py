@@ -41,7 +41,7 @@ def add_metrics_option(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
-    with metrics_written(args.metrics_file, "run", settings.database.url, SYSTEM_CLOCK) as report, \
+    with metrics_written(args.metrics_file, "run", SYSTEM_CLOCK) as report, \
             progress_reporter(enabled=not args.json, show_bar=args.log_format == "text") as progress:
         summary = job.run(settings, as_of=args.as_of or SYSTEM_CLOCK.now(), dry_run=args.dry_run,
                           progress=progress, deliver_too=not args.no_deliver)

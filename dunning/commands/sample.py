@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dunning.billing import sample
-from dunning.commands._arguments import as_of
+from dunning.commands._arguments import as_of, count
 from dunning.errors import ExitCode
 
 __all__ = ["NAME", "HELP", "configure", "run"]
@@ -17,7 +17,7 @@ HELP = "write sample billing state (JSON Lines) covering every notice situation"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--accounts", type=int, default=60, help="how many accounts (default 60)")
+    parser.add_argument("--accounts", type=count, default=60, help="how many accounts (default 60)")
     parser.add_argument("--as-of", type=as_of, metavar="RFC3339",
                         help="the moment the data is dated against (default: now)")
     parser.add_argument("--mix", choices=["mixed", "all-due", "none-due"], default="mixed",

@@ -8,6 +8,10 @@ until it is read.
 Message data may also be deferred: it then goes out in the same write as the next commands (another
 send's MAIL, RCPT and DATA, which RFC 2920 lets follow message content in one group), or alone at the
 end of the event loop's current turn when none come.
+
+Every write says how many replies it asks for. A reply that arrives when none is due (a stray or
+extra line) means the session is out of step: it is then failed with Desynchronized, and each
+later read raises, so no reply is ever taken for another command's.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import asyncio
 from collections import deque
 
 import aiosmtplib
-from aiosmtplib import SMTPResponse, SMTPResponseException, SMTPServerDisconnected
+from aiosmtplib import SMTPException, SMTPResponse, SMTPResponseException, SMTPServerDisconnected
 
 __all__ = ["MAX_REPLY", "Replies"]
 
@@ -25,10 +29,14 @@ _INVALID = 500  # the code aiosmtplib gives a reply that cannot be parsed
 _AFTER_CODE = (b" ", b"-", b"\r", b"")  # what may follow a reply line's code
 
 
+class Desynchronized(SMTPException):
+    """The server sent a reply no command asked for, or one that does not fit the command it answers."""
+
+
 class Replies(asyncio.Protocol):
     """The protocol of one session once it is established: write commands, read replies in order."""
 
-    __slots__ = ("_loop", "transport", "_buffer", "_replies", "_waiter", "_error", "_deferred")
+    __slots__ = ("_loop", "transport", "_buffer", "_replies", "_waiter", "_error", "_deferred", "_due")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport) -> None:
         self._loop = loop
@@ -38,6 +46,7 @@ class Replies(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._error: Exception | None = None
         self._deferred: bytes | None = None
+        self._due = 0  # replies asked for and not arrived yet
 
     @classmethod
     def take_over(cls, smtp: aiosmtplib.SMTP) -> Replies:
@@ -54,10 +63,12 @@ class Replies(asyncio.Protocol):
     def open(self) -> bool:
         return self._error is None and self.transport is not None and not self.transport.is_closing()
 
-    def write(self, data: bytes) -> None:
-        """Send bytes (one command, several pipelined ones, or message data), after any deferred data."""
+    def write(self, data: bytes, replies: int = 1) -> None:
+        """Send bytes (one command, several pipelined ones, or message data) that ask for `replies`
+        replies, after any deferred data."""
         if not self.open:
             raise self._error or SMTPServerDisconnected("Connection lost")
+        self._due += replies
         deferred, self._deferred = self._deferred, None
         if deferred is None:
             self.transport.write(data)  # type: ignore[union-attr]
@@ -70,6 +81,7 @@ class Replies(asyncio.Protocol):
             raise self._error or SMTPServerDisconnected("Connection lost")
         if self._deferred is not None:
             raise RuntimeError("message data is already waiting to be sent")
+        self._due += 1
         self._deferred = data
         self._loop.call_soon(self._flush)
 
@@ -78,12 +90,36 @@ class Replies(asyncio.Protocol):
             deferred, self._deferred = self._deferred, None
             self.transport.write(deferred)  # type: ignore[union-attr]
 
+    def expect(self, replies: int) -> None:
+        """Count replies as asked for (commands written outside write(), such as aiosmtplib's)."""
+        self._due += replies
+
     def next_ready(self) -> SMTPResponse | None:
         """The oldest reply not read yet if it has arrived, else None (nothing waited for)."""
+        if isinstance(self._error, Desynchronized):
+            raise self._error
         return self._replies.popleft() if self._replies else None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a reply has arrived that no one has read yet."""
+        return bool(self._replies)
+
+    @property
+    def desynchronized(self) -> bool:
+        """Whether the session was found out of step."""
+        return isinstance(self._error, Desynchronized)
+
+    def out_of_step(self, reason: str) -> Desynchronized:
+        """Fail the session as desynchronized (a reply did not fit its command); the error to raise."""
+        self._fail(Desynchronized(reason))
+        error = self._error
+        return error if isinstance(error, Desynchronized) else Desynchronized(reason)
 
     async def read_response(self) -> SMTPResponse:
         """The oldest reply not read yet, waiting for it if needed (no timeout: see ReplyTimer)."""
+        if isinstance(self._error, Desynchronized):
+            raise self._error
         while not self._replies:
             if self._error is not None:
                 raise self._error
@@ -138,7 +174,12 @@ class Replies(asyncio.Protocol):
         self.transport = None
 
     def _complete(self, raw: bytes) -> None:
-        """Parse one whole reply (one or more lines) and queue it."""
+        """Parse one whole reply (one or more lines) and queue it; one that nothing asked for desynchronizes."""
+        if self._due <= 0:
+            text = raw[:200].decode("utf-8", "replace").strip()
+            self._fail(Desynchronized(f"a reply no command asked for: {text!r}"))
+            return
+        self._due -= 1
         if raw[3:4] == b" " and raw[:3].isdigit() and raw.count(b"\n") == 1:  # one line, the usual reply
             self._replies.append(SMTPResponse(int(raw[:3]), raw[4:].strip(b" \t\r\n").decode(
                 "utf-8", "surrogateescape")))

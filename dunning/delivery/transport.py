@@ -1,9 +1,13 @@
 """SMTP delivery over aiosmtplib: a pool of reused connections, TLS that fails closed, clear outcomes.
 
-Outcomes: "sent" (250 to the final dot), "retry" (4xx, or the connection lost before the message was
-handed over), "failed" (5xx), "unknown" (the server may hold the message: the final reply was lost or
-late). The transport never retries a message itself once MAIL was accepted; it only reconnects and
-starts again while nothing was handed over yet.
+Outcomes: "sent" (2xx to the final dot), "retry" (4xx, or the connection lost before the message was
+handed over), "failed" (5xx), "unknown" (the server may hold the message: the final reply was lost,
+late, or out of step). Each reply is checked against the command it answers (MAIL 250, RCPT 250/251,
+DATA 354, the final dot 2xx/4xx/5xx); any other reply, or one no command asked for, means the session
+is desynchronized: it is dropped, and the email is "unknown" if its data went out, else retried.
+The outcome lists the recipients accepted at RCPT: a message counts for those alone. The transport
+never retries a message itself once MAIL was accepted; it only reconnects and starts again while
+nothing was handed over yet.
 
 Once aiosmtplib has opened a session (greeting, EHLO, STARTTLS, AUTH), its transport moves to
 dunning.delivery.replies.Replies: commands are written straight to it, MAIL, RCPT and DATA together when
@@ -26,7 +30,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import aiosmtplib
@@ -42,7 +46,7 @@ from aiosmtplib import (
 
 from dunning.delivery.mime import CrlfBytes, DotSafeBytes, envelope_address
 from dunning.delivery.pool import Pool
-from dunning.delivery.replies import Replies
+from dunning.delivery.replies import Desynchronized, Replies
 from dunning.delivery.timer import ReplyTimer
 from dunning.errors import DeliveryError, MessageError, SettingsError
 from dunning.settings import SmtpSettings
@@ -65,12 +69,20 @@ class Outcome:
     code: int | None
     reply: str
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    accepted: tuple[str, ...] = ()
 
 
-def by_code(code: int, reply: str, refused: dict[str, tuple[int, str]] | None = None) -> Outcome:
-    """The outcome of a final SMTP reply: 2xx sent, 4xx retry, anything else failed."""
-    status: OutcomeStatus = "sent" if 200 <= code < 300 else "retry" if 400 <= code < 500 else "failed"
-    return Outcome(status, code, reply, refused or {})
+def by_code(code: int, reply: str, refused: dict[str, tuple[int, str]] | None = None,
+            accepted: tuple[str, ...] = ()) -> Outcome:
+    """The outcome of a final SMTP reply: 2xx sent, 4xx retry, 5xx failed, anything else unknown."""
+    status: OutcomeStatus = ("sent" if 200 <= code < 300 else "retry" if 400 <= code < 500
+                             else "failed" if 500 <= code < 600 else "unknown")
+    return Outcome(status, code, reply, refused or {}, accepted if status == "sent" else ())
+
+
+def _refusal(code: int) -> bool:
+    """Whether a reply refuses its command (4xx, 5xx), as opposed to one that fits no command."""
+    return 400 <= code < 600
 
 
 def is_loopback(host: str) -> bool:
@@ -120,7 +132,7 @@ class _Connection:
     """One pooled SMTP connection, used by one send at a time."""
 
     __slots__ = ("replies", "transactions", "last_used", "clean", "size", "pipelining", "eight_bit", "timer",
-                 "previous_reader")
+                 "previous_reader", "in_step")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.replies: Replies | None = None  # the session, once aiosmtplib has opened it
@@ -130,6 +142,9 @@ class _Connection:
         self.size = self.pipelining = self.eight_bit = False  # what the server announced
         self.timer = ReplyTimer(loop)
         self.previous_reader: asyncio.Future[None] | None = None  # done once the sender before has its final reply
+        # The send before, which read its final reply on this session, waits to hear whether the
+        # replies after it were in step: a reply it missed would have made it read the next send's.
+        self.in_step: tuple[Replies, asyncio.Future[bool]] | None = None
 
     @property
     def connected(self) -> bool:
@@ -143,9 +158,16 @@ class _Connection:
         self.replies = Replies.take_over(smtp)
         self.transactions, self.clean, self.last_used = 0, True, now
 
+    def vouch(self, replies: Replies) -> None:
+        """Tell the send before whether this session's replies stayed in step after its final reply."""
+        pending, self.in_step = self.in_step, None
+        if pending is not None and not pending[1].done():
+            pending[1].set_result(pending[0] is not replies or not replies.desynchronized)
+
     def drop(self) -> None:
         """Close without a word: after an error the server's state is unknown."""
         if self.replies is not None:
+            self.vouch(self.replies)
             self.replies.close()
             self.replies = None
         self.timer.stop()
@@ -208,11 +230,14 @@ class SmtpTransport:
         self._pool = None
 
     async def send(self, sender: str, recipients: Sequence[str], message: bytes, *,
-                   seven_bit: Callable[[], bytes] | None = None) -> Outcome:
+                   seven_bit: Callable[[], bytes] | None = None,
+                   before_data: Callable[[], Awaitable[None]] | None = None) -> Outcome:
         """Deliver one message; see the module docstring for what each outcome means.
 
         A message with 8-bit bytes goes with BODY=8BITMIME; to a server without 8BITMIME it is
         replaced by seven_bit() (the same message in 7-bit encodings), or fails when there is none.
+        before_data is awaited once the server opened DATA, before the message goes out (to record
+        that it may now be delivered); should it raise, the session is dropped with nothing handed over.
         """
         if self._pool is None:
             raise RuntimeError("SmtpTransport is used outside `async with`")
@@ -236,20 +261,22 @@ class SmtpTransport:
                 self._pool.put(connection)
 
         try:
-            outcome = await self._send_on(connection, mail_from, list(originals), message, seven_bit, hand_over)
+            outcome = await self._send_on(connection, mail_from, list(originals), message, seven_bit, hand_over,
+                                          before_data)
         except BaseException:
             if not released:
                 connection.drop()
             raise
         finally:
             hand_over()
-        if outcome.refused:
-            outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()})
+        if outcome.refused or outcome.accepted:
+            outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()},
+                              accepted=tuple(originals[a] for a in outcome.accepted))
         return outcome
 
     async def _send_on(self, connection: _Connection, sender: str, recipients: list[str],
                        message: bytes, seven_bit: Callable[[], bytes] | None,
-                       hand_over: Callable[[], None]) -> Outcome:
+                       hand_over: Callable[[], None], before_data: Callable[[], Awaitable[None]] | None) -> Outcome:
         last = _Reconnect("no attempt made")
         data = None
         for _ in range(ATTEMPTS_PER_SEND):
@@ -264,7 +291,7 @@ class SmtpTransport:
                         message = seven_bit()
                     # Framed only now: a copy per waiting send would hold a batch's worth of fresh memory.
                     data = _WireData(message)
-                outcome = await self._transaction(connection, sender, recipients, data, hand_over)
+                outcome = await self._transaction(connection, sender, recipients, data, hand_over, before_data)
                 connection.last_used = self._loop.time()  # type: ignore[union-attr]
                 return outcome
             except _Reconnect as exc:
@@ -339,7 +366,27 @@ class SmtpTransport:
             raise self._fatal
 
     async def _transaction(self, connection: _Connection, sender: str, recipients: list[str],
-                           data: _WireData, hand_over: Callable[[], None]) -> Outcome:
+                           data: _WireData, hand_over: Callable[[], None],
+                           before_data: Callable[[], Awaitable[None]] | None = None) -> Outcome:
+        """MAIL, RCPT and DATA, then the message; the send before hears whether the replies were in step."""
+        replies = connection.replies
+        assert replies is not None
+        try:
+            ready = await self._envelope(connection, sender, recipients, data)
+        finally:
+            connection.vouch(replies)
+        if isinstance(ready, Outcome):
+            return ready
+        if before_data is not None:
+            try:
+                await before_data()
+            except BaseException:
+                connection.drop_session(replies)  # DATA is open: only closing ends it without a message
+                raise
+        return await self._data(connection, replies, data.wire, ready[0], ready[1], hand_over)
+
+    async def _envelope(self, connection: _Connection, sender: str, recipients: list[str],
+                        data: _WireData) -> Outcome | tuple[dict[str, tuple[int, str]], tuple[str, ...]]:
         """MAIL, RCPT and DATA; written together when the server pipelines, else one at a time.
 
         Pipelined, the replies still come one per command and in order, and the message itself only
@@ -355,16 +402,26 @@ class SmtpTransport:
         rcpts = [b"RCPT TO:<%s>\r\n" % recipient.encode() for recipient in recipients]
         pipelined = connection.pipelining
         try:
-            replies.write(b"".join([mail, *rcpts, b"DATA\r\n"]) if pipelined else mail)
+            if pipelined:
+                replies.write(b"".join([mail, *rcpts, b"DATA\r\n"]), len(rcpts) + 2)
+            else:
+                replies.write(mail)
             reply = await connection.read(replies, timeout)
         except _BROKEN as exc:
             raise _Reconnect(f"connection lost before MAIL: {_describe(exc)}") from None
         if reply.code == 421:
             raise _Reconnect(f"MAIL {reply.code} {reply.message}", reply.code)
+        if reply.code != 250 and not _refusal(reply.code):
+            replies.out_of_step(f"{reply.code} {reply.message} in reply to MAIL")
+            connection.drop_session(replies)
+            raise _Reconnect(f"desynchronized: {reply.code} {reply.message} in reply to MAIL", reply.code)
         connection.clean = False
         if reply.code != 250:
-            if pipelined:  # the RCPT and DATA replies (errors after a refused MAIL) are still due
-                await self._skip_replies(connection, replies, len(rcpts) + 1)
+            # Pipelined, the RCPT and DATA replies (errors after a refused MAIL) are still due; if they do not
+            # come in step, the refusal may have answered another command: retried, not failed.
+            if pipelined and not await self._skip_replies(connection, replies, len(rcpts) + 1):
+                return Outcome("retry", reply.code, f"MAIL {reply.code} {reply.message}, then the replies "
+                               "went out of step")
             return by_code(reply.code, reply.message)
         self._failures = 0
         connection.transactions += 1
@@ -377,15 +434,21 @@ class SmtpTransport:
                 if reply.code == 421:
                     return self._lost(connection, replies, by_code(421, reply.message, refused))
                 if reply.code not in (250, 251):
+                    if not _refusal(reply.code):
+                        raise replies.out_of_step(f"{reply.code} {reply.message} in reply to RCPT")
                     refused[recipient] = (reply.code, reply.message)
             if len(refused) == len(recipients) and not pipelined:
                 return _all_refused(refused)
             if not pipelined:
                 replies.write(b"DATA\r\n")
             reply = await connection.read(replies, timeout)
+            if reply.code != 354 and not _refusal(reply.code):
+                raise replies.out_of_step(f"{reply.code} {reply.message} in reply to DATA")
         except _BROKEN as exc:
+            what = "out of step" if isinstance(exc, Desynchronized) else "lost"
             return self._lost(connection, replies, Outcome(
-                "retry", None, f"connection lost after MAIL, before the message was sent: {_describe(exc)}", refused))
+                "retry", None, f"connection {what} after MAIL, before the message was sent: {_describe(exc)}",
+                refused))
         if len(refused) == len(recipients):
             if reply.code == 354:  # a server that opens DATA with no recipient: nothing can be delivered
                 connection.drop_session(replies)
@@ -394,17 +457,25 @@ class SmtpTransport:
             if reply.code == 421:
                 connection.drop_session(replies)
             return by_code(reply.code, reply.message, refused)
-        return await self._data(connection, replies, data.wire, refused, hand_over)
+        return refused, tuple(r for r in recipients if r not in refused)
 
-    async def _skip_replies(self, connection: _Connection, replies: Replies, count: int) -> None:
-        """Read and ignore replies to commands already written; drop the session if they fail."""
+    async def _skip_replies(self, connection: _Connection, replies: Replies, count: int) -> bool:
+        """Read and ignore replies to commands already written; whether they came, in step (else the
+        session is dropped)."""
         try:
             for _ in range(count):
-                if (await connection.read(replies, self.settings.command_timeout)).code == 354:
-                    connection.drop_session(replies)  # DATA opened after all: only closing ends it without a message
-                    return
+                code = (await connection.read(replies, self.settings.command_timeout)).code
+                if code == 354:  # DATA opened after all: only closing ends it without a message
+                    connection.drop_session(replies)
+                    return True
+                if not _refusal(code):
+                    replies.out_of_step(f"{code} in reply to RCPT or DATA after a refused MAIL")
+                    connection.drop_session(replies)
+                    return False
         except _BROKEN:
             connection.drop_session(replies)
+            return False
+        return True
 
     async def _reset(self, connection: _Connection) -> None:
         """RSET between transactions; a failure here means the connection is gone."""
@@ -419,14 +490,17 @@ class SmtpTransport:
         connection.clean = True
 
     async def _data(self, connection: _Connection, replies: Replies, data: bytes,
-                    refused: dict[str, tuple[int, str]], hand_over: Callable[[], None]) -> Outcome:
+                    refused: dict[str, tuple[int, str]], accepted: tuple[str, ...],
+                    hand_over: Callable[[], None]) -> Outcome:
         """Write the message data on the session that opened DATA (which the send before may have ended
         meanwhile: the write then fails, with nothing handed over), and read the final reply."""
         chained = (connection.pipelining and self._pool.waiting  # type: ignore[union-attr]
                    and connection.transactions < self.settings.messages_per_connection)
-        read = None
+        read = in_step = None
         try:
             if chained:
+                in_step = self._loop.create_future()  # type: ignore[union-attr]
+                connection.in_step = (replies, in_step)
                 connection.clean = True  # the final dot ends the transaction, whatever its reply
                 connection.last_used = self._loop.time()  # type: ignore[union-attr]
                 read = connection.previous_reader = self._loop.create_future()  # type: ignore[union-attr]
@@ -442,7 +516,7 @@ class SmtpTransport:
             reply = await connection.timer.reply(replies, self.settings.data_timeout)
         except _BROKEN as exc:
             return self._lost(connection, replies, Outcome(
-                "unknown", None, f"no reply to the end of data, the server may hold the message: "
+                "unknown", None, f"no reply in step to the end of data, the server may hold the message: "
                 f"{_describe(exc)}", refused))
         except BaseException:
             if chained:  # the final reply is still due: the next send must not read it as its own
@@ -454,7 +528,25 @@ class SmtpTransport:
             connection.clean = True  # the final reply ends the transaction, whatever its code
         if reply.code == 421:
             connection.drop_session(replies)
-        return by_code(reply.code, reply.message, refused)
+        outcome = by_code(reply.code, reply.message, refused, accepted)
+        if in_step is not None and outcome.status != "unknown" and not await self._stayed_in_step(in_step):
+            return Outcome("unknown", reply.code, f"the replies after {reply.code} {reply.message} to the end of "
+                           "data were out of step: it may have answered another command; the server may hold "
+                           "the message", refused)
+        if outcome.status == "unknown":  # a reply that no final dot is answered with: out of step
+            connection.drop_session(replies)
+            return replace(outcome, reply=f"desynchronized: {reply.code} {reply.message} in reply to the "
+                           "end of data; the server may hold the message")
+        return outcome
+
+    async def _stayed_in_step(self, in_step: asyncio.Future[bool]) -> bool:
+        """Whether the next send found the replies after ours in step (yes, if it could not tell in time)."""
+        if not in_step.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(in_step), self.settings.command_timeout * 3)
+            except TimeoutError:
+                return True
+        return in_step.result()
 
     @staticmethod
     def _done_reading(read: asyncio.Future[None] | None) -> None:

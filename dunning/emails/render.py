@@ -134,6 +134,14 @@ class Renderer:
         self._built[notice] = _Built(compiled, paths, _signature(paths), now)
         return compiled
 
+    def prepare(self, notice: str, locale: str) -> None:
+        """Compile a notice for a locale without rendering it: a template that does not compile raises now."""
+        choice = self.catalogs.choose(locale)
+        try:
+            self._localize(self.compile(notice), choice)
+        except TemplateError as exc:
+            raise _with_locale(exc, choice.locale) from None
+
     def render(self, notice: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
         """Render one email; raises TemplateError naming the template, line and locale.
 

@@ -16,11 +16,13 @@ from sqlalchemy import Engine
 
 from dunning import ledger
 from dunning.delivery.mime import build_message
-from dunning.delivery.transport import SmtpTransport
+from dunning.delivery.transport import Outcome, SmtpTransport
 from dunning.emails.render import Renderer
 from dunning.errors import DeliveryError, MessageError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.clock import Clock
+from dunning.run.journal import Journal
+from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import Settings
 
@@ -54,18 +56,20 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
                     await clock.sleep(IDLE_POLL_SECONDS)
                     continue
                 break
+            def recorded(counts: ledger.RecordCounts) -> None:
+                tally(summary, counts)
+                progress("sent", counts.sent)
+
+            journal = Journal(engine, clock, delivery, recorded)
             async with keep_leased(engine, claims, delivery.lease_seconds, clock):
-                outcomes = await send_batch(claims, settings, renderer, transport, summary, clock)
-            results = [r for r in outcomes if r is not None]
-            counts = ledger.record(engine, results, now=clock.now(), max_attempts=delivery.max_attempts,
-                                   backoff_seconds=delivery.retry_backoff_seconds)
+                outcomes = await send_batch(claims, settings, renderer, transport, summary, clock, journal)
+            journal.flush()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
-            tally(summary, counts)
-            progress("sent", counts.sent)
 
 
 async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: Renderer,
-                     transport: SmtpTransport, summary: RunSummary, clock: Clock) -> list[ledger.Result | None]:
+                     transport: SmtpTransport, summary: RunSummary, clock: Clock,
+                     journal: Journal | None = None) -> list[ledger.Result | None]:
     """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
 
     A send renders and builds its message before it waits for a connection; were the whole batch
@@ -76,7 +80,9 @@ async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: R
 
     async def lane() -> None:
         for n, claim in pending:
-            results[n] = await send_claim(claim, settings, renderer, transport, summary, clock)
+            result = results[n] = await send_claim(claim, settings, renderer, transport, summary, clock, journal)
+            if result is not None and journal is not None:
+                journal.finished(result)
 
     await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * settings.smtp.concurrency))))
     return results
@@ -98,8 +104,8 @@ async def keep_leased(engine: Engine, claims: list[ledger.Claim], lease_seconds:
         task.cancel()
 
 
-async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer,
-                     transport: SmtpTransport, summary: RunSummary, clock: Clock) -> ledger.Result | None:
+async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer, transport: SmtpTransport,
+                     summary: RunSummary, clock: Clock, journal: Journal | None = None) -> ledger.Result | None:
     """Render, build and send one claimed email: its result, or None when it never reached a server."""
     payload = claim.payload
     try:
@@ -118,16 +124,35 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
         return ledger.Result(claim.email_id, claim.fence, "retry", error=str(exc))
     if summary.stopped:
         return None
+    earlier_refused = claim.refused
+    recipients = addressees(payload["to"], payload["cc"], claim.delivered, earlier_refused)
+    if not recipients:  # every recipient has it, or refused it for good
+        status = unaddressed(payload["to"], claim.delivered)
+        return ledger.Result(claim.email_id, claim.fence, status, refused=earlier_refused or None,
+                             delivered=claim.delivered, error="" if status == "sent" else "every recipient refused it")
     try:
-        outcome = await transport.send(sender.from_address, payload["to"] + payload["cc"], data,
-                                       seven_bit=partial(build, eight_bit=False))
+        outcome = await transport.send(sender.from_address, recipients, data,
+                                       seven_bit=partial(build, eight_bit=False),
+                                       before_data=partial(journal.data_goes_out, claim) if journal else None)
     except DeliveryError as exc:
         # Raised only before the server could hold the message: safe to queue again as if never claimed.
         summary.stopped = summary.stopped or str(exc)
         return None
-    return ledger.Result(claim.email_id, claim.fence, outcome.status, code=outcome.code, reply=outcome.reply,
-                         error=outcome.reply if outcome.status != "sent" else "",
-                         refused={r: list(v) for r, v in outcome.refused.items()} or None)
+    settled = settle(outcome, payload["to"], claim.delivered, earlier_refused)
+    summary.recipients_refused += sum(1 for code, _ in outcome.refused.values() if 500 <= code < 600)
+    return ledger.Result(claim.email_id, claim.fence, settled.status, code=outcome.code, reply=outcome.reply,
+                         error=_error(settled.status, outcome, payload["to"]), refused=settled.refused or None,
+                         delivered=settled.delivered, primary_delivered=settled.primary_delivered)
+
+
+def _error(status: str, outcome: Outcome, to: list[str]) -> str:
+    """Why an email is not sent yet: the final reply, or the refusal of a recipient still waiting."""
+    if status == "sent":
+        return ""
+    if outcome.status == "sent":
+        waiting = [f"{r}: {code} {text}" for r, (code, text) in outcome.refused.items()]
+        return "recipients refused: " + "; ".join(waiting) if waiting else f"not accepted for {', '.join(to)}"
+    return outcome.reply
 
 
 def tally(summary: RunSummary, counts: ledger.RecordCounts) -> None:

@@ -18,7 +18,7 @@ from dunning import ledger, store
 from dunning.emails.render import Renderer
 from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.deliver import deliver, run_loop
-from dunning.run.job import make_renderer
+from dunning.run.job import preflight
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import Settings
 
@@ -36,7 +36,7 @@ def deliver_outbox(settings: Settings, *, forever: bool = False, poll_seconds: f
                    progress: Progress = _quiet, clock: Clock = SYSTEM_CLOCK,
                    after_pass: Callable[[RunSummary], None] | None = None) -> RunSummary:
     """Send what the outbox holds until it is empty (or, forever, until SIGTERM/SIGINT); the counts."""
-    renderer = make_renderer(settings)
+    renderer = preflight(settings)
     engine = store.connect(settings.database.url)
     summary = RunSummary()
     run_loop(_until_signalled(engine, settings, renderer, summary, progress, clock, forever=forever,
@@ -64,8 +64,9 @@ async def drain(engine: Engine, settings: Settings, renderer: Renderer, summary:
                 after_pass: Callable[[RunSummary], None] | None = None) -> None:
     """Expire lapsed leases, send until the queue is empty; forever: wait poll_seconds and again, until stop."""
     while not stop.is_set():
-        summary.unknown += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
+        summary.expired += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
         await deliver(engine, settings, renderer, summary, progress, clock, keep_going=lambda: not stop.is_set())
+        summary.queue_state(ledger.queue_state(engine, now=clock.now()))
         if not forever or summary.stopped is not None or stop.is_set():
             return
         if after_pass is not None:

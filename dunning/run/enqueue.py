@@ -24,7 +24,7 @@ def enqueue_plan(engine: Engine, settings: Settings, locales: frozenset[str], as
     """Plan every candidate batch and put what is due in the outbox."""
     for accounts, planned in candidates.iter_batches(engine, as_of, settings, locales):
         entries = plan_entries(planned, accounts, settings, summary, now=clock.now())
-        progress("planned", len(entries))
+        progress("planned", sum(entry.status == "send" for entry in entries))
         if entries and not dry_run:
             ledger.enqueue(engine, entries, now=clock.now())
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dunning import ledger, links, store
+from dunning.delivery.transport import check_settings, tls_context
 from dunning.emails.render import Renderer
 from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.deliver import deliver, run_loop
@@ -16,8 +17,9 @@ from dunning.run.enqueue import enqueue_plan
 from dunning.run.summary import Progress, RunSummary
 from dunning.run.workers import DeliveryWorkers
 from dunning.settings import Settings
+from dunning.vocabulary import NOTICES
 
-__all__ = ["run", "make_renderer"]
+__all__ = ["run", "make_renderer", "preflight"]
 
 COLLECT_EVERY = 20_000  # new container objects between two passes of the cycle collector
 
@@ -30,8 +32,7 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
         clock: Clock = SYSTEM_CLOCK, deliver_too: bool = True) -> RunSummary:
     """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty
     (with deliver_too False: plan and enqueue only, for `dunning deliver` processes to send)."""
-    links.require_signing_key(settings.links)
-    renderer = make_renderer(settings)
+    renderer = preflight(settings, dry_run=dry_run or not deliver_too)
     engine = store.connect(settings.database.url)
     summary = RunSummary()
     with fewer_collections():
@@ -39,9 +40,10 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
             enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock,
                          dry_run=True)
             return summary
-        summary.unknown += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
+        summary.expired += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
         if not deliver_too:
             enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock)
+            summary.queue_state(ledger.queue_state(engine, now=clock.now()))
             return summary
         with DeliveryWorkers(settings, settings.delivery.workers - 1, renderer, clock) as helpers:
             enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock)
@@ -49,7 +51,23 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
             run_loop(deliver(engine, settings, renderer, summary, progress, clock))
             for counts in helpers.results():
                 summary.add(counts)
+        summary.queue_state(ledger.queue_state(engine, now=clock.now()))
     return summary
+
+
+def preflight(settings: Settings, *, dry_run: bool = False) -> Renderer:
+    """Every check that can refuse a run, before it writes anything: the signing key, the SMTP and TLS
+    settings, and every template in every locale compiled; the renderer, ready."""
+    links.require_signing_key(settings.links)
+    if not dry_run:
+        password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
+        check_settings(settings.smtp, password)
+        if settings.smtp.tls != "none":
+            tls_context(settings.smtp)
+    renderer = make_renderer(settings)
+    for notice in NOTICES:  # a syntax error shows in any locale: the default's compiled code is used anyway
+        renderer.prepare(notice, settings.i18n.default_locale)
+    return renderer
 
 
 @contextmanager

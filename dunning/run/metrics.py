@@ -17,7 +17,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
-from dunning import ledger, store
 from dunning.errors import OutputError
 from dunning.run.clock import Clock
 
@@ -38,11 +37,9 @@ SUCCESS = "dunning_last_run_success"
 LAST_SUCCESS = "dunning_last_success_timestamp_seconds"
 
 
-def figures(summary: Mapping[str, Any], queue: ledger.QueueState) -> dict[str, int]:
-    """The counts the metrics report: the run's own, and the queue's state after it."""
-    counts = {name: int(summary.get(name) or 0) for name in FIGURES}
-    counts.update(waiting=queue.waiting, held=queue.held)
-    return counts
+def figures(summary: Mapping[str, Any]) -> dict[str, int]:
+    """The counts the metrics report: the run's own, and the queue's state after it (waiting, held)."""
+    return {name: int(summary.get(name) or 0) for name in FIGURES}
 
 
 def write_metrics(path: Path, command: str, counts: Mapping[str, int] | None, *, duration: float,
@@ -93,8 +90,8 @@ def require_writable(path: Path) -> None:
 class Report:
     """A metrics file being kept for one command: the block of `metrics_written` hands its summary here."""
 
-    def __init__(self, path: Path | None, command: str, database_url: str, clock: Clock) -> None:
-        self.path, self.command, self.database_url, self.clock = path, command, database_url, clock
+    def __init__(self, path: Path | None, command: str, clock: Clock) -> None:
+        self.path, self.command, self.clock = path, command, clock
         self.started = clock.now()
         self.summary: Mapping[str, Any] | None = None   # set once the run has one
         self.completed = False                          # set when the run ran to its end
@@ -104,20 +101,17 @@ class Report:
         if self.path is None:
             return
         ended = self.clock.now()
-        counts = None
-        if self.summary is not None:
-            queue = ledger.queue_state(store.connect(self.database_url, migrate=False), now=ended)
-            counts = figures(self.summary, queue)
+        counts = figures(self.summary) if self.summary is not None else None
         write_metrics(self.path, self.command, counts, duration=(ended - self.started).total_seconds(),
                       succeeded_at=ended if self.completed else None)
 
 
 @contextmanager
-def metrics_written(path: Path | None, command: str, database_url: str, clock: Clock) -> Iterator[Report]:
+def metrics_written(path: Path | None, command: str, clock: Clock) -> Iterator[Report]:
     """Write the metrics file when the block ends, however it ends; nothing when path is None."""
     if path is not None:
         require_writable(path)
-    report = Report(path, command, database_url, clock)
+    report = Report(path, command, clock)
     try:
         yield report
     finally:

@@ -7,36 +7,53 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dunning.errors import ExitCode
+from dunning.ledger import QueueState
 
 __all__ = ["RunSummary", "Progress", "DELIVERY_COUNTS"]
 
 # The counts a delivery process adds to the run's summary.
-DELIVERY_COUNTS = ("sent", "retried", "failed", "unknown")
+DELIVERY_COUNTS = ("sent", "retried", "failed", "unknown", "recipients_refused")
 
 Progress = Callable[[str, int], None]  # (what happened, how many)
 
 
 @dataclass
 class RunSummary:
-    """The run's counts: what it planned, and what became of it."""
+    """The run's counts: what it planned and what became of it, then the queue's state once it ended.
+
+    planned: emails the plan decided to send in this run (skipped, superseded and deferred notices are
+    counted apart); sent, retried, failed, unknown: outcomes this run recorded; recipients_refused:
+    recipients refused for good (5xx) by the emails this run sent; expired: leases of earlier runs
+    found expired. waiting: emails in the queue waiting for a retry that is due later; held: emails
+    whose outcome is unknown, from this run or earlier ones, awaiting `dunning reconcile`.
+    """
 
     planned: int = 0
     sent: int = 0
     retried: int = 0
     failed: int = 0
     unknown: int = 0
+    recipients_refused: int = 0
     skipped: int = 0
     superseded: int = 0
     deferred: int = 0
+    expired: int = 0
+    waiting: int = 0
+    held: int = 0
     stopped: str | None = None
 
     def exit_code(self) -> ExitCode:
-        """OK: all handled; FAILED: something failed or its outcome is unknown; PENDING: retries or stopped."""
-        if self.failed or self.unknown:
+        """FAILED: an email failed in this run, or one is held unknown; PENDING: retries wait, or delivery
+        stopped early; else OK."""
+        if self.failed or self.held:
             return ExitCode.FAILED
-        if self.retried or self.stopped:
+        if self.waiting or self.stopped:
             return ExitCode.PENDING
         return ExitCode.OK
+
+    def queue_state(self, state: QueueState) -> None:
+        """Take waiting and held from the queue's state, read after the run (ledger.queue_state)."""
+        self.waiting, self.held = state.waiting, state.held
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON-able values, in field order."""

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import tracemalloc
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from itsdangerous import URLSafeTimedSerializer
 from dunning.cli import main
 from dunning.errors import LinkError, SettingsError
 from dunning.links import (
+    MAX_TOKEN,
     SALT,
     LinkClaims,
     _ClockedSigner,
@@ -93,15 +95,45 @@ def test_rotated_keys_verify_while_listed():
     assert verify_token(old_token, [NEW, OLD], max_age_days=45, now=NOW).key == IDS["key"]
     new_token = sign_token([NEW, OLD], **IDS, now=NOW)
     assert verify_token(new_token, [NEW], max_age_days=45, now=NOW).key == IDS["key"]
-    assert reason(new_token, keys=[OLD]) == "unknown_key"
+    assert reason(new_token, keys=[OLD]) == "tampered"
 
 
 def test_a_removed_key_is_rejected_as_unknown():
-    """Once its key is removed from the list, a token is refused as signed by an unknown key."""
+    """Once its key is removed from the list, a token is refused, the message naming a rotated-out key."""
     token = sign_token([OLD], **IDS, now=NOW)
-    with pytest.raises(LinkError, match="unknown key") as caught:
+    with pytest.raises(LinkError, match="not in DUNNING_LINKS__KEYS") as caught:
         verify_token(token, [NEW], max_age_days=45, now=NOW)
-    assert caught.value.reason == "unknown_key"
+    assert caught.value.reason == "tampered"
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["compressed", "plain"])
+def test_a_forged_two_megabyte_token_is_refused_in_constant_memory(compressed):
+    """A 2 MB forged token (a zlib bomb, or plain JSON) is refused before any of it is decoded."""
+    bomb = zlib.compress(b"[" * 50_000_000, 9) if compressed else b'["' + b"x" * 1_500_000 + b'"]'
+    payload = base64.urlsafe_b64encode(bomb).rstrip(b"=").decode()
+    token = ("." if compressed else "") + (payload * (2_000_000 // len(payload) + 1))[:2_000_000] + ".AAAAAA.sig"
+    tracemalloc.start()
+    try:
+        with pytest.raises(LinkError) as caught:
+            verify_token(token, [NEW], max_age_days=45, now=NOW)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.reason == "malformed" and peak < 64 * 1024
+
+
+def test_a_forged_token_within_the_length_cap_is_refused_without_reading_its_content():
+    """A forged token of allowed length whose content is a zlib bomb is refused as tampered, in little memory."""
+    bomb = base64.urlsafe_b64encode(zlib.compress(b"[" * 50_000_000, 9)).rstrip(b"=").decode()
+    token = "." + bomb[:MAX_TOKEN - 20] + ".AAAAAA.sig"
+    tracemalloc.start()
+    try:
+        with pytest.raises(LinkError) as caught:
+            verify_token(token, [NEW], max_age_days=45, now=NOW)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.reason == "tampered" and peak < 64 * 1024
 
 
 @pytest.mark.parametrize("token", ["", "abc", "a.b", "!!!.x.y", "a b.c.d", "a.b.c.d.e", None])
@@ -168,7 +200,7 @@ def test_link_verify_accepts_the_whole_url(cli_env, capsys):
 
 @pytest.mark.parametrize("make, expected", [
     (lambda: sign_token([NEW], **IDS, now=datetime.now(UTC) - timedelta(days=60)), "expired"),
-    (lambda: sign_token(["someone-elses-key-000000"], **IDS), "unknown key"),
+    (lambda: sign_token(["someone-elses-key-000000"], **IDS), "not in DUNNING_LINKS__KEYS"),
     (lambda: sign_token([NEW], **IDS)[:-2] + "xx", "tampered"),
     (lambda: "not-a-token", "malformed"),
 ])

@@ -11,17 +11,19 @@ from aiosmtplib import SMTPResponse, SMTPResponseException, SMTPServerDisconnect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunning.delivery.replies import MAX_REPLY, Replies
+from dunning.delivery.replies import MAX_REPLY, Desynchronized, Replies
 
 STREAM = b"250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n354 Go ahead\r\n550 5.1.1 No such user\n"
 EXPECTED = [SMTPResponse(250, "mx.example\nPIPELINING\n8BITMIME"), SMTPResponse(354, "Go ahead"),
             SMTPResponse(550, "5.1.1 No such user")]
 
 
-def read_after_feeding(chunks: list[bytes], count: int, *, then_eof: bool = False) -> list:
-    """Feed the chunks to a Replies, then read `count` replies (an exception counts as a reply)."""
+def read_after_feeding(chunks: list[bytes], count: int, *, then_eof: bool = False, asked: int | None = None) -> list:
+    """Feed the chunks to a Replies that asked for `asked` replies (default `count`), then read `count`
+    replies (an exception counts as a reply)."""
     async def main() -> list:
         replies = Replies(asyncio.get_running_loop(), None)  # type: ignore[arg-type]
+        replies.expect(count if asked is None else asked)
         for chunk in chunks:
             replies.data_received(chunk)
         if then_eof:
@@ -49,6 +51,7 @@ def test_a_read_waits_for_its_reply():
     """A read started before the reply arrives returns it once it is complete."""
     async def main() -> SMTPResponse:
         replies = Replies(asyncio.get_running_loop(), None)  # type: ignore[arg-type]
+        replies.expect(1)
         reading = asyncio.create_task(replies.read_response())
         await asyncio.sleep(0)
         replies.data_received(b"250 o")
@@ -71,6 +74,13 @@ def test_a_malformed_reply_is_an_error(stream):
     """A line without a code, a multi-line reply changing code, or a code too long cannot be parsed."""
     [result] = read_after_feeding([stream], 1)
     assert isinstance(result, SMTPResponseException) and "Malformed" in result.message
+
+
+@pytest.mark.parametrize("stream", [b"250 ok\r\n250 extra\r\n", b"250 ok\r\n354 stray\r\n"])
+def test_a_reply_no_command_asked_for_desynchronizes_the_session(stream):
+    """One reply more than the commands asked for fails the session: even the reply before it is not read."""
+    [result] = read_after_feeding([stream], 1, asked=1)
+    assert isinstance(result, Desynchronized) and "no command asked for" in str(result)
 
 
 def test_an_endless_reply_is_refused():

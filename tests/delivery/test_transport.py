@@ -37,7 +37,7 @@ def send_one(settings: SmtpSettings, **kwargs) -> Outcome:
 def test_a_message_is_sent_with_the_server_reply(capture, smtp_settings):
     """A 250 to the final dot is "sent" with the server's reply text, and the bytes arrive intact."""
     outcome = send_one(smtp_settings())
-    assert outcome == Outcome("sent", 250, "2.0.0 OK: captured", {})
+    assert outcome == Outcome("sent", 250, "2.0.0 OK: captured", {}, tuple(TO))
     [message] = capture.messages
     assert message.sender == SENDER and message.recipients == tuple(TO)
     assert message.data == MESSAGE
@@ -483,7 +483,7 @@ def test_with_pipelining_mail_rcpt_and_data_go_before_any_reply():
         async with server, SmtpTransport(settings) as transport:
             return await transport.send(SENDER, ["a@contoso.example", "b@contoso.example"], MESSAGE)
 
-    assert asyncio.run(main()) == Outcome("sent", 250, "2.0.0 queued", {})
+    assert asyncio.run(main()) == Outcome("sent", 250, "2.0.0 queued", {}, ("a@contoso.example", "b@contoso.example"))
     assert received[0] == (f"MAIL FROM:<{SENDER}> SIZE={len(MESSAGE) + 4}\r\n".encode()
                            + b"RCPT TO:<a@contoso.example>\r\nRCPT TO:<b@contoso.example>\r\nDATA\r\n")
     assert received[1] == MESSAGE.replace(b"\r\n.leading", b"\r\n..leading") + b".\r\n"
@@ -670,7 +670,7 @@ def send_eight_bit(settings: SmtpSettings, seven_bit=None) -> tuple[Outcome, boo
 
 def test_an_eight_bit_message_goes_with_body_8bitmime(capture, smtp_settings):
     """8-bit bytes go as they are, announced with BODY=8BITMIME, to a server that takes 8BITMIME."""
-    assert send_eight_bit(smtp_settings()) == (Outcome("sent", 250, "2.0.0 OK: captured", {}), True)
+    assert send_eight_bit(smtp_settings()) == (Outcome("sent", 250, "2.0.0 OK: captured", {}, tuple(TO)), True)
     [message] = capture.messages
     assert "BODY=8BITMIME" in message.mail_options and message.data == EIGHT_BIT
 

@@ -20,8 +20,12 @@ def row(engine, email_id: int):
         return conn.execute(select(store.emails).where(store.emails.c.id == email_id)).one()
 
 
-def claim(engine, at=T0, *, worker="w1", limit=100):
-    return ledger.claim(engine, worker=worker, limit=limit, now=at, lease_seconds=LEASE)
+def claim(engine, at=T0, *, worker="w1", limit=100, data_sent=True):
+    """Claim due emails; with data_sent, also mark their data as gone out (as a send does before the data)."""
+    claims = ledger.claim(engine, worker=worker, limit=limit, now=at, lease_seconds=LEASE)
+    if data_sent:
+        ledger.mark_in_flight(engine, [(c.email_id, c.fence) for c in claims], now=at)
+    return claims
 
 
 def record(engine, results, at=T0):
@@ -41,6 +45,30 @@ def test_expired_leases_become_unknown_and_are_held(engine, sends):
     assert unknown[0].since == EXPIRED and unknown[0].worker == "w1"
     assert unknown[0].keys == ("past_due:acct_0:pm_0:2026-11-01:1",)
     assert unknown[0].message_id == "<past_due.0@billing.example>"
+
+
+def test_claimed_emails_whose_data_never_went_out_go_back_to_the_queue(engine, sends):
+    """A crashed worker's claims whose data never went out are queued again when the lease runs out; only
+    the one whose data was under way is unknown."""
+    ledger.enqueue(engine, sends(3), now=T0)
+    started, *unstarted = claim(engine, data_sent=False)
+    ledger.mark_in_flight(engine, [(started.email_id, started.fence)], now=T0)
+    assert ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold") == 1
+    assert [u.email_id for u in ledger.list_unknown(engine)] == [started.email_id]
+    assert [row(engine, c.email_id).status for c in unstarted] == ["queued", "queued"]
+    again = claim(engine, EXPIRED, worker="w2")
+    assert sorted(c.email_id for c in again) == sorted(c.email_id for c in unstarted)
+    assert all(c.attempts == 0 for c in again)
+
+
+def test_a_mark_of_a_claim_taken_over_changes_nothing(engine, sends):
+    """The old holder's in-flight mark is fenced out once the email was claimed again."""
+    ledger.enqueue(engine, sends(1), now=T0)
+    (old,) = claim(engine, data_sent=False)
+    ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold")
+    (new,) = claim(engine, EXPIRED, worker="w2", data_sent=False)
+    assert ledger.mark_in_flight(engine, [(old.email_id, old.fence)], now=EXPIRED) == 0
+    assert row(engine, new.email_id).data_at is None
 
 
 def test_resend_requeues_unknown_once_with_the_same_message_id(engine, sends):

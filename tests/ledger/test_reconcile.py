@@ -15,10 +15,11 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def unknown(engine, sends, database_url, monkeypatch) -> list[int]:
-    """Three emails whose worker crashed mid-send, now unknown; the command uses the same database."""
+    """Three emails whose worker crashed while their data went out, now unknown; the command uses the same database."""
     monkeypatch.setenv("DUNNING_DATABASE__URL", database_url)
     ledger.enqueue(engine, sends(4), now=T0)
     claims = ledger.claim(engine, worker="host:1", limit=3, now=T0, lease_seconds=60)
+    ledger.mark_in_flight(engine, [(c.email_id, c.fence) for c in claims], now=T0)
     ledger.expire_leases(engine, now=T0 + timedelta(minutes=5), unknown_policy="hold")
     return [c.email_id for c in claims]
 

@@ -77,7 +77,8 @@ def test_one_planner_and_four_deliverers_send_every_email_exactly_once(shared, s
 @pytest.mark.postgres
 def test_a_killed_deliverer_loses_nothing(shared, smtp, capsys):
     """After SIGKILL of one of four deliverers, the others send the rest; once its lease has run out, a
-    rerun finds only the batch it held, now unknown and held; nothing reaches the server twice."""
+    rerun finds the batch it held: what was in flight is held unknown, the rest is sent now; nothing
+    reaches the server twice."""
     expected = _plan_and_enqueue(capsys)
     smtp.add_fault(Fault("data", code=250, delay=0.03, times=None))
     victim, *others = [_deliverer() for _ in range(4)]
@@ -90,9 +91,11 @@ def test_a_killed_deliverer_loses_nothing(shared, smtp, capsys):
     # The rerun's clock is past the victim's lease, without waiting for it.
     summary = deliver_outbox(load_settings(), clock=ShiftedClock(timedelta(seconds=LEASE_SECONDS + 1)))
     after = _statuses(shared)
-    assert set(after) == expected and summary.sent == 0 and summary.unknown == len(stranded)
-    assert {message_id for message_id, status in after.items() if status != "sent"} == set(stranded)
-    assert {after[message_id] for message_id in stranded} == {"unknown"}
+    in_doubt = {message_id for message_id, status in after.items() if status != "sent"}
+    assert set(after) == expected and in_doubt <= set(stranded) and {after[m] for m in in_doubt} <= {"unknown"}
+    # In flight: at most one message on each connection, and the one before it while its reply is read.
+    assert len(in_doubt) <= 2 * load_settings().smtp.concurrency and summary.held == len(in_doubt)
+    assert summary.sent == len(stranded) - len(in_doubt)
     received = Counter(received_ids(smtp))
     assert set(received.values()) == {1}
     assert {message_id for message_id, status in after.items() if status == "sent"} <= set(received)

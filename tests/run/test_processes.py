@@ -39,7 +39,8 @@ def test_two_runs_started_together_deliver_every_key_once(billing, smtp, capsys)
 
 
 def test_killed_run_loses_nothing_and_sends_nothing_twice(billing, smtp, capsys, monkeypatch):
-    """After SIGKILL mid-run, the next run leaves every email sent, failed or unknown; none outside unknown twice."""
+    """After SIGKILL mid-run, the next run sends what was claimed but not started; only emails whose data was
+    under way (a handful) are unknown; none outside unknown is received twice."""
     load_sample(billing, 150)
     plan = planned(capsys)
     smtp.add_fault(Fault("data", code=250, delay=0.05, times=None))
@@ -57,7 +58,9 @@ def test_killed_run_loses_nothing_and_sends_nothing_twice(billing, smtp, capsys,
     statuses = Counter(status for _id, status in rows)
     assert set(statuses) <= {"sent", "failed", "unknown"}, statuses
     assert {message_id for message_id, _s in rows} == expected_message_ids(plan)
-    assert statuses["unknown"] >= 1 and summary["unknown"] == statuses["unknown"] and code == 1
+    # Only what was in flight is in doubt: at most one email per connection of each delivery process.
+    assert summary["held"] == statuses["unknown"] <= 4 * 2 and code == (1 if statuses["unknown"] else 0)
+    assert statuses["sent"] >= len(rows) - 8
     unknown = {message_id for message_id, status in rows if status == "unknown"}
     after_kill = Counter(received_ids(smtp))
     assert set(after_kill.values()) <= {1} and not (set(after_kill) & unknown)
