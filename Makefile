@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-small check clean
+.PHONY: demo test bench bench-small check mailcheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,mailcheck]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,6 +23,11 @@ bench: $(STAMP)
 
 bench-small: $(STAMP)
 	$(BIN)/python -m bench --small
+
+# Every preview email through SpamAssassin and rspamd (local, content rules only) and Chromium at phone
+# width; needs Debian's spamassassin, spamd, spamc, rspamd and chromium (see .ci/run).
+mailcheck: $(STAMP)
+	$(BIN)/python -m mailcheck
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 var/outbox var/preview var/sample

@@ -47,7 +47,7 @@ def names(items: Iterable[Any]) -> str:
 
 
 FILTERS: dict[str, Callable[..., Any]] = {
-    "money": money, "amounts": amounts, "names": names, "bidi": lambda value: value,
+    "money": money, "amounts": amounts, "names": names, "bidi": lambda value: value, "ltr": lambda value: value,
     "date": lambda value, format="long": value.strftime("%B %d, %Y"),
     "datetime": lambda value, format="long": value.strftime("%B %d, %Y %H:%M %Z"),
     "card_brand": lambda brand: (brand or "").title(),

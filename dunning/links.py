@@ -3,7 +3,10 @@
 Two purposes, each with a salt of its own: a settlement link pays the balance, an update link opens the
 payment-method update page (card_expiring). A token signed for one purpose never verifies for the other.
 
-Tokens are itsdangerous URL-safe timed signatures (HMAC-SHA256, a salt of their own). Keys come from
+Tokens are itsdangerous URL-safe timed signatures (HMAC-SHA256, a salt of their own), their payload
+never compressed: a compressed payload starts with ".", and a URL path segment that starts with a dot
+reads as hidden to spam filters (rspamd's URI_HIDDEN_PATH), so every token starts with a letter or a
+digit (base64 of "[1,"). Compressed tokens signed by earlier releases still verify. Keys come from
 DUNNING_LINKS__KEYS: the first signs, every listed key verifies, so keys rotate by prepending a new
 one and dropping the old one once its links have expired.
 
@@ -22,7 +25,6 @@ import hmac
 import json
 import re
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -217,22 +219,15 @@ class _CompactJson:
 
 
 class _Serializer(URLSafeTimedSerializer):
-    """itsdangerous' URL-safe timed serializer, cheaper per token.
+    """itsdangerous' URL-safe timed serializer, cheaper per token, that never compresses.
 
-    One signer is reused instead of one built per token. The payload is compressed, when that makes
-    it shorter, as itsdangerous does but with a 512-byte zlib window: the default window allocates
-    about 256 kB per call, which the allocator may hand back to the system and fault in again on
-    every token; a payload of ids is far shorter than the window, so the result is
-    as short, and itsdangerous reads it back the same way (zlib.decompress takes any window).
+    One signer is reused instead of one built per token. The payload is plain base64 of its JSON,
+    which itsdangerous reads back as it reads any uncompressed payload; reading still accepts the
+    compressed form ("." then base64 of zlib data) of tokens signed before.
     """
 
     def dump_payload(self, obj: object) -> bytes:
-        data = Serializer.dump_payload(self, obj)
-        compressor = zlib.compressobj(6, zlib.DEFLATED, 9, 3)  # level 6 as zlib.compress; 512 B window
-        compressed = compressor.compress(data) + compressor.flush()
-        if len(compressed) < len(data) - 1:
-            return b"." + base64_encode(compressed)
-        return base64_encode(data)
+        return base64_encode(Serializer.dump_payload(self, obj))
 
     def make_signer(self, salt: str | bytes | None = None) -> Signer:
         if salt is not None and salt != self.salt:

@@ -70,7 +70,7 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
             self.filters[PLURAL_FILTER] = _plural_filter(translations)
         self.globals.update(self.constants)
         if formats is not None:
-            self.filters.update(email_filters(formats))
+            self.filters.update(email_filters(formats, rtl=self.constants.get("dir") == "rtl"))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """`invoice.due_date` on a dict reads its item first (fast, and never a dict method)."""
@@ -203,44 +203,84 @@ def _plural_filter(translations: NullTranslations) -> Callable[..., str]:
     return plural
 
 
-def email_filters(formats: Formats) -> dict[str, Callable[..., Any]]:
-    """The filters of one locale: money, date, datetime, amounts, names, bidi, card_brand."""
+def email_filters(formats: Formats, *, rtl: bool = False) -> dict[str, Callable[..., Any]]:
+    """The filters of one locale: money, date, datetime, amounts, names, bidi, ltr, card_brand.
 
-    def money(amount: Decimal | int | str, currency: str) -> str:
+    In a right-to-left language, amounts, ids, addresses and URLs are isolated as left-to-right
+    units, and dates and names as units of their own direction (`<span dir>` in HTML, Unicode
+    isolates in plain text), so that "JP¥ 1,500" never shows as "¥JP 1,500" inside Arabic.
+    """
+    ltr_unit = _isolator("ltr") if rtl else _as_is
+    own_unit = _isolator("auto") if rtl else _as_is
+
+    @pass_context
+    def money(context: Context, amount: Decimal | int | str, currency: str) -> str:
         """`{{ invoice.outstanding|money(invoice.currency) }}` → `1 234,50 €` in fr, `€1,234.50` in en."""
-        return formats.money(amount, currency)
+        return ltr_unit(context, formats.money(amount, currency))
 
     @pass_context
     def date_filter(context: Context, value: date | datetime, format: str = "long") -> str:
-        """`{{ invoice.due_date|date }}` → `1 novembre 2026`; `|date("medium")` → `1 nov. 2026`."""
+        """`{{ invoice.due_date|date }}` → `1er novembre 2026`; `|date("medium")` → `1 nov. 2026`."""
         if type(value) is date:   # most dates: no timezone to look up
-            return formats.date(value, None, format)
-        return formats.date(value, context["timezone"], format)
+            return own_unit(context, formats.date(value, None, format))
+        return own_unit(context, formats.date(value, context["timezone"], format))
 
     @pass_context
     def datetime_filter(context: Context, value: datetime, format: DateFormat = "long") -> str:
         """`{{ failure.next_retry_at|datetime }}` → date and time in the account's timezone."""
-        return formats.datetime(value, context["timezone"], format)
+        return own_unit(context, formats.datetime(value, context["timezone"], format))
 
-    def amounts(balance: Iterable[Mapping[str, Any]]) -> str:
+    @pass_context
+    def amounts(context: Context, balance: Iterable[Mapping[str, Any]]) -> str:
         """`{{ balance|amounts }}` → `1 234,50 € et 12 000 JPY`: every currency of the balance."""
-        return formats.list([formats.money(item["amount"], item["currency"]) for item in balance])
+        if not rtl:
+            return formats.list([formats.money(item["amount"], item["currency"]) for item in balance])
+        items = [ltr_unit(context, formats.money(item["amount"], item["currency"])) for item in balance]
+        if not context.eval_ctx.autoescape:
+            return formats.list(items)
+        return Markup(formats.list([str(item) for item in items]))
 
     @pass_context
     def names(context: Context, items: Iterable[Mapping[str, Any] | str]) -> str:
         """`{{ subscriptions|names }}` → `Pro, Team et Storage`, each name isolated for right-to-left text."""
         texts = [item if isinstance(item, str) else item["name"] for item in items]
         if not context.eval_ctx.autoescape:
-            return formats.list(texts)
+            return formats.list([_TEXT_ISOLATES["auto"].format(t) for t in texts] if rtl else texts)
         return Markup(formats.list([_isolated(text) for text in texts]))
 
     @pass_context
     def bidi(context: Context, value: str) -> str:
-        """`{{ account.name|bidi }}`: in HTML, keeps a right-to-left name from reordering the sentence."""
-        return _isolated(value) if context.eval_ctx.autoescape else value
+        """`{{ account.name|bidi }}`: keeps a name of either direction from reordering the sentence."""
+        if context.eval_ctx.autoescape:
+            return _isolated(value)
+        return _TEXT_ISOLATES["auto"].format(value) if rtl else value
+
+    @pass_context
+    def ltr(context: Context, value: str) -> str:
+        """`{{ invoice.id|ltr }}`: an id, address or URL kept left-to-right inside right-to-left text."""
+        return ltr_unit(context, value)
 
     return {"money": money, "date": date_filter, "datetime": datetime_filter, "amounts": amounts,
-            "names": names, "bidi": bidi, "card_brand": card_brand}
+            "names": names, "bidi": bidi, "ltr": ltr, "card_brand": card_brand}
+
+
+_TEXT_ISOLATES = {"ltr": "\u2066{}\u2069", "auto": "\u2068{}\u2069"}   # LRI … PDI, FSI … PDI
+
+
+def _as_is(context: Context, value: str) -> str:
+    return value
+
+
+def _isolator(direction: str) -> Callable[[Context, str], str]:
+    """A writer of `value` as one unit of the given direction: `<span dir>` in HTML, isolates in text."""
+    text_form, html_form = _TEXT_ISOLATES[direction], f'<span dir="{direction}">{{}}</span>'
+
+    def isolate(context: Context, value: str) -> str:
+        if context.eval_ctx.autoescape:
+            return Markup(html_form.format(escape_output(value)))
+        return text_form.format(value)
+
+    return isolate
 
 
 def escape_output(value: Any) -> str:

@@ -243,9 +243,9 @@ def _with_locale(exc: TemplateError, locale: str) -> TemplateError:
 
 
 def tidy_text(text: str) -> str:
-    """Trailing spaces dropped, at most one blank line in a row, one final newline."""
+    """Trailing spaces dropped (but the `-- ` signature separator kept), at most one blank line in a row."""
     if " \n" in text or "\t\n" in text:
-        text = _TRAILING_SPACE.sub("\n", text)
+        text = _TRAILING_SPACE.sub("\n", text).replace("\n--\n", "\n-- \n")
     while "\n\n\n" in text:   # str.replace: several times faster than a regex on non-ASCII text
         text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n").rstrip() + "\n"

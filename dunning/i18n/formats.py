@@ -63,7 +63,8 @@ class Formats:
         key = ("date", value, format)
         found = self._memo.get(key)
         if found is None:
-            found = self._remember(key, format_date(value, format, locale=self.locale))
+            found = self._remember(key, _ordinal_first(format_date(value, format, locale=self.locale), value,
+                                                        self.locale, format))
         return found
 
     def datetime(self, value: datetime, timezone: str | None = None, format: DateFormat = "long") -> str:
@@ -82,6 +83,16 @@ class Formats:
         if found is None:
             found = self._remember(key, format_list(list(items), locale=self.locale))
         return found
+
+
+_FIRST_OF_MONTH = re.compile(r"(?<!\d)1(?=[ \u00a0\u202f][^\d\s])")
+
+
+def _ordinal_first(text: str, value: date, locale: Locale, format: str) -> str:
+    """French writes the first of the month as an ordinal: "1er décembre 2026", never "1 décembre"."""
+    if value.day != 1 or locale.language != "fr" or format == "short":
+        return text
+    return _FIRST_OF_MONTH.sub("1er", text, count=1)
 
 
 def currency_writer(locale: Locale, currency: str) -> Callable[[Decimal], str]:

@@ -33,8 +33,8 @@ def test_yen_has_no_decimals_in_japanese_and_french() -> None:
 def test_dates_follow_the_locale() -> None:
     """Long and medium dates are CLDR's for fr and ja-JP."""
     day = date(2026, 11, 1)
-    assert Formats("fr").date(day) == "1 novembre 2026"
-    assert Formats("fr").date(day, format="medium") == "1 nov. 2026"
+    assert Formats("fr").date(day) == "1er novembre 2026"
+    assert Formats("fr").date(day, format="medium") == "1er nov. 2026"
     assert Formats("ja_JP").date(day) == "2026年11月1日"
 
 
@@ -139,5 +139,5 @@ def test_shipped_arabic_catalog_has_six_plural_forms() -> None:
     translations = load_catalog(LOCALES / "ar" / "LC_MESSAGES" / "messages.po", "ar")
     singular, plural = "Your data will be deleted in %(count)s day", "Your data will be deleted in %(count)s days"
     forms = {n: translations.ngettext(singular, plural, n) for n in (0, 1, 2, 3, 11, 100)}
-    assert "أيام" in forms[3] and "يومًا" in forms[11] and forms[100].endswith("يوم")
+    assert "أيام" in forms[3] and "يوما" in forms[11] and forms[100].endswith("يوم")
     assert all(text != singular and text != plural for text in forms.values())
