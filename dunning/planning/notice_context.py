@@ -39,7 +39,7 @@ def build_context(planned: PlannedNotice, account: Account, settings: Settings, 
         "disable_date": planned.disable_date,
         "deletion_date": planned.deletion_date,
         "days_left": planned.days_left,
-        "card_valid_until": _valid_until(method) if planned.notice == "card_expiring" else None,
+        "card_end_date": _valid_until(method) if planned.notice == "card_expiring" else None,
         "settlement_url": settlement_url,
         "update_url": update_url,
         "support_url": settings.branding.support_url,
@@ -85,7 +85,7 @@ def _plain(value: Any) -> str:
 
 def revive(context: dict) -> dict:
     """The stored context with its dates, date-times and decimals made Python values again."""
-    for key in ("disable_date", "deletion_date", "card_valid_until"):
+    for key in ("disable_date", "deletion_date", "card_end_date"):
         if context.get(key) is not None:
             context[key] = date.fromisoformat(context[key])
     for invoice in context["invoices"]:
