@@ -30,6 +30,18 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL = {"accounts": 300, "baseline_sample": 200, "million": 2000}
 
 
+PHASES = ("run", "baselines", "smtp-source", "million")
+
+
+def _phases(text: str) -> tuple[str, ...]:
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in PHASES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown phase {', '.join(unknown) or '(none)'}; choose from "
+                                         f"{', '.join(PHASES)}")
+    return chosen
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0].strip("`: "))
     parser.add_argument("--accounts", type=int, default=100_000,
@@ -66,6 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--deliverers", type=int, default=2,
                         help="`dunning deliver` processes beside the planner on PostgreSQL (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, databases)")
+    parser.add_argument("--only", type=_phases, default=PHASES, metavar="PHASE[,PHASE…]",
+                        help=f"run only these phases, of {', '.join(PHASES)} (default: all); e.g. "
+                             "`--only million` for the million-account import and no-op run")
     args = parser.parse_args(argv)
     if args.small:
         for name, value in SMALL.items():
@@ -117,9 +132,9 @@ def run_phases(bench: Bench, args: argparse.Namespace) -> None:
     load_before = os.getloadavg()[0]
     prepared = prepare(load_settings(REPO / "settings.toml"), REPO, bench.workdir)
     bench.results.header = header(bench, args, prepared, load_before)   # in case a phase ends the run
-    summary = attempt(bench, "`dunning run`", lambda: pipeline(bench, args)) or {}
+    summary = (attempt(bench, "`dunning run`", lambda: pipeline(bench, args)) if "run" in args.only else None) or {}
     fleet_label = f"1 planner + {args.deliverers} `dunning deliver`, PostgreSQL"
-    if args.postgres:
+    if args.postgres and "run" in args.only:
         attempt(bench, fleet_label, lambda: phases.fleet(bench, report.FLEET, fleet_label, args.postgres,
                                                          bench.workdir / "due.jsonl", args.deliverers, args.repeat))
     else:
@@ -129,10 +144,13 @@ def run_phases(bench: Bench, args: argparse.Namespace) -> None:
             ("precompiled", "baseline: Jinja2 + precompiled HTML + EmailMessage + smtplib", args.baseline_sample,
              args.repeat),
             ("mjml", "baseline: the same, MJML compiled per message", args.mjml_sample, 1)):
-        attempt(bench, label, partial(phases.baseline, bench, prepared, mode, label, sample, repeat))
+        if "baselines" in args.only:
+            attempt(bench, label, partial(phases.baseline, bench, prepared, mode, label, sample, repeat))
     messages = summary.get("sent") or args.accounts
-    attempt(bench, "smtp-source", lambda: phases.smtp_source(bench, prepared, messages, args.repeat))
-    attempt(bench, "million", lambda: million(bench, args))
+    if "smtp-source" in args.only:
+        attempt(bench, "smtp-source", lambda: phases.smtp_source(bench, prepared, messages, args.repeat))
+    if "million" in args.only:
+        attempt(bench, "million", lambda: million(bench, args))
     bench.results.header = header(bench, args, prepared, load_before)
 
 
@@ -196,7 +214,9 @@ def header(bench: Bench, args: argparse.Namespace, prepared: Prepared, load_befo
         "of the precompiled baseline and of smtp-source, each reported by its median run (the rate of every "
         "run in the last column; peak RSS: the largest); one of every other phase.",
         f"Billing state as of {bench.as_of}: {args.accounts:,} accounts where every group is due for a "
-        f"notice; {args.million:,} accounts with nothing due.",
+        f"notice; {args.million:,} accounts with nothing due (5% with a card expiring within two months, "
+        "before its first reminder; 2% in dunning but paused)."
+        + ("" if args.only == PHASES else f" Phases run: {', '.join(args.only)}."),
         f"Message size: `dunning run` {prepared.mean_bytes / 1024:.1f} KB on average over "
         f"{prepared.context_count} sample notices in every locale (smtp-source sends one of "
         f"{prepared.message_bytes / 1024:.1f} KB); baselines {baseline_kb:.1f} KB.",

@@ -14,9 +14,10 @@ import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
 
 from dunning import store
-from dunning.vocabulary import EMAIL_STATUSES, KEY_OUTCOMES, OUTCOMES, OutcomeStatus
+from dunning.vocabulary import DUNNING_NOTICES, EMAIL_STATUSES, KEY_OUTCOMES, OUTCOMES, OutcomeStatus
 
-__all__ = ["OutboxEntry", "EnqueueCounts", "Claim", "Result", "RecordCounts", "UnknownEmail", "handled_keys", "enqueue",
+__all__ = ["OutboxEntry", "EnqueueCounts", "Claim", "Result", "RecordCounts", "UnknownEmail", "handled_keys",
+           "KeyHistory", "key_history", "enqueue",
            "claim", "extend_leases", "record", "unclaim", "expire_leases", "list_unknown", "mark_sent", "release",
            "summary"]
 
@@ -117,10 +118,38 @@ def handled_keys(conn: Connection, account_ids: Sequence[str]) -> set[str]:
     return set(conn.execute(query).scalars())
 
 
+@dataclass(frozen=True, slots=True)
+class KeyHistory:
+    """What the planner needs from the ledger for a batch of accounts, read in one query."""
+
+    handled: set[str]  # every key held
+    # account → {card_charge_failed or past_due key whose email was sent: the as_of it was recorded at}
+    sent: dict[str, dict[str, datetime]]
+
+
+def key_history(conn: Connection, account_ids: Sequence[str]) -> KeyHistory:
+    """Every key held for these accounts, and their dunning keys whose email was sent, with when."""
+    if not account_ids:
+        return KeyHistory(set(), {})
+    query = (select(notices.c.key, notices.c.account_id, notices.c.notice, notices.c.as_of, emails.c.status)
+             .outerjoin(emails, emails.c.id == notices.c.email_id)
+             .where(store.among(conn, notices.c.account_id, account_ids)))
+    handled: set[str] = set()
+    sent: dict[str, dict[str, datetime]] = {}
+    for key, account, notice, as_of, status in conn.execute(query):
+        handled.add(key)
+        if status == "sent" and notice in DUNNING_NOTICES and as_of is not None:
+            sent.setdefault(account, {})[key] = as_of
+    return KeyHistory(handled, sent)
+
+
 # --- enqueue -------------------------------------------------------------------------------------------
 
-def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) -> EnqueueCounts:
-    """Record a batch of planned notices in one transaction; a key the ledger already holds adds nothing."""
+def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime,
+            as_of: datetime | None = None) -> EnqueueCounts:
+    """Record a batch of planned notices in one transaction; a key the ledger already holds adds nothing.
+
+    Keys are recorded at as_of, the moment the plan was made for (default: now)."""
     entries = list(entries)
     if not entries:
         return EnqueueCounts()
@@ -131,7 +160,7 @@ def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime) ->
         owned: list[tuple[OutboxEntry, int | None]] = [*emailed]
         owned += [(entry, None) for entry in entries if entry.status != "send"]
         got = _insert_keys(conn, [_key_row(entry, key, email_id) for entry, email_id in owned
-                                  for key in entry.keys], now)
+                                  for key in entry.keys], now, as_of or now)
         # An email goes out only if every key it speaks for is its own: a key another run holds
         # must not be mentioned twice; its free keys stay free and the next run plans them again.
         dropped = [(entry, email_id) for entry, email_id in emailed
@@ -172,14 +201,15 @@ def _insert_emails(conn: Connection, sends: list[OutboxEntry], now: datetime) ->
     return [ids[row[5]] for row in rows]
 
 
-def _insert_keys(conn: Connection, rows: list[tuple], now: datetime) -> set[tuple[str, int | None]]:
+def _insert_keys(conn: Connection, rows: list[tuple], now: datetime,
+                 as_of: datetime) -> set[tuple[str, int | None]]:
     """Insert keys, skipping those already held; the (key, email id) pairs that were inserted."""
     if not rows:
         return set()
     # Sorted, so overlapping runs wait on each other's keys in one order and never deadlock.
     rows = sorted(rows, key=lambda row: row[0])  # stable: of two entries naming a key, the first wins
-    result = _bulk_insert(conn, "notices", _KEY_COLUMNS, rows, {"created_at": ":now"}, now,
-                          'ON CONFLICT ("key") DO NOTHING RETURNING "key", email_id')
+    result = _bulk_insert(conn, "notices", _KEY_COLUMNS, rows, {"created_at": ":now", "as_of": ":as_of"}, now,
+                          'ON CONFLICT ("key") DO NOTHING RETURNING "key", email_id', as_of=as_of)
     return {(key, email_id) for key, email_id in result}
 
 
@@ -189,7 +219,7 @@ def _insert_payloads(conn: Connection, rows: list[tuple[int, str]]) -> None:
 
 
 def _bulk_insert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple],
-                 constants: dict[str, str], now: datetime | None, tail: str):
+                 constants: dict[str, str], now: datetime | None, tail: str, *, as_of: datetime | None = None):
     """One INSERT … SELECT of every row, the rows passed as a single JSON array parameter."""
     # Far faster than multi-row VALUES, whose thousands of placeholders the driver parses one by one;
     # one statement also takes the rows' key locks in their order.
@@ -208,6 +238,9 @@ def _bulk_insert(conn: Connection, table: str, columns: tuple[str, ...], rows: l
     if now is not None:
         statement = statement.bindparams(bindparam("now", type_=store.UtcDateTime()))
         parameters["now"] = now
+    if as_of is not None:
+        statement = statement.bindparams(bindparam("as_of", type_=store.UtcDateTime()))
+        parameters["as_of"] = as_of
     return conn.execute(statement, parameters)
 
 

@@ -1,4 +1,7 @@
-"""Signed, expiring settlement links: tokens that hold only ids (account, payment method, notice key).
+"""Signed, expiring links: tokens that hold only ids (account, payment method, notice key).
+
+Two purposes, each with a salt of its own: a settlement link pays the balance, an update link opens the
+payment-method update page (card_expiring). A token signed for one purpose never verifies for the other.
 
 Tokens are itsdangerous URL-safe timed signatures (HMAC-SHA256, a salt of their own), their payload
 never compressed: a compressed payload starts with ".", and a URL path segment that starts with a dot
@@ -26,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Literal
 
 from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
@@ -36,10 +40,13 @@ from itsdangerous.timed import TimestampSigner
 from dunning.errors import LinkError, SettingsError
 from dunning.settings import LinksSettings
 
-__all__ = ["SALT", "FORMAT", "MIN_KEY_LENGTH", "LinkClaims", "require_signing_key", "key_id", "sign_token",
-           "settlement_url", "token_from", "verify_token"]
+__all__ = ["SALT", "UPDATE_SALT", "PURPOSES", "Purpose", "FORMAT", "MIN_KEY_LENGTH", "LinkClaims",
+           "require_signing_key", "key_id", "sign_token", "settlement_url", "update_url", "token_from", "verify_token"]
 
 SALT = "dunning.settlement-link"
+UPDATE_SALT = "dunning.update-link"
+Purpose = Literal["settlement", "update"]
+PURPOSES: dict[str, str] = {"settlement": SALT, "update": UPDATE_SALT}
 FORMAT = 1
 MIN_KEY_LENGTH = 16
 MAX_TOKEN = 1024  # characters: a real token is about 150; anything longer is refused before any work
@@ -80,12 +87,12 @@ def key_id(key: str) -> str:
 
 
 def sign_token(keys: Sequence[str], *, account: str, payment_method: str, key: str,
-               now: datetime | None = None) -> str:
+               now: datetime | None = None, purpose: Purpose = "settlement") -> str:
     """A URL-safe token for these ids, signed with the first key (at `now`, default: the clock)."""
     if not keys:
         raise SettingsError("no signing key: set DUNNING_LINKS__KEYS")
     payload = [FORMAT, key_id(keys[0]), account, payment_method, key]
-    return _serializer(tuple(keys), _clock(now)).dumps(payload)
+    return _serializer(tuple(keys), _clock(now), PURPOSES[purpose]).dumps(payload)
 
 
 def settlement_url(links: LinksSettings, *, account: str, payment_method: str, key: str,
@@ -94,6 +101,14 @@ def settlement_url(links: LinksSettings, *, account: str, payment_method: str, k
     token = sign_token(_signing_keys(links), account=account, payment_method=payment_method,
                        key=key, now=now)
     return links.settlement_url.replace("{token}", token)
+
+
+def update_url(links: LinksSettings, *, account: str, payment_method: str, key: str,
+               now: datetime | None = None) -> str:
+    """links.update_url (the payment-method update page) with {token} replaced by a fresh update token."""
+    token = sign_token(_signing_keys(links), account=account, payment_method=payment_method,
+                       key=key, now=now, purpose="update")
+    return links.update_url.replace("{token}", token)
 
 
 _KEYS_BY_SECRET: dict[object, tuple[str, ...]] = {}
@@ -110,30 +125,42 @@ def _signing_keys(links: LinksSettings) -> tuple[str, ...]:
     return keys
 
 
-def token_from(text: str, links: LinksSettings) -> str:
-    """The token in a settlement URL made from links.settlement_url, or the text itself."""
-    prefix, _, suffix = links.settlement_url.partition("{token}")
+def token_from(text: str, links: LinksSettings, purpose: Purpose = "settlement") -> str:
+    """The token in a URL made from links.settlement_url (or update_url), or the text itself."""
+    template = links.update_url if purpose == "update" else links.settlement_url
+    prefix, _, suffix = template.partition("{token}")
     if text.startswith(prefix) and text.endswith(suffix) and len(text) > len(prefix) + len(suffix):
         return text[len(prefix):len(text) - len(suffix)]
     return text
 
 
 def verify_token(token: str, keys: Sequence[str], *, max_age_days: int,
-                 now: datetime | None = None) -> LinkClaims:
-    """The claims of a valid token; LinkError(reason=expired|tampered|malformed)."""
+                 now: datetime | None = None, purpose: Purpose = "settlement") -> LinkClaims:
+    """The claims of a valid token for this purpose; LinkError(reason=expired|tampered|wrong_purpose|malformed)."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN or not _TOKEN.match(token):
-        raise LinkError("malformed token: not a signed settlement-link token", reason="malformed")
-    serializer = _serializer(tuple(keys), _clock(now))
+        raise LinkError(f"malformed token: not a signed {purpose}-link token", reason="malformed")
+    serializer = _serializer(tuple(keys), _clock(now), PURPOSES[purpose])
     try:
         payload, issued_at = serializer.loads(token, max_age=max_age_days * 86400,
                                               return_timestamp=True)
     except SignatureExpired as exc:
         raise _expired(exc, max_age_days, _clock(now)()) from None
     except BadSignature:
-        raise _signature_error() from None
+        raise _purpose_error(token, keys, now, purpose) or _signature_error() from None
     except BadPayload:
         raise LinkError("malformed token: the signed content cannot be read", reason="malformed") from None
     return _claims(payload, issued_at)
+
+
+def _purpose_error(token: str, keys: Sequence[str], now: datetime | None, purpose: Purpose) -> LinkError | None:
+    """A LinkError when the token is valid for the other purpose: a settlement token is no update token."""
+    other = "update" if purpose == "settlement" else "settlement"
+    try:
+        _serializer(tuple(keys), _clock(now), PURPOSES[other]).loads(token)
+    except (BadSignature, BadPayload):
+        return None
+    return LinkError(f"wrong purpose: the token was signed for {other} links, not {purpose} links",
+                     reason="wrong_purpose")
 
 
 def _expired(exc: SignatureExpired, max_age_days: int, now: float) -> LinkError:
@@ -170,9 +197,9 @@ def _clock(now: datetime | None) -> Callable[[], float]:
 
 
 @lru_cache(maxsize=32)
-def _serializer(keys: tuple[str, ...], clock: Callable[[], float]) -> URLSafeTimedSerializer:
+def _serializer(keys: tuple[str, ...], clock: Callable[[], float], salt: str = SALT) -> URLSafeTimedSerializer:
     # itsdangerous signs with the last key of its list; ours signs with the first.
-    return _Serializer(list(reversed(keys)), salt=SALT, serializer=_CompactJson, signer=_ClockedSigner,
+    return _Serializer(list(reversed(keys)), salt=salt, serializer=_CompactJson, signer=_ClockedSigner,
                        signer_kwargs={"digest_method": hashlib.sha256, "clock": clock,
                                       "algorithm": _Hmac(hashlib.sha256)})
 

@@ -11,14 +11,24 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
 from dunning.errors import SettingsError
 
 __all__ = ["SECRET_PATHS", "Section", "DatabaseSettings", "PolicySettings", "CardChargeFailedSettings",
-           "PastDueSettings", "ServiceCancelledSettings", "DeletionSettings", "PendingDeletionSettings", "SmtpSettings",
+           "PastDueSettings", "CardExpiringSettings", "BalanceSettledSettings", "SegmentSettings",
+           "ServiceCancelledSettings", "DeletionSettings", "PendingDeletionSettings", "SmtpSettings",
            "SenderSettings", "BrandingSettings", "LinksSettings", "DeliverySettings", "I18nSettings", "StudioSettings",
            "Settings",
            "settings_path", "load_settings"]
@@ -107,6 +117,50 @@ class PendingDeletionSettings(Section):
         return _strictly_increasing(value, decreasing=True)
 
 
+class CardExpiringSettings(Section):
+    days_before: list[int] = [30, 7]
+
+    @field_validator("days_before")
+    @classmethod
+    def _stages(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError("days must be at least 1 (the card works through the last day of its month)")
+        return _strictly_increasing(value, decreasing=True)
+
+
+class BalanceSettledSettings(Section):
+    within_days: int = Field(30, gt=0)
+
+
+class _SegmentPastDue(Section):
+    days_after_due: list[int] | None = None
+    disable_after_days: int | None = None
+
+
+class _SegmentPendingDeletion(Section):
+    days_before_deletion: list[int] | None = None
+
+
+class _SegmentCardExpiring(Section):
+    days_before: list[int] | None = None
+
+
+class _SegmentPolicy(Section):
+    send_window: str | None = None
+
+
+class SegmentSettings(Section):
+    """One `[segments.<name>]` section: the keys a segment may override; any other key is an error."""
+
+    past_due: _SegmentPastDue = _SegmentPastDue()
+    pending_deletion: _SegmentPendingDeletion = _SegmentPendingDeletion()
+    card_expiring: _SegmentCardExpiring = _SegmentCardExpiring()
+    policy: _SegmentPolicy = _SegmentPolicy()
+
+
+_SEGMENT_NAME = r"[a-z0-9_-]{1,40}"
+
+
 class SmtpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8025, gt=0, lt=65536)
@@ -141,10 +195,11 @@ class BrandingSettings(Section):
 
 class LinksSettings(Section):
     settlement_url: str = "https://billing.example.com/settle/{token}"
+    update_url: str = "https://billing.example.com/payment-method/{token}"
     max_age_days: int = Field(45, gt=0)
     keys: SecretStr | None = None
 
-    @field_validator("settlement_url")
+    @field_validator("settlement_url", "update_url")
     @classmethod
     def _has_token(cls, value: str) -> str:
         if "{token}" not in value:
@@ -199,6 +254,8 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     card_charge_failed: CardChargeFailedSettings = CardChargeFailedSettings()
     past_due: PastDueSettings = PastDueSettings()
+    card_expiring: CardExpiringSettings = CardExpiringSettings()
+    balance_settled: BalanceSettledSettings = BalanceSettledSettings()
     service_cancelled: ServiceCancelledSettings = ServiceCancelledSettings()
     deletion: DeletionSettings = DeletionSettings()
     pending_deletion: PendingDeletionSettings = PendingDeletionSettings()
@@ -209,6 +266,50 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     i18n: I18nSettings = I18nSettings()
     studio: StudioSettings = StudioSettings()
+    segments: dict[str, SegmentSettings] = {}
+
+    _by_segment: dict[str, Settings] = PrivateAttr(default_factory=dict)
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_names(cls, value: dict[str, SegmentSettings]) -> dict[str, SegmentSettings]:
+        for name in value:
+            if not re.fullmatch(_SEGMENT_NAME, name):
+                raise ValueError(f"segment name {name!r} must match {_SEGMENT_NAME}")
+        return value
+
+    @model_validator(mode="after")
+    def _segments_resolve(self) -> Settings:
+        # Each segment's overrides are checked with the rules of the sections they override, at start.
+        for name, segment in self.segments.items():
+            self._by_segment[name] = self._overridden(name, segment)
+        return self
+
+    def _overridden(self, name: str, segment: SegmentSettings) -> Settings:
+        update: dict[str, Any] = {}
+        for section in ("past_due", "pending_deletion", "card_expiring", "policy"):
+            changes = getattr(segment, section).model_dump(exclude_none=True)
+            if not changes:
+                continue
+            base = getattr(self, section)
+            try:
+                update[section] = type(base).model_validate({**base.model_dump(), **changes})
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                where = ".".join(str(part) for part in (name, section, *problem["loc"]))
+                reason = problem["msg"].removeprefix("Value error, ")
+                raise ValueError(f"segments.{where}: {reason}") from None
+        return self.model_copy(update={**update, "segments": {}})
+
+    def for_segment(self, name: str | None) -> Settings:
+        """The settings for accounts of this segment: its overrides applied, else these settings."""
+        if name is None:
+            return self
+        return self._by_segment.get(name, self)
+
+    def knows_segment(self, name: str) -> bool:
+        """Whether the settings have a `[segments.<name>]` section."""
+        return name in self.segments
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

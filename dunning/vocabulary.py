@@ -11,15 +11,20 @@ from typing import Literal
 
 __all__ = ["NOTICES", "Notice", "PLAN_STATUSES", "PlanStatus", "KEY_OUTCOMES", "EMAIL_STATUSES", "EmailStatus",
            "OUTCOMES", "OutcomeStatus", "card_charge_failed_key", "past_due_key", "service_cancelled_key",
-           "pending_deletion_key"]
+           "pending_deletion_key", "DUNNING_NOTICES", "card_expiring_key", "balance_settled_key"]
 
 # In the order a plan lists them for one group.
-NOTICES = ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
-Notice = Literal["card_charge_failed", "past_due", "service_cancelled", "pending_deletion"]
+NOTICES = ("card_charge_failed", "past_due", "card_expiring", "balance_settled", "service_cancelled",
+           "pending_deletion")
+Notice = Literal["card_charge_failed", "past_due", "card_expiring", "balance_settled", "service_cancelled",
+                 "pending_deletion"]
+# The notices of a dunning episode: a sent one of these is what balance_settled answers.
+DUNNING_NOTICES = ("card_charge_failed", "past_due")
 
 # What the planner decides for each notice (`dunning plan`'s status column).
-PLAN_STATUSES = ("send", "deferred", "skipped", "superseded")
-PlanStatus = Literal["send", "deferred", "skipped", "superseded"]
+# paused: the account's dunning is paused; like deferred, nothing is recorded.
+PLAN_STATUSES = ("send", "deferred", "paused", "skipped", "superseded")
+PlanStatus = Literal["send", "deferred", "paused", "skipped", "superseded"]
 # Plan statuses the ledger records as a key's outcome without an email.
 KEY_OUTCOMES = ("skipped", "superseded")
 
@@ -48,3 +53,13 @@ def service_cancelled_key(subscription: str) -> str:
 def pending_deletion_key(subscription: str, stage: int) -> str:
     """The key of one pending_deletion stage of one subscription."""
     return f"pending_deletion:{subscription}:{stage}"
+
+
+def card_expiring_key(account: str, payment_method: str, exp_year: int, exp_month: int, stage: int) -> str:
+    """The key of one card_expiring stage for one card and its expiry month."""
+    return f"card_expiring:{account}:{payment_method}:{exp_year:04d}-{exp_month:02d}:{stage}"
+
+
+def balance_settled_key(answered_key: str) -> str:
+    """The key of the balance_settled notice that answers one sent card_charge_failed or past_due key."""
+    return f"balance_settled:{answered_key}"

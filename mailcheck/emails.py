@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from dunning.delivery.mime import address_domain, build_message, make_message_id
 from dunning.emails.render import Renderer
 from dunning.emails.scenarios import load_scenarios
-from dunning.links import settlement_url
+from dunning.links import settlement_url, update_url
 from dunning.settings import LinksSettings, SenderSettings
 
 # A fixed key for the sample links: spam filters read the URL as sent, so it carries a real token.
@@ -53,9 +53,12 @@ def sample_emails(templates_dir: Path, locales_dir: Path) -> Iterator[MailcheckE
     for scenario in sorted(load_scenarios(templates_dir), key=lambda s: s.name):
         context = dict(scenario.context)
         account, method = context["account"]["id"], context["payment_method"]["id"] or "none"
-        context["settlement_url"] = settlement_url(links, account=account, payment_method=method,
-                                                   key=f"{scenario.notice}:{account}:{method}:{sent_at:%Y-%m-%d}",
-                                                   now=sent_at)
+        ids = {"account": account, "payment_method": method,
+               "key": f"{scenario.notice}:{account}:{method}:{sent_at:%Y-%m-%d}", "now": sent_at}
+        if scenario.notice == "card_expiring":   # its link goes to the payment-method update page
+            context["update_url"] = update_url(links, **ids)
+        else:
+            context["settlement_url"] = settlement_url(links, **ids)
         for locale in sorted(renderer.available_locales):
             email = renderer.render(scenario.notice, locale, context)
             name = f"{scenario.name}/{locale}"

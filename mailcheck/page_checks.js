@@ -1,6 +1,6 @@
-// Runs in the rendered email. Returns what a reader at this width would see wrong:
+// Runs in the rendered email (hasInvoices: whether its notice lists invoices). Returns what a reader at this width would see wrong:
 // words of the invoice table (the one with header cells) broken across lines, a page wider than the screen, text below WCAG AA contrast.
-() => {
+(hasInvoices) => {
   const problems = [];
   const width = window.innerWidth;
   if (document.documentElement.scrollWidth > width + 1) {
@@ -8,7 +8,8 @@
   }
   // Every word (run of non-spaces) of each invoice-table cell must sit on one line.
   const tables = [...document.querySelectorAll("table")].filter(t => [...t.rows].some(r => r.querySelector(":scope > th")));
-  if (!tables.length) problems.push("no invoice table (a table with header cells) found");
+  if (hasInvoices && !tables.length) problems.push("no invoice table (a table with header cells) found");
+  if (!hasInvoices && tables.length) problems.push("an invoice table in a notice that lists no invoices");
   for (const cell of tables.flatMap(t => [...t.querySelectorAll("th, td")])) {
     const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {

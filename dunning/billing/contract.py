@@ -153,6 +153,13 @@ class PaymentMethod(Record):
     exp_month: Annotated[int, Field(strict=True, ge=1, le=12)] | None = None
     exp_year: Annotated[int, Field(strict=True, ge=1970, le=2099)] | None = None
 
+    @property
+    def expiry_month(self) -> str | None:
+        """The month the card expires in, "YYYY-MM", for cards with both expiry fields."""
+        if self.type != "card" or self.exp_month is None or self.exp_year is None:
+            return None
+        return f"{self.exp_year:04d}-{self.exp_month:02d}"
+
 
 class Subscription(Record):
     id: Id
@@ -215,6 +222,8 @@ class Account(Record):
     cc: Annotated[list[Email], Field(max_length=50)] = []
     locale: Annotated[str, Field(strict=True, max_length=40), AfterValidator(_check_locale)]
     timezone: Annotated[str, Field(strict=True, max_length=80), AfterValidator(_check_timezone)]
+    dunning_paused_until: DateTimeField | None = None
+    segment: Annotated[str, Field(strict=True, pattern=r"^[a-z0-9_-]{1,40}$")] | None = None
     payment_methods: Annotated[list[PaymentMethod], Field(max_length=MAX_ITEMS)] = []
     subscriptions: Annotated[list[Subscription], Field(max_length=MAX_ITEMS)] = []
     invoices: Annotated[list[Invoice], Field(max_length=MAX_ITEMS)] = []

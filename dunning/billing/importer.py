@@ -277,7 +277,8 @@ def _upsert(conn: Connection, table: Table, rows: list[dict]) -> None:
 def _account_row(parsed: ParsedLine) -> dict:
     a = parsed.account
     return {"id": a.id, "name": a.name, "email": a.email, "cc": json.dumps(a.cc), "locale": a.locale,
-            "timezone": a.timezone, "content_hash": parsed.digest}
+            "timezone": a.timezone, "content_hash": parsed.digest,
+            "dunning_paused_until": a.dunning_paused_until, "segment": a.segment}
 
 
 def _child_rows(accounts: list[Account]) -> dict[str, list[dict]]:
@@ -285,7 +286,8 @@ def _child_rows(accounts: list[Account]) -> dict[str, list[dict]]:
     for a in accounts:
         rows["payment_methods"] += [
             {"id": pm.id, "account_id": a.id, "type": pm.type, "brand": pm.brand, "last4": pm.last4,
-             "exp_month": pm.exp_month, "exp_year": pm.exp_year} for pm in a.payment_methods]
+             "exp_month": pm.exp_month, "exp_year": pm.exp_year, "expiry_month": pm.expiry_month}
+            for pm in a.payment_methods]
         rows["subscriptions"] += [
             {"id": s.id, "account_id": a.id, "name": s.name, "payment_method_id": s.payment_method,
              "status": s.status, "cancelled_at": s.cancelled_at, "cancel_reason": s.cancel_reason,

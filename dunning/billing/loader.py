@@ -37,7 +37,8 @@ def _columns(table, *names: str) -> tuple:
 
 # Rows are unpacked by position, in the order of these columns: reading a Row's fields by name costs
 # far more, and an account is five to twenty rows.
-_ACCOUNT_COLUMNS = _columns(store.accounts, "id", "name", "email", "cc", "locale", "timezone")
+_ACCOUNT_COLUMNS = _columns(store.accounts, "id", "name", "email", "cc", "locale", "timezone",
+                            "dunning_paused_until", "segment")
 _CHILD_COLUMNS = (
     _columns(store.payment_methods, "account_id", "id", "type", "brand", "last4", "exp_month", "exp_year"),
     _columns(store.subscriptions, "account_id", "id", "name", "payment_method_id", "status", "cancelled_at",
@@ -61,9 +62,10 @@ def _by_account(conn: Connection, columns: tuple, ids: list[str]) -> dict[str, l
 
 def _account(row, payment_methods: dict[str, list], subscriptions: dict[str, list], invoices: dict[str, list],
              charges: dict[str, list]) -> Account:
-    key, name, email, cc, locale, timezone = row
+    key, name, email, cc, locale, timezone, paused_until, segment = row
     return _stored(Account,
         id=key, name=name, email=email, cc=orjson.loads(cc), locale=locale, timezone=timezone,
+        dunning_paused_until=paused_until, segment=segment,
         payment_methods=[_stored(PaymentMethod,
             id=id_, type=type_, brand=brand, last4=last4, exp_month=exp_month, exp_year=exp_year)
             for _, id_, type_, brand, last4, exp_month, exp_year in payment_methods.get(key, ())],

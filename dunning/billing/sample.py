@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import IO, Literal
 from zoneinfo import ZoneInfo
 
-__all__ = ["Mix", "PROFILES", "PLANS", "FAILURES", "BRANDS", "WINDOW_HOURS", "generate", "write_jsonl",
-           "DUE_SITUATIONS", "SITUATIONS", "as_of_default"]
+__all__ = ["Mix", "PROFILES", "PLANS", "FAILURES", "BRANDS", "WINDOW_HOURS", "SEGMENT", "generate", "write_jsonl",
+           "DUE_SITUATIONS", "SITUATIONS", "QUIET_SITUATIONS", "as_of_default"]
 
 Mix = Literal["mixed", "all-due", "none-due"]
 
@@ -35,19 +35,23 @@ FAILURES = ("card_declined", "expired_card", "insufficient_funds", "do_not_honor
             "lost_card")
 BRANDS = ("visa", "mastercard", "amex")
 WINDOW_HOURS = range(9, 19)
+SEGMENT = "key-accounts"  # the sample's segment; the shipped settings have no section for it (defaults, a warning)
 
 
 def generate(count: int, as_of: datetime, *, seed: int = 7, mix: Mix = "mixed",
-             in_window: bool = True) -> Iterator[dict]:
-    """`count` accounts as contract dicts, dated relative to as_of."""
+             in_window: bool = True, settled: bool = False) -> Iterator[dict]:
+    """`count` accounts as contract dicts, dated relative to as_of.
+
+    settled: the same accounts once the payments of the "settles" situations came in (their invoices
+    paid), for a second run that confirms them with balance_settled."""
     rng = random.Random(seed)
     profiles = [p for p in PROFILES if _local_hour(p[1], as_of) in WINDOW_HOURS] if in_window else []
     profiles = profiles or list(PROFILES)
-    situations = {"mixed": SITUATIONS, "all-due": DUE_SITUATIONS, "none-due": (_paid,)}[mix]
+    situations = {"mixed": SITUATIONS, "all-due": DUE_SITUATIONS, "none-due": QUIET_SITUATIONS}[mix]
     for index in range(count):
         profile = profiles[index % len(profiles)]
         situation = situations[index % len(situations)]
-        yield _account(index, profile, situation, as_of, rng)
+        yield _account(index, profile, situation, as_of, rng, settled)
 
 
 def write_jsonl(out: IO[str], accounts: Iterator[dict]) -> int:
@@ -67,19 +71,33 @@ def _local_hour(zone: str, moment: datetime) -> int:
 class _Builder:
     """Accumulates one account's children with consistent ids."""
 
-    def __init__(self, account_id: str, currency: str, as_of: datetime, rng: random.Random) -> None:
-        self.id, self.currency, self.as_of, self.rng = account_id, currency, as_of, rng
+    def __init__(self, account_id: str, currency: str, as_of: datetime, rng: random.Random,
+                 settled: bool = False) -> None:
+        self.id, self.currency, self.as_of, self.rng, self.settled = account_id, currency, as_of, rng, settled
+        self.extra: dict[str, object] = {}  # account fields: pause, segment
         self.methods: list[dict] = []
         self.subs: list[dict] = []
         self.invoices: list[dict] = []
         self.charges: list[dict] = []
 
-    def card(self) -> str:
+    def card(self, expires_months_ahead: int | None = None) -> str:
+        """A card; by default one expiring a year or more from now (no card_expiring of its own)."""
         pm = {"id": f"pm_{self.id}_{len(self.methods) + 1}", "type": "card",
               "brand": self.rng.choice(BRANDS), "last4": f"{self.rng.randrange(10000):04d}",
-              "exp_month": self.rng.randint(1, 12), "exp_year": self.as_of.year + self.rng.randint(0, 4)}
+              "exp_month": self.rng.randint(1, 12), "exp_year": self.as_of.year + self.rng.randint(2, 5)}
+        if expires_months_ahead is not None:
+            index = self.as_of.year * 12 + self.as_of.month - 1 + expires_months_ahead
+            pm["exp_year"], pm["exp_month"] = index // 12, index % 12 + 1
         self.methods.append(pm)
         return str(pm["id"])
+
+    def pay_all(self) -> None:
+        """Every invoice paid in full, the last by a charge an hour ago (card groups)."""
+        for invoice in self.invoices:
+            invoice["status"], invoice["amount_paid"] = "paid", invoice["total"]
+        cards = [m["id"] for m in self.methods if m["type"] == "card"]
+        if cards and self.invoices:
+            self.charge(self.invoices[-1]["id"], cards[0], 1, outcome="succeeded")
 
     def bank_transfer(self) -> str:
         pm = {"id": f"pm_{self.id}_{len(self.methods) + 1}", "type": "invoice"}
@@ -190,22 +208,75 @@ def _data_deleted(b: _Builder) -> None:
     b.invoice(sub, 125)
 
 
+def _card_expiring(subscriptions: int) -> Callable[[_Builder], None]:
+    """A card that stops working at the end of this month: stage 1, or 2 in the month's last week."""
+    def build(b: _Builder) -> None:
+        card = b.card(expires_months_ahead=0)
+        for _ in range(subscriptions):
+            b.subscription(card)
+    build.__name__ = f"_card_expiring_{subscriptions}"
+    return build
+
+
+def _expiring_later(b: _Builder) -> None:
+    """A card expiring next month, within about 60 days and before its first stage: nothing due yet."""
+    card = b.card(expires_months_ahead=1)
+    _paid_history(b, b.subscription(card), card)
+
+
+def _paused(b: _Builder) -> None:
+    """A past-due account whose dunning is paused (a dispute) for ten more days."""
+    _past_due(7)(b)
+    b.extra["dunning_paused_until"] = _rfc3339(b.as_of + timedelta(days=10))
+
+
+def _segmented(b: _Builder) -> None:
+    _past_due(1)(b)
+    b.extra["segment"] = SEGMENT
+
+
+def _settles_after_card_failure(b: _Builder) -> None:
+    """A card failure; with settled=True, paid since: balance_settled answers the failure notice."""
+    _card_failed(b)
+    if b.settled:
+        b.pay_all()
+
+
+def _settles_after_final_past_due(b: _Builder) -> None:
+    """An invoice payer at the final past_due stage; with settled=True, paid by bank transfer since."""
+    method = b.bank_transfer()
+    b.invoice(b.subscription(method, "past_due"), 15)
+    if b.settled:
+        b.pay_all()
+
+
+def _paid_history(b: _Builder, sub: str, card: str) -> None:
+    inv = b.invoice(sub, 20, status="paid")
+    b.invoices[-1]["amount_paid"] = b.invoices[-1]["total"]
+    b.charge(inv, card, 20 * 24, outcome="succeeded")
+
+
 DUE_SITUATIONS: tuple[Callable[[_Builder], None], ...] = (
     _card_failed, _past_due(1), _past_due(7), _past_due(14), _shared_card_two_currencies,
     _bank_transfer_past_due, _cancelled(1), _cancelled(62), _cancelled(84), _cancelled(89))
-SITUATIONS = DUE_SITUATIONS + (_paid, _paid, _paid, _customer_request, _data_deleted)
+SITUATIONS = DUE_SITUATIONS + (_paid, _paid, _paid, _customer_request, _data_deleted, _card_expiring(1),
+                               _card_expiring(3), _paused, _segmented, _settles_after_card_failure,
+                               _settles_after_final_past_due)
+# Nothing due: paid accounts, 5% with a card expiring within two months (before its first stage), 2% paused
+# while in dunning (the benchmark's no-op mix).
+QUIET_SITUATIONS: tuple[Callable[[_Builder], None], ...] = (_paid,) * 93 + (_expiring_later,) * 5 + (_paused,) * 2
 
 
 def _account(index: int, profile: tuple[str, str, str, str], situation: Callable[[_Builder], None],
-             as_of: datetime, rng: random.Random) -> dict:
+             as_of: datetime, rng: random.Random, settled: bool = False) -> dict:
     locale, zone, currency, company = profile
     account_id = f"acct_{index + 1:07d}"
-    builder = _Builder(account_id, currency, as_of, rng)
+    builder = _Builder(account_id, currency, as_of, rng, settled)
     situation(builder)
     domain = f"customer{index + 1}.example"
     account = {"id": account_id, "name": company, "email": f"billing@{domain}", "locale": locale,
-               "timezone": zone, "payment_methods": builder.methods, "subscriptions": builder.subs,
-               "invoices": builder.invoices, "charges": builder.charges}
+               "timezone": zone, **builder.extra, "payment_methods": builder.methods,
+               "subscriptions": builder.subs, "invoices": builder.invoices, "charges": builder.charges}
     if index % 4 == 0:
         account["cc"] = [f"finance@{domain}"]
     return account

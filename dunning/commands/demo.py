@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -57,15 +57,27 @@ def run(args: argparse.Namespace) -> int:
         print_summary(first, as_json=False)
         again = job.run(settings, as_of=as_of)
         print(f"4. the same run again sends nothing new (never twice): {again.sent} sent")
-        server.wait_for(first.sent)
+        settled = _payments_arrive(engine, settings, args.accounts, as_of, var)
+        print(f"5. payments arrive for {settled.updated} accounts; an hour later, dunning run: ", end="")
+        print_summary(settled_run := job.run(settings, as_of=as_of + timedelta(hours=1)), as_json=False)
+        server.wait_for(first.sent + settled_run.sent)
     show_outbox(var / "outbox")
     entries = build_preview(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir), var / "preview",
                             sender=settings.sender, default_locale=settings.i18n.default_locale)
-    print(f"5. preview gallery of {len(entries)} emails (every notice × locale × scenario): "
+    print(f"6. preview gallery of {len(entries)} emails (every notice × locale × scenario): "
           f"{var / 'preview' / 'index.html'}")
     print(f"\nOpen the .eml files in {var / 'outbox'}/ with a mail client, or {var / 'preview' / 'index.html'} "
           "in a browser.")
     return first.exit_code()
+
+
+def _payments_arrive(engine, settings: Settings, accounts: int, as_of: datetime, var: Path) -> importer.ImportSummary:
+    """Import the sample once its settling situations are paid: their groups get balance_settled."""
+    paid_file = var / "sample" / "billing-settled.jsonl"
+    with paid_file.open("w", encoding="utf-8") as out:
+        sample.write_jsonl(out, sample.generate(accounts, as_of, settled=True))
+    with paid_file.open("rb") as stream:
+        return importer.import_stream(engine, stream, batch_size=settings.database.batch_size)
 
 
 def fresh(var: Path) -> None:

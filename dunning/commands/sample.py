@@ -25,12 +25,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--any-timezone", action="store_true",
                         help="use every time zone, even where it is outside the send window at --as-of")
+    parser.add_argument("--settled", action="store_true",
+                        help="the same accounts once the payments of the settling situations came in (their "
+                             "invoices paid): import it after a run to see balance_settled")
     parser.add_argument("--out", type=Path, help="file to write (default: standard output)")
 
 
 def run(args: argparse.Namespace) -> int:
     accounts = sample.generate(args.accounts, args.as_of or sample.as_of_default(), seed=args.seed,
-                               mix=args.mix, in_window=not args.any_timezone)
+                               mix=args.mix, in_window=not args.any_timezone, settled=args.settled)
     if args.out is None:
         sample.write_jsonl(sys.stdout, accounts)
         return ExitCode.OK

@@ -2,13 +2,22 @@
 
 A run over a million accounts where nothing is due reads no account at all: the candidate query touches
 only index ranges around as_of (owed invoices by due date, failed charges by attempt time, non-payment
-cancellations by date). The ranges are a superset of what the policy can act on, whatever the account's
-time zone (local dates lie within a day of the UTC date); the policy makes the exact decision.
+cancellations by date, cards by expiry month, the ledger's recent dunning keys by notice and as_of). The
+ranges are a superset of what the policy can act on, whatever the account's time zone (local dates lie
+within a day of the UTC date) and whatever its segment (each segment's stages get their own ranges); the
+policy makes the exact decision.
+
+Two ranges would otherwise select accounts that are long done, so they leave out what the ledger already
+answered, by primary key: an expiring card whose highest possible stage is held, a dunning key whose
+balance_settled is held. A card is still selected for the day or two when its next stage is due in some
+time zones and not yet in its own. A run (not a plan) leaves paused accounts out: nothing of theirs may be
+sent or recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import (
@@ -18,8 +27,10 @@ from sqlalchemy import (
     Select,
     bindparam,
     column,
+    exists,
     false,
     insert,
+    literal,
     select,
     table,
     true,
@@ -31,17 +42,34 @@ from dunning.billing import loader
 from dunning.billing.contract import Account
 from dunning.planning.policy import PlannedNotice, plan
 from dunning.settings import Settings
+from dunning.vocabulary import DUNNING_NOTICES, balance_settled_key, card_expiring_key
 
 __all__ = ["SLACK", "candidate_query", "candidate_batches", "iter_batches", "iter_plan"]
+
+log = logging.getLogger(__name__)
 
 SLACK = timedelta(days=2)  # more than the widest gap between a local date and the UTC date, plus DST
 
 
-def candidate_query(as_of: datetime, settings: Settings) -> CompoundSelect:
+def candidate_query(as_of: datetime, settings: Settings, *, include_paused: bool = True) -> Select | CompoundSelect:
     """Ids of the accounts that may be due for a notice at as_of (distinct, in no particular order)."""
     utc_date = as_of.astimezone(UTC).date()
-    return union(_past_due(utc_date, settings), _failed_charges(as_of, settings),
-                 *_cancellations(as_of, settings))
+    variants = _variants(settings)
+    selects = {str(query.compile(compile_kwargs={"literal_binds": True})): query for variant in variants
+               for query in (_past_due(utc_date, variant), *_cancellations(as_of, variant),
+                             *_expiring_cards(utc_date, variant))}
+    found = union(*selects.values(), _failed_charges(as_of, settings), *_recent_dunning(as_of, settings))
+    if include_paused:
+        return found
+    ids = found.subquery()
+    accounts = store.accounts
+    paused = select(accounts.c.id).where(accounts.c.dunning_paused_until > as_of)
+    return select(ids.c.account_id).where(ids.c.account_id.not_in(paused))
+
+
+def _variants(settings: Settings) -> list[Settings]:
+    """The settings and every segment's: candidate ranges cover each one's stages."""
+    return [settings, *(settings.for_segment(name) for name in sorted(settings.segments))]
 
 
 def _past_due(utc_date: date, settings: Settings) -> Select:
@@ -76,7 +104,49 @@ def _cancellations(as_of: datetime, settings: Settings) -> list[Select]:
             for low, high in (recent, deleting)]
 
 
-def candidate_batches(conn: Connection, as_of: datetime, settings: Settings) -> Iterator[list[str]]:
+def _expiring_cards(utc_date: date, settings: Settings) -> list[Select]:
+    """Cards whose expiry month may have a card_expiring stage due, unless that stage's key is held."""
+    stages = settings.card_expiring.days_before
+    latest = utc_date + SLACK  # the latest local date any account can have
+    methods, notices = store.payment_methods, store.notices
+    selects = []
+    for month_start in _month_starts(utc_date - SLACK - timedelta(days=31), latest + timedelta(days=stages[0])):
+        stops = _next_month(month_start)  # the card works through the day before
+        if not (utc_date - SLACK < stops <= latest + timedelta(days=stages[0])):
+            continue
+        stage = max(k for k, days in enumerate(stages, 1) if stops - timedelta(days=days) <= latest)
+        held = card_expiring_key("\x00", "\x00", month_start.year, month_start.month, stage).split("\x00")
+        key = literal(held[0]) + methods.c.account_id + held[1] + methods.c.id + held[2]
+        selects.append(select(methods.c.account_id).where(
+            methods.c.expiry_month == f"{month_start:%Y-%m}", ~exists().where(notices.c.key == key)))
+    return selects
+
+
+def _month_starts(first: date, last: date) -> Iterable[date]:
+    month = first.replace(day=1)
+    while month <= last:
+        yield month
+        month = _next_month(month)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _recent_dunning(as_of: datetime, settings: Settings) -> list[Select]:
+    """Accounts with a dunning email sent within balance_settled.within_days whose confirmation is not held."""
+    notices, emails, answers = store.notices, store.emails, store.notices.alias("answers")
+    oldest = as_of - timedelta(days=settings.balance_settled.within_days)
+    prefix = balance_settled_key("")
+    return [select(notices.c.account_id).where(
+                notices.c.notice == notice, notices.c.as_of >= oldest, notices.c.as_of <= as_of,
+                exists().where(emails.c.id == notices.c.email_id, emails.c.status == "sent"),
+                ~exists().where(answers.c.key == literal(prefix) + notices.c.key))
+            for notice in DUNNING_NOTICES]  # one equality each: an index range scan on both databases
+
+
+def candidate_batches(conn: Connection, as_of: datetime, settings: Settings, *,
+                      include_paused: bool = True) -> Iterator[list[str]]:
     """Candidate account ids in batches of database.batch_size, in a stable (bytewise) order.
 
     The ids are gathered once into a temporary table and read back a page at a time, each in a short
@@ -86,7 +156,8 @@ def candidate_batches(conn: Connection, as_of: datetime, settings: Settings) -> 
     collation = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_CANDIDATES.name}")
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_CANDIDATES.name} (account_id TEXT{collation} PRIMARY KEY)")
-    conn.execute(insert(_CANDIDATES).from_select(["account_id"], candidate_query(as_of, settings)))
+    conn.execute(insert(_CANDIDATES).from_select(["account_id"],
+                                                 candidate_query(as_of, settings, include_paused=include_paused)))
     conn.commit()
     page = (select(_CANDIDATES.c.account_id).where(_CANDIDATES.c.account_id > bindparam("after"))
             .order_by(_CANDIDATES.c.account_id).limit(settings.database.batch_size))
@@ -104,15 +175,26 @@ def candidate_batches(conn: Connection, as_of: datetime, settings: Settings) -> 
 _CANDIDATES = table("dunning_candidates", column("account_id"))
 
 
-def iter_batches(engine: Engine, as_of: datetime, settings: Settings,
-                 locales: frozenset[str]) -> Iterator[tuple[list[Account], list[PlannedNotice]]]:
+def iter_batches(engine: Engine, as_of: datetime, settings: Settings, locales: frozenset[str], *,
+                 include_paused: bool = True) -> Iterator[tuple[list[Account], list[PlannedNotice]]]:
     """Each batch of candidate accounts with its plan at as_of, in account order."""
+    warned: set[str] = set()
     with engine.connect() as conn:
-        for ids in candidate_batches(conn, as_of, settings):
+        for ids in candidate_batches(conn, as_of, settings, include_paused=include_paused):
             accounts = loader.load_accounts(conn, ids)
-            handled = ledger.handled_keys(conn, ids)
+            history = ledger.key_history(conn, ids)
             conn.rollback()  # end the batch's read before the caller writes (see candidate_batches)
-            yield accounts, plan(accounts, handled, as_of, settings, locales=locales)
+            _warn_unknown_segments(accounts, settings, warned)
+            yield accounts, plan(accounts, history.handled, as_of, settings, locales=locales, sent=history.sent)
+
+
+def _warn_unknown_segments(accounts: list[Account], settings: Settings, warned: set[str]) -> None:
+    for account in accounts:
+        name = account.segment
+        if name is not None and name not in warned and not settings.knows_segment(name):
+            warned.add(name)
+            log.warning("segment %r (account %s and maybe others) has no [segments.%s] section in the "
+                        "settings; the defaults apply", name, account.id, name)
 
 
 def iter_plan(engine: Engine, as_of: datetime, settings: Settings,

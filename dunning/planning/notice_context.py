@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from dunning.billing.contract import Account
+from dunning.billing.contract import Account, PaymentMethod
 from dunning.planning.policy import PlannedNotice
 from dunning.settings import Settings
 
 __all__ = ["build_context", "to_json", "revive"]
 
 
-def build_context(planned: PlannedNotice, account: Account, settings: Settings, settlement_url: str) -> dict:
-    """The render context of interfaces.md for one planned notice of this account."""
+def build_context(planned: PlannedNotice, account: Account, settings: Settings, settlement_url: str | None,
+                  update_url: str | None = None) -> dict:
+    """The render context of interfaces.md for one planned notice of this account.
+
+    card_expiring gets update_url (the payment-method update page) and no settlement_url; every other
+    notice the reverse."""
     subs = {s.id: s for s in account.subscriptions}
     method = next(pm for pm in account.payment_methods if pm.id == planned.payment_method)
     return {
@@ -35,11 +39,21 @@ def build_context(planned: PlannedNotice, account: Account, settings: Settings, 
         "disable_date": planned.disable_date,
         "deletion_date": planned.deletion_date,
         "days_left": planned.days_left,
+        "card_end_date": _valid_until(method) if planned.notice == "card_expiring" else None,
         "settlement_url": settlement_url,
+        "update_url": update_url,
         "support_url": settings.branding.support_url,
         "branding": settings.branding.model_dump(),
         "timezone": account.timezone,
     }
+
+
+def _valid_until(method: PaymentMethod) -> date | None:
+    """The last day a card works: the last day of its expiry month."""
+    if method.exp_year is None or method.exp_month is None:
+        return None
+    first_after = date(method.exp_year + method.exp_month // 12, method.exp_month % 12 + 1, 1)
+    return first_after - timedelta(days=1)
 
 
 def _invoices(planned: PlannedNotice, account: Account, subs: dict) -> list[dict]:
@@ -71,8 +85,8 @@ def _plain(value: Any) -> str:
 
 def revive(context: dict) -> dict:
     """The stored context with its dates, date-times and decimals made Python values again."""
-    for key in ("disable_date", "deletion_date"):
-        if context[key] is not None:
+    for key in ("disable_date", "deletion_date", "card_end_date"):
+        if context.get(key) is not None:
             context[key] = date.fromisoformat(context[key])
     for invoice in context["invoices"]:
         invoice["total"], invoice["outstanding"] = Decimal(invoice["total"]), Decimal(invoice["outstanding"])

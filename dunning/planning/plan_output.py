@@ -57,7 +57,7 @@ def write_json(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[s
 
 
 PIPE_WIDTH = 200
-STYLES = {"send": "green", "deferred": "yellow", "skipped": "dim", "superseded": "dim"}
+STYLES = {"send": "green", "deferred": "yellow", "paused": "magenta", "skipped": "dim", "superseded": "dim"}
 COLUMNS = (("account", 16), ("notice", 18), ("stage", 5), ("amounts", 22), ("status", 10), ("why", 0))
 
 
@@ -92,7 +92,9 @@ def write_table(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[
 
 
 def summary(counts: Counter[str]) -> str:
-    """One line: how many entries of each status, e.g. "3 send, 1 deferred, 0 skipped, 0 superseded"."""
+    """One line: how many entries of each status, e.g. "3 send, 1 deferred, 0 skipped, 0 superseded".
+
+    paused is shown only when some entry is paused: most billing teams never pause anyone."""
     if not counts:
         return "nothing is due"
-    return ", ".join(f"{counts[status]} {status}" for status in PLAN_STATUSES)
+    return ", ".join(f"{counts[status]} {status}" for status in PLAN_STATUSES if status != "paused" or counts[status])

@@ -14,12 +14,29 @@ Decisions taken where the contract leaves room (see docs in the module's functio
   its language ("fr-FR" from the fr catalog, as in the contract's example), else the default locale's;
   catalog names the catalog used along the chain (pt-BR → pt → default); locale_fallback is true when
   the email is in another language than the account's (the default), as dunning.i18n.catalogs flags it.
+
+Lifecycle notices (the contract's "Lifecycle notices"), where it leaves room:
+- card_expiring counts a card with exp_month and exp_year that pays at least one live subscription, owed
+  or not; its stages are local calendar dates like past_due's. It is superseded when card_charge_failed
+  or past_due has status send for the group in the same plan: the stage that would have been sent is
+  recorded superseded, lower stages not yet handled are skipped as usual. Its entry lists the live
+  subscriptions the card pays, no invoices and empty amounts.
+- balance_settled answers a card_charge_failed or past_due key whose email's status is sent (queued,
+  unknown or failed emails may never have reached the customer: nothing to confirm), recorded at an as_of
+  within [as_of - balance_settled.within_days, as_of] (a key recorded by a run dated after as_of has not
+  happened yet, as rule 7 says of charges); the newest by recorded as_of, then by key, is the answered
+  key. Its entry lists the group's live subscriptions, no invoices and empty amounts. It may go out
+  together with card_expiring for the same card: they say different things.
+- Pause: as_of before dunning_paused_until (exclusive: at that very moment the pause is over) lists every
+  entry of the account as paused, inside or outside the send window; paused wins over deferred.
+- Segments: the account's segment selects Settings.for_segment; a segment without a section gets the
+  defaults (the warning, once per name, is the candidate selection's job: this module does no I/O).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -32,7 +49,9 @@ from dunning.settings import Settings
 from dunning.vocabulary import (
     NOTICES,
     PlanStatus,
+    balance_settled_key,
     card_charge_failed_key,
+    card_expiring_key,
     past_due_key,
     pending_deletion_key,
     service_cancelled_key,
@@ -99,6 +118,7 @@ class _Facts:
     local_now: datetime
     handled: Container[str]
     settings: Settings
+    sent: Mapping[str, datetime]  # this account's sent dunning keys: the as_of each was recorded at
     live: dict[str, Subscription] = field(default_factory=dict)
     owed: dict[str, list[Invoice]] = field(default_factory=lambda: defaultdict(list))
     charges: list[Charge] = field(default_factory=list)
@@ -109,25 +129,33 @@ class _Facts:
 
 
 def plan(accounts: Iterable[Account], handled: Container[str], as_of: datetime, settings: Settings, *,
-         locales: frozenset[str]) -> list[PlannedNotice]:
-    """Every notice the accounts are due for at as_of, ordered by account, payment method, notice, stage."""
+         locales: frozenset[str], sent: Mapping[str, Mapping[str, datetime]] | None = None) -> list[PlannedNotice]:
+    """Every notice the accounts are due for at as_of, ordered by account, payment method, notice, stage.
+
+    `sent` maps an account to its card_charge_failed and past_due keys whose email was sent, each with the
+    as_of it was recorded at (what balance_settled answers); see dunning.ledger.key_history."""
     planned: list[PlannedNotice] = []
     for account in sorted(accounts, key=lambda a: a.id):
-        planned.extend(plan_account(account, handled, as_of, settings, locales=locales))
+        mine = sent.get(account.id, {}) if sent else {}
+        planned.extend(plan_account(account, handled, as_of, settings, locales=locales, sent=mine))
     return planned
 
 
 def plan_account(account: Account, handled: Container[str], as_of: datetime, settings: Settings, *,
-                 locales: frozenset[str]) -> list[PlannedNotice]:
+                 locales: frozenset[str], sent: Mapping[str, datetime] | None = None) -> list[PlannedNotice]:
     """The notices one account is due for at as_of (a key in `handled` is never planned)."""
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("as_of must be an aware datetime")
-    facts = _facts(account, handled, as_of, settings)
+    facts = _facts(account, handled, as_of, settings.for_segment(account.segment), sent or {})
     drafts: list[_Draft] = []
     for method in account.payment_methods:
         drafts.extend(_group_drafts(facts, method))
     drafts.extend(_cancellation_drafts(facts))
-    if not in_send_window(facts.local_now.time().replace(tzinfo=None), settings.policy.window):
+    paused_until = account.dunning_paused_until
+    if paused_until is not None and as_of < paused_until:
+        until = paused_until.astimezone(facts.local_now.tzinfo).strftime("%Y-%m-%d %H:%M")
+        drafts = [replace(d, status="paused", why=f"dunning paused until {until} local; {d.why}") for d in drafts]
+    elif not in_send_window(facts.local_now.time().replace(tzinfo=None), facts.settings.policy.window):
         clock = facts.local_now.strftime("%H:%M")
         drafts = [replace(d, status="deferred", why=f"outside the send window ({clock} local); {d.why}")
                   for d in drafts]
@@ -135,8 +163,9 @@ def plan_account(account: Account, handled: Container[str], as_of: datetime, set
     return sorted(planned, key=_order)
 
 
-def _facts(account: Account, handled: Container[str], as_of: datetime, settings: Settings) -> _Facts:
-    facts = _Facts(account, as_of, as_of.astimezone(zone(account.timezone)), handled, settings)
+def _facts(account: Account, handled: Container[str], as_of: datetime, settings: Settings,
+           sent: Mapping[str, datetime]) -> _Facts:
+    facts = _Facts(account, as_of, as_of.astimezone(zone(account.timezone)), handled, settings, sent)
     facts.live = {s.id: s for s in account.subscriptions if not _cancelled(s, as_of)}
     for invoice in account.invoices:
         if invoice.owed:
@@ -156,10 +185,17 @@ def _order(notice: PlannedNotice) -> tuple:
             notice.deletion_date or date.min, notice.keys)
 
 
-# card_charge_failed and past_due: one group is one account and one payment method.
+# card_charge_failed, past_due, card_expiring, balance_settled: a group is one account and one payment method.
 
 def _group_drafts(facts: _Facts, method: PaymentMethod) -> list[_Draft]:
-    subs = sorted(s for s, sub in facts.live.items() if sub.payment_method == method.id and facts.owed[s])
+    live = sorted(s for s, sub in facts.live.items() if sub.payment_method == method.id)
+    drafts = _dunning_drafts(facts, method, live)
+    dunning = any(d.status == "send" for d in drafts)
+    return drafts + _expiring_drafts(facts, method, live, superseded=dunning) + _settled_drafts(facts, method, live)
+
+
+def _dunning_drafts(facts: _Facts, method: PaymentMethod, live: list[str]) -> list[_Draft]:
+    subs = [s for s in live if facts.owed[s]]
     owed = [invoice for s in subs for invoice in facts.owed[s]]
     if not owed:
         return []  # paid means quiet
@@ -223,6 +259,50 @@ def _past_due_drafts(facts: _Facts, method: str, owed: list[Invoice], subs: list
                              stage=stage, final_stage=stage == last, episode_start=start,
                              disable_date=disable))
     return drafts
+
+
+def _expiring_drafts(facts: _Facts, method: PaymentMethod, live: list[str], *, superseded: bool) -> list[_Draft]:
+    """The highest due card_expiring stage (sent, or superseded by dunning) and lower ones not handled, skipped."""
+    if method.type != "card" or method.exp_month is None or method.exp_year is None or not live:
+        return []
+    stops = _first_day_after(method.exp_year, method.exp_month)  # E: the first day the card no longer works
+    today, stages = facts.local_date, facts.settings.card_expiring.days_before
+    due = [k for k, days in enumerate(stages, 1) if stops - timedelta(days=days) <= today < stops]
+    drafts = []
+    for stage in sorted(due, reverse=True):
+        key = card_expiring_key(facts.account.id, method.id, method.exp_year, method.exp_month, stage)
+        if key in facts.handled:
+            continue
+        if stage != due[-1]:
+            status: PlanStatus = "skipped"
+            why = f"stage {stage} came due together with stage {due[-1]}; never sent"
+        else:
+            status = "superseded" if superseded else "send"
+            why = (f"card expires at the end of {method.exp_year:04d}-{method.exp_month:02d}; stage {stage} "
+                   f"due since {(stops - timedelta(days=stages[stage - 1])).isoformat()}"
+                   + ("; a dunning notice goes out instead" if superseded else ""))
+        drafts.append(_Draft("card_expiring", method.id, status, [key], [], live, why, stage=stage,
+                             final_stage=stage == len(stages)))
+    return drafts
+
+
+def _first_day_after(year: int, month: int) -> date:
+    return date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+
+
+def _settled_drafts(facts: _Facts, method: PaymentMethod, live: list[str]) -> list[_Draft]:
+    """balance_settled for a settled group answering its newest dunning key sent within within_days."""
+    if not live or any(facts.owed[s] for s in live):
+        return []
+    oldest = facts.as_of - timedelta(days=facts.settings.balance_settled.within_days)
+    prefixes = (f"card_charge_failed:{facts.account.id}:{method.id}:", f"past_due:{facts.account.id}:{method.id}:")
+    answered = max(((when, key) for key, when in facts.sent.items()
+                    if key.startswith(prefixes) and oldest <= when <= facts.as_of), default=None)
+    if answered is None or balance_settled_key(answered[1]) in facts.handled:
+        return []
+    when, key = answered
+    why = f"balance paid; confirms {key} (sent, recorded {when.astimezone(facts.local_now.tzinfo):%Y-%m-%d})"
+    return [_Draft("balance_settled", method.id, "send", [balance_settled_key(key)], [], live, why)]
 
 
 # service_cancelled and pending_deletion: per subscription, shared per group (and stage and deletion date).

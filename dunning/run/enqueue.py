@@ -22,21 +22,24 @@ __all__ = ["enqueue_plan", "plan_entries", "outbox_entry"]
 def enqueue_plan(engine: Engine, settings: Settings, locales: frozenset[str], as_of: datetime, summary: RunSummary,
                  progress: Progress, clock: Clock, *, dry_run: bool = False) -> None:
     """Plan every candidate batch and put what is due in the outbox."""
-    for accounts, planned in candidates.iter_batches(engine, as_of, settings, locales):
+    # Paused accounts are left out by the candidate query: nothing of theirs is sent or recorded.
+    for accounts, planned in candidates.iter_batches(engine, as_of, settings, locales, include_paused=False):
         entries = plan_entries(planned, accounts, settings, summary, now=clock.now())
         progress("planned", sum(entry.status == "send" for entry in entries))
         if entries and not dry_run:
-            ledger.enqueue(engine, entries, now=clock.now())
+            ledger.enqueue(engine, entries, now=clock.now(), as_of=as_of)
 
 
 def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], settings: Settings,
                  summary: RunSummary, *, now: datetime) -> list[ledger.OutboxEntry]:
-    """Outbox entries for one batch of planned notices; deferred ones are only counted."""
+    """Outbox entries for one batch of planned notices; deferred ones are only counted, paused ones left out."""
     by_id = {a.id: a for a in accounts}
     entries = []
     for notice in planned:
         if notice.status == "deferred":
             summary.deferred += 1
+            continue
+        if notice.status == "paused":
             continue
         if notice.status == "send":
             summary.planned += 1
@@ -49,14 +52,17 @@ def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], 
 def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, *, now: datetime) -> ledger.OutboxEntry:
     """The ledger's record of one planned notice, with everything needed to send it later (links signed at now)."""
     status = notice.status
-    if status == "deferred":
-        raise ValueError(f"a deferred notice is counted, never enqueued: {notice.keys}")
+    if status == "deferred" or status == "paused":
+        raise ValueError(f"a {status} notice is never enqueued: {notice.keys}")
     message_id = payload = None
     if status == "send":
         first_key = notice.keys[0]
-        url = links.settlement_url(settings.links, account=notice.account,
-                                   payment_method=notice.payment_method, key=first_key, now=now)
-        context = notice_context.build_context(notice, account, settings, url)
+        sign = links.update_url if notice.notice == "card_expiring" else links.settlement_url
+        url = sign(settings.links, account=notice.account, payment_method=notice.payment_method, key=first_key,
+                   now=now)
+        expiring = notice.notice == "card_expiring"
+        context = notice_context.build_context(notice, account, settings, None if expiring else url,
+                                               url if expiring else None)
         payload = notice_context.to_json({"to": list(notice.to), "cc": list(notice.cc),
                                           "locale": notice.locale, "context": context})
         message_id = make_message_id(first_key, address_domain(settings.sender.from_address))

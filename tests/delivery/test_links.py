@@ -278,3 +278,24 @@ def test_settlement_url_refuses_missing_or_weak_keys_every_time():
             settlement_url(LinksSettings(), **IDS)
         with pytest.raises(SettingsError, match="shorter than 16"):
             settlement_url(LinksSettings(keys=f"{NEW},short"), **IDS)
+
+
+def test_an_update_link_is_no_settlement_link_and_the_reverse():
+    """Update and settlement tokens have salts of their own: each verifies only for its own purpose."""
+    update = sign_token([NEW], **IDS, now=NOW, purpose="update")
+    settle = sign_token([NEW], **IDS, now=NOW)
+    assert verify_token(update, [NEW], max_age_days=45, now=NOW, purpose="update").key == IDS["key"]
+    for token, purpose in ((update, "settlement"), (settle, "update")):
+        with pytest.raises(LinkError, match="wrong purpose") as caught:
+            verify_token(token, [NEW], max_age_days=45, now=NOW, purpose=purpose)
+        assert caught.value.reason == "wrong_purpose"
+
+
+def test_update_url_goes_to_the_payment_method_page(monkeypatch):
+    """links.update_url fills links.update_url's {token} with an update token that token_from finds again."""
+    from dunning.links import update_url
+    links = LinksSettings(keys=NEW)
+    url = update_url(links, **IDS, now=NOW)
+    assert url.startswith("https://billing.example.com/payment-method/")
+    token = token_from(url, links, "update")
+    assert verify_token(token, [NEW], max_age_days=45, now=NOW, purpose="update").account == "acct_1"

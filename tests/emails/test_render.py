@@ -38,12 +38,17 @@ def copied(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("name", scenario_names())
 def test_every_email_has_its_links_footer_and_contact_line(shipped_renderer: Renderer, scenario,
                                                            name: str, locale: str) -> None:
-    """Each part carries the settlement link, the support link, the company footer and the billing contact."""
+    """Each part carries its action link (settlement; card_expiring: payment-method update; balance_settled:
+    support), the support link, the company footer and the billing contact."""
     context = scenario(name)
     email = shipped_renderer.render(context["notice"], locale, context)
-    settle, support = context["settlement_url"], context["support_url"]
-    assert f'href="{settle}"' in email.html and f'href="{support}"' in email.html
-    shown = f"\u2066{settle}\u2069" if email.dir == "rtl" else settle   # kept left-to-right in Arabic
+    support = context["support_url"]
+    action = {"card_expiring": context.get("update_url"), "balance_settled": support}.get(
+        context["notice"], context["settlement_url"])
+    assert f'href="{action}"' in email.html and f'href="{support}"' in email.html
+    if context["notice"] in ("card_expiring", "balance_settled"):
+        assert "/settle/" not in email.html + email.text   # nothing to settle: no settlement link
+    shown = f"\u2066{action}\u2069" if email.dir == "rtl" else action   # kept left-to-right in Arabic
     assert f"\n{shown}\n" in email.text and support in email.text
     for part in (visible_text(email.html), email.text):
         assert context["branding"]["company"] in part and context["branding"]["address"] in part
@@ -368,9 +373,10 @@ def test_unknown_notice_names_are_refused(shipped_renderer: Renderer) -> None:
         shipped_renderer.compile("../settings")
 
 
-def test_shipped_notices_are_the_four_of_the_policy() -> None:
+def test_shipped_notices_are_the_six_of_the_policy() -> None:
     """Each notice of the policy has an MJML and a text template."""
-    assert NOTICES == ("card_charge_failed", "past_due", "service_cancelled", "pending_deletion")
+    assert NOTICES == ("card_charge_failed", "past_due", "card_expiring", "balance_settled", "service_cancelled",
+                       "pending_deletion")
     for notice in NOTICES:
         assert (TEMPLATES / f"{notice}.mjml").is_file() and (TEMPLATES / f"{notice}.txt").is_file()
 

@@ -113,3 +113,30 @@ def test_bad_setting_is_an_exit_code_not_a_traceback(monkeypatch, capsys, tmp_pa
     assert main(["import", str(tmp_path / "x.jsonl")]) == 78
     err = capsys.readouterr().err
     assert "database.batch_size: Input should be greater than 0" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('[segments.gold.past_due]\nmax_days_after_due = 90\n', "segments.gold.past_due.max_days_after_due"),
+    ('[segments.gold]\nsmtp.host = "x"\n', "segments.gold.smtp"),
+    ('[segments.gold.past_due]\ndays_after_due = [3, 100]\n',
+     "segments.gold.past_due: the last stage falls after max_days_after_due"),
+    ('[segments.gold.policy]\nsend_window = "17:00-09:00"\n', "segments.gold.policy.send_window"),
+    ('[segments."Gold Tier".policy]\nsend_window = "09:00-17:00"\n', "segment name 'Gold Tier'"),
+])
+def test_a_bad_segment_section_is_refused_at_start_naming_the_key(tmp_path, content, expected):
+    """A segment section may override only its documented keys, with values its sections accept."""
+    path = tmp_path / "settings.toml"
+    path.write_text(content)
+    with pytest.raises(SettingsError, match=expected.replace("[", r"\[")):
+        load_settings(path)
+
+
+def test_a_segment_overrides_only_its_accounts_settings(tmp_path):
+    """for_segment applies the section's overrides; other names and no segment get the defaults."""
+    path = tmp_path / "settings.toml"
+    path.write_text('[segments.gold]\npast_due.days_after_due = [3, 10]\ncard_expiring.days_before = [45, 14]\n')
+    settings = load_settings(path)
+    gold = settings.for_segment("gold")
+    assert (gold.past_due.days_after_due, gold.card_expiring.days_before) == ([3, 10], [45, 14])
+    assert gold.past_due.max_days_after_due == 60 and gold.policy.send_window == "08:00-20:00"
+    assert settings.for_segment("silver") is settings and settings.for_segment(None) is settings

@@ -107,3 +107,37 @@ def test_among_matches_exactly_the_listed_values(database_url):
         found = conn.execute(select(store.schema_version.c.version).where(
             store.among(conn, store.schema_version.c.version, [store.SCHEMA_VERSION, 99]))).scalars().all()
         assert found == [store.SCHEMA_VERSION]
+
+
+def _at_version_2_as_it_was(url: str) -> None:
+    """A database as version 2 left it: no pause, segment, expiry month or recorded as_of; one card, one key."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        store.schema_version.create(conn)
+        for migration in store.MIGRATIONS[:2]:
+            migration(conn)
+        conn.execute(store.schema_version.insert().values(version=2))
+        for index in ("ix_accounts_paused", "ix_payment_methods_expiry", "ix_notices_notice_as_of"):
+            conn.execute(text(f"DROP INDEX {index}"))
+        for table, column in (("accounts", "dunning_paused_until"), ("accounts", "segment"),
+                              ("payment_methods", "expiry_month"), ("notices", "as_of")):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text("INSERT INTO accounts (id, name, email, cc, locale, timezone, content_hash) "
+                          "VALUES ('acct_1', 'A', 'a@example.com', '[]', 'fr-FR', 'Europe/Paris', 'abc')"))
+        conn.execute(text("INSERT INTO payment_methods (id, account_id, type, exp_month, exp_year) "
+                          "VALUES ('pm_1', 'acct_1', 'card', 3, 2027)"))
+        conn.execute(text("INSERT INTO notices (key, account_id, notice, outcome, created_at) "
+                          "VALUES ('k1', 'acct_1', 'past_due', 'skipped', :now)"), {"now": T0.replace(tzinfo=None)})
+    engine.dispose()
+
+
+def test_version_3_fills_in_what_version_2_did_not_keep(database_url):
+    """Upgrading computes each card's expiry month, dates old keys at their creation, and forces a re-import."""
+    _at_version_2_as_it_was(database_url)
+    engine = store.connect(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(store.payment_methods.c.expiry_month)).scalar() == "2027-03"
+        assert conn.execute(select(store.notices.c.as_of)).scalar() == T0
+        assert conn.execute(select(store.accounts.c.content_hash)).scalar() == ""
+    index_names = {index["name"] for index in inspect(engine).get_indexes("payment_methods")}
+    assert "ix_payment_methods_expiry" in index_names

@@ -20,8 +20,10 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def card(id: str = "pm_1") -> dict:
-    return {"id": id, "type": "card", "brand": "visa", "last4": "4242", "exp_month": 3, "exp_year": 2027}
+def card(id: str = "pm_1", expires: str = "2027-03") -> dict:
+    """A visa card that works through the last day of the month `expires` ("YYYY-MM")."""
+    year, month = (int(part) for part in expires.split("-"))
+    return {"id": id, "type": "card", "brand": "visa", "last4": "4242", "exp_month": month, "exp_year": year}
 
 
 def bank(id: str = "pm_2") -> dict:
@@ -55,14 +57,19 @@ def charge(id: str = "ch_1", inv: str = "inv_1", at: str = "2026-11-01T06:00:00Z
 def account(id: str = "acct_1", *, tz: str = "Europe/Paris", locale: str = "fr-FR",
             methods: Iterable[dict] | None = None, subs: Iterable[dict] | None = None,
             invoices: Iterable[dict] | None = None, charges: Iterable[dict] = (),
-            cc: Iterable[str] = ()) -> dict:
+            cc: Iterable[str] = (), paused_until: str | None = None, segment: str | None = None) -> dict:
     """One contract line; by default a card, one active subscription and one open invoice due 2026-11-01."""
-    return {"id": id, "name": "Contoso <SARL> & Co", "email": f"billing@{id}.example", "cc": list(cc),
+    data = {"id": id, "name": "Contoso <SARL> & Co", "email": f"billing@{id}.example", "cc": list(cc),
             "locale": locale, "timezone": tz,
             "payment_methods": list(methods if methods is not None else [card()]),
             "subscriptions": list(subs if subs is not None else [sub()]),
             "invoices": list(invoices if invoices is not None else [invoice()]),
             "charges": list(charges)}
+    if paused_until is not None:
+        data["dunning_paused_until"] = paused_until
+    if segment is not None:
+        data["segment"] = segment
+    return data
 
 
 def model(data: dict) -> Account:
@@ -71,10 +78,16 @@ def model(data: dict) -> Account:
 
 
 def plan_of(data: dict | list[dict], as_of: str | datetime, handled: Iterable[str] = (),
-            settings: Settings | None = None, locales: frozenset[str] = LOCALES) -> list[PlannedNotice]:
+            settings: Settings | None = None, locales: frozenset[str] = LOCALES,
+            sent: dict[str, str] | None = None) -> list[PlannedNotice]:
+    """The plan of these lines; `sent` maps dunning keys whose email was sent to the as_of they were recorded at."""
     lines = data if isinstance(data, list) else [data]
     moment = at(as_of) if isinstance(as_of, str) else as_of
-    return plan([model(line) for line in lines], set(handled), moment, settings or Settings(), locales=locales)
+    history: dict[str, dict[str, datetime]] = {}
+    for key, when in (sent or {}).items():
+        history.setdefault(key.split(":")[1], {})[key] = at(when)
+    return plan([model(line) for line in lines], set(handled) | set(sent or {}), moment, settings or Settings(),
+                locales=locales, sent=history)
 
 
 def lines(planned: Iterable[PlannedNotice]) -> list[str]:

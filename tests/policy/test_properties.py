@@ -33,7 +33,8 @@ def _money(units: int, currency: str) -> str:
 @st.composite
 def accounts(draw, account_id: str = "acct_1") -> Account:
     """A small account whose dates fall around BASE: every notice can come due in the runs that follow."""
-    methods = [(card if draw(st.booleans()) else bank)(f"{account_id}_pm_{i}") for i in range(draw(st.integers(1, 2)))]
+    methods = [card(f"{account_id}_pm_{i}", expires=_month(draw(st.integers(-1, 3)))) if draw(st.booleans())
+               else bank(f"{account_id}_pm_{i}") for i in range(draw(st.integers(1, 2)))]
     subs = []
     for i in range(draw(st.integers(1, 3))):
         data = {"id": f"{account_id}_sub_{i}", "name": f"Plan {i}", "status": "active",
@@ -61,10 +62,33 @@ def accounts(draw, account_id: str = "acct_1") -> Account:
                             minutes=draw(st.integers(-60 * 24 * 10, 60 * 24 * 30)))),
                         "outcome": draw(st.sampled_from(["failed", "failed", "succeeded"])),
                         "failure_code": "card_declined"})
+    extra = {}
+    if draw(st.integers(0, 3)) == 0:
+        extra["dunning_paused_until"] = _rfc3339(BASE + timedelta(hours=draw(st.integers(-24 * 5, 24 * 40))))
     return model({"id": account_id, "name": "Acme", "email": f"billing@{account_id}.example",
                   "locale": draw(st.sampled_from(["fr-FR", "pt-BR", "ja-JP", "en-US"])),
                   "timezone": draw(st.sampled_from(ZONES)), "payment_methods": methods, "subscriptions": subs,
-                  "invoices": invoices, "charges": charges})
+                  "invoices": invoices, "charges": charges, **extra})
+
+
+def _month(offset: int) -> str:
+    """The month `offset` months after BASE's, "YYYY-MM"."""
+    index = BASE.year * 12 + BASE.month - 1 + offset
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+QUIET = ("deferred", "paused")  # statuses that record nothing
+
+
+def _run(state: list[Account], handled: set[str], sent: dict[str, dict[str, datetime]], as_of: datetime) -> list:
+    """One run: its plan, with what it records applied to the ledger (every dunning email taken as sent)."""
+    planned = plan(state, handled, as_of, POLICY, locales=LOCALES, sent=sent)
+    for p in planned:
+        if p.status not in QUIET:
+            handled.update(p.keys)
+        if p.status == "send" and p.notice in ("card_charge_failed", "past_due"):
+            sent.setdefault(p.account, {}).update(dict.fromkeys(p.keys, as_of))
+    return planned
 
 
 def _several(draw_count: int = 3):
@@ -78,28 +102,69 @@ runs = st.lists(st.integers(1, 60), min_size=1, max_size=25)  # hours between su
 @EXAMPLES
 @given(state=_several(), start=st.integers(0, 24 * 40), steps=runs)
 def test_a_key_is_never_planned_twice_across_runs(state, start, steps):
-    """Applying each run's non-deferred keys to the ledger, no key is ever handled twice, even within a run."""
+    """Applying each run's recorded keys to the ledger, no key is ever handled twice, even within a run."""
     handled: set[str] = set()
+    sent: dict[str, dict[str, datetime]] = {}
     as_of = BASE + timedelta(hours=start)
     for step in steps:
         as_of += timedelta(hours=step)
-        keys = [k for p in plan(state, handled, as_of, POLICY, locales=LOCALES) if p.status != "deferred"
-                for k in p.keys]
+        before = set(handled)
+        keys = [k for p in _run(state, handled, sent, as_of) if p.status not in QUIET for k in p.keys]
         assert len(keys) == len(set(keys))
-        assert not handled & set(keys)
-        handled |= set(keys)
+        assert not before & set(keys)
+
+
+@EXAMPLES
+@given(state=_several(), start=st.integers(0, 24 * 40), steps=runs)
+def test_a_paused_account_sends_and_records_nothing(state, start, steps):
+    """While as_of is before an account's dunning_paused_until, every entry of it is paused; never otherwise."""
+    handled: set[str] = set()
+    sent: dict[str, dict[str, datetime]] = {}
+    as_of = BASE + timedelta(hours=start)
+    pauses = {a.id: a.dunning_paused_until for a in state}
+    for step in steps:
+        as_of += timedelta(hours=step)
+        for p in _run(state, handled, sent, as_of):
+            until = pauses[p.account]
+            assert (p.status == "paused") == (until is not None and as_of < until)
+
+
+def _paid(account: Account) -> Account:
+    """The account once every invoice is paid in full."""
+    paid = [i.model_copy(update={"status": "paid", "amount_paid": i.total}) for i in account.invoices]
+    return account.model_copy(update={"invoices": paid})
+
+
+@EXAMPLES
+@given(state=_several(), start=st.integers(0, 24 * 40), steps=runs, pay_at=st.integers(0, 25))
+def test_a_settled_group_gets_no_failure_notice_and_one_confirmation(state, start, steps, pay_at):
+    """Paying everything at some run: a group confirmed as settled gets no card_charge_failed or past_due in
+    that run, and one confirmation per answered key."""
+    handled: set[str] = set()
+    sent: dict[str, dict[str, datetime]] = {}
+    confirmed: list[str] = []
+    as_of = BASE + timedelta(hours=start)
+    for index, step in enumerate(steps):
+        as_of += timedelta(hours=step)
+        planned = _run([_paid(a) for a in state] if index >= pay_at else state, handled, sent, as_of)
+        confirmed += [k for p in planned if p.notice == "balance_settled" and p.status == "send" for k in p.keys]
+        assert len(confirmed) == len(set(confirmed))
+        settled = {(p.account, p.payment_method) for p in planned if p.notice == "balance_settled"}
+        assert not [p for p in planned if p.notice in ("card_charge_failed", "past_due")
+                    and (p.account, p.payment_method) in settled]
 
 
 @EXAMPLES
 @given(state=_several(), start=st.integers(0, 24 * 40), steps=runs)
 def test_a_sequence_never_goes_back_to_a_lower_stage(state, start, steps):
-    """Once a stage of a past_due episode or a pending_deletion is handled, no lower stage is ever sent."""
+    """Once a stage of a past_due episode, a pending_deletion or a card_expiring is handled, no lower one is sent."""
     highest: dict[str, int] = {}
     handled: set[str] = set()
+    sent: dict[str, dict[str, datetime]] = {}
     as_of = BASE + timedelta(hours=start)
     for step in steps:
         as_of += timedelta(hours=step)
-        planned = [p for p in plan(state, handled, as_of, POLICY, locales=LOCALES) if p.status != "deferred"]
+        planned = [p for p in _run(state, handled, sent, as_of) if p.status not in QUIET]
         for p in planned:
             for key in p.keys:
                 if p.stage is not None:
@@ -110,7 +175,6 @@ def test_a_sequence_never_goes_back_to_a_lower_stage(state, start, steps):
                 if p.stage is not None:
                     sequence = key.rsplit(":", 1)[0]
                     highest[sequence] = max(highest.get(sequence, 0), p.stage)
-            handled.update(p.keys)
 
 
 @EXAMPLES
@@ -138,10 +202,10 @@ def test_applying_the_same_plan_twice_adds_nothing(state, hours):
     """After a run's keys are recorded, planning again at the same moment finds nothing more to handle."""
     as_of = BASE + timedelta(hours=hours)
     first = plan(state, set(), as_of, POLICY, locales=LOCALES)
-    handled = {k for p in first if p.status != "deferred" for k in p.keys}
+    handled = {k for p in first if p.status not in QUIET for k in p.keys}
     again = plan(state, handled, as_of, POLICY, locales=LOCALES)
-    assert [p for p in again if p.status != "deferred"] == []
-    assert again == [p for p in first if p.status == "deferred"]
+    assert [p for p in again if p.status not in QUIET] == []
+    assert again == [p for p in first if p.status in QUIET]
 
 
 @EXAMPLES

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -52,6 +54,20 @@ def _plan_and_enqueue(capsys) -> set[str]:
     return expected
 
 
+def _wait_until_sending(url: str, process: subprocess.Popen) -> None:
+    """Return once the process has a claimed batch and has sent from it (polled, bounded to a minute)."""
+    worker = f"{socket.gethostname()}:{process.pid}"
+    deadline = time.monotonic() + 60
+    query = select(store.emails.c.status).where(store.emails.c.worker == worker)
+    while time.monotonic() < deadline and process.poll() is None:
+        with store.connect(url, migrate=False).connect() as conn:
+            statuses = set(conn.execute(query).scalars())
+        if "sending" in statuses and "sent" in statuses:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"deliverer {worker} never had a batch under way")
+
+
 def _statuses(url: str) -> dict[str, str]:
     with store.connect(url).connect() as conn:
         return dict(conn.execute(select(store.emails.c.message_id, store.emails.c.status)).all())
@@ -82,7 +98,7 @@ def test_a_killed_deliverer_loses_nothing(shared, smtp, capsys):
     expected = _plan_and_enqueue(capsys)
     smtp.add_fault(Fault("data", code=250, delay=0.03, times=None))
     victim, *others = [_deliverer() for _ in range(4)]
-    smtp.wait_for(8, timeout=60)
+    _wait_until_sending(shared, victim)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     assert [process.wait(timeout=120) for process in others] == [0, 0, 0]

@@ -41,12 +41,15 @@ def test_preview_writes_gallery_and_parseable_eml_for_every_email(tmp_path: Path
 
 
 def test_preview_links_use_the_scenario_settlement_url(tmp_path: Path) -> None:
-    """The settlement link in each previewed email is the sample scenario's placeholder URL."""
+    """The action link in each previewed email is the sample scenario's placeholder URL (card_expiring: its
+    update link; balance_settled, with nothing to settle: the support link)."""
     out = tmp_path / "gallery"
     assert main(["preview", "--out", str(out)]) == 0
     for notice, locale, scenario, context in _expected():
         html = (out / (stem_for(notice, locale, scenario) + ".html")).read_text(encoding="utf-8")
-        assert f'href="{context["settlement_url"]}"' in html, (notice, locale, scenario)
+        link = {"card_expiring": context.get("update_url"), "balance_settled": context["support_url"]}.get(
+            notice, context["settlement_url"])
+        assert f'href="{link}"' in html, (notice, locale, scenario)
 
 
 def test_gallery_escapes_every_value() -> None:
