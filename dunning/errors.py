@@ -9,7 +9,8 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
-           "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError"]
+           "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError",
+           "ProjectExistsError"]
 
 
 class ExitCode(IntEnum):
@@ -122,3 +123,9 @@ class ReconcileError(DunningError):
     """An email named on the command line is not one whose outcome is unknown."""
 
     exit_code = ExitCode.DATA
+
+
+class ProjectExistsError(DunningError):
+    """`dunning init` would overwrite files of an existing project."""
+
+    exit_code = ExitCode.CANT_CREATE
