@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -60,9 +61,24 @@ def run(args: argparse.Namespace) -> int:
                             sender=settings.sender, default_locale=settings.i18n.default_locale)
     print(f"5. preview gallery of {len(entries)} emails (every notice × locale × scenario): "
           f"{var / 'preview' / 'index.html'}")
-    print(f"\nOpen the .eml files in {var / 'outbox'}/ with a mail client, or {var / 'preview' / 'index.html'} "
-          "in a browser.")
+    print("\nLook at what it did:")
+    for line in next_steps(settings.database.url, as_of, var):
+        print(f"  {line}")
     return first.exit_code()
+
+
+def next_steps(database_url: str, as_of: datetime, var: Path) -> list[str]:
+    """The commands that show the demo's plan, its preview gallery and one email it sent."""
+    emails = sorted((var / "outbox").glob("*.eml"))
+    # At the demo's own moment every notice is handled already: a week later, the next stages fall due.
+    later = (as_of + timedelta(days=7)).isoformat()
+    steps = [f"DUNNING_DATABASE__URL={shlex.quote(database_url)} dunning plan --as-of {later}"
+             "   # the demo's database, a week later: what the next run would send",
+             f"xdg-open {shlex.quote(str(var / 'preview' / 'index.html'))}"
+             "   # every notice, locale and scenario, in a browser"]
+    if emails:
+        steps.append(f"less {shlex.quote(str(emails[0]))}   # one email as the SMTP server received it")
+    return steps
 
 
 def fresh(var: Path) -> None:
