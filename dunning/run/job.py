@@ -28,8 +28,12 @@ def _quiet(what: str, count: int) -> None:
 
 def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress: Progress = _quiet,
         clock: Clock = SYSTEM_CLOCK) -> RunSummary:
-    """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty."""
-    links.require_signing_key(settings.links)
+    """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty.
+
+    A dry run records, sends and signs nothing, so it needs no signing key.
+    """
+    if not dry_run:
+        links.require_signing_key(settings.links)
     renderer = make_renderer(settings)
     engine = store.connect(settings.database.url)
     summary = RunSummary()
