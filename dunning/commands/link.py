@@ -20,8 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                             "(expired, tampered, unknown key, malformed) and exit 65.")
     verify.add_argument("token", metavar="TOKEN", help="the token, or the whole settlement URL")
     sign = actions.add_parser("sign", help="print a signed settlement URL for these ids")
-    sign.add_argument("--account", required=True)
-    sign.add_argument("--payment-method", required=True)
+    sign.add_argument("--account", required=True, metavar="ID", help="the account id the link settles")
+    sign.add_argument("--payment-method", required=True, metavar="ID",
+                      help="the payment method id the link updates or charges")
     sign.add_argument("--key", required=True, help="the notice key the link is for")
 
 
