@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _extract(templates_dir: Path, locales_dir: Path) -> int:
-    catalog = workflow.extract(templates_dir)
+    catalog = workflow.extract(templates_dir, root=locales_dir.parent)
     path = workflow.write_pot(catalog, locales_dir)
     print(f"extracted {sum(1 for m in catalog if m.id)} messages into {display_path(path)}")
     return ExitCode.OK
