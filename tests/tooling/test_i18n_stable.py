@@ -42,11 +42,11 @@ def test_extract_and_update_leave_the_checked_in_catalogs_byte_for_byte(project:
 
 def test_a_changed_template_moves_only_what_changed(project: Path):
     """A line added at the top of a template rewrites the references into it, and nothing else changes."""
-    layout = project / "templates" / "emails" / "_support.txt"
-    layout.write_text("\n" + layout.read_text(encoding="utf-8"), encoding="utf-8")
+    support = project / "templates" / "emails" / "_support.txt"
+    support.write_text("\n" + support.read_text(encoding="utf-8"), encoding="utf-8")
     assert main(["i18n", "extract"]) == 0 and main(["i18n", "update"]) == 0
     pot = (project / "locales" / "messages.pot").read_text(encoding="utf-8")
     shipped = (REPO / "locales" / "messages.pot").read_text(encoding="utf-8")
-    changed = [line for line in set(pot.splitlines()) ^ set(shipped.splitlines())]
+    changed = set(pot.splitlines()) ^ set(shipped.splitlines())
     assert changed and all(line.startswith(("#:", '"POT-Creation-Date')) for line in changed)
     assert any("templates/emails/_support.txt:" in line for line in changed)
