@@ -83,3 +83,6 @@ def test_a_fresh_install_inits_demos_and_lints_far_from_the_checkout(dist: Path,
     assert list((project / "var" / "outbox").glob("*.eml")) and (project / "var" / "preview" / "index.html").is_file()
     assert "dunning plan" in out
     assert "0 error(s)" in _run([dunning, "lint"], cwd=project, env=env)
+    # Outside a project the packaged catalogs are used, and the translation workflow will not write into them.
+    refused = subprocess.run([dunning, "i18n", "extract"], cwd=home, env=env, capture_output=True, text=True)
+    assert refused.returncode == 78 and "dunning init" in refused.stderr
