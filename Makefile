@@ -26,7 +26,7 @@ bench-small: $(STAMP)
 
 # Everything make, the demo, the tests and the build leave behind; var/ holds only what dunning wrote.
 clean:
-	rm -rf $(VENV) build dist dunning.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache bench/results
+	rm -rf $(VENV) build dist dunning.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache bench/results
 	find var -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
 CHECK_STAMP := $(VENV)/.check-installed

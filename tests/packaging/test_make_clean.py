@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 MADE = [".venv/bin/dunning", "var/dunning.sqlite3", "var/dunning.sqlite3-wal", "var/demo/dunning.sqlite3",
         "var/outbox/1.eml", "var/preview/index.html", "var/sample/billing.jsonl", "dist/dunning-0.1.0.tar.gz",
         "build/lib/dunning/__init__.py", "dunning.egg-info/PKG-INFO", ".pytest_cache/README.md",
-        "bench/results/run.json"]
+        ".import_linter_cache/x", "bench/results/run.json"]
 KEPT = ["var/.gitkeep", "settings.toml", "dunning/__init__.py", "templates/emails/past_due.mjml",
         "locales/messages.pot"]
 
