@@ -29,8 +29,10 @@ bench-small: $(STAMP)
 mailcheck: $(STAMP)
 	$(BIN)/python -m mailcheck
 
+# Everything make, the demo, the tests and the build leave behind; var/ holds only what dunning wrote.
 clean:
-	rm -rf $(VENV) var/*.sqlite3 var/outbox var/preview var/sample
+	rm -rf $(VENV) build dist dunning.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache bench/results
+	find var -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
 CHECK_STAMP := $(VENV)/.check-installed
 

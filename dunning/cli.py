@@ -66,13 +66,32 @@ def build_parser(word: str | None = None) -> argparse.ArgumentParser:
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.configure(sub)
         sub.set_defaults(handler=module.run)
+        _remember_parser(sub)
     return parser
+
+
+def _remember_parser(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)subcommand's parser stored in the arguments it parses, to report errors with its own usage."""
+    parser.set_defaults(usage_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _remember_parser(child)
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line; an unknown option is reported with the usage of the subcommand it was given to."""
+    parser = build_parser(command_word(argv))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        getattr(args, "usage_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the only place where exceptions become exit codes."""
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(command_word(argv)).parse_args(argv)
+    args = parse_arguments(argv)
     logs.configure(args.log_format, verbose=args.verbose)
     # aiosmtpd logs every SMTP command of the capture server at INFO.
     logging.getLogger("mail.log").setLevel(logging.DEBUG if args.verbose else logging.WARNING)

@@ -10,7 +10,7 @@ from enum import IntEnum
 
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
-           "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed"]
+           "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError"]
 
 
 class ExitCode(IntEnum):
@@ -151,3 +151,9 @@ class OutputError(DunningError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message, path=path)
         self.path = path
+
+
+class ProjectExistsError(DunningError):
+    """`dunning init` would overwrite files of an existing project."""
+
+    exit_code = ExitCode.CANT_CREATE

@@ -23,7 +23,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from dunning import defaults
 from dunning.errors import SettingsError
 
 __all__ = ["SECRET_PATHS", "Section", "DatabaseSettings", "PolicySettings", "CardChargeFailedSettings",
@@ -355,12 +358,55 @@ def load_settings(path: Path | None = None) -> Settings:
         raise SettingsError(f"settings file {path} does not exist")
     _TomlSource.path = path
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         raise SettingsError(_describe(exc, path)) from None
     except PydanticSettingsError as exc:  # a DUNNING_* variable that should hold JSON does not
         raise SettingsError(f"{exc}: a list or table set in the environment is written as JSON, "
                             "e.g. DUNNING_PAST_DUE__DAYS_AFTER_DUE='[1, 7, 14]'") from None
+    return resolve_paths(settings, path.absolute().parent if path.exists() else Path.cwd())
+
+
+def resolve_paths(settings: Settings, base: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Every relative path made absolute: against `base` (the settings file's folder), or against the
+    current folder when a DUNNING_* variable gave it, as any path typed in a shell.
+
+    templates_dir and locales_dir left at their defaults fall back to the packaged ones when there is no
+    such folder: a project needs its own copies only to change them.
+    """
+    environ = os.environ if environ is None else environ
+
+    def path(section: str, key: str) -> Path:
+        given = environ.get(f"DUNNING_{section.upper()}__{key.upper()}") is not None
+        return (Path.cwd() if given else base) / getattr(getattr(settings, section), key)
+
+    def folder(key: str, packaged: Path) -> str:
+        found = path("i18n", key)
+        at_default = getattr(settings.i18n, key) == I18nSettings.model_fields[key].default
+        return str(packaged if at_default and not found.is_dir() else found)
+
+    smtp, database = settings.smtp, settings.database
+    given_url = environ.get("DUNNING_DATABASE__URL") is not None
+    return settings.model_copy(update={
+        "i18n": settings.i18n.model_copy(update={"templates_dir": folder("templates_dir", defaults.templates_dir()),
+                                                 "locales_dir": folder("locales_dir", defaults.locales_dir())}),
+        "delivery": settings.delivery.model_copy(update={"outbox_dir": str(path("delivery", "outbox_dir"))}),
+        "smtp": smtp.model_copy(update={"ca_file": smtp.ca_file and str(path("smtp", "ca_file"))}),
+        "database": database.model_copy(update={
+            "url": _database_url(database.url, Path.cwd() if given_url else base)}),
+    })
+
+
+def _database_url(url: str, base: Path) -> str:
+    """A SQLite URL's relative file made absolute; any other URL as it is."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # store.connect names the bad URL
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" or name.startswith("file:"):
+        return url
+    return parsed.set(database=str(base / name)).render_as_string(hide_password=False)
 
 
 def _describe(exc: ValidationError, path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -24,7 +25,10 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _template_cache_h
     for name in list(os.environ):
         if name.startswith("DUNNING_") and name != "DUNNING_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
-    monkeypatch.setenv("DUNNING_SETTINGS", str(REPO / "settings.toml"))
+    # A copy of the repository's settings in the test's folder: its relative paths (the SQLite file, the
+    # outbox) resolve there, never into the checkout.
+    shutil.copyfile(REPO / "settings.toml", tmp_path / "settings.toml")
+    monkeypatch.setenv("DUNNING_SETTINGS", str(tmp_path / "settings.toml"))
     monkeypatch.setenv("DUNNING_I18N__TEMPLATES_DIR", str(REPO / "templates" / "emails"))
     monkeypatch.setenv("DUNNING_I18N__LOCALES_DIR", str(REPO / "locales"))
     # The compiled-template cache lives under XDG_CACHE_HOME: the suite shares one of its own, never the

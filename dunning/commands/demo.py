@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
@@ -66,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
                             sender=settings.sender, default_locale=settings.i18n.default_locale)
     print(f"6. preview gallery of {len(entries)} emails (every notice × locale × scenario): "
           f"{var / 'preview' / 'index.html'}")
-    print(f"\nOpen the .eml files in {var / 'outbox'}/ with a mail client, or {var / 'preview' / 'index.html'} "
-          "in a browser.")
+    print("\nLook at what it did:")
+    for line in next_steps(settings.database.url, as_of, var):
+        print(f"  {line}")
     return first.exit_code()
 
 
@@ -78,6 +80,20 @@ def _payments_arrive(engine, settings: Settings, accounts: int, as_of: datetime,
         sample.write_jsonl(out, sample.generate(accounts, as_of, settled=True))
     with paid_file.open("rb") as stream:
         return importer.import_stream(engine, stream, batch_size=settings.database.batch_size)
+
+
+def next_steps(database_url: str, as_of: datetime, var: Path) -> list[str]:
+    """The commands that show the demo's plan, its preview gallery and one email it sent."""
+    emails = sorted((var / "outbox").glob("*.eml"))
+    # At the demo's own moment every notice is handled already: a week later, the next stages fall due.
+    later = (as_of + timedelta(days=7)).isoformat()
+    steps = [f"DUNNING_DATABASE__URL={shlex.quote(database_url)} dunning plan --as-of {later}"
+             "   # the demo's database, a week later: what the next run would send",
+             f"xdg-open {shlex.quote(str(var / 'preview' / 'index.html'))}"
+             "   # every notice, locale and scenario, in a browser"]
+    if emails:
+        steps.append(f"less {shlex.quote(str(emails[0]))}   # one email as the SMTP server received it")
+    return steps
 
 
 def fresh(var: Path) -> None:

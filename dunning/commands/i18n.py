@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dunning.errors import ExitCode
+import dunning
+from dunning.errors import ExitCode, SettingsError
 from dunning.i18n import workflow
 from dunning.i18n.workflow import display_path
 from dunning.settings import load_settings
@@ -27,6 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     i18n = load_settings(args.settings).i18n
     templates_dir, locales_dir = Path(i18n.templates_dir), Path(i18n.locales_dir)
+    if args.action != "stats":
+        refuse_installed(locales_dir)
     if args.action == "extract":
         return _extract(templates_dir, locales_dir)
     if args.action == "update":
@@ -39,8 +42,17 @@ def run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def refuse_installed(locales_dir: Path) -> None:
+    """extract, update and compile write catalogs: never into the installed package's own copies."""
+    package = Path(dunning.__file__).resolve().parent
+    if locales_dir.resolve().is_relative_to(package):
+        raise SettingsError(f"i18n.locales_dir: {locales_dir} holds the catalogs installed with dunning, which "
+                            "an upgrade replaces; make a project with copies of your own (`dunning init DIR`) "
+                            "and run this command there")
+
+
 def _extract(templates_dir: Path, locales_dir: Path) -> int:
-    catalog = workflow.extract(templates_dir)
+    catalog = workflow.extract(templates_dir, root=locales_dir.parent)
     path = workflow.write_pot(catalog, locales_dir)
     print(f"extracted {sum(1 for m in catalog if m.id)} messages into {display_path(path)}")
     return ExitCode.OK

@@ -24,8 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("--update", action="store_true",
                         help="a payment-method update link (card_expiring), not a settlement link")
     sign = actions.add_parser("sign", help="print a signed settlement URL for these ids")
-    sign.add_argument("--account", required=True)
-    sign.add_argument("--payment-method", required=True)
+    sign.add_argument("--account", required=True, metavar="ID", help="the account id the link settles")
+    sign.add_argument("--payment-method", required=True, metavar="ID",
+                      help="the payment method id the link updates or charges")
     sign.add_argument("--key", required=True, help="the notice key the link is for")
     sign.add_argument("--update", action="store_true", help="sign a payment-method update link instead")
 

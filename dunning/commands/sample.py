@@ -22,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the moment the data is dated against (default: now)")
     parser.add_argument("--mix", choices=["mixed", "all-due", "none-due"], default="mixed",
                         help="mixed situations, every account due for a notice, or nothing due")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7,
+                        help="random seed: the same seed, count and moment give the same data (default 7)")
     parser.add_argument("--any-timezone", action="store_true",
                         help="use every time zone, even where it is outside the send window at --as-of")
     parser.add_argument("--settled", action="store_true",

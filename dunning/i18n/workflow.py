@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -143,19 +144,31 @@ def _write(path: Path, catalog: Catalog, writer: Any, **options: Any) -> Path:
 
 # -- extract ------------------------------------------------------------------------------------
 
-def extract(templates_dir: Path, package_dir: Path = PACKAGE_DIR, *, project: str = "dunning") -> Catalog:
-    """Messages of every template (Jinja) and of the package's code; a template syntax error raises."""
+def extract(templates_dir: Path, package_dir: Path = PACKAGE_DIR, *, root: Path | None = None,
+            project: str = "dunning") -> Catalog:
+    """Messages of every template (Jinja) and of the package's code; a template syntax error raises.
+
+    Template references are relative to `root` (the project's folder; default: the current one), code
+    references to the package's parent, so they read the same wherever the command runs.
+    """
     catalog = Catalog(project=project, version=__version__, domain=DOMAIN, fuzzy=False,
+                      copyright_holder=f"{project} contributors",
                       creation_date=datetime.now(UTC))
-    sources = [(templates_dir, [(pattern, "jinja2.ext:babel_extract") for pattern in TEMPLATE_PATTERNS],
+    sources = [(templates_dir, _relative(templates_dir, root or Path.cwd()),
+                [(pattern, "jinja2.ext:babel_extract") for pattern in TEMPLATE_PATTERNS],
                 dict.fromkeys(TEMPLATE_PATTERNS, JINJA_OPTIONS)),
-               (package_dir, [("**.py", "python")], {})]
-    for directory, method_map, options_map in sources:
+               (package_dir, package_dir.name, [("**.py", "python")], {})]
+    for directory, shown, method_map, options_map in sources:
         for filename, lineno, message, comments, context in _extract_dir(directory, method_map,
                                                                           options_map):
-            location = (f"{display_path(directory)}/{filename}", lineno)
+            location = (f"{shown}/{filename}", lineno)
             catalog.add(message, None, [location], auto_comments=comments, context=context)
     return catalog
+
+
+def _relative(path: Path, root: Path) -> str:
+    """path relative to root (with ../ when it lies outside), in POSIX form."""
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
 
 
 def _extract_dir(directory: Path, method_map: list[tuple[str, str]],
@@ -172,8 +185,19 @@ def _extract_dir(directory: Path, method_map: list[tuple[str, str]],
 
 
 def write_pot(catalog: Catalog, locales_dir: Path) -> Path:
-    """Write locales/messages.pot."""
-    return _write(locales_dir / POT_NAME, catalog, write_po)
+    """Write locales/messages.pot, unless it holds these very messages already (no date churn)."""
+    path = locales_dir / POT_NAME
+    if path.exists() and fingerprint(read_catalog(path)) == fingerprint(catalog):
+        return path
+    return _write(path, catalog, write_po)
+
+
+def fingerprint(catalog: Catalog) -> list[tuple]:
+    """Everything a catalog says about its messages, less its dates: equal fingerprints, nothing to write."""
+    # Comments are compared as text: the file wraps them at its width.
+    return [(m.id, m.context, m.string or "", tuple(m.locations), " ".join(m.auto_comments),
+             " ".join(m.user_comments), tuple(sorted(m.flags)), tuple(m.previous_id))
+            for m in [*catalog, *catalog.obsolete.values()] if m.id]
 
 
 def read_pot(locales_dir: Path) -> Catalog:
@@ -203,10 +227,12 @@ def update(locales_dir: Path, template: Catalog) -> list[UpdateResult]:
         catalog = read_catalog(path, locale)
         before = {message.id for message in catalog if message.id}
         was_fuzzy = {message.id for message in catalog if message.id and message.fuzzy}
+        unchanged = (catalog.creation_date, fingerprint(catalog))
         catalog.update(template, update_header_comment=False)
         added = sum(1 for m in catalog if m.id and m.id not in before and not m.fuzzy)
         fuzzy = sum(1 for m in catalog if m.id and m.fuzzy and m.id not in was_fuzzy)
-        _write(path, catalog, write_po)
+        if (catalog.creation_date, fingerprint(catalog)) != unchanged:
+            _write(path, catalog, write_po)
         results.append(UpdateResult(locale, path, added, fuzzy, len(catalog.obsolete)))
     return results
 

@@ -59,33 +59,48 @@ def write_json(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[s
 PIPE_WIDTH = 200
 STYLES = {"send": "green", "deferred": "yellow", "paused": "magenta", "skipped": "dim", "superseded": "dim"}
 COLUMNS = (("account", 16), ("notice", 18), ("stage", 5), ("amounts", 22), ("status", 10), ("why", 0))
+RIGHT_ALIGNED = ("stage", "amounts")
 
 
-def table_row(notice: PlannedNotice) -> tuple[str, ...]:
-    """The table's cells for one entry: account, notice, stage, amounts, status, why."""
-    amounts = ", ".join(f"{c} {format_amount(a, c)}" for c, a in sorted(notice.amounts.items()))
+def table_row(notice: PlannedNotice) -> tuple[list[str], ...]:
+    """The table's cells for one entry, each a list of lines: one amount per currency, long ids folded."""
+    amounts = [f"{c} {format_amount(a, c)}" for c, a in sorted(notice.amounts.items())] or ["-"]
     stage = "" if notice.stage is None else str(notice.stage)
-    return notice.account, notice.notice, stage, amounts or "-", notice.status, notice.why
+    cells = (notice.account, notice.notice, stage, amounts, notice.status, notice.why)
+    return tuple(_fold(cell, width) for cell, (_, width) in zip(cells, COLUMNS, strict=True))
 
 
-def _line(cells: tuple[str, ...], status: str | None) -> Text:
-    line = Text(no_wrap=True, overflow="ignore")
-    for (name, width), cell in zip(COLUMNS, cells, strict=True):
-        padded = cell.rjust(width) if name == "stage" else cell.ljust(width)
-        line.append(padded, style=STYLES[status] if name == "status" and status else "")
-        if name != "why":
-            line.append("  ")
-    return line
+def _fold(cell: str | list[str], width: int) -> list[str]:
+    """A cell's lines, each cut to the column's width (0: as long as it is), so no column ever shifts."""
+    lines = [cell] if isinstance(cell, str) else cell
+    if not width:
+        return lines
+    return [line[i:i + width] for line in lines for i in range(0, max(len(line), 1), width)]
+
+
+def _lines(cells: tuple[list[str], ...], status: str | None) -> Text:
+    rows = []
+    for number in range(max(len(cell) for cell in cells)):
+        line = Text(no_wrap=True, overflow="ignore")
+        for (name, width), cell in zip(COLUMNS, cells, strict=True):
+            text = cell[number] if number < len(cell) else ""
+            padded = text.rjust(width) if name in RIGHT_ALIGNED else text.ljust(width)
+            line.append(padded, style=STYLES[status] if name == "status" and status else "")
+            if name != "why":
+                line.append("  ")
+        line.rstrip()
+        rows.append(line)
+    return Text("\n").join(rows)
 
 
 def write_table(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[str]:
     """Print the plan as aligned columns, one line per entry as each batch comes, then a summary line."""
     console = Console(file=out, highlight=False, width=PIPE_WIDTH, soft_wrap=True)
-    console.print(_line(tuple(name for name, _ in COLUMNS), None), style="bold")
+    console.print(_lines(tuple([name] for name, _ in COLUMNS), None), style="bold")
     counts: Counter[str] = Counter()
     for batch in batches:
         if batch:  # one print per batch: rich's per-call cost dominates otherwise
-            console.print(Text("\n").join(_line(table_row(n), n.status) for n in batch))
+            console.print(Text("\n").join(_lines(table_row(n), n.status) for n in batch))
             counts.update(notice.status for notice in batch)
     console.print(summary(counts))
     return counts

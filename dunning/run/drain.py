@@ -36,7 +36,7 @@ def deliver_outbox(settings: Settings, *, forever: bool = False, poll_seconds: f
                    progress: Progress = _quiet, clock: Clock = SYSTEM_CLOCK,
                    after_pass: Callable[[RunSummary], None] | None = None) -> RunSummary:
     """Send what the outbox holds until it is empty (or, forever, until SIGTERM/SIGINT); the counts."""
-    renderer = preflight(settings)
+    renderer = preflight(settings, signs=False)  # the links were signed when the emails were enqueued
     engine = store.connect(settings.database.url)
     summary = RunSummary()
     run_loop(_until_signalled(engine, settings, renderer, summary, progress, clock, forever=forever,

@@ -21,20 +21,21 @@ __all__ = ["enqueue_plan", "plan_entries", "outbox_entry"]
 
 def enqueue_plan(engine: Engine, settings: Settings, locales: frozenset[str], as_of: datetime, summary: RunSummary,
                  progress: Progress, clock: Clock, *, dry_run: bool = False) -> None:
-    """Plan every candidate batch and put what is due in the outbox."""
+    """Plan every candidate batch and put what is due in the outbox; a dry run only counts (and signs nothing)."""
     # Paused accounts are left out by the candidate query: nothing of theirs is sent or recorded.
     for accounts, planned in candidates.iter_batches(engine, as_of, settings, locales, include_paused=False):
+        if dry_run:
+            progress("planned", sum(notice.status == "send" for notice in count_planned(planned, summary)))
+            continue
         entries = plan_entries(planned, accounts, settings, summary, now=clock.now())
         progress("planned", sum(entry.status == "send" for entry in entries))
-        if entries and not dry_run:
+        if entries:
             ledger.enqueue(engine, entries, now=clock.now(), as_of=as_of)
 
 
-def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], settings: Settings,
-                 summary: RunSummary, *, now: datetime) -> list[ledger.OutboxEntry]:
-    """Outbox entries for one batch of planned notices; deferred ones are only counted, paused ones left out."""
-    by_id = {a.id: a for a in accounts}
-    entries = []
+def count_planned(planned: Iterable[PlannedNotice], summary: RunSummary) -> list[PlannedNotice]:
+    """Count every notice under its status; returns those the ledger records (not deferred, not paused)."""
+    recorded = []
     for notice in planned:
         if notice.status == "deferred":
             summary.deferred += 1
@@ -45,8 +46,16 @@ def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], 
             summary.planned += 1
         else:
             setattr(summary, notice.status, getattr(summary, notice.status) + 1)
-        entries.append(outbox_entry(notice, by_id[notice.account], settings, now=now))
-    return entries
+        recorded.append(notice)
+    return recorded
+
+
+def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], settings: Settings,
+                 summary: RunSummary, *, now: datetime) -> list[ledger.OutboxEntry]:
+    """Outbox entries for one batch of planned notices; deferred ones are only counted, paused ones left out."""
+    by_id = {a.id: a for a in accounts}
+    return [outbox_entry(notice, by_id[notice.account], settings, now=now)
+            for notice in count_planned(planned, summary)]
 
 
 def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, *, now: datetime) -> ledger.OutboxEntry:

@@ -31,8 +31,9 @@ def _quiet(what: str, count: int) -> None:
 def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress: Progress = _quiet,
         clock: Clock = SYSTEM_CLOCK, deliver_too: bool = True) -> RunSummary:
     """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty
-    (with deliver_too False: plan and enqueue only, for `dunning deliver` processes to send)."""
-    renderer = preflight(settings, dry_run=dry_run or not deliver_too)
+    (with deliver_too False: plan and enqueue only, for `dunning deliver` processes to send). A dry run
+    records, sends and signs nothing, so it needs no signing key."""
+    renderer = preflight(settings, signs=not dry_run, sends=deliver_too and not dry_run)
     engine = store.connect(settings.database.url)
     summary = RunSummary()
     with fewer_collections():
@@ -55,11 +56,12 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
     return summary
 
 
-def preflight(settings: Settings, *, dry_run: bool = False) -> Renderer:
-    """Every check that can refuse a run, before it writes anything: the signing key, the SMTP and TLS
-    settings, and every template in every locale compiled; the renderer, ready."""
-    links.require_signing_key(settings.links)
-    if not dry_run:
+def preflight(settings: Settings, *, signs: bool = True, sends: bool = True) -> Renderer:
+    """Every check that can refuse a run, before it writes anything: the signing key (when it signs
+    links), the SMTP and TLS settings (when it sends), and every template compiled; the renderer, ready."""
+    if signs:
+        links.require_signing_key(settings.links)
+    if sends:
         password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
         check_settings(settings.smtp, password)
         if settings.smtp.tls != "none":

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from datetime import UTC, datetime
 
+import pytest
+
 import dunning
 from dunning.billing import sample
 from dunning.billing.contract import Account
-from dunning.cli import command_modules, command_name, main
+from dunning.cli import build_parser, command_modules, command_name, main
+from dunning.errors import ExitCode
 
 
 def test_version_and_help_list_every_command():
@@ -85,3 +89,36 @@ def test_sample_command_is_deterministic(tmp_path):
     first = (tmp_path / "a.jsonl").read_bytes()
     assert first == (tmp_path / "b.jsonl").read_bytes()
     assert len(first.splitlines()) == 25 and json.loads(first.splitlines()[0])["id"] == "acct_0000001"
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser and every (sub)subcommand's parser below it."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += _parsers(child)
+    return found
+
+
+def test_every_option_of_every_command_has_help_text():
+    """`--help` explains every option and argument of every command and action: none is left bare."""
+    bare = [f"{parser.prog} {'/'.join(action.option_strings) or action.dest}"
+            for parser in _parsers(build_parser()) for action in parser._actions
+            if not isinstance(action, argparse._SubParsersAction) and not action.help]
+    assert bare == []
+
+
+@pytest.mark.parametrize("argv, usage", [
+    (["plan", "--bogus"], "usage: dunning plan "),
+    (["link", "sign", "--account", "a", "--payment-method", "p", "--key", "k", "--bogus"], "usage: dunning link sign "),
+    (["i18n", "stats", "--bogus"], "usage: dunning i18n stats "),
+    (["run", "--as-of", "yesterday"], "usage: dunning run "),
+])
+def test_a_mistyped_option_shows_the_usage_of_its_subcommand(argv, usage, capsys):
+    """An unknown or bad option exits 2 with the usage of the subcommand it was given to, not the top level's."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(usage) and "COMMAND ..." not in err

@@ -25,10 +25,10 @@ def test_settings_file_holds_exactly_the_built_in_defaults():
 
 
 def test_defaults_apply_without_a_file(tmp_path, monkeypatch):
-    """With no settings file, the built-in defaults are used."""
+    """With no settings file, the built-in defaults are used, their relative paths under the current folder."""
     monkeypatch.delenv("DUNNING_SETTINGS")
     settings = load_settings()
-    assert settings.database.url == "sqlite:///var/dunning.sqlite3"
+    assert settings.database.url == f"sqlite:///{tmp_path}/var/dunning.sqlite3"
     assert settings.past_due.days_after_due == [1, 7, 14] and settings.policy.send_window == "08:00-20:00"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -69,16 +70,35 @@ def test_write_json_streams_one_valid_array():
 
 
 def test_table_lists_account_notice_stage_amounts_status_and_why():
-    """The table has one aligned line per entry with the amounts and the reason, then a summary line."""
+    """The table has one aligned line per entry, one more per further currency, then a summary line."""
     out = io.StringIO()
     write_table(iter([_planned()]), out)
     text = out.getvalue().splitlines()
     assert text[0].split() == ["account", "notice", "stage", "amounts", "status", "why"]
-    assert "past_due" in text[2] and "EUR 12.50, JPY 1500, USD 2.10" in text[2] and " send " in text[2]
-    assert "stage 1 of the episode from 2026-11-01" in text[2]
+    assert "past_due" in text[4] and text[4].split()[3:6] == ["EUR", "12.50", "send"]
+    assert text[5].split() == ["JPY", "1500"] and text[6].split() == ["USD", "2.10"]
+    assert "stage 1 of the episode from 2026-11-01" in text[4]
     assert text[-1] == "3 send, 0 deferred, 0 skipped, 1 superseded"
-    assert text[3].index("send") == text[0].index("status")
+    assert text[7].index("send") == text[0].index("status")
     assert all(line == line.rstrip() for line in text)
+
+
+def test_table_columns_never_shift_with_long_amounts_or_ids():
+    """Huge amounts in many currencies and an overlong account id leave every status in the status column."""
+    planned = _planned()
+    long = [replace(p, account="acct_" + "9" * 40, amounts={"EUR": Decimal("123456789012345.5"),
+                                                          "JPY": Decimal("98765432109876"),
+                                                          "KWD": Decimal("1234567.125")}) for p in planned]
+    out = io.StringIO()
+    write_table(iter([planned, long]), out)
+    text = out.getvalue().splitlines()
+    column = text[0].index("status")
+    statuses = [line for line in text[1:-1] if line[column:column + 10].strip()]
+    assert len(statuses) == 2 * len(planned)
+    assert all(line[column:].split()[0] in ("send", "superseded") for line in statuses)
+    assert "EUR 123456789012345.50" in out.getvalue()
+    account_cells = [line[:16] for line in text]
+    assert "acct_" + "9" * 11 in account_cells and "9" * 16 in account_cells  # folded, not spilling over
 
 
 def test_table_says_so_when_nothing_is_due():

@@ -94,6 +94,15 @@ def test_dry_run_records_and_sends_nothing(billing, smtp, capsys):
         assert conn.execute(select(store.notices.c.key)).first() is None
 
 
+def test_dry_run_needs_no_signing_key(billing, smtp, capsys, monkeypatch):
+    """--dry-run signs no link, so it counts the plan without DUNNING_LINKS__KEYS and leaves the ledger empty."""
+    monkeypatch.delenv("DUNNING_LINKS__KEYS")
+    code, summary = run(capsys, "--as-of", AS_OF_TEXT, "--dry-run")
+    assert code == 0 and summary["planned"] > 0 and summary["sent"] == 0
+    with store.connect(billing).connect() as conn:
+        assert conn.execute(select(store.notices.c.key)).first() is None
+
+
 def test_run_refuses_to_start_without_a_signing_key(billing, smtp, capsys, monkeypatch):
     """Without DUNNING_LINKS__KEYS the run stops before doing anything and says which variable to set."""
     monkeypatch.delenv("DUNNING_LINKS__KEYS")

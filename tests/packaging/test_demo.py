@@ -1,0 +1,32 @@
+"""`dunning demo` ends with commands that really show what it did."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from dunning.cli import main
+from dunning.errors import ExitCode
+
+
+def _steps(out: str) -> list[list[str]]:
+    after = out.split("Look at what it did:\n", 1)[1]
+    return [shlex.split(line, comments=True) for line in after.splitlines() if line.strip()]
+
+
+def test_the_demo_ends_with_commands_that_show_its_plan_preview_and_an_email(tmp_path: Path, capsys,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """The printed plan command reads the demo's own database; the preview and .eml it names exist."""
+    assert main(["demo", "--accounts", "12"]) == ExitCode.OK
+    plan, preview, email = _steps(capsys.readouterr().out)
+    assert preview[0] == "xdg-open" and (tmp_path / preview[1]).is_file()
+    assert email[0] == "less"
+    assert b"Subject:" in (tmp_path / email[1]).read_bytes()
+    variable, value = plan[0].split("=", 1)
+    monkeypatch.setenv(variable, value)
+    assert plan[1:3] == ["dunning", "plan"]
+    assert main(plan[2:]) == ExitCode.OK
+    shown = capsys.readouterr().out
+    assert "nothing is due" not in shown and "acct_" in shown
