@@ -66,7 +66,7 @@ def table_row(notice: PlannedNotice) -> tuple[list[str], ...]:
     """The table's cells for one entry, each a list of lines: one amount per currency, long ids folded."""
     amounts = [f"{c} {format_amount(a, c)}" for c, a in sorted(notice.amounts.items())] or ["-"]
     stage = "" if notice.stage is None else str(notice.stage)
-    cells = (notice.account, notice.notice, stage, amounts, notice.status, notice.why)
+    cells: tuple[str | list[str], ...] = (notice.account, notice.notice, stage, amounts, notice.status, notice.why)
     return tuple(_fold(cell, width) for cell, (_, width) in zip(cells, COLUMNS, strict=True))
 
 
