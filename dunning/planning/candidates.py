@@ -29,6 +29,7 @@ from sqlalchemy import (
 from dunning import ledger, store
 from dunning.billing import loader
 from dunning.billing.contract import Account
+from dunning.bounces import suppressions
 from dunning.planning.policy import PlannedNotice, plan
 from dunning.settings import Settings
 
@@ -111,8 +112,9 @@ def iter_batches(engine: Engine, as_of: datetime, settings: Settings,
         for ids in candidate_batches(conn, as_of, settings):
             accounts = loader.load_accounts(conn, ids)
             handled = ledger.handled_keys(conn, ids)
+            suppressed = suppressions.suppressed_among(conn, [a for acc in accounts for a in (acc.email, *acc.cc)])
             conn.rollback()  # end the batch's read before the caller writes (see candidate_batches)
-            yield accounts, plan(accounts, handled, as_of, settings, locales=locales)
+            yield accounts, plan(accounts, handled, as_of, settings, locales=locales, suppressed=suppressed)
 
 
 def iter_plan(engine: Engine, as_of: datetime, settings: Settings,

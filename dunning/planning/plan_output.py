@@ -57,7 +57,7 @@ def write_json(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[s
 
 
 PIPE_WIDTH = 200
-STYLES = {"send": "green", "deferred": "yellow", "skipped": "dim", "superseded": "dim"}
+STYLES = {"send": "green", "deferred": "yellow", "skipped": "dim", "superseded": "dim", "suppressed": "red"}
 COLUMNS = (("account", 16), ("notice", 18), ("stage", 5), ("amounts", 22), ("status", 10), ("why", 0))
 
 

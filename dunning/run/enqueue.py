@@ -43,6 +43,8 @@ def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], 
         else:
             setattr(summary, notice.status, getattr(summary, notice.status) + 1)
         entries.append(outbox_entry(notice, by_id[notice.account], settings, now=now))
+    # A batch holds whole accounts, so accounts are counted once across batches.
+    summary.unreachable += len({entry.account for entry in entries if entry.status == "suppressed"})
     return entries
 
 
