@@ -95,4 +95,6 @@ def summary(counts: Counter[str]) -> str:
     """One line: how many entries of each status, e.g. "3 send, 1 deferred, 0 skipped, 0 superseded"."""
     if not counts:
         return "nothing is due"
-    return ", ".join(f"{counts[status]} {status}" for status in PLAN_STATUSES)
+    # The four statuses of every plan always; the rarer ones (suppressed…) only when some entry has them.
+    return ", ".join(f"{counts[status]} {status}" for status in PLAN_STATUSES
+                     if status in ("send", "deferred", "skipped", "superseded") or counts[status])
