@@ -10,7 +10,8 @@ from enum import IntEnum
 
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
-           "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError"]
+           "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
+           "BounceSourceError", "SuppressionError", "DkimError"]
 
 
 class ExitCode(IntEnum):
@@ -20,6 +21,7 @@ class ExitCode(IntEnum):
     FAILED = 1          # some email failed permanently or its outcome is unknown; lint or preview found errors
     USAGE = 2           # argparse: a mistyped command line
     DATA = 65           # EX_DATAERR: a record, template, scenario, token or email id is wrong
+    NO_INPUT = 66       # EX_NOINPUT: an input (a bounce Maildir or mbox) does not exist or cannot be read
     UNAVAILABLE = 69    # EX_UNAVAILABLE: a server the command needs cannot be reached
     INTERNAL = 70       # EX_SOFTWARE: a bug; the traceback is logged
     CANT_CREATE = 73    # EX_CANTCREAT: an output file or database cannot be created
@@ -157,3 +159,21 @@ class ProjectExistsError(DunningError):
     """`dunning init` would overwrite files of an existing project."""
 
     exit_code = ExitCode.CANT_CREATE
+
+
+class BounceSourceError(DunningError):
+    """A bounce source named on the command line is missing, or neither a Maildir nor an mbox file."""
+
+    exit_code = ExitCode.NO_INPUT
+
+
+class SuppressionError(DunningError):
+    """An address given to `dunning suppressions` is not an address, or is not suppressed."""
+
+    exit_code = ExitCode.DATA
+
+
+class DkimError(DunningError):
+    """The DKIM key cannot be read or cannot sign."""
+
+    exit_code = ExitCode.CONFIG

@@ -34,7 +34,7 @@ class OutboxEntry:
     notice: str
     stage: int | None
     locale: str
-    status: Literal["send", "skipped", "superseded"]
+    status: Literal["send", "skipped", "superseded", "suppressed"]
     keys: tuple[str, ...]
     message_id: str | None = None
     payload: dict | str | None = None  # JSON-able, or its JSON text

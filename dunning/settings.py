@@ -33,10 +33,10 @@ __all__ = ["SECRET_PATHS", "Section", "DatabaseSettings", "PolicySettings", "Car
            "PastDueSettings", "CardExpiringSettings", "BalanceSettledSettings", "SegmentSettings",
            "ServiceCancelledSettings", "DeletionSettings", "PendingDeletionSettings", "SmtpSettings",
            "SenderSettings", "BrandingSettings", "LinksSettings", "DeliverySettings", "I18nSettings", "StudioSettings",
-           "Settings",
+           "BouncesSettings", "DkimSettings", "Settings",
            "settings_path", "load_settings"]
 
-SECRET_PATHS = (("smtp", "password"), ("links", "keys"))
+SECRET_PATHS = (("smtp", "password"), ("links", "keys"), ("dkim", "private_key"))
 
 
 class Section(BaseModel):
@@ -249,6 +249,44 @@ class StudioSettings(Section):
         return [value.strip().lower() for value in values]
 
 
+class BouncesSettings(Section):
+    # The envelope sender's mailbox: MAIL FROM becomes <local>+<email id>.<signature>@<domain> (VERP).
+    # None keeps MAIL FROM the sender's From address and leaves bounces unmatched.
+    return_path: str | None = None
+    soft_limit: int = Field(3, gt=0)
+    window_days: int = Field(14, gt=0)
+    unparsed: str = "var/bounces/unparsed"
+
+    @field_validator("return_path")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        local, at, domain = value.partition("@")
+        if not at or not local or not domain or "+" in local or any(c.isspace() for c in value):
+            raise ValueError(f'not a mailbox without "+" in its local part, e.g. "bounces@billing.example.com": '
+                             f"{value!r}")
+        return value
+
+
+class DkimSettings(Section):
+    enabled: bool = False
+    selector: str | None = None
+    domain: str | None = None
+    key_file: str | None = None
+    private_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> DkimSettings:
+        if self.enabled:
+            missing = [name for name in ("selector", "domain") if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"dkim is enabled but {' and '.join(missing)} is not set")
+            if not self.key_file and not self.private_key:
+                raise ValueError("dkim is enabled but has no key: set DUNNING_DKIM__PRIVATE_KEY or dkim.key_file")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUNNING_", env_nested_delimiter="__",
                                       frozen=True, extra="forbid")
@@ -269,6 +307,8 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     i18n: I18nSettings = I18nSettings()
     studio: StudioSettings = StudioSettings()
+    bounces: BouncesSettings = BouncesSettings()
+    dkim: DkimSettings = DkimSettings()
     segments: dict[str, SegmentSettings] = {}
 
     _by_segment: dict[str, Settings] = PrivateAttr(default_factory=dict)

@@ -200,6 +200,42 @@ notices = Table(
     Index("ix_notices_notice_as_of", "notice", "as_of"),
 )
 
+# Bounces (schema version 5). An address is kept lower-cased: mailbox providers match it without case.
+suppressions = Table(
+    "suppressions", metadata,
+    Column("address", String, primary_key=True),
+    Column("reason", String, nullable=False),  # hard_bounce | soft_bounces | manual
+    Column("detail", Text),  # the bounce's status and diagnostic, or the operator's note
+    Column("account_id", String, index=True),  # the account whose email bounced, when known
+    Column("email_id", Integer),
+    Column("created_by", String, nullable=False),  # "bounce", or who added it by hand
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# One row per bounced recipient of one email, as a bounce message reported it.
+bounces = Table(
+    "bounces", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address", String, nullable=False),
+    Column("kind", String, nullable=False),  # hard | soft
+    Column("email_id", Integer, nullable=False),
+    Column("account_id", String, nullable=False),
+    Column("status", String),  # RFC 3463 status code, e.g. 5.1.1
+    Column("diagnostic", Text),
+    Column("message_key", String, nullable=False),
+    Column("bounced_at", UtcDateTime, nullable=False),
+    Index("ix_bounces_address_at", "address", "bounced_at"),
+)
+
+# Every bounce message ingested, by Message-ID or content digest: ingesting one twice changes nothing.
+bounce_messages = Table(
+    "bounce_messages", metadata,
+    Column("key", String, primary_key=True),
+    Column("outcome", String, nullable=False),  # hard | soft | ignored | unparsed
+    Column("email_id", Integer),
+    Column("ingested_at", UtcDateTime, nullable=False),
+)
+
 V1_TABLES = (accounts, payment_methods, subscriptions, invoices, charges, emails, notices)
 
 
@@ -255,8 +291,13 @@ def _v5(conn: Connection) -> None:
     conn.execute(text("UPDATE accounts SET content_hash = ''"))
 
 
+def _v6(conn: Connection) -> None:
+    """Bounces: the messages ingested, each bounced recipient, and the suppressed addresses."""
+    metadata.create_all(conn, tables=[suppressions, bounces, bounce_messages])
+
+
 # Append-only: migration N brings a database from version N-1 to N.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -10,8 +10,9 @@ from datetime import date
 from typing import Literal
 
 __all__ = ["NOTICES", "Notice", "PLAN_STATUSES", "PlanStatus", "KEY_OUTCOMES", "EMAIL_STATUSES", "EmailStatus",
-           "OUTCOMES", "OutcomeStatus", "card_charge_failed_key", "past_due_key", "service_cancelled_key",
-           "pending_deletion_key", "DUNNING_NOTICES", "card_expiring_key", "balance_settled_key"]
+           "OUTCOMES", "OutcomeStatus", "BOUNCE_KINDS", "BounceKind", "SUPPRESSION_REASONS", "SuppressionReason",
+           "card_charge_failed_key", "past_due_key", "service_cancelled_key", "pending_deletion_key",
+           "DUNNING_NOTICES", "card_expiring_key", "balance_settled_key"]
 
 # In the order a plan lists them for one group.
 NOTICES = ("card_charge_failed", "past_due", "card_expiring", "balance_settled", "service_cancelled",
@@ -23,10 +24,18 @@ DUNNING_NOTICES = ("card_charge_failed", "past_due")
 
 # What the planner decides for each notice (`dunning plan`'s status column).
 # paused: the account's dunning is paused; like deferred, nothing is recorded.
-PLAN_STATUSES = ("send", "deferred", "paused", "skipped", "superseded")
-PlanStatus = Literal["send", "deferred", "paused", "skipped", "superseded"]
+# suppressed: every recipient's address is suppressed after bounces (its keys are recorded).
+PLAN_STATUSES = ("send", "deferred", "paused", "skipped", "superseded", "suppressed")
+PlanStatus = Literal["send", "deferred", "paused", "skipped", "superseded", "suppressed"]
 # Plan statuses the ledger records as a key's outcome without an email.
-KEY_OUTCOMES = ("skipped", "superseded")
+KEY_OUTCOMES = ("skipped", "superseded", "suppressed")
+
+# What a bounce says of an address: hard suppresses at once, soft after bounces.soft_limit of them.
+BOUNCE_KINDS = ("hard", "soft")
+BounceKind = Literal["hard", "soft"]
+# Why an address is suppressed.
+SUPPRESSION_REASONS = ("hard_bounce", "soft_bounces", "manual")
+SuppressionReason = Literal["hard_bounce", "soft_bounces", "manual"]
 
 # An email's life in the outbox, and the outcomes a delivery attempt can end in.
 EMAIL_STATUSES = ("queued", "sending", "sent", "retry", "failed", "unknown")

@@ -65,6 +65,9 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
     counts = summary.as_dict()
     counts.pop("stopped")
     print(", ".join(f"{value} {name}" for name, value in counts.items()))
+    if summary.unreachable:
+        print(f"{summary.unreachable} accounts due for dunning have no reachable contact (every address "
+              "suppressed after bounces): see `dunning suppressions list --accounts`", file=sys.stderr)
 
 
 @contextmanager

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from dunning import ledger, store
 from dunning.billing import loader
 from dunning.billing.contract import Account
+from dunning.bounces import suppressions
 from dunning.planning.policy import PlannedNotice, plan
 from dunning.settings import Settings
 from dunning.vocabulary import DUNNING_NOTICES, balance_settled_key, card_expiring_key
@@ -183,9 +184,11 @@ def iter_batches(engine: Engine, as_of: datetime, settings: Settings, locales: f
         for ids in candidate_batches(conn, as_of, settings, include_paused=include_paused):
             accounts = loader.load_accounts(conn, ids)
             history = ledger.key_history(conn, ids)
+            suppressed = suppressions.suppressed_among(conn, [a for acc in accounts for a in (acc.email, *acc.cc)])
             conn.rollback()  # end the batch's read before the caller writes (see candidate_batches)
             _warn_unknown_segments(accounts, settings, warned)
-            yield accounts, plan(accounts, history.handled, as_of, settings, locales=locales, sent=history.sent)
+            yield accounts, plan(accounts, history.handled, as_of, settings, locales=locales, sent=history.sent,
+                                 suppressed=suppressed)
 
 
 def _warn_unknown_segments(accounts: list[Account], settings: Settings, warned: set[str]) -> None:

@@ -57,7 +57,8 @@ def write_json(batches: Iterable[list[PlannedNotice]], out: TextIO) -> Counter[s
 
 
 PIPE_WIDTH = 200
-STYLES = {"send": "green", "deferred": "yellow", "paused": "magenta", "skipped": "dim", "superseded": "dim"}
+STYLES = {"send": "green", "deferred": "yellow", "paused": "magenta", "skipped": "dim", "superseded": "dim",
+          "suppressed": "red"}
 COLUMNS = (("account", 16), ("notice", 18), ("stage", 5), ("amounts", 22), ("status", 10), ("why", 0))
 RIGHT_ALIGNED = ("stage", "amounts")
 
@@ -112,4 +113,6 @@ def summary(counts: Counter[str]) -> str:
     paused is shown only when some entry is paused: most billing teams never pause anyone."""
     if not counts:
         return "nothing is due"
-    return ", ".join(f"{counts[status]} {status}" for status in PLAN_STATUSES if status != "paused" or counts[status])
+    # The four statuses of every plan always; the rarer ones (suppressed…) only when some entry has them.
+    return ", ".join(f"{counts[status]} {status}" for status in PLAN_STATUSES
+                     if status in ("send", "deferred", "skipped", "superseded") or counts[status])

@@ -43,6 +43,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Subscription
+from dunning.bounces.suppressions import normalize
 from dunning.i18n.locales import negotiate, written_locale
 from dunning.i18n.timezones import zone
 from dunning.settings import Settings
@@ -57,7 +58,7 @@ from dunning.vocabulary import (
     service_cancelled_key,
 )
 
-__all__ = ["PlannedNotice", "plan", "plan_account", "in_send_window", "choose_locale"]
+__all__ = ["PlannedNotice", "plan", "plan_account", "reachable", "in_send_window", "choose_locale"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,21 +130,26 @@ class _Facts:
 
 
 def plan(accounts: Iterable[Account], handled: Container[str], as_of: datetime, settings: Settings, *,
-         locales: frozenset[str], sent: Mapping[str, Mapping[str, datetime]] | None = None) -> list[PlannedNotice]:
+         locales: frozenset[str], sent: Mapping[str, Mapping[str, datetime]] | None = None,
+         suppressed: Container[str] = frozenset()) -> list[PlannedNotice]:
     """Every notice the accounts are due for at as_of, ordered by account, payment method, notice, stage.
 
     `sent` maps an account to its card_charge_failed and past_due keys whose email was sent, each with the
-    as_of it was recorded at (what balance_settled answers); see dunning.ledger.key_history."""
+    as_of it was recorded at (what balance_settled answers); see dunning.ledger.key_history. An address in
+    `suppressed` (normalized) is never mailed."""
     planned: list[PlannedNotice] = []
     for account in sorted(accounts, key=lambda a: a.id):
         mine = sent.get(account.id, {}) if sent else {}
-        planned.extend(plan_account(account, handled, as_of, settings, locales=locales, sent=mine))
+        planned.extend(plan_account(account, handled, as_of, settings, locales=locales, sent=mine,
+                                    suppressed=suppressed))
     return planned
 
 
 def plan_account(account: Account, handled: Container[str], as_of: datetime, settings: Settings, *,
-                 locales: frozenset[str], sent: Mapping[str, datetime] | None = None) -> list[PlannedNotice]:
-    """The notices one account is due for at as_of (a key in `handled` is never planned)."""
+                 locales: frozenset[str], sent: Mapping[str, datetime] | None = None,
+                 suppressed: Container[str] = frozenset()) -> list[PlannedNotice]:
+    """The notices one account is due for at as_of (a key in `handled` is never planned; an address in
+    `suppressed`, normalized, is never mailed)."""
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("as_of must be an aware datetime")
     facts = _facts(account, handled, as_of, settings.for_segment(account.segment), sent or {})
@@ -159,8 +165,25 @@ def plan_account(account: Account, handled: Container[str], as_of: datetime, set
         clock = facts.local_now.strftime("%H:%M")
         drafts = [replace(d, status="deferred", why=f"outside the send window ({clock} local); {d.why}")
                   for d in drafts]
-    planned = [_finish(draft, facts, locales) for draft in drafts]
+    planned = [reachable(_finish(draft, facts, locales), suppressed) for draft in drafts]
     return sorted(planned, key=_order)
+
+
+def reachable(notice: PlannedNotice, suppressed: Container[str]) -> PlannedNotice:
+    """A notice to send without its suppressed recipients: a cc takes the place of a suppressed To, and with
+    no recipient left the notice is `suppressed` (its keys recorded, never sent)."""
+    if notice.status != "send":
+        return notice
+    to = tuple(a for a in notice.to if normalize(a) not in suppressed)
+    cc = tuple(a for a in notice.cc if normalize(a) not in suppressed)
+    if (to, cc) == (notice.to, notice.cc):
+        return notice
+    if not to and not cc:
+        return replace(notice, status="suppressed",
+                       why=f"every recipient's address is suppressed after bounces; {notice.why}")
+    left_out = len(notice.to) + len(notice.cc) - len(to) - len(cc)
+    why = f"{notice.why}; {left_out} suppressed address{'es' if left_out > 1 else ''} left out"
+    return replace(notice, to=to or cc, cc=cc if to else (), why=why)
 
 
 def _facts(account: Account, handled: Container[str], as_of: datetime, settings: Settings,

@@ -8,25 +8,27 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import uvloop
 from sqlalchemy import Engine
 
 from dunning import ledger
+from dunning.bounces.verp import verp_address
+from dunning.delivery.dkim import DkimSigner, signer_from_settings
 from dunning.delivery.mime import build_message
 from dunning.delivery.transport import Outcome, SmtpTransport
 from dunning.emails.render import Renderer
-from dunning.errors import DeliveryError, MessageError, TemplateError
+from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.clock import Clock
 from dunning.run.journal import Journal
 from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.summary import Progress, RunSummary
-from dunning.settings import Settings
+from dunning.settings import DkimSettings, Settings
 
-__all__ = ["deliver", "run_loop"]
+__all__ = ["deliver", "run_loop", "envelope_sender"]
 
 log = logging.getLogger("dunning.run")
 
@@ -112,9 +114,10 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
         context = notice_context.revive(payload["context"])
         email = renderer.render(claim.notice, payload["locale"], context)
         sender = settings.sender
-        build = partial(build_message, email, from_address=sender.from_address, from_name=sender.from_name,
-                        reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"],
-                        message_id=claim.message_id, date=clock.now())
+        build = partial(_final_bytes, _signer(settings), partial(
+            build_message, email, from_address=sender.from_address, from_name=sender.from_name,
+            reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"], message_id=claim.message_id,
+            date=clock.now()))
         data = build(eight_bit=transport.eight_bit)
     except MessageError as exc:
         log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
@@ -131,7 +134,7 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
         return ledger.Result(claim.email_id, claim.fence, status, refused=earlier_refused or None,
                              delivered=claim.delivered, error="" if status == "sent" else "every recipient refused it")
     try:
-        outcome = await transport.send(sender.from_address, recipients, data,
+        outcome = await transport.send(envelope_sender(settings, claim.email_id), recipients, data,
                                        seven_bit=partial(build, eight_bit=False),
                                        before_data=partial(journal.data_goes_out, claim) if journal else None)
     except DeliveryError as exc:
@@ -143,6 +146,33 @@ async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer
     return ledger.Result(claim.email_id, claim.fence, settled.status, code=outcome.code, reply=outcome.reply,
                          error=_error(settled.status, outcome, payload["to"]), refused=settled.refused or None,
                          delivered=settled.delivered, primary_delivered=settled.primary_delivered)
+
+
+def envelope_sender(settings: Settings, email_id: int) -> str:
+    """MAIL FROM for one email: its own signed bounce address (VERP) when bounces.return_path is set."""
+    return_path = settings.bounces.return_path
+    if return_path is None:
+        return settings.sender.from_address
+    keys = settings.links.key_list
+    if not keys:
+        raise SettingsError("bounces.return_path is set but no key signs bounce addresses: set DUNNING_LINKS__KEYS")
+    return verp_address(return_path, email_id, keys[0])
+
+
+def _signer(settings: Settings) -> DkimSigner | None:
+    """The DKIM signer of these settings, made once per process (it reads and checks the key)."""
+    return _cached_signer(settings.dkim) if settings.dkim.enabled else None
+
+
+@lru_cache(maxsize=4)
+def _cached_signer(dkim: DkimSettings) -> DkimSigner | None:
+    return signer_from_settings(dkim)
+
+
+def _final_bytes(signer: DkimSigner | None, build: Callable[..., bytes], *, eight_bit: bool) -> bytes:
+    """The message as it goes out: built, then signed over exactly these bytes when DKIM is on."""
+    data = build(eight_bit=eight_bit)
+    return signer.sign(data) if signer is not None else data
 
 
 def _error(status: str, outcome: Outcome, to: list[str]) -> str:

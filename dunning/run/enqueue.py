@@ -54,8 +54,11 @@ def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], 
                  summary: RunSummary, *, now: datetime) -> list[ledger.OutboxEntry]:
     """Outbox entries for one batch of planned notices; deferred ones are only counted, paused ones left out."""
     by_id = {a.id: a for a in accounts}
-    return [outbox_entry(notice, by_id[notice.account], settings, now=now)
-            for notice in count_planned(planned, summary)]
+    entries = [outbox_entry(notice, by_id[notice.account], settings, now=now)
+               for notice in count_planned(planned, summary)]
+    # A batch holds whole accounts, so accounts are counted once across batches.
+    summary.unreachable += len({entry.account for entry in entries if entry.status == "suppressed"})
+    return entries
 
 
 def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, *, now: datetime) -> ledger.OutboxEntry:

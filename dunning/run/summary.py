@@ -24,8 +24,10 @@ class RunSummary:
     planned: emails the plan decided to send in this run (skipped, superseded and deferred notices are
     counted apart); sent, retried, failed, unknown: outcomes this run recorded; recipients_refused:
     recipients refused for good (5xx) by the emails this run sent; expired: leases of earlier runs
-    found expired. waiting: emails in the queue waiting for a retry that is due later; held: emails
-    whose outcome is unknown, from this run or earlier ones, awaiting `dunning reconcile`.
+    found expired. suppressed: notices not sent because every recipient's address is suppressed after
+    bounces (their keys recorded); unreachable: accounts among them, due for dunning with no reachable contact
+    (`dunning suppressions list --accounts`). waiting: emails in the queue waiting for a retry that is due
+    later; held: emails whose outcome is unknown, from this run or earlier ones, awaiting `dunning reconcile`.
     """
 
     planned: int = 0
@@ -36,6 +38,8 @@ class RunSummary:
     recipients_refused: int = 0
     skipped: int = 0
     superseded: int = 0
+    suppressed: int = 0
+    unreachable: int = 0
     deferred: int = 0
     expired: int = 0
     waiting: int = 0

@@ -1,0 +1,1 @@
+"""Bounces: the VERP envelope sender, bounce messages read and classified, and the suppressed addresses."""
