@@ -265,13 +265,21 @@ def _required_message_id(entry: OutboxEntry) -> str:
 
 
 @contextmanager
-def _transaction(engine: Engine) -> Iterator[Connection]:
-    """One write transaction; on SQLite it takes the write lock up front, so writers queue, never interleave."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        yield conn
-        conn.commit()
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """One write transaction, on a connection of its own or on one the caller holds (not in a transaction);
+    on SQLite it takes the write lock up front, so writers queue, never interleave."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn, _transaction(conn):
+            yield conn
+        return
+    if bind.dialect.name == "sqlite":
+        bind.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield bind
+    except BaseException:
+        bind.rollback()
+        raise
+    bind.commit()
 
 
 # --- claim and record ----------------------------------------------------------------------------------
@@ -327,13 +335,14 @@ def extend_leases(engine: Engine, claims: Sequence[Claim], *, now: datetime, lea
         return conn.execute(statement, [{"b_id": c.email_id, "b_fence": c.fence} for c in claims]).rowcount
 
 
-def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_attempts: int,
+def record(bind: Engine | Connection, results: Sequence[Result], *, now: datetime, max_attempts: int,
            backoff_seconds: int, in_flight: Sequence[tuple[int, int]] = ()) -> RecordCounts:
     """Write each outcome whose fence still holds its row; retries back off, then fail at the cap. In the
-    same transaction, mark the claims in_flight (email id, fence) as having their data go out now."""
+    same transaction, mark the claims in_flight (email id, fence) as having their data go out now.
+    bind: the engine, or a connection the caller holds for many such writes."""
     if not results and not in_flight:
         return RecordCounts()
-    with _transaction(engine) as conn:
+    with _transaction(bind) as conn:
         counts = _record(conn, results, now, max_attempts, backoff_seconds) if results else RecordCounts()
         if in_flight:
             statement = _IN_FLIGHT.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _IN_FLIGHT
@@ -345,13 +354,17 @@ def record(engine: Engine, results: Sequence[Result], *, now: datetime, max_atte
 def _record(conn: Connection, results: Sequence[Result], now: datetime, max_attempts: int,
             backoff_seconds: int) -> RecordCounts:
     counts = dict.fromkeys(OUTCOMES, 0)
-    ids = [result.email_id for result in results]
+    # Only a retry's outcome depends on how many attempts came before (back off, or give up); the others
+    # are written without reading the row first, which most writes of a run are spared.
+    retries = [result.email_id for result in results if result.status == "retry"]
     attempts = dict(conn.execute(select(emails.c.id, emails.c.attempts)
-                                 .where(store.among(conn, emails.c.id, ids))).all())
+                                 .where(store.among(conn, emails.c.id, retries))).all()) if retries else {}
     stamp = _datetime_parameter(conn)
-    rows = [_outcome(result, attempts[result.email_id] + 1, now, max_attempts, backoff_seconds, stamp,
-                     stamp(now))
-            for result in sorted(results, key=lambda r: r.email_id) if result.email_id in attempts]
+    bound_now = stamp(now)
+    rows = [_outcome(result, attempts.get(result.email_id, 0) + 1, now, max_attempts, backoff_seconds, stamp,
+                     bound_now)
+            for result in sorted(results, key=lambda r: r.email_id)
+            if result.status != "retry" or result.email_id in attempts]
     statement = _RECORD.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _RECORD
     for status in counts:  # one batch per status, so each rowcount says how many of them held
         batch = [row for row in rows if row[0] == status]
@@ -392,7 +405,7 @@ _UNCLAIM = (update(emails)
 # know" with what happened; once claimed again, released or resolved, the old holder is fenced out.
 # Plain SQL with positional parameters, run by the driver itself: SQLAlchemy's processing of each
 # row's parameters cost as much as the writes.
-_RECORD = ("UPDATE emails SET status = ?, attempts = ?, next_attempt_at = ?, code = ?, reply = ?, error = ?, "
+_RECORD = ("UPDATE emails SET status = ?, attempts = attempts + 1, next_attempt_at = ?, code = ?, reply = ?, error = ?, "
            "refused = ?, delivered = ?, updated_at = ?, lease_until = NULL "
            "WHERE id = ? AND fence = ? AND status IN ('sending', 'unknown') AND lease_until IS NOT NULL")
 
@@ -409,7 +422,7 @@ def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, ba
         status, error = "failed", f"gave up after {attempts} attempts: {result.error or result.reply}"
     elif status == "retry":
         next_at = now + timedelta(seconds=backoff_seconds * 2 ** (attempts - 1))
-    return (status, attempts, stamp(next_at) if next_at else None, result.code, result.reply or None, error,
+    return (status, stamp(next_at) if next_at else None, result.code, result.reply or None, error,
             json.dumps(result.refused) if result.refused else None,
             json.dumps(list(result.delivered)) if result.delivered else None, bound_now, result.email_id, result.fence)
 

@@ -63,9 +63,11 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
                 progress("sent", counts.sent)
 
             journal = Journal(engine, clock, delivery, recorded)
-            async with keep_leased(engine, claims, delivery.lease_seconds, clock):
-                outcomes = await send_batch(claims, settings, renderer, transport, summary, clock, journal)
-            journal.flush()
+            try:
+                async with keep_leased(engine, claims, delivery.lease_seconds, clock):
+                    outcomes = await send_batch(claims, settings, renderer, transport, summary, clock, journal)
+            finally:
+                journal.close()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
 
 

@@ -2,7 +2,8 @@
 
 Before a send lets its message data go out, the ledger records that the email's data is under way;
 the outcomes of sends that have finished are recorded with the same writes. The sends that reach
-that point in the same turn of the event loop share one write. After a crash, an email whose lease
+that point in the same turn of the event loop share one write, and the writes of a batch share one
+connection. After a crash, an email whose lease
 ran out is then unknown only if its data was under way and no outcome was recorded; the others go
 back to the queue.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from dunning import ledger
 from dunning.run.clock import Clock
@@ -30,6 +31,7 @@ class Journal:
         self._starting: list[tuple[int, int]] = []
         self._finished: list[ledger.Result] = []
         self._written: asyncio.Future[None] | None = None
+        self._connection: Connection | None = None
 
     async def data_goes_out(self, claim: ledger.Claim) -> None:
         """Return once the ledger records that this email's data goes out now."""
@@ -49,11 +51,22 @@ class Journal:
         """Record the outcomes not recorded yet (the batch is done), and mark `starting`, in one write."""
         finished, self._finished = self._finished, []
         if finished or starting:
-            counts = ledger.record(self._engine, finished, now=self._clock.now(),
+            if self._connection is None:
+                self._connection = self._engine.connect()
+            counts = ledger.record(self._connection, finished, now=self._clock.now(),
                                    max_attempts=self._delivery.max_attempts,
                                    backoff_seconds=self._delivery.retry_backoff_seconds, in_flight=starting or ())
             if finished:
                 self._recorded(counts)
+
+    def close(self) -> None:
+        """Record what is left (flush) and give the connection back."""
+        try:
+            self.flush()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     def _write(self) -> None:
         starting, written = self._starting, self._written
