@@ -9,14 +9,14 @@ from html.parser import HTMLParser
 from typing import Literal
 
 from babel.messages.catalog import Catalog, Message
-from jinja2 import Environment, TemplateSyntaxError
+from jinja2 import Environment, TemplateSyntaxError, nodes
 from mjml.core.registry import register_core_components
 
 from dunning.i18n.workflow import describe, forms, is_translated, placeholder_problems, single_number_forms
 
 __all__ = ["GMAIL_CLIP_BYTES", "NEAR_CLIP_BYTES", "KNOWN_TAGS", "ENDING_TAGS", "DEFAULTS_TAGS", "URL_ATTRIBUTES",
            "COMPOSITION", "MESSAGE_BLOCKS", "Problem", "check_jinja_syntax", "check_mjml", "check_mjml_templates",
-           "url_problem", "HtmlFinding", "check_html", "tag_problems", "check_catalog", "check_catalog_coverage",
+           "TRANSLATION_NAMES", "url_problem", "HtmlFinding", "check_html", "tag_problems", "check_catalog", "check_catalog_coverage",
            "count"]
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -57,12 +57,19 @@ class Problem:
 # -- templates ----------------------------------------------------------------------------------
 
 def check_jinja_syntax(name: str, source: str, environment: Environment) -> list[Problem]:
-    """A Jinja syntax error, with its line."""
+    """A Jinja syntax error, with its line; a name of the translation functions assigned to."""
     try:
-        environment.parse(source)
+        tree = environment.parse(source)
     except TemplateSyntaxError as exc:
         return [Problem(name, exc.lineno or 1, f"template syntax error: {exc.message}")]
-    return []
+    # A template that assigns `_` (a `{% for _ in … %}` loop, say) makes every `_()` of its email a call
+    # at render time: the strings are no longer translated once per locale, and rendering slows down.
+    return [Problem(name, node.lineno, f"`{node.name}` is assigned here ({{% for %}}, {{% set %}} or a macro "
+                    "argument): it is a translation function; choose another name")
+            for node in tree.find_all(nodes.Name) if node.ctx != "load" and node.name in TRANSLATION_NAMES]
+
+
+TRANSLATION_NAMES = frozenset({"_", "gettext", "ngettext", "pgettext", "npgettext"})
 
 
 def check_mjml(name: str, source: str, *, contexts: dict[str, tuple[str, ...]] | None = None,

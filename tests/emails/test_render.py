@@ -414,3 +414,41 @@ def test_a_broken_template_is_not_recompiled_for_every_email(tree, scenario, mon
             renderer.render("bad", locale, scenario("past_due--stage-1-card"))
         assert (caught.value.template, caught.value.line, caught.value.locale) == ("bad.mjml", 1, locale)
     assert calls == ["bad"]
+
+
+def test_constant_strings_are_translated_once_per_locale_not_per_email(shipped_renderer: Renderer, scenario,
+                                                                       monkeypatch) -> None:
+    """Rendering calls no translation function for a constant string: each was looked up when the notice was
+    compiled for the locale. (A template that assigns `_`, as `{% for _ in … %}` does, would undo that.)"""
+    from dunning.emails.jinja_env import EmailEnvironment
+
+    called: list[str] = []
+    sandbox_call = EmailEnvironment.call
+
+    def watching(self, context, obj, *args, **kwargs):
+        if getattr(obj, "__name__", "") in ("_gettext_alias", "gettext", "ngettext", "pgettext", "npgettext"):
+            called.append(f"{context.name}: {args[:1]}")
+        return sandbox_call(self, context, obj, *args, **kwargs)
+
+    monkeypatch.setattr(EmailEnvironment, "call", watching)
+    rendered = 0
+    for name in scenario_names():
+        context = scenario(name)
+        for locale in SHIPPED_LOCALES:
+            shipped_renderer.render(context["notice"], locale, context)
+            rendered += 1
+    assert rendered >= len(NOTICES) * len(SHIPPED_LOCALES)
+    assert called == []
+
+
+def test_lint_refuses_a_template_that_assigns_a_translation_name() -> None:
+    """`{% for _ in … %}` or `{% set gettext = … %}` shadows the translation functions: lint names the line."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from dunning.emails import lint
+
+    env = SandboxedEnvironment(extensions=["jinja2.ext.i18n"])
+    source = "{{ _('Hello') }}\n{% for _ in range(3) %}.{% endfor %}\n{% set gettext = 1 %}\n{% for pad in x %}{% endfor %}"
+    problems = lint.check_jinja_syntax("t.mjml", source, env)
+    assert [(p.line, p.message.split("`")[1]) for p in problems] == [(2, "_"), (3, "gettext")]
+    assert lint.check_jinja_syntax("t.mjml", "{% for pad in range(3) %}{{ _('x') }}{% endfor %}", env) == []
