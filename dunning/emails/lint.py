@@ -16,8 +16,8 @@ from dunning.i18n.workflow import describe, forms, is_translated, placeholder_pr
 
 __all__ = ["GMAIL_CLIP_BYTES", "NEAR_CLIP_BYTES", "KNOWN_TAGS", "ENDING_TAGS", "DEFAULTS_TAGS", "URL_ATTRIBUTES",
            "COMPOSITION", "MESSAGE_BLOCKS", "Problem", "check_jinja_syntax", "check_mjml", "check_mjml_templates",
-           "TRANSLATION_NAMES", "url_problem", "HtmlFinding", "check_html", "tag_problems", "check_catalog", "check_catalog_coverage",
-           "count"]
+           "TRANSLATION_NAMES", "url_problem", "HtmlFinding", "check_html", "tag_problems", "check_catalog",
+           "check_catalog_coverage", "count"]
 
 GMAIL_CLIP_BYTES = 102 * 1024
 NEAR_CLIP_BYTES = 90 * 1024

@@ -46,7 +46,6 @@ __all__ = ["PARTS", "RenderedEmail", "Renderer", "tidy_text"]
 
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
-_TRAILING_SPACE = re.compile(r"[ \t]+\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +251,8 @@ def _with_locale(exc: TemplateError, locale: str) -> TemplateError:
 
 def tidy_text(text: str) -> str:
     """Trailing spaces dropped (but the `-- ` signature separator kept), at most one blank line in a row."""
-    if " \n" in text or "\t\n" in text:
-        text = _TRAILING_SPACE.sub("\n", text).replace("\n--\n", "\n-- \n")
+    if " \n" in text or "\t\n" in text:   # line by line: a regex tries a match at every space
+        text = "\n".join([line.rstrip(" \t") for line in text.split("\n")]).replace("\n--\n", "\n-- \n")
     while "\n\n\n" in text:   # str.replace: several times faster than a regex on non-ASCII text
         text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n").rstrip() + "\n"

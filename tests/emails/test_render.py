@@ -448,7 +448,8 @@ def test_lint_refuses_a_template_that_assigns_a_translation_name() -> None:
     from dunning.emails import lint
 
     env = SandboxedEnvironment(extensions=["jinja2.ext.i18n"])
-    source = "{{ _('Hello') }}\n{% for _ in range(3) %}.{% endfor %}\n{% set gettext = 1 %}\n{% for pad in x %}{% endfor %}"
+    source = ("{{ _('Hello') }}\n{% for _ in range(3) %}.{% endfor %}\n{% set gettext = 1 %}\n"
+              "{% for pad in x %}{% endfor %}")
     problems = lint.check_jinja_syntax("t.mjml", source, env)
     assert [(p.line, p.message.split("`")[1]) for p in problems] == [(2, "_"), (3, "gettext")]
     assert lint.check_jinja_syntax("t.mjml", "{% for pad in range(3) %}{{ _('x') }}{% endfor %}", env) == []
