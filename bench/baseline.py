@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 FROM_ADDRESS, FROM_NAME, REPLY_TO = "billing@example.com", "Example Cloud Billing", "support@example.com"
 CONSTANTS = {"lang": "en", "dir": "ltr", "start": "left", "end": "right", "locale": "en"}
@@ -51,6 +52,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "date": lambda value, format="long": value.strftime("%B %d, %Y"),
     "datetime": lambda value, format="long": value.strftime("%B %d, %Y %H:%M %Z"),
     "card_brand": lambda brand: (brand or "").title(),
+    "unit_words": lambda value: markupsafe.Markup(" ".join(f'<span class="unit">{markupsafe.escape(word)}</span>'
+                                                           for word in value.split())),
 }
 
 
