@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ from dunning.vocabulary import DUNNING_NOTICES, EMAIL_STATUSES, KEY_OUTCOMES, OU
 
 __all__ = ["OutboxEntry", "EnqueueCounts", "Claim", "Result", "RecordCounts", "UnknownEmail", "handled_keys",
            "KeyHistory", "key_history", "enqueue",
-           "claim", "extend_leases", "record", "unclaim", "expire_leases", "list_unknown", "mark_sent", "release",
-           "summary"]
+           "claim", "extend_leases", "record", "impatient_connection", "try_record", "unclaim", "expire_leases",
+           "list_unknown", "mark_sent", "release", "summary"]
 
 log = logging.getLogger(__name__)
 emails, notices, email_payloads = store.emails, store.notices, store.email_payloads
@@ -346,15 +347,50 @@ def record(bind: Engine | Connection, results: Sequence[Result], *, now: datetim
         with bind.connect() as conn:
             return record(conn, results, now=now, max_attempts=max_attempts, backoff_seconds=backoff_seconds,
                           in_flight=in_flight)
+    counts = try_record(bind, results, now=now, max_attempts=max_attempts, backoff_seconds=backoff_seconds,
+                        in_flight=in_flight)
+    assert counts is not None  # on a connection that waits for the write lock, the write happens
+    return counts
+
+
+@contextmanager
+def impatient_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for try_record: on SQLite, a write on it gives up at once when another connection holds
+    the write lock (SQLite's own wait sleeps 1, 2, 5, 10… ms between tries, and the thread with it: for a
+    delivery process, its whole event loop, while another process holds the lock for a few dozen µs)."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            yield conn
+            return
+        driver = conn.connection.driver_connection  # as try_record writes: SQLAlchemy opens no transaction
+        assert driver is not None
+        driver.execute("PRAGMA busy_timeout = 0")
+        try:
+            yield conn
+        finally:
+            driver.execute(f"PRAGMA busy_timeout = {store.SQLITE_BUSY_TIMEOUT_MS}")
+
+
+def try_record(conn: Connection, results: Sequence[Result], *, now: datetime, max_attempts: int,
+               backoff_seconds: int, in_flight: Sequence[tuple[int, int]] = ()) -> RecordCounts | None:
+    """record, on a connection the caller holds; None, with nothing written, when the connection is an
+    impatient one and another holds SQLite's write lock right now (the caller tries again later)."""
+    if not results and not in_flight:
+        return RecordCounts()
     # A delivery process writes once per email or so (the in-flight marks): run by the driver itself,
     # such a write costs a fraction of what it costs through SQLAlchemy's statement execution.
-    dialect, driver = bind.dialect, bind.connection.driver_connection
+    dialect, driver = conn.dialect, conn.connection.driver_connection
     assert driver is not None  # a connection the caller holds is open
     stamp = _datetime_parameter(dialect)
     cursor = driver.cursor()
     try:
         if dialect.name == "sqlite":
-            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    return None
+                raise
         counts = _record(cursor, dialect, results, now, max_attempts, backoff_seconds, stamp) \
             if results else RecordCounts()
         if in_flight:

@@ -322,11 +322,14 @@ def upgrade(engine: Engine) -> int:
     return current
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another's write lock before giving up
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -366,7 +369,7 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
         _require_sqlite(sqlite3.sqlite_version_info)
         if parsed.database and parsed.database != ":memory:":
             _database_directory(Path(parsed.database))
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
     elif parsed.get_backend_name() == "postgresql":
         engine = create_engine(parsed, pool_pre_ping=True)

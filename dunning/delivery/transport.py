@@ -236,8 +236,10 @@ class SmtpTransport:
 
         A message with 8-bit bytes goes with BODY=8BITMIME; to a server without 8BITMIME it is
         replaced by seven_bit() (the same message in 7-bit encodings), or fails when there is none.
-        before_data is awaited once the server opened DATA, before the message goes out (to record
-        that it may now be delivered); should it raise, the session is dropped with nothing handed over.
+        before_data is called as MAIL, RCPT and DATA go out, and what it returns is awaited once the
+        server opened DATA, before the message goes out (to record that it may now be delivered: the
+        record can be written while the server answers); should that raise, the session is dropped with
+        nothing handed over.
         """
         if self._pool is None:
             raise RuntimeError("SmtpTransport is used outside `async with`")
@@ -371,15 +373,16 @@ class SmtpTransport:
         """MAIL, RCPT and DATA, then the message; the send before hears whether the replies were in step."""
         replies = connection.replies
         assert replies is not None
+        going_out = before_data() if before_data is not None else None
         try:
             ready = await self._envelope(connection, sender, recipients, data)
         finally:
             connection.vouch(replies)
         if isinstance(ready, Outcome):
             return ready
-        if before_data is not None:
+        if going_out is not None:
             try:
-                await before_data()
+                await going_out
             except BaseException:
                 connection.drop_session(replies)  # DATA is open: only closing ends it without a message
                 raise

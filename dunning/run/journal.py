@@ -1,17 +1,26 @@
 """What a delivery process writes while a batch is being sent, so that a crash leaves only what was in flight.
 
 Before a send lets its message data go out, the ledger records that the email's data is under way;
-the outcomes of sends that have finished are recorded with the same writes. The sends that reach
-that point in the same turn of the event loop share one write, and the writes of a batch share one
-connection. After a crash, an email whose lease
-ran out is then unknown only if its data was under way and no outcome was recorded; the others go
-back to the queue.
+the outcomes of sends that have finished are recorded with the same writes, and the writes of a
+batch share one connection. A send asks for its record as its envelope (MAIL, RCPT, DATA) goes out,
+and the record is written only once some send waits for it, after the server's reply to DATA: every
+record asked for by then, by the process's other connections too, shares that one write. A connection
+has one email at a time in flight, so after a crash at most one email per connection can be without
+an outcome: an email whose lease ran out is unknown only if its record was written and no outcome
+was; the others go back to the queue.
+
+When another process holds SQLite's write lock, the write is tried again a moment later instead of
+waiting in SQLite (which would stop the event loop with it): meanwhile the other sends go on
+rendering and reading replies, and those that reach their data join the write.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import ExitStack
+from functools import partial
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -20,6 +29,9 @@ from dunning.run.clock import Clock
 from dunning.settings import DeliverySettings
 
 __all__ = ["Journal"]
+
+BUSY_RETRY_SECONDS = 0.001  # between two tries of a write while another process holds the write lock
+BUSY_PATIENCE_SECONDS = 1.0  # then the write waits for the lock in SQLite, as every other write does
 
 
 class Journal:
@@ -30,51 +42,94 @@ class Journal:
         self._engine, self._clock, self._delivery, self._recorded = engine, clock, delivery, recorded
         self._starting: list[tuple[int, int]] = []
         self._finished: list[ledger.Result] = []
-        self._written: asyncio.Future[None] | None = None
+        self._written: asyncio.Future[None] | None = None  # the write the marks in _starting wait for
+        self._scheduled = False  # some send waits for that write, and its next try is due
+        self._first_try: float | None = None  # loop time of its first try
+        self._retry: asyncio.TimerHandle | None = None
         self._connection: Connection | None = None
+        self._held = ExitStack()
 
-    async def data_goes_out(self, claim: ledger.Claim) -> None:
-        """Return once the ledger records that this email's data goes out now."""
+    def data_goes_out(self, claim: ledger.Claim) -> Awaitable[None]:
+        """Ask for the record that this email's data goes out; awaiting the result returns once it is written
+        (left unawaited, when the server refused the envelope, the record waits for the next write)."""
         self._starting.append((claim.email_id, claim.fence))
-        written = self._written
-        if written is None:
-            loop = asyncio.get_running_loop()
-            written = self._written = loop.create_future()
-            loop.call_soon(self._write)  # once every send ready in this turn has joined
-        await asyncio.shield(written)
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+        return _Written(self, self._written)
+
+    def _needed(self) -> None:
+        """A send waits for the pending write: its first try runs once every send ready in this turn waits."""
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._write)
 
     def finished(self, result: ledger.Result) -> None:
-        """An outcome to record with the next write (or by flush)."""
+        """An outcome to record with the next write (or by close)."""
         self._finished.append(result)
 
-    def flush(self, starting: list[tuple[int, int]] | None = None) -> None:
-        """Record the outcomes not recorded yet (the batch is done), and mark `starting`, in one write."""
-        finished, self._finished = self._finished, []
-        if finished or starting:
-            if self._connection is None:
-                self._connection = self._engine.connect()
-            counts = ledger.record(self._connection, finished, now=self._clock.now(),
-                                   max_attempts=self._delivery.max_attempts,
-                                   backoff_seconds=self._delivery.retry_backoff_seconds, in_flight=starting or ())
-            if finished:
-                self._recorded(counts)
-
     def close(self) -> None:
-        """Record what is left (flush) and give the connection back."""
+        """Record the outcomes not recorded yet (the batch is done) and give the connection back.
+
+        Records asked for by sends that never reached DATA are not written: those emails have their outcome.
+        """
+        if self._retry is not None:  # no send waits for it any more: the batch is over
+            self._retry.cancel()
         try:
-            self.flush()
+            self._write_now([], wait=True)
         finally:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self._connection = None
+            self._held.close()
+
+    def _write_now(self, starting: list[tuple[int, int]], *, wait: bool) -> bool:
+        """One write of the finished outcomes and the starting marks; False if it must be tried again.
+        Without wait, on the journal's own connection, which gives up at once if the write lock is taken."""
+        finished = self._finished
+        if not finished and not starting:
+            return True
+        write = partial(ledger.record, self._engine) if wait else partial(ledger.try_record, self._impatient())
+        counts = write(finished, now=self._clock.now(), max_attempts=self._delivery.max_attempts,
+                       backoff_seconds=self._delivery.retry_backoff_seconds, in_flight=starting)
+        if counts is None:
+            return False
+        self._finished = []
+        if finished:
+            self._recorded(counts)
+        return True
+
+    def _impatient(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._held.enter_context(ledger.impatient_connection(self._engine))
+        return self._connection
 
     def _write(self) -> None:
-        starting, written = self._starting, self._written
-        self._starting, self._written = [], None
+        self._retry, written = None, self._written
         assert written is not None
+        loop = asyncio.get_running_loop()
+        if self._first_try is None:
+            self._first_try = loop.time()
+        patient = loop.time() - self._first_try < BUSY_PATIENCE_SECONDS
         try:
-            self.flush(starting)
+            done = self._write_now(self._starting, wait=not patient)
         except Exception as exc:  # every send waiting on this write stops with it
+            done = True
             written.set_exception(exc)
-        else:
+        if not done:  # sends that reach their data meanwhile join this write
+            self._retry = loop.call_later(BUSY_RETRY_SECONDS, self._write)
+            return
+        self._starting, self._written, self._scheduled, self._first_try = [], None, False, None
+        if not written.done():
             written.set_result(None)
+
+
+class _Written:
+    """What a send awaits before its data goes out: the write its record is in (asked for on the first await)."""
+
+    __slots__ = ("_journal", "_written")
+
+    def __init__(self, journal: Journal, written: asyncio.Future[None]) -> None:
+        self._journal, self._written = journal, written
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if not self._written.done():
+            self._journal._needed()
+        return asyncio.shield(self._written).__await__()

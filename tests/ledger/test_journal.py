@@ -1,0 +1,127 @@
+"""The journal of a delivery process: in-flight records asked for together share a write, and a write
+that meets another process's write lock lets the event loop go on instead of sleeping in SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from dunning import ledger, store
+from dunning.run.journal import Journal
+from dunning.settings import DeliverySettings
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+class TickingClock:
+    """A clock one second later at every reading: two writes never record the same moment."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def now(self) -> datetime:
+        self.readings += 1
+        return T0 + timedelta(seconds=self.readings)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+def data_at(engine, claims) -> list[datetime | None]:
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(store.emails.c.id, store.emails.c.data_at)).all())
+    return [rows[c.email_id] for c in claims]
+
+
+def journal(engine, recorded=None) -> Journal:
+    return Journal(engine, TickingClock(), DeliverySettings(), recorded or (lambda counts: None))
+
+
+def claimed(engine, sends, n):
+    ledger.enqueue(engine, sends(n), now=T0)
+    return ledger.claim(engine, worker="w1", limit=n, now=T0, lease_seconds=60)
+
+
+def test_records_asked_for_before_any_send_waits_share_one_write(engine, sends):
+    """Records asked for as envelopes go out are written together once a send waits for its own, with the
+    outcomes finished by then: one moment for all of them; a later record gets a write of its own."""
+    first, second, third, late = claimed(engine, sends, 4)
+
+    async def sends_in_flight():
+        kept = journal(engine)
+        waits = [kept.data_goes_out(claim) for claim in (first, second, third)]
+        assert data_at(engine, [first]) == [None]  # asked for, not written until a send waits
+        await waits[1]
+        assert all(data_at(engine, [first, second, third]))
+        await waits[0]  # already written: nothing more to wait for
+        await kept.data_goes_out(late)
+        kept.close()
+
+    asyncio.run(sends_in_flight())
+    moments = data_at(engine, [first, second, third, late])
+    assert moments[0] == moments[1] == moments[2] and moments[3] > moments[0]
+
+
+def test_a_record_nobody_waited_for_is_not_written(engine, sends):
+    """A send whose envelope the server refused never waits for its record: the email is not marked as
+    under way (a crash would send it back to the queue, not hold it as unknown); its outcome is recorded."""
+    refused, = claimed(engine, sends, 1)
+    outcomes = []
+
+    async def refused_envelope():
+        kept = journal(engine, outcomes.append)
+        kept.data_goes_out(refused)
+        kept.finished(ledger.Result(refused.email_id, refused.fence, "failed", code=550, reply="no such user"))
+        kept.close()
+
+    asyncio.run(refused_envelope())
+    assert data_at(engine, [refused]) == [None] and outcomes[0].failed == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_write_that_meets_the_write_lock_lets_the_event_loop_go_on(engine, sends):
+    """While another process holds SQLite's write lock, the send waiting for its record waits on the event
+    loop (other sends go on), and its record is written as soon as the lock is free."""
+    claim, = claimed(engine, sends, 1)
+    other = sqlite3.connect(engine.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def send_during_lock():
+        kept = journal(engine)
+        waiting = asyncio.ensure_future(kept.data_goes_out(claim))
+        for _ in range(20):  # the loop keeps turning while the write waits for the lock
+            await asyncio.sleep(0.001)
+        assert not waiting.done() and data_at(engine, [claim]) == [None]
+        other.rollback()
+        await asyncio.wait_for(waiting, timeout=5)
+        assert data_at(engine, [claim]) != [None]
+        kept.close()
+
+    try:
+        asyncio.run(send_during_lock())
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_try_record_gives_up_at_once_and_the_connection_goes_back_patient(engine, sends):
+    """try_record on an impatient connection writes nothing while another holds the write lock, and writes
+    once it is free; the connection goes back to the pool waiting for locks again, as every other does."""
+    claim, = claimed(engine, sends, 1)
+    other = sqlite3.connect(engine.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    how = {"now": T0, "max_attempts": 3, "backoff_seconds": 60, "in_flight": [(claim.email_id, claim.fence)]}
+    try:
+        with ledger.impatient_connection(engine) as conn:
+            assert ledger.try_record(conn, [], **how) is None
+            other.rollback()
+            assert ledger.try_record(conn, [], **how) == ledger.RecordCounts()
+    finally:
+        other.close()
+    assert data_at(engine, [claim]) == [T0]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.SQLITE_BUSY_TIMEOUT_MS
