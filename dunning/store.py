@@ -31,7 +31,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
@@ -405,6 +404,7 @@ def among(conn: Connection, column: Column, values: Sequence[str] | Sequence[int
     """
     values_json = bindparam(None, orjson.dumps(list(values)).decode(), type_=Text)
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB  # loaded only by a run on PostgreSQL
         element = func.jsonb_array_elements_text(cast(values_json, JSONB))
         if isinstance(column.type, Integer):
             return column.in_(select(cast(element, Integer)))

@@ -9,14 +9,13 @@ import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import lru_cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 from sqlalchemy import Engine
 
 from dunning import ledger
 from dunning.bounces.verp import verp_address
-from dunning.delivery.dkim import DkimSigner, signer_from_settings
 from dunning.delivery.mime import build_message
 from dunning.delivery.transport import Outcome, SmtpTransport
 from dunning.emails.render import Renderer
@@ -27,6 +26,9 @@ from dunning.run.journal import Journal
 from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import DkimSettings, Settings
+
+if TYPE_CHECKING:
+    from dunning.delivery.dkim import DkimSigner
 
 __all__ = ["deliver", "run_loop", "envelope_sender"]
 
@@ -168,6 +170,8 @@ def _signer(settings: Settings) -> DkimSigner | None:
 
 @lru_cache(maxsize=4)
 def _cached_signer(dkim: DkimSettings) -> DkimSigner | None:
+    # dkimpy and the DNS library under it load only when DKIM is on: a run without it starts sooner.
+    from dunning.delivery.dkim import signer_from_settings
     return signer_from_settings(dkim)
 
 
