@@ -2,7 +2,9 @@
 
 A run over a million accounts where nothing is due reads no account at all: the candidate query touches
 only index ranges around as_of (owed invoices by due date, failed charges by attempt time, non-payment
-cancellations by date, cards by expiry month, the ledger's recent dunning keys by notice and as_of). The
+cancellations by date, cards by expiry month, paused accounts by pause end, the ledger's recent dunning
+keys by notice and as_of). Each billing-table index holds the account id and whatever else its range
+reads, so those ranges read index pages alone, never a table row (store's _V7_REPLACED). The
 ranges are a superset of what the policy can act on, whatever the account's time zone (local dates lie
 within a day of the UTC date) and whatever its segment (each segment's stages get their own ranges); the
 policy makes the exact decision.

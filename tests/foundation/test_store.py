@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import Connection, create_engine, inspect, select, text
 
 from dunning import ledger, store
 from dunning.errors import SettingsError
@@ -109,15 +111,24 @@ def test_among_matches_exactly_the_listed_values(database_url):
         assert found == [store.SCHEMA_VERSION]
 
 
-def _at_version_2_as_it_was(url: str) -> None:
-    """A database as version 2 left it: no pause, segment, expiry month or recorded as_of; one card, one key."""
+@contextmanager
+def _migrated_to(url: str, version: int) -> Iterator[Connection]:
+    """A transaction on a database the first `version` migrations made (the caller takes back what later
+    versions added to the tables _v1 creates as they are today)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         store.schema_version.create(conn)
-        for migration in store.MIGRATIONS[:2]:
+        for migration in store.MIGRATIONS[:version]:
             migration(conn)
-        conn.execute(store.schema_version.insert().values(version=2))
-        for index in ("ix_accounts_paused", "ix_payment_methods_expiry", "ix_notices_notice_as_of"):
+        conn.execute(store.schema_version.insert().values(version=version))
+        yield conn
+    engine.dispose()
+
+
+def _at_version_2_as_it_was(url: str) -> None:
+    """A database as version 2 left it: no pause, segment, expiry month or recorded as_of; one card, one key."""
+    with _migrated_to(url, 2) as conn:
+        for index in ("ix_accounts_paused_id", "ix_payment_methods_expiry_card", "ix_notices_notice_as_of"):
             conn.execute(text(f"DROP INDEX {index}"))
         for table, column in (("accounts", "dunning_paused_until"), ("accounts", "segment"),
                               ("payment_methods", "expiry_month"), ("notices", "as_of")):
@@ -128,7 +139,6 @@ def _at_version_2_as_it_was(url: str) -> None:
                           "VALUES ('pm_1', 'acct_1', 'card', 3, 2027)"))
         conn.execute(text("INSERT INTO notices (key, account_id, notice, outcome, created_at) "
                           "VALUES ('k1', 'acct_1', 'past_due', 'skipped', :now)"), {"now": T0.replace(tzinfo=None)})
-    engine.dispose()
 
 
 def test_version_3_fills_in_what_version_2_did_not_keep(database_url):
@@ -140,4 +150,27 @@ def test_version_3_fills_in_what_version_2_did_not_keep(database_url):
         assert conn.execute(select(store.notices.c.as_of)).scalar() == T0
         assert conn.execute(select(store.accounts.c.content_hash)).scalar() == ""
     index_names = {index["name"] for index in inspect(engine).get_indexes("payment_methods")}
-    assert "ix_payment_methods_expiry" in index_names
+    assert "ix_payment_methods_expiry_card" in index_names
+
+
+def _indexes(engine) -> dict[str, dict[str, list]]:
+    return {table: {index["name"]: index["column_names"] for index in inspect(engine).get_indexes(table)}
+            for table in inspect(engine).get_table_names()}
+
+
+def test_version_7_replaces_the_candidate_indexes_with_covering_ones(database_url, tmp_path):
+    """A version 6 database gets the indexes a fresh one has, and loses the five they replace."""
+    with _migrated_to(database_url, 6) as conn:
+        for table, old, columns in (("accounts", "ix_accounts_paused", "dunning_paused_until"),
+                                    ("payment_methods", "ix_payment_methods_expiry", "expiry_month"),
+                                    ("subscriptions", "ix_subscriptions_cancelled", "cancel_reason, cancelled_at"),
+                                    ("invoices", "ix_invoices_owed_due", "owed, due_date"),
+                                    ("charges", "ix_charges_outcome_attempted", "outcome, attempted_at")):
+            (new,) = (name for name in store._V7_REPLACED.values() if name.startswith(old))
+            conn.execute(text(f"DROP INDEX {new}"))
+            conn.execute(text(f"CREATE INDEX {old} ON {table} ({columns})"))
+    upgraded = store.connect(database_url)
+    fresh = store.connect(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    assert _indexes(upgraded) == _indexes(fresh)
+    assert _indexes(upgraded)["invoices"]["ix_invoices_owed_due_account"] == ["owed", "due_date", "account_id"]
+    assert not set(store._V7_REPLACED) & {name for names in _indexes(upgraded).values() for name in names}
