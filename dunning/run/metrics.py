@@ -14,9 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
-from prometheus_client.parser import text_string_to_metric_families
-
 from dunning.errors import OutputError
 from dunning.run.clock import Clock
 
@@ -45,6 +42,9 @@ def figures(summary: Mapping[str, Any]) -> dict[str, int]:
 def write_metrics(path: Path, command: str, counts: Mapping[str, int] | None, *, duration: float,
                   succeeded_at: datetime | None) -> None:
     """Replace the metrics file: counts (none when the run ended in an error), duration, success."""
+    # prometheus_client loads only when a metrics file is written: every other run starts sooner.
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
     registry = CollectorRegistry()
 
     def gauge(name: str, help_text: str, value: float) -> None:
@@ -62,6 +62,8 @@ def write_metrics(path: Path, command: str, counts: Mapping[str, int] | None, *,
 
 def previous_success(path: Path, command: str) -> float | None:
     """The last success timestamp a metrics file holds for this command, if it holds one."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
