@@ -19,7 +19,8 @@ from dunning.vocabulary import DUNNING_NOTICES, EMAIL_STATUSES, KEY_OUTCOMES, OU
 
 __all__ = ["OutboxEntry", "EnqueueCounts", "Claim", "Result", "RecordCounts", "UnknownEmail", "handled_keys",
            "KeyHistory", "key_history", "enqueue",
-           "claim", "extend_leases", "record", "impatient_connection", "try_record", "unclaim", "expire_leases",
+           "claim", "extend_leases", "record", "impatient_connection", "try_record", "unclaim", "lapsed_workers",
+           "expire_leases",
            "list_unknown", "mark_sent", "release", "summary"]
 
 log = logging.getLogger(__name__)
@@ -498,6 +499,13 @@ def _driver_sql(dialect: Dialect, statement: str) -> str:
 
 
 # --- leases and reconciliation -------------------------------------------------------------------------
+
+def lapsed_workers(engine: Engine, *, now: datetime) -> list[str]:
+    """The workers holding emails whose lease has run out (their flight logs are replayed first)."""
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(emails.c.worker).distinct().where(
+            emails.c.status == "sending", emails.c.lease_until < now, emails.c.worker.is_not(None))).scalars())
+
 
 def expire_leases(engine: Engine, *, now: datetime, unknown_policy: Literal["hold", "resend"]) -> int:
     """Sending rows whose lease ran out: back to the queue if their data never went out, else unknown

@@ -18,6 +18,7 @@ from dunning import ledger, store
 from dunning.emails.render import Renderer
 from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.deliver import deliver, run_loop
+from dunning.run.flight import expire_lapsed
 from dunning.run.job import preflight
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import Settings
@@ -64,7 +65,7 @@ async def drain(engine: Engine, settings: Settings, renderer: Renderer, summary:
                 after_pass: Callable[[RunSummary], None] | None = None) -> None:
     """Expire lapsed leases, send until the queue is empty; forever: wait poll_seconds and again, until stop."""
     while not stop.is_set():
-        summary.expired += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
+        summary.expired += expire_lapsed(engine, settings.delivery, now=clock.now())
         await deliver(engine, settings, renderer, summary, progress, clock, keep_going=lambda: not stop.is_set())
         summary.queue_state(ledger.queue_state(engine, now=clock.now()))
         if not forever or summary.stopped is not None or stop.is_set():

@@ -14,6 +14,7 @@ from dunning.emails.render import Renderer
 from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.deliver import deliver, run_loop
 from dunning.run.enqueue import enqueue_plan
+from dunning.run.flight import expire_lapsed
 from dunning.run.summary import Progress, RunSummary
 from dunning.run.workers import DeliveryWorkers
 from dunning.settings import Settings
@@ -41,7 +42,7 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
             enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock,
                          dry_run=True)
             return summary
-        summary.expired += ledger.expire_leases(engine, now=clock.now(), unknown_policy=settings.delivery.unknown)
+        summary.expired += expire_lapsed(engine, settings.delivery, now=clock.now())
         if not deliver_too:
             enqueue_plan(engine, settings, renderer.available_locales, as_of, summary, progress, clock)
             summary.queue_state(ledger.queue_state(engine, now=clock.now()))
