@@ -166,8 +166,9 @@ emails = Table(
     Column("error", Text),
     Column("refused", Text),  # JSON: recipients refused at RCPT, with code and text
     Column("delivered", Text),  # JSON: recipients that accepted the message (never sent it again)
-    # Set just before the message data goes out under the current claim: only such an email can be in
-    # doubt after a crash; one claimed without it goes back to the queue when its lease runs out.
+    # Set just before the message data goes out under the current claim (on SQLite, when a flight log
+    # that says so is replayed): only such an email can be in doubt after a crash; one claimed without
+    # it goes back to the queue when its lease runs out.
     Column("data_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),

@@ -22,6 +22,7 @@ from dunning.emails.render import Renderer
 from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.clock import Clock
+from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal
 from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.summary import Progress, RunSummary
@@ -49,6 +50,22 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
     """Claim batches and send them until the queue is empty (and no more is coming) or delivery must stop;
     keep_going is asked before each batch (False: stop, the batch in hand sent and recorded)."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    folder = flight_folder(engine)
+    flight = FlightLog(folder, worker) if folder is not None else None
+    try:
+        await _deliver_batches(engine, settings, renderer, summary, progress, clock, worker, flight, more_coming,
+                               keep_going)
+    except BaseException:
+        if flight is not None:  # kept for the replay once this worker's lease has run out
+            flight.close(remove=False)
+        raise
+    if flight is not None:
+        flight.close(remove=True)
+
+
+async def _deliver_batches(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
+                           progress: Progress, clock: Clock, worker: str, flight: FlightLog | None,
+                           more_coming: Callable[[], bool], keep_going: Callable[[], bool]) -> None:
     password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
     delivery = settings.delivery
     async with SmtpTransport(settings.smtp, password=password) as transport:
@@ -64,7 +81,7 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
                 tally(summary, counts)
                 progress("sent", counts.sent)
 
-            journal = Journal(engine, clock, delivery, recorded)
+            journal = Journal(engine, clock, delivery, recorded, flight)
             try:
                 async with keep_leased(engine, claims, delivery.lease_seconds, clock):
                     outcomes = await send_batch(claims, settings, renderer, transport, summary, clock, journal)

@@ -1,5 +1,9 @@
 """What a delivery process writes while a batch is being sent, so that a crash leaves only what was in flight.
 
+Beside a SQLite file, the process's flight log records each email whose data goes out and each outcome
+as it happens, and the ledger gets the outcomes when the batch is done (see flight). Elsewhere (PostgreSQL,
+whose deliverers may run on several machines), the ledger itself records it, as follows.
+
 Before a send lets its message data go out, the ledger records that the email's data is under way;
 the outcomes of sends that have finished are recorded with the same writes, and the writes of a
 batch share one connection. A send asks for its record as its envelope (MAIL, RCPT, DATA) goes out,
@@ -26,6 +30,7 @@ from sqlalchemy import Connection, Engine
 
 from dunning import ledger
 from dunning.run.clock import Clock
+from dunning.run.flight import FlightLog
 from dunning.settings import DeliverySettings
 
 __all__ = ["Journal"]
@@ -38,8 +43,9 @@ class Journal:
     """Marks claimed emails whose data goes out, and records finished outcomes, many in one write."""
 
     def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
-                 recorded: Callable[[ledger.RecordCounts], None]) -> None:
+                 recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog | None = None) -> None:
         self._engine, self._clock, self._delivery, self._recorded = engine, clock, delivery, recorded
+        self._flight = flight
         self._starting: list[tuple[int, int]] = []
         self._finished: list[ledger.Result] = []
         self._written: asyncio.Future[None] | None = None  # the write the marks in _starting wait for
@@ -51,7 +57,11 @@ class Journal:
 
     def data_goes_out(self, claim: ledger.Claim) -> Awaitable[None]:
         """Ask for the record that this email's data goes out; awaiting the result returns once it is written
-        (left unawaited, when the server refused the envelope, the record waits for the next write)."""
+        (left unawaited, when the server refused the envelope, the record waits for the next write).
+        With a flight log, the record is made there at once (the envelope was accepted)."""
+        if self._flight is not None:
+            self._flight.under_way(claim.email_id, claim.fence)
+            return _WRITTEN
         self._starting.append((claim.email_id, claim.fence))
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
@@ -66,6 +76,8 @@ class Journal:
     def finished(self, result: ledger.Result) -> None:
         """An outcome to record with the next write (or by close)."""
         self._finished.append(result)
+        if self._flight is not None:
+            self._flight.finished(result)
 
     def close(self) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.
@@ -79,6 +91,8 @@ class Journal:
         finally:
             self._connection = None
             self._held.close()
+        if self._flight is not None:  # the ledger has every outcome the log holds
+            self._flight.empty()
 
     def _write_now(self, starting: list[tuple[int, int]], *, wait: bool) -> bool:
         """One write of the finished outcomes and the starting marks; False if it must be tried again.
@@ -119,6 +133,19 @@ class Journal:
         self._starting, self._written, self._scheduled, self._first_try = [], None, False, None
         if not written.done():
             written.set_result(None)
+
+
+class _Done:
+    """An awaitable that is done already: the record is written."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_WRITTEN = _Done()
 
 
 class _Written:
