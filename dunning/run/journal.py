@@ -58,7 +58,8 @@ class Journal:
     def data_goes_out(self, claim: ledger.Claim) -> Awaitable[None]:
         """Ask for the record that this email's data goes out; awaiting the result returns once it is written
         (left unawaited, when the server refused the envelope, the record waits for the next write).
-        With a flight log, the record is made there at once (the envelope was accepted)."""
+        With a flight log, the line is appended at once, as the envelope goes out (an envelope refused then
+        has its outcome logged too, so the email is not in doubt)."""
         if self._flight is not None:
             self._flight.under_way(claim.email_id, claim.fence)
             return _WRITTEN
