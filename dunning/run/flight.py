@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +37,7 @@ __all__ = ["Flight", "FlightLog", "flight_folder", "read_flight", "replay_lapsed
 log = logging.getLogger(__name__)
 
 _UNDER_WAY, _OUTCOME = "d", "o"
+_UNDER_WAY_LINE = b'["' + _UNDER_WAY.encode() + b'",%d,%d]\n'
 
 
 def flight_folder(engine: Engine) -> Path | None:
@@ -82,11 +83,11 @@ class FlightLog:
 
     def under_way(self, email_id: int, fence: int) -> None:
         """Record that this email's data goes out now (before it does)."""
-        os.write(self._fd, b'["%s",%d,%d]\n' % (_UNDER_WAY.encode(), email_id, fence))
+        os.write(self._fd, _UNDER_WAY_LINE % (email_id, fence))
 
     def finished(self, result: ledger.Result) -> None:
-        """Record an email's outcome, as the ledger will get it."""
-        os.write(self._fd, orjson.dumps([_OUTCOME, asdict(result)]) + b"\n")
+        """Record an email's outcome, as the ledger will get it (orjson writes the dataclass's fields)."""
+        os.write(self._fd, orjson.dumps([_OUTCOME, result]) + b"\n")
 
     def empty(self) -> None:
         """The ledger holds every outcome logged so far: start over."""
@@ -149,7 +150,7 @@ def _stopped(worker: str) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:  # alive, someone else's
-        return False
+        pass
     return False
 
 
