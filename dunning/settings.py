@@ -309,6 +309,7 @@ class StripeSettings(Section):
     metadata: StripeMetadataKeys = StripeMetadataKeys()
     webhook_tolerance_seconds: int = Field(300, gt=0)
     max_network_retries: int = Field(2, ge=0, le=10)
+    concurrency: int = Field(8, gt=0, le=32)
     api_key: SecretStr | None = None
     webhook_secret: SecretStr | None = None
 

@@ -5,6 +5,7 @@ Every object leaves this module as a plain dict; every Stripe error as a dunning
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ REQUESTS_PER_CUSTOMER = 4
 
 
 class StripeSource:
-    """One Stripe account, read through a `stripe.StripeClient` with the pinned API version."""
+    """One Stripe account, read through a `stripe.StripeClient` with the pinned API version (thread-safe)."""
 
     def __init__(self, settings: StripeSettings, *, client: stripe.StripeClient | None = None) -> None:
         if client is None:
@@ -35,12 +36,13 @@ class StripeSource:
                                          base_addresses={"api": settings.api_base},
                                          max_network_retries=settings.max_network_retries)
         self.client, self.api_base = client, settings.api_base
+        self._counted = itertools.count(1)
         self.requests = 0
         self._products: dict[str, str] = {}
 
     def call(self, request: Callable[[], T]) -> T:
         """Run one API request, turning Stripe's errors into the command's exit codes."""
-        self.requests += 1
+        self.requests = next(self._counted)  # thread-safe: bundles are fetched by several threads
         try:
             return request()
         except (stripe.AuthenticationError, stripe.PermissionError) as exc:
