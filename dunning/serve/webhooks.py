@@ -14,6 +14,7 @@ from typing import Any
 import stripe
 from sqlalchemy import Engine
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -71,10 +72,11 @@ class StripeWebhook:
             return JSONResponse({"error": problem}, status_code=400)
         event: dict[str, Any] = json.loads(payload)
         event_id, customer = str(event["id"]), customer_of(event)
-        if state.is_seen(self.engine, event_id):
+        # The database calls are blocking: in a worker thread, never on the event loop.
+        if await run_in_threadpool(state.is_seen, self.engine, event_id):
             return JSONResponse({"status": "already applied", "event": event_id})
         if customer is None:
-            state.mark_seen(self.engine, [event_id], self.clock.now())
+            await run_in_threadpool(state.mark_seen, self.engine, [event_id], self.clock.now())
             return JSONResponse({"status": "no customer", "event": event_id})
         task = BackgroundTask(self.apply, event_id, customer)
         return JSONResponse({"status": "accepted", "event": event_id}, background=task)

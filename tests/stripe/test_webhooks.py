@@ -136,3 +136,12 @@ def test_an_event_already_applied_is_skipped(api, server, clock, capsys) -> None
     assert _until(lambda: _name(customer) == "First")
     assert _until(lambda: _post(server, body, _signed(body, int(clock.now().timestamp())))[1]["status"]
                   == "already applied")
+
+
+def test_an_event_about_no_customer_is_acknowledged_and_applied(api, server, clock, capsys) -> None:
+    """A product's event concerns no customer: 200, marked applied, nothing fetched."""
+    body = json.dumps({"id": "evt_product", "object": "event", "type": "product.created",
+                       "data": {"object": {"id": "prod_1", "object": "product"}}}).encode()
+    status, answer = _post(server, body, _signed(body, int(clock.now().timestamp())))
+    assert (status, answer["status"]) == (200, "no customer")
+    assert _post(server, body, _signed(body, int(clock.now().timestamp())))[1]["status"] == "already applied"
