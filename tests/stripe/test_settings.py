@@ -43,3 +43,11 @@ def test_the_webhook_is_served_only_with_both_secrets(monkeypatch: pytest.Monkey
     monkeypatch.setenv("DUNNING_STRIPE__WEBHOOK_SECRET", "whsec_x")
     [route] = build_app(load_settings()).routes
     assert isinstance(route, Route) and (route.path, route.methods) == ("/webhooks/stripe", {"POST"})
+
+
+def test_serve_listens_on_loopback_unless_told_otherwise() -> None:
+    """`dunning serve` defaults to 127.0.0.1:8080."""
+    from dunning.cli import parse_arguments
+
+    args = parse_arguments(["serve"])
+    assert (args.host, args.port) == ("127.0.0.1", 8080)

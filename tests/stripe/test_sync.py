@@ -32,8 +32,8 @@ def _plan(capsys: pytest.CaptureFixture[str]) -> dict[str, list[dict[str, Any]]]
     assert main(["plan", "--format", "json", "--as-of", as_of.isoformat()]) == 0
     by_account: dict[str, list[dict[str, Any]]] = {}
     for notice in json.loads(capsys.readouterr().out):
-        if notice["status"] == "send":
-            by_account.setdefault(notice["account"], []).append(notice)
+        assert notice["status"] == "send", notice  # nothing deferred, skipped or superseded on fresh data
+        by_account.setdefault(notice["account"], []).append(notice)
     return by_account
 
 

@@ -81,16 +81,15 @@ def sync_events(engine: Engine, source: StripeSource, settings: Settings, cursor
                 on_error: Report, on_progress: Progress) -> SyncSummary:
     """The customers that events not applied yet touch, refetched whole; then those events marked applied."""
     summary = SyncSummary(mode="incremental")
-    events = list(source.events_since(cursor))
-    fresh = state.unseen(engine, [event["id"] for event in events])
-    new = [event for event in events if event["id"] in fresh]
-    summary.events = len(new)
-    touched = list(dict.fromkeys(c for c in map(customer_of, new) if c))
+    # Only what is needed of each event is kept: a month of a large account's events is millions of them.
+    events = [(event["id"], event["created"], customer_of(event)) for event in source.events_since(cursor)]
+    fresh = state.unseen(engine, [event_id for event_id, _created, _customer in events])
+    summary.events = len(fresh)
+    touched = dict.fromkeys(customer for event_id, _created, customer in events if customer and event_id in fresh)
     customers = (found for found in map(source.customer, touched) if found is not None)
     _store_all(engine, source, settings, customers, summary, on_error, on_progress)
     state.mark_seen(engine, fresh, now)
-    newest = max((event["created"] for event in events), default=cursor)
-    state.write_cursor(engine, max(cursor, newest))
+    state.write_cursor(engine, max([cursor, *(created for _id, created, _customer in events)]))
     return summary
 
 
