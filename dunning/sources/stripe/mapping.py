@@ -64,15 +64,26 @@ def invoice_method_id(customer_id: str) -> str:
 
 def account_record(bundle: Bundle, settings: StripeSettings, default_locale: str) -> dict[str, Any]:
     """The contract's record for one customer."""
-    customer = bundle.customer
-    metadata = customer.get("metadata") or {}
-    keys = settings.metadata
-    zone_name = metadata.get(keys.timezone) or settings.default_timezone
+    record = _account(bundle.customer, settings, default_locale)
+    subscriptions = [s for s in bundle.subscriptions if s.get("status") in SUBSCRIPTION_STATUS]
+    invoices = [i for i in bundle.invoices if i.get("status") in INVOICE_STATUS and _subscription_of(i)]
+    zone = _zone(record["timezone"])
+    record["payment_methods"] = _payment_methods(bundle, subscriptions)
+    record["subscriptions"] = sorted((_subscription(s, bundle.customer, bundle.products) for s in subscriptions),
+                                     key=_by_id)
+    record["invoices"] = sorted((_invoice(i, zone) for i in invoices), key=_by_id)
+    record["charges"] = _charges(bundle.charges, invoices)
+    return record
+
+
+def _account(customer: Obj, settings: StripeSettings, default_locale: str) -> dict[str, Any]:
+    """The account's own fields, from the customer and its metadata."""
+    metadata, keys = customer.get("metadata") or {}, settings.metadata
     record: dict[str, Any] = {
         "id": customer["id"],
         "name": customer.get("name") or customer.get("description") or customer.get("email") or "",
         "locale": (customer.get("preferred_locales") or [default_locale])[0],
-        "timezone": zone_name,
+        "timezone": metadata.get(keys.timezone) or settings.default_timezone,
     }
     if customer.get("email"):
         record["email"] = customer["email"]
@@ -82,14 +93,6 @@ def account_record(bundle: Bundle, settings: StripeSettings, default_locale: str
     for key, name in ((keys.segment, "segment"), (keys.paused_until, "dunning_paused_until")):
         if metadata.get(key):
             record[name] = metadata[key]
-    zone = _zone(zone_name)
-    subscriptions = [s for s in bundle.subscriptions if s.get("status") in SUBSCRIPTION_STATUS]
-    invoices = [i for i in bundle.invoices if i.get("status") in INVOICE_STATUS and _subscription_of(i)]
-    record["payment_methods"] = _payment_methods(bundle, subscriptions)
-    record["subscriptions"] = sorted((_subscription(s, customer, bundle.products) for s in subscriptions),
-                                     key=_by_id)
-    record["invoices"] = sorted((_invoice(i, zone) for i in invoices), key=_by_id)
-    record["charges"] = _charges(bundle.charges, invoices)
     return record
 
 
