@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_format, verbose=args.verbose)
     # aiosmtpd logs every SMTP command of the capture server at INFO.
     logging.getLogger("mail.log").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # The stripe library logs every request at INFO.
+    logging.getLogger("stripe").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         try:
             return int(args.handler(args) or 0)

@@ -11,7 +11,7 @@ from enum import IntEnum
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
-           "BounceSourceError", "SuppressionError", "DkimError"]
+           "BounceSourceError", "SuppressionError", "DkimError", "SourceUnavailable"]
 
 
 class ExitCode(IntEnum):
@@ -177,3 +177,9 @@ class DkimError(DunningError):
     """The DKIM key cannot be read or cannot sign."""
 
     exit_code = ExitCode.CONFIG
+
+
+class SourceUnavailable(DunningError):
+    """A billing system (Stripe) cannot be reached, or answers with a server error."""
+
+    exit_code = ExitCode.UNAVAILABLE

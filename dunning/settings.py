@@ -10,6 +10,8 @@ from datetime import time
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -33,10 +35,11 @@ __all__ = ["SECRET_PATHS", "Section", "DatabaseSettings", "PolicySettings", "Car
            "PastDueSettings", "CardExpiringSettings", "BalanceSettledSettings", "SegmentSettings",
            "ServiceCancelledSettings", "DeletionSettings", "PendingDeletionSettings", "SmtpSettings",
            "SenderSettings", "BrandingSettings", "LinksSettings", "DeliverySettings", "I18nSettings", "StudioSettings",
-           "BouncesSettings", "DkimSettings", "Settings",
+           "BouncesSettings", "DkimSettings", "StripeMetadataKeys", "StripeSettings", "Settings",
            "settings_path", "load_settings"]
 
-SECRET_PATHS = (("smtp", "password"), ("links", "keys"), ("dkim", "private_key"))
+SECRET_PATHS = (("smtp", "password"), ("links", "keys"), ("dkim", "private_key"), ("stripe", "api_key"),
+                ("stripe", "webhook_secret"))
 
 
 class Section(BaseModel):
@@ -287,6 +290,48 @@ class DkimSettings(Section):
         return self
 
 
+class StripeMetadataKeys(Section):
+    """The Customer metadata keys that carry what Stripe has no field for."""
+
+    timezone: str = "timezone"
+    segment: str = "dunning_segment"
+    paused_until: str = "dunning_paused_until"
+    cc: str = "dunning_cc"
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class StripeSettings(Section):
+    api_base: str = "https://api.stripe.com"
+    api_version: str = "2024-06-20"
+    default_timezone: str = "UTC"
+    metadata: StripeMetadataKeys = StripeMetadataKeys()
+    webhook_tolerance_seconds: int = Field(300, gt=0)
+    max_network_retries: int = Field(2, ge=0, le=10)
+    concurrency: int = Field(8, gt=0, le=32)
+    api_key: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("api_base")
+    @classmethod
+    def _tls_unless_loopback(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if not parts.hostname or not (parts.scheme == "https" or
+                                      (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)):
+            raise ValueError("must be an https:// URL (plain http only for a test server on loopback)")
+        return value.rstrip("/")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone: {value!r}") from None
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUNNING_", env_nested_delimiter="__",
                                       frozen=True, extra="forbid")
@@ -309,6 +354,7 @@ class Settings(BaseSettings):
     studio: StudioSettings = StudioSettings()
     bounces: BouncesSettings = BouncesSettings()
     dkim: DkimSettings = DkimSettings()
+    stripe: StripeSettings = StripeSettings()
     segments: dict[str, SegmentSettings] = {}
 
     _by_segment: dict[str, Settings] = PrivateAttr(default_factory=dict)

@@ -237,6 +237,22 @@ bounce_messages = Table(
     Column("ingested_at", UtcDateTime, nullable=False),
 )
 
+# Billing sources (schema version 8): what each source keeps between syncs, by key (a source's event
+# cursor), and the ids of the source events already applied, by a sync or a webhook.
+source_state = Table(
+    "source_state", metadata,
+    Column("key", String, primary_key=True),  # "<source>.<name>", e.g. stripe.event_cursor
+    Column("value", Text, nullable=False),
+)
+
+source_events = Table(
+    "source_events", metadata,
+    Column("id", String, primary_key=True),  # the source's event id
+    Column("source", String, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Index("ix_source_events_seen_at", "seen_at"),
+)
+
 V1_TABLES = (accounts, payment_methods, subscriptions, invoices, charges, emails, notices)
 
 
@@ -318,8 +334,13 @@ def _v7(conn: Connection) -> None:
                 index.create(conn, checkfirst=True)
 
 
+def _v8(conn: Connection) -> None:
+    """Billing sources: their cursors and the events already applied."""
+    metadata.create_all(conn, tables=[source_state, source_events])
+
+
 # Append-only: migration N brings a database from version N-1 to N.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

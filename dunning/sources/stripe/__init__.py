@@ -1,0 +1,1 @@
+"""Stripe as a billing source: the official `stripe` library fetches, a pure mapping converts, a sync stores."""
