@@ -11,7 +11,7 @@ from enum import IntEnum
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
-           "BounceSourceError", "SuppressionError", "DkimError"]
+           "BounceSourceError", "BounceKeepAsideError", "SuppressionError", "DkimError"]
 
 
 class ExitCode(IntEnum):
@@ -165,6 +165,12 @@ class BounceSourceError(DunningError):
     """A bounce source named on the command line is missing, or neither a Maildir nor an mbox file."""
 
     exit_code = ExitCode.NO_INPUT
+
+
+class BounceKeepAsideError(DunningError):
+    """A message that cannot be ingested cannot be kept aside either: the MTA keeps it and tries again later."""
+
+    exit_code = ExitCode.PENDING
 
 
 class SuppressionError(DunningError):

@@ -65,6 +65,7 @@ def _seen_keys(path: Path) -> set[str]:
 
 def keep_aside(message: RawMessage, folder: Path) -> None:
     """Put a message that cannot be classified into the unparsed Maildir, taking it out of its source Maildir."""
+    folder.parent.mkdir(parents=True, exist_ok=True)  # a new project's var/bounces/ is not there yet
     box = mailbox.Maildir(folder, factory=None, create=True)
     box.add(message.data)
     if message.maildir is not None and message.key is not None:
