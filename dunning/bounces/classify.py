@@ -35,6 +35,10 @@ _RETURNED = re.compile(r"^\s*[-=*_]{2,}.*(original|headers|copy of|returned|unse
                        r"^(received|return-path): ", re.I | re.M)
 # "User unknown" in answer to the message's content, after the server accepted the recipient: a filter's words.
 _AT_DATA = re.compile(r"end of data|after data|>>> DATA\s*\n\s*<<< 5", re.I)
+_TAG = re.compile(r"<[^>]*>")
+# "550 : User unknown", the address left out: how some mobile carriers' filters refuse a sender.
+_NO_ONE = re.compile(r"\b5\d\d:? ?: user unknown", re.I)
+_AT_RCPT = re.compile(r"RCPT TO", re.I)
 _RANK = {"hard": 0, "soft": 1, "ours": 2}
 
 
@@ -123,14 +127,26 @@ def _failure(item: Found, text: str) -> Failure | None:
         return None
     diagnostic = item.diagnostic or detectors.near(text, address)
     status = _code(item.status) or _code(diagnostic) or _code(text, _FAILURE_STATUS)
+    if status and status.endswith(".0.0"):  # a generic code where the diagnostic may give the precise one
+        status = _code(diagnostic, _FAILURE_STATUS) or status
     if status and status.startswith("2"):
         return None  # a success reported in a failure's clothes
-    final = action != "delayed" and (action == "failed" or not (status or "").startswith("4"))
+    final = action != "delayed" and not (status or "").startswith("4")  # a 4.x.x is temporary, however final
     reason = reason_of(status, diagnostic)
-    if reason == "userunknown" and not (status or "").startswith(("5.1.", "4.1.")) \
-            and _AT_DATA.search(diagnostic if item.diagnostic is None else text):
+    if reason == "userunknown" and not _certain(status, diagnostic, text, item.diagnostic is None):
         reason = "filtered"
     return Failure(address, reason, effect_of(reason, final=final), status, diagnostic[:500])
+
+
+def _certain(status: str | None, diagnostic: str, text: str, in_text: bool) -> bool:
+    """Whether "user unknown" is the mailbox's answer: an X.1.x code, or said in reply to RCPT TO; after DATA,
+    under a policy code (X.7.x) or with the address left out it is as often a filter's answer."""
+    context = diagnostic if in_text else text
+    if _NO_ONE.search(diagnostic):
+        return False
+    if (status or "").startswith(("5.1.", "4.1.")) or _AT_RCPT.search(context):
+        return True
+    return not ((status or "").startswith(("5.7.", "4.7.")) or _AT_DATA.search(context))
 
 
 def _code(text: str | None, pattern: re.Pattern[str] = _STATUS) -> str | None:
@@ -150,7 +166,8 @@ def _dsn_blocks(message: Message) -> list[Message]:
         if part.get_content_type() == "message/delivery-status":
             payload = part.get_payload()
             if isinstance(payload, list):
-                blocks.extend(b for b in payload[1:] if isinstance(b, Message)
+                # All blocks: a DSN with no blank line after its per-message fields (AOL's) has one block only.
+                blocks.extend(b for b in payload if isinstance(b, Message)
                               and (_field(b, "Final-Recipient") or _field(b, "Original-Recipient")))
     return blocks
 
@@ -191,21 +208,26 @@ def _decoded(raw: str | bytes) -> str:
 
 
 def _text_parts(message: Message) -> str:
-    """The bounce's text parts, not the returned message's."""
-    texts: list[str] = []
+    """The bounce's plain text parts (else its HTML ones, tags dropped), not the returned message's."""
+    texts: dict[str, list[str]] = {"plain": [], "html": []}
     _collect(message, texts)
-    return "\n".join(texts)[:50000]
+    if texts["plain"]:
+        return "\n".join(texts["plain"])[:50000]
+    return _TAG.sub(" ", "\n".join(texts["html"])[:100000])[:50000]
 
 
 def _cut(text: str) -> str:
-    """The bounce's own words: its text cut where a returned copy starts."""
+    """The bounce's own words: its text cut where a returned copy starts (a forwarded bounce unquoted)."""
+    lines = text.splitlines()
+    if sum(line.startswith(">") for line in lines) > len(lines) / 2:
+        text = "\n".join(line[1:].removeprefix(" ") if line.startswith(">") else line for line in lines)
     for match in _RETURNED.finditer(text):
         if match.start() > 40:
             return text[:match.start()]
     return text
 
 
-def _collect(part: Message, texts: list[str]) -> None:
+def _collect(part: Message, texts: dict[str, list[str]]) -> None:
     """Text parts, depth first, never inside a returned message (message/rfc822) and never too deep."""
     stack: list[tuple[Message, int]] = [(part, 0)]
     while stack:
@@ -213,12 +235,14 @@ def _collect(part: Message, texts: list[str]) -> None:
         if current.get_content_type() in ("message/rfc822", "text/rfc822-headers") or depth > 20:
             continue
         payload = current.get_payload()
-        if isinstance(payload, list):
+        if current.get_content_maintype() == "multipart" and isinstance(payload, str):  # boundary never found: read it as text
+            texts["plain"].append(payload)
+        elif isinstance(payload, list):
             stack[:0] = [(p, depth + 1) for p in payload if isinstance(p, Message)]
         elif current.get_content_maintype() == "text":
             data = current.get_payload(decode=True)
             if isinstance(data, bytes):
-                texts.append(data.decode(current.get_content_charset("latin-1"), "replace")
+                texts["html" if current.get_content_subtype() == "html" else "plain"].append(data.decode(current.get_content_charset("latin-1"), "replace")
                              if _known_charset(current) else data.decode("latin-1"))
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.message import Message
 
 __all__ = ["Found", "ADDRESS", "text_dsn", "dragonfly", "transcript", "amazon_ses", "is_feedback",
-           "is_autoreply", "loose", "near"]
+           "is_autoreply", "looks_like_bounce", "loose", "near"]
 
 ADDRESS = re.compile(r"(?:[a-z0-9!#$%&'*+/=?^_`{|}~.-]+|\"[^\"\\\r\n]+\")@(?:[a-z0-9-]+\.)+[a-z0-9-]{2,}\Z", re.I)
 _FIELD = re.compile(r"^(final-recipient|original-recipient|action|status|diagnostic-code|x-actual-recipient)"
@@ -99,8 +99,7 @@ def transcript(text: str) -> list[Found]:
 def loose(message: Message, text: str) -> list[Found]:
     """The addresses a bounce's own text names, for bounces in no format a detector knows: only in a
     message that says it is a bounce (its sender or subject), never the message's own From and To."""
-    if not (_BOUNCE_FROM.search(str(message.get("From", "")))
-            or _BOUNCE_SUBJECT.search(str(message.get("Subject", "")))):
+    if not looks_like_bounce(message):
         return []
     own = {a.lower() for a in _IN_TEXT.findall(" ".join(str(message.get(h, "")) for h in ("From", "To", "Sender")))}
     found: dict[str, Found] = {}
@@ -109,6 +108,12 @@ def loose(message: Message, text: str) -> list[Found]:
         if lowered not in own and not lowered.startswith(("postmaster@", "mailer-daemon@")):
             found.setdefault(lowered, Found(address))
     return list(found.values())
+
+
+def looks_like_bounce(message: Message) -> bool:
+    """Whether a message says it is a bounce: its sender (a mailer daemon, postmaster) or its subject."""
+    return bool(_BOUNCE_FROM.search(str(message.get("From", "")))
+                or _BOUNCE_SUBJECT.search(str(message.get("Subject", ""))))
 
 
 def near(text: str, address: str) -> str:
@@ -157,7 +162,10 @@ def is_feedback(message: Message) -> bool:
 
 
 def is_autoreply(message: Message) -> bool:
-    """An automatic reply (RFC 3834's Auto-Submitted, or the headers and subjects vacation programs use)."""
+    """An automatic reply (RFC 3834's Auto-Submitted, or the headers and subjects vacation programs use), and
+    not a bounce, which carries the same Auto-Submitted header."""
+    if looks_like_bounce(message):
+        return False
     if str(message.get("Auto-Submitted", "")).lower().startswith("auto-replied"):
         return True
     if any(message.get(name) for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponse")):

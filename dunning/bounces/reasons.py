@@ -28,6 +28,10 @@ REASONS = HARD + SOFT + OURS
 # before what names the recipient, since a rejection of us often quotes the recipient ("<jane@…>: 550
 # blocked using zen.spamhaus.org").
 _TEXT: tuple[tuple[str, str], ...] = (
+    # Refused at MAIL FROM: our sender was, whatever the words say of the recipient.
+    ("blocked", r"after mail from|in reply to mail from"),
+    # The recipient's own delivery program failed (a pipe, procmail): the mailbox may well exist.
+    ("networkerror", r"pipe to \||procmail|couldn'?t create|failed to read|command died|mailer error"),
     ("userunknown", r"recipient address rejected: (access denied|user unknown)"),
     ("authfailure", r"\bspf\b|dkim|dmarc|sender policy framework|not authenticated|unauthenticated|"
                     r"authentication (check )?fail|5\.7\.2[3-7]\b|\bptr\b.*\b(spf|dkim)"),
@@ -40,7 +44,8 @@ _TEXT: tuple[tuple[str, str], ...] = (
                 r"relay access|we do not relay|relaying (denied|not allowed)|not authorized|unauthorized|"
                 r"rejected by (the )?recipient'?s? (filter|domain)|filtered|administrative prohibition|"
                 r"domain of sender|sender address rejected|sender verify|your (ip|host|server)|"
-                r"\bip\b.{0,40}(rejected|refused|denied|banned)|refused to talk|rejecting (mail|connections)"),
+                r"\bip\b.{0,40}(rejected|refused|denied|banned)|refused to talk|rejecting (mail|connections)|"
+                r"recipient preferences|my name was rejected"),
     ("spamdetected", r"\bspam\b|junk mail|bulk mail|unsolicited|looks like spam|message content rejected|"
                      r"content rejected|message (was )?(rejected|refused) (as|because).{0,30}(spam|suspicious)"),
     ("ratelimited", r"rate limit|too many (messages|connections|recipients|mails|emails|concurrent)|"
@@ -57,17 +62,17 @@ _TEXT: tuple[tuple[str, str], ...] = (
     ("hasmoved", r"has moved|has been moved|moved to|address (has )?changed|no longer (with|at|uses)|"
                  r"forwarding address|user has changed"),
     ("notaccept", r"(does not|doesn'?t|do not) accept (any |e-?)?mail|not accepting (any )?mail|accepts no mail|"
-                  r"null mx|no mail (is )?accepted"),
+                  r"null mx|no mail (is )?accepted|no smtp service|\b521[ -][45]\.\d"),
     ("suspend", r"(account|mailbox|user|address)( \S+)? (is |has been |was )?(disabled|suspended|deactivated|"
                 r"inactive|locked|frozen|on hold)|temporarily (disabled|deactivated|suspended|unavailable)|"
                 r"account (is )?(expired|closed)|disabled (account|mailbox)"),
-    ("networkerror", r"malformed or unexpected|name server reply|dns (query )?(failed|failure|timeout)|"
+    ("networkerror", r"not found, try again|malformed or unexpected|name server reply|dns (query )?(failed|failure|timeout)|"
                      r"servfail|server failure"),
     ("hostunknown", r"host (or domain name )?(unknown|not found)|unknown host|domain (name )?(not found|does not "
                     r"exist|unknown|is not valid)|no such domain|unknown domain|name or service not known|"
                     r"name service error|(mx|dns) (lookup|record|query).{0,20}(fail|not found|error)|"
                     r"dns lookup failure|\bnxdomain|unrouteable mail domain|no mx|host not found|"
-                    r"unable to route|no route to domain|invalid domain|domain .{0,40}(has no|without) "
+                    r"unable to route|no route to domain|invalid domain|domain is not reachable|domain .{0,40}(has no|without) "
                     r"(mx|valid|mail)"),
     ("userunknown", r"user unknown|unknown user|unknown recipient|recipient unknown|no such (user|mailbox|"
                     r"recipient|account|address|local user|person)|(mailbox|account|user|recipient|address|"
@@ -78,8 +83,9 @@ _TEXT: tuple[tuple[str, str], ...] = (
                     r"mailbox unavailable|"
                     r"no mailbox|unrouteable address|undeliverable address|unknown local part|"
                     r"bad destination mailbox|mailbox not available|no such|is not a known user|addressee unknown|"
-                    r"(doesn'?t|does not) have an? (\S+ )?account|invalid final delivery|could not find a gateway|"
-                    r"no matches to nameserver|not (recognized|recognised)|not our customer|"
+                    r"(doesn'?t|does not) have an? (\S+ )?account|invalid final delivery|"
+                    r"no matches to nameserver|recipient address rejected\.?\s*$|no valid recipients|リストにありません|(could ?n.t|could not|cannot) be found|check (if|that) (the )?address|"
+                    r"not (recognized|recognised)|not our customer|"
                     r"does not have an account|not listed in|unknown address|address unknown|"
                     r"mailbox .{0,40}(unknown|not found|invalid)|retired|no longer (valid|available|active)"),
     ("expired", r"expired|delivery time|retry time|giving up|queue ?time|too long in (the )?queue|"
@@ -96,7 +102,7 @@ _COMPILED = tuple((reason, re.compile(pattern, re.I)) for reason, pattern in _TE
 
 # RFC 3463 subject.detail → reason; a missing detail falls back to its subject's row.
 _CODES = {
-    "1.1": "userunknown", "1.2": "hostunknown", "1.3": "userunknown", "1.4": "userunknown",
+    "1.0": "userunknown", "1.1": "userunknown", "1.2": "hostunknown", "1.3": "userunknown", "1.4": "userunknown",
     "1.6": "hasmoved", "1.7": "blocked", "1.8": "blocked", "1.10": "notaccept",
     "2.1": "suspend", "2.2": "mailboxfull", "2.3": "exceedlimit", "2.4": "undefined",
     "3.1": "mailboxfull", "3.2": "networkerror", "3.4": "exceedlimit", "3.5": "networkerror",
@@ -110,8 +116,9 @@ _CODES = {
     "1": "undefined", "2": "mailboxfull", "3": "networkerror", "4": "networkerror", "5": "policyviolation",
     "6": "policyviolation", "7": "blocked",
 }
-# Addresses and links name things, they say nothing of why ("filtered@example.com", "…/reason/#filtered").
-_NAMES = re.compile(r"\S+@\S+|https?://\S+", re.I)
+# Addresses and links' paths name things, they say nothing of why ("filtered@example.com", "…/reason/#filtered").
+_ADDRESSES = re.compile(r"\S+@\S+")
+_LINKS = re.compile(r"https?://([^/\s]+)\S*", re.I)  # a link's host may say something (a block list's), its path not
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -119,8 +126,8 @@ def reason_of(status: str | None, text: str = "") -> str:
     """The reason of one failure, from its diagnostic text (first) and its RFC 3463 status code."""
     match = _STATUS.search(status or "")
     code = f"{match.group(2)}.{match.group(3)}" if match else None
-    said = _said(_NAMES.sub(" ", text))
-    if said == "userunknown" and code in ("2.0", "2.1"):
+    said = _said(_LINKS.sub(r"\1", _ADDRESSES.sub(" ", text)))
+    if said == "userunknown" and code == "2.0":
         return "filtered"  # "user unknown" of a mailbox whose status is "disabled": a filter's words
     if said is not None:
         return said
