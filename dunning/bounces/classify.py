@@ -235,15 +235,16 @@ def _collect(part: Message, texts: dict[str, list[str]]) -> None:
         if current.get_content_type() in ("message/rfc822", "text/rfc822-headers") or depth > 20:
             continue
         payload = current.get_payload()
-        if current.get_content_maintype() == "multipart" and isinstance(payload, str):  # boundary never found: read it as text
-            texts["plain"].append(payload)
+        if current.get_content_maintype() == "multipart" and isinstance(payload, str):
+            texts["plain"].append(payload)  # its boundary was never found: read as text
         elif isinstance(payload, list):
             stack[:0] = [(p, depth + 1) for p in payload if isinstance(p, Message)]
         elif current.get_content_maintype() == "text":
             data = current.get_payload(decode=True)
             if isinstance(data, bytes):
-                texts["html" if current.get_content_subtype() == "html" else "plain"].append(data.decode(current.get_content_charset("latin-1"), "replace")
-                             if _known_charset(current) else data.decode("latin-1"))
+                charset = current.get_content_charset("latin-1") if _known_charset(current) else "latin-1"
+                texts["html" if current.get_content_subtype() == "html" else "plain"].append(
+                    data.decode(charset, "replace"))
 
 
 def _known_charset(part: Message) -> bool:

@@ -66,14 +66,14 @@ _TEXT: tuple[tuple[str, str], ...] = (
     ("suspend", r"(account|mailbox|user|address)( \S+)? (is |has been |was )?(disabled|suspended|deactivated|"
                 r"inactive|locked|frozen|on hold)|temporarily (disabled|deactivated|suspended|unavailable)|"
                 r"account (is )?(expired|closed)|disabled (account|mailbox)"),
-    ("networkerror", r"not found, try again|malformed or unexpected|name server reply|dns (query )?(failed|failure|timeout)|"
-                     r"servfail|server failure"),
+    ("networkerror", r"not found, try again|malformed or unexpected|name server reply|"
+                     r"dns (query )?(failed|failure|timeout)|servfail|server failure"),
     ("hostunknown", r"host (or domain name )?(unknown|not found)|unknown host|domain (name )?(not found|does not "
                     r"exist|unknown|is not valid)|no such domain|unknown domain|name or service not known|"
                     r"name service error|(mx|dns) (lookup|record|query).{0,20}(fail|not found|error)|"
                     r"dns lookup failure|\bnxdomain|unrouteable mail domain|no mx|host not found|"
-                    r"unable to route|no route to domain|invalid domain|domain is not reachable|domain .{0,40}(has no|without) "
-                    r"(mx|valid|mail)"),
+                    r"unable to route|no route to domain|invalid domain|domain is not reachable|"
+                    r"domain .{0,40}(has no|without) (mx|valid|mail)"),
     ("userunknown", r"user unknown|unknown user|unknown recipient|recipient unknown|no such (user|mailbox|"
                     r"recipient|account|address|local user|person)|(mailbox|account|user|recipient|address|"
                     r"e-?mail address|addressee)( \S+)? (does not|doesn'?t|did not|not) exist|"
@@ -84,7 +84,9 @@ _TEXT: tuple[tuple[str, str], ...] = (
                     r"no mailbox|unrouteable address|undeliverable address|unknown local part|"
                     r"bad destination mailbox|mailbox not available|no such|is not a known user|addressee unknown|"
                     r"(doesn'?t|does not) have an? (\S+ )?account|invalid final delivery|"
-                    r"no matches to nameserver|recipient address rejected\.?\s*$|no valid recipients|リストにありません|(could ?n.t|could not|cannot) be found|check (if|that) (the )?address|"
+                    r"no matches to nameserver|recipient address rejected\.?\s*$|no valid recipients|"
+                    r"リストにありません|"
+                    r"(could ?n.t|could not|cannot) be found|check (if|that) (the )?address|"
                     r"not (recognized|recognised)|not our customer|"
                     r"does not have an account|not listed in|unknown address|address unknown|"
                     r"mailbox .{0,40}(unknown|not found|invalid)|retired|no longer (valid|available|active)"),
