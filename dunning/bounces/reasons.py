@@ -18,7 +18,7 @@ __all__ = ["Effect", "REASONS", "HARD", "SOFT", "OURS", "NOT_BOUNCES", "reason_o
 Effect = Literal["hard", "soft", "ours"]
 
 HARD = ("userunknown", "hostunknown", "hasmoved", "notaccept")
-SOFT = ("mailboxfull", "suspend", "filtered", "expired", "networkerror", "onhold", "undefined")
+SOFT = ("mailboxfull", "suspend", "filtered", "expired", "networkerror", "undefined")
 OURS = ("blocked", "policyviolation", "securityerror", "authfailure", "spamdetected", "virusdetected",
         "ratelimited", "exceedlimit")
 NOT_BOUNCES = ("feedback", "autoreply", "delivered")
@@ -119,7 +119,7 @@ _CODES = {
     "6": "policyviolation", "7": "blocked",
 }
 # Addresses and links' paths name things, they say nothing of why ("filtered@example.com", "…/reason/#filtered").
-_ADDRESSES = re.compile(r"\S+@\S+")
+_ADDRESSES = re.compile(r"[^\s<>()\[\]:;,\"']+@[^\s<>()\[\]:;,\"']+")
 _LINKS = re.compile(r"https?://([^/\s]+)\S*", re.I)  # a link's host may say something (a block list's), its path not
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from itertools import chain
 from pathlib import Path
 
-from dunning.errors import BounceSourceError, ExitCode, SettingsError
+from dunning.errors import BounceKeepAsideError, BounceSourceError, ExitCode, SettingsError
 
 __all__ = ["NAME", "HELP", "configure", "run"]
 
@@ -25,6 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     read.add_argument("sources", nargs="*", default=["-"], metavar="SOURCE",
                       help="a Maildir, an mbox file, or - for one message on standard input (default)")
     read.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    spool = actions.add_parser("spool", help="put one message from standard input into a Maildir, for a later ingest",
+                               description="The fast end of an MTA pipe: write the message on standard input "
+                                           "into MAILDIR (created when missing) and exit, reading no settings "
+                                           "and no database; `dunning bounces ingest MAILDIR` (a timer or a "
+                                           "path unit) records it. Exits 75 (try again later) when it cannot.")
+    spool.add_argument("maildir", metavar="MAILDIR", help="the Maildir a later ingest reads")
     report = actions.add_parser("report", help="list the failures the sending side must fix, by reason",
                                 description="Failures that never suppress a customer because they are the "
                                             "sending side's (blocked, policy, authentication, rate limits, "
@@ -36,6 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "spool":
+        return _spool(args.maildir)
     from dunning.settings import load_settings
 
     settings = load_settings(args.settings)
@@ -73,6 +81,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"kept aside for a person to read: {settings.bounces.unparsed}")
     if report.ours:
         print("sending-side failures (not the customers'): see `dunning bounces report`")
+    return ExitCode.OK
+
+
+def _spool(folder: str) -> int:
+    import sys
+
+    from dunning.bounces.sources import add_to_maildir
+
+    try:
+        add_to_maildir(sys.stdin.buffer.read(), Path(folder))
+    except OSError as exc:
+        raise BounceKeepAsideError(f"{folder}: the message cannot be spooled: {exc.strerror or exc}") from exc
     return ExitCode.OK
 
 

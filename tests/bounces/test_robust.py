@@ -167,14 +167,28 @@ def project(tmp_path, monkeypatch):
 def test_a_new_project_keeps_aside_what_it_cannot_parse(project, capsys, monkeypatch):
     """In a fresh `dunning init` project the default unparsed folder (var/bounces/unparsed, inside the
     project wherever the MTA runs the command from) is created for the first message kept aside."""
-    assert cli(capsys, "migrate")[0] == 0 if "migrate" in _commands() else True
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Subject: hello\n\nnot a bounce\n")))
     code, out = cli(capsys, "bounces", "ingest", "-")
     assert code == 0 and "1 unparsed" in out
     assert len(mailbox.Maildir(project / "var" / "bounces" / "unparsed")) == 1
 
 
-def _commands() -> set[str]:
-    from dunning.cli import command_modules
+def test_spool_writes_stdin_into_a_maildir_that_ingest_then_reads(bounce_settings, smtp, capsys, tmp_path,
+                                                                  monkeypatch):
+    """`bounces spool` (the fast end of an MTA pipe) creates the Maildir and puts the message in it, reading
+    no settings; the next `bounces ingest` of that Maildir records it."""
+    verp = _sender(capsys, smtp, bounce_settings)
+    data = dsn("postfix_user_unknown.eml", verp=verp, recipient="jane@contoso.example")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    spool = tmp_path / "spool" / "bounces"
+    assert cli(capsys, "bounces", "spool", str(spool)) == (0, "")
+    assert len(mailbox.Maildir(spool)) == 1
+    assert _ingest(capsys, str(spool))["suppressed"] == ["jane@contoso.example"]
 
-    return {m.NAME for m in command_modules()}
+
+def test_spool_into_a_folder_it_cannot_create_asks_the_mta_to_try_later(capsys, tmp_path, monkeypatch):
+    """A spool that cannot be written exits 75 (EX_TEMPFAIL): the MTA keeps the message and tries again."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Subject: x\n\ny\n")))
+    assert cli(capsys, "bounces", "spool", str(blocker / "Maildir"))[0] == 75
