@@ -33,12 +33,16 @@ _DONE_ACTIONS = {"delivered", "relayed", "expanded"}
 _RETURNED = re.compile(r"^\s*[-=*_]{2,}.*(original|headers|copy of|returned|unsent|undelivered).*$|"
                        r"^\s*(message headers follow|original message follows|below this line)|"
                        r"^(received|return-path): ", re.I | re.M)
-# "User unknown" in answer to the message's content, after the server accepted the recipient: a filter's words.
-_AT_DATA = re.compile(r"end of data|after data|>>> DATA\s*\n\s*<<< 5", re.I)
 _TAG = re.compile(r"<[^>]*>")
 # "550 : User unknown", the address left out: how some mobile carriers' filters refuse a sender.
 _NO_ONE = re.compile(r"\b5\d\d:? ?: user unknown", re.I)
-_AT_RCPT = re.compile(r"RCPT TO", re.I)
+# The words of a directory lookup that found no one (Exchange, Domino, IMail, …), whatever the SMTP stage.
+_LOOKUP = re.compile(r"not recogni[sz]ed|not listed in|invalid final delivery|unknown user:|user not exist|"
+                     r"unrouteable address|no valid recipients|does not exist|not a valid (mailbox|recipient)|"
+                     r"invalid recipient|address rejected|could ?n.t be found|no such user here|mailbox unavailable|"
+                     r"check if (the )?address is correct|other recipients in the same domain|"
+                     r"リストにありません", re.I)
+_AT_RCPT = re.compile(r"(?<![a-z])RCPT\b", re.I)
 _RANK = {"hard": 0, "soft": 1, "ours": 2}
 
 
@@ -139,14 +143,15 @@ def _failure(item: Found, text: str) -> Failure | None:
 
 
 def _certain(status: str | None, diagnostic: str, text: str, in_text: bool) -> bool:
-    """Whether "user unknown" is the mailbox's answer: an X.1.x code, or said in reply to RCPT TO; after DATA,
-    under a policy code (X.7.x) or with the address left out it is as often a filter's answer."""
+    """Whether "user unknown" is the mailbox's answer: with an X.1.x code, in reply to RCPT TO, or in the words
+    a directory lookup uses; anywhere else (after DATA, under a policy code, with no code, with the address
+    left out) it is as often a filter's answer to the message."""
     context = diagnostic if in_text else text
     if _NO_ONE.search(diagnostic):
         return False
-    if (status or "").startswith(("5.1.", "4.1.")) or _AT_RCPT.search(context):
+    if (status or "").startswith(("5.1.", "4.1.", "5.2.1")) or _AT_RCPT.search(context):
         return True
-    return not ((status or "").startswith(("5.7.", "4.7.")) or _AT_DATA.search(context))
+    return not (status or "").startswith(("5.7.", "4.7.")) and bool(_LOOKUP.search(diagnostic))
 
 
 def _code(text: str | None, pattern: re.Pattern[str] = _STATUS) -> str | None:
@@ -177,10 +182,17 @@ def _all_done(blocks: list[Message]) -> bool:
 
 
 def _fields(blocks: list[Message]) -> list[Found]:
-    """What the DSN's per-recipient fields say."""
-    return [Found(_recipient(b),
-                  _field(b, "Status") or None, _field(b, "Diagnostic-Code").partition(";")[2].strip() or None,
-                  _field(b, "Action").lower() or None) for b in blocks]
+    """What the DSN's per-recipient fields say (read as text where one block holds several recipients, as
+    when no blank line separates them)."""
+    found: list[Found] = []
+    for b in blocks:
+        if len(b.get_all("Final-Recipient") or ()) > 1:
+            found += detectors.text_dsn(b.as_string())
+        else:
+            found.append(Found(_recipient(b), _field(b, "Status") or None,
+                               _field(b, "Diagnostic-Code").partition(";")[2].strip() or None,
+                               _field(b, "Action").lower() or None))
+    return found
 
 
 def _recipient(block: Message) -> str:

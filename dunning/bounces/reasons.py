@@ -87,13 +87,15 @@ _TEXT: tuple[tuple[str, str], ...] = (
                     r"no matches to nameserver|recipient address rejected\.?\s*$|no valid recipients|"
                     r"リストにありません|"
                     r"(could ?n.t|could not|cannot) be found|check (if|that) (the )?address|"
+                    r"other recipients in the same domain|"
                     r"not (recognized|recognised)|not our customer|"
                     r"does not have an account|not listed in|unknown address|address unknown|"
                     r"mailbox .{0,40}(unknown|not found|invalid)|retired|no longer (valid|available|active)"),
     ("expired", r"expired|delivery time|retry time|giving up|queue ?time|too long in (the )?queue|"
                 r"could not be delivered (within|for|after)|not (been )?delivered (within|for|after)|"
                 r"time limit exceeded|maximum time"),
-    ("policyviolation", r"polic(y|ies)|not compliant|rfc ?(2822|5322|822|5321)|header|message-id|"
+    ("policyviolation", r"polic(y|ies)|not compliant|rfc ?(2822|5322|822|5321)|(invalid|missing|duplicate|bad) "
+                        r"(header|message-id)|header .{0,20}(invalid|too long|syntax)|"
                         r"syntax|content (error|rejected)|not accepted|mime|8-?bit|line (too )?long"),
     ("networkerror", r"connection (refused|timed out|reset|lost|closed)|timed? ?out|no route|network|"
                      r"lost connection|unable to connect|could not connect|too many hops|mail loop|"

@@ -53,7 +53,7 @@ def test_one_bounce_suppresses_gone_addresses_and_spares_the_others():
           f"others suppressed {sum(spared)}/{len(spared)} = {wrong:.1%}")
     assert (len(gone), len(spared)) == (190, 435)
     assert caught >= 0.90
-    assert wrong <= 0.055
+    assert wrong <= 0.03
 
 
 @pytest.mark.parametrize("name", ["arf-01.eml", "arf-18.eml", "lhost-amazonses-11.eml"])
