@@ -137,6 +137,8 @@ def _failure(item: Found, text: str) -> Failure | None:
         return None  # a success reported in a failure's clothes
     final = action != "delayed" and not (status or "").startswith("4")  # a 4.x.x is temporary, however final
     reason = reason_of(status, diagnostic)
+    if reason == "undefined" and item.diagnostic is None:
+        reason = reason_of(status, text[:3000])  # nothing said next to the address: what the bounce says at all
     if reason == "userunknown" and not _certain(status, diagnostic, text, item.diagnostic is None):
         reason = "filtered"
     return Failure(address, reason, effect_of(reason, final=final), status, diagnostic[:500])

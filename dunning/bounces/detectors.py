@@ -26,11 +26,14 @@ _DRAGONFLY = re.compile(r"There was an error delivering your mail to <([^>]+)>\.
                         r"(?:\n\s*Message headers follow|\Z)", re.S)
 _TRANSCRIPT = re.compile(r"^(?:<<<|>>>)?\s*(?:\d{3}[ -])?(?:[245]\.\d{1,3}\.\d{1,3} )?<?([^\s<>]+@[^\s<>]+?)>?"
                          r"\.\.\.\s*(.+)$", re.M)
-_BOUNCE_FROM = re.compile(r"mailer-daemon|postmaster|mail delivery|mail administrator|mailadmin|"
+_BOUNCE_FROM = re.compile(r"mailer-daemon|post_?master|mail delivery|mail administrator|mailadmin|"
                           r"bounce|nobody@|no-?reply|mail system", re.I)
 _BOUNCE_SUBJECT = re.compile(r"undeliver|deliver(y|ed)? (status|fail|report|error|notification)|returned mail|"
                              r"failure|failed|not (be )?delivered|non.?deliver|bounce|unzustellbar|"
                              r"could not|error|warning|problem|rejected", re.I)
+# Lines that name the sender or the message, never a failed recipient (a bounce's summary of what it returns).
+_SENDER_LINE = re.compile(r"\s*(from|reply-to|sender|return-path|mail from|message-id|in-reply-to|references)\s*:",
+                          re.I)
 _AUTOREPLY_SUBJECT = re.compile(r"^(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|"
                                 r"absence|vacation|away from|abwesenheit|autoreply|auto:)", re.I)
 
@@ -103,7 +106,8 @@ def loose(message: Message, text: str) -> list[Found]:
         return []
     own = {a.lower() for a in _IN_TEXT.findall(" ".join(str(message.get(h, "")) for h in ("From", "To", "Sender")))}
     found: dict[str, Found] = {}
-    for address in _IN_TEXT.findall(text):
+    lines = [line for line in text.splitlines() if not _SENDER_LINE.match(line)]
+    for address in _IN_TEXT.findall("\n".join(lines)):
         lowered = address.lower()
         if lowered not in own and not lowered.startswith(("postmaster@", "mailer-daemon@")):
             found.setdefault(lowered, Found(address))
