@@ -233,7 +233,7 @@ bounces = Table(
 bounce_messages = Table(
     "bounce_messages", metadata,
     Column("key", String, primary_key=True),
-    Column("outcome", String, nullable=False),  # hard | soft | ignored | unparsed
+    Column("outcome", String, nullable=False),  # hard | soft | ours | feedback | autoreply | delivered | unparsed | …
     Column("email_id", Integer),
     Column("ingested_at", UtcDateTime, nullable=False),
 )

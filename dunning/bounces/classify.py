@@ -96,20 +96,25 @@ def classify(message: Message) -> Verdict:
     blocks = _dsn_blocks(message)
     found: list[Found] = ses[1] if ses else _fields(blocks)
     failures = _failures(found, text)
-    finders: list[Callable[[str], list[Found]]] = [detectors.text_dsn, detectors.dragonfly, detectors.transcript,
-                                                   lambda _: _flufl(message)]
-    if not detectors.is_autoreply(message):
-        finders.append(lambda t: detectors.loose(message, t))
-    for finder in finders if not ses and not (blocks and _all_done(blocks)) else ():
-        if failures:
-            break
-        found = finder(text)
-        failures = _failures(found, text)
+    if not failures and not ses and not (blocks and _all_done(blocks)):
+        for finder in _finders(message):  # the first that finds a failure decides
+            found = finder(text)
+            if failures := _failures(found, text):
+                break
     if failures:
         return Verdict("bounce", failures)
     if blocks or any(f.action in _DONE_ACTIONS for f in found):
         return Verdict("delivered")
     return Verdict("autoreply" if detectors.is_autoreply(message) else "unparsed")
+
+
+def _finders(message: Message) -> list[Callable[[str], list[Found]]]:
+    """Where to look for failed recipients when there are no DSN fields, surest first."""
+    finders: list[Callable[[str], list[Found]]] = [detectors.text_dsn, detectors.dragonfly, detectors.transcript,
+                                                   lambda _: _flufl(message)]
+    if not detectors.is_autoreply(message):
+        finders.append(lambda text: detectors.loose(message, text))
+    return finders
 
 
 def _failures(found: Iterable[Found], text: str) -> tuple[Failure, ...]:
@@ -145,9 +150,9 @@ def _failure(item: Found, text: str) -> Failure | None:
 
 
 def _certain(status: str | None, diagnostic: str, text: str, in_text: bool) -> bool:
-    """Whether "user unknown" is the mailbox's answer: with an X.1.x code, in reply to RCPT TO, or in the words
-    a directory lookup uses; anywhere else (after DATA, under a policy code, with no code, with the address
-    left out) it is as often a filter's answer to the message."""
+    """Whether "user unknown" is the mailbox's answer: with an X.1.x (or 5.2.1) code or in reply to RCPT TO,
+    else in the words a directory lookup uses unless under a policy code (X.7.x). Anywhere else (after DATA,
+    with no code, with the address left out) it is as often a filter's answer to the message."""
     context = diagnostic if in_text else text
     if _NO_ONE.search(diagnostic):
         return False
