@@ -11,7 +11,7 @@ from enum import IntEnum
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
-           "BounceSourceError", "BounceKeepAsideError", "SuppressionError", "DkimError"]
+           "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError"]
 
 
 class ExitCode(IntEnum):
@@ -167,8 +167,9 @@ class BounceSourceError(DunningError):
     exit_code = ExitCode.NO_INPUT
 
 
-class BounceKeepAsideError(DunningError):
-    """A message that cannot be ingested cannot be kept aside either: the MTA keeps it and tries again later."""
+class BounceDeferredError(DunningError):
+    """A bounce can be neither recorded (the database failed) nor kept aside (its folder cannot be written):
+    the MTA keeps it and tries again later; in a Maildir it waits for the next ingest."""
 
     exit_code = ExitCode.PENDING
 

@@ -28,13 +28,14 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dunning import store
 from dunning.bounces import suppressions
 from dunning.bounces.classify import Failure, Verdict, classify
 from dunning.bounces.sources import RawMessage, keep_aside, mark_done
 from dunning.bounces.verp import parse_verp
-from dunning.errors import BounceKeepAsideError, DunningError
+from dunning.errors import BounceDeferredError, DunningError
 from dunning.settings import BouncesSettings
 from dunning.vocabulary import SuppressionReason
 
@@ -99,6 +100,8 @@ def ingest(engine: Engine, messages: Iterable[RawMessage], settings: BouncesSett
         report.messages += 1
         try:
             outcome = _ingest_one(engine, raw, settings, keys, now, by, report)
+        except (OperationalError, InterfaceError) as exc:  # the database's trouble, not the message's
+            raise BounceDeferredError(f"{raw.origin}: not recorded, the database failed: {exc.orig or exc}") from exc
         except DunningError:
             raise  # the ingest's own trouble (the database, the keep-aside folder), not the message's
         except Exception:  # one message, whatever is wrong with it, never stops the others
@@ -115,7 +118,7 @@ def _keep_aside(raw: RawMessage, folder: Path) -> None:
     try:
         keep_aside(raw, folder)
     except OSError as exc:
-        raise BounceKeepAsideError(f"{raw.origin}: cannot be kept aside in {folder}: {exc.strerror or exc}") from exc
+        raise BounceDeferredError(f"{raw.origin}: cannot be kept aside in {folder}: {exc.strerror or exc}") from exc
 
 
 def _ingest_one(engine: Engine, raw: RawMessage, settings: BouncesSettings, keys: Sequence[str], now: datetime,

@@ -8,7 +8,7 @@ from datetime import timedelta
 from itertools import chain
 from pathlib import Path
 
-from dunning.errors import BounceKeepAsideError, BounceSourceError, ExitCode, SettingsError
+from dunning.errors import BounceDeferredError, BounceSourceError, ExitCode, SettingsError
 
 __all__ = ["NAME", "HELP", "configure", "run"]
 
@@ -92,7 +92,7 @@ def _spool(folder: str) -> int:
     try:
         add_to_maildir(sys.stdin.buffer.read(), Path(folder))
     except OSError as exc:
-        raise BounceKeepAsideError(f"{folder}: the message cannot be spooled: {exc.strerror or exc}") from exc
+        raise BounceDeferredError(f"{folder}: the message cannot be spooled: {exc.strerror or exc}") from exc
     return ExitCode.OK
 
 

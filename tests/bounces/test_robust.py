@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
+from sqlalchemy.exc import OperationalError
 
 from dunning import store
 from dunning.cli import main
@@ -192,3 +193,23 @@ def test_spool_into_a_folder_it_cannot_create_asks_the_mta_to_try_later(capsys, 
     blocker.write_text("not a folder")
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Subject: x\n\ny\n")))
     assert cli(capsys, "bounces", "spool", str(blocker / "Maildir"))[0] == 75
+
+
+def test_a_database_failure_defers_the_message_instead_of_keeping_it_aside(bounce_settings, smtp, capsys, tmp_path):
+    """When the database fails while a bounce is recorded, the ingest stops with 75 (the MTA tries again
+    later) and the message stays unread in its Maildir, not kept aside as if it were the message's fault."""
+    verp = _sender(capsys, smtp, bounce_settings)
+    box = maildir_with(tmp_path / "Maildir", dsn("postfix_user_unknown.eml", verp=verp,
+                                                 recipient="jane@contoso.example"))
+
+    def fail(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("INSERT INTO BOUNCE_MESSAGES"):
+            raise OperationalError(statement, {}, Exception("the server closed the connection"))
+
+    event.listen(Engine, "before_cursor_execute", fail)
+    try:
+        assert cli(capsys, "bounces", "ingest", str(box))[0] == 75
+    finally:
+        event.remove(Engine, "before_cursor_execute", fail)
+    assert not (tmp_path / "unparsed").exists()
+    assert _ingest(capsys, str(box))["hard"] == 1
