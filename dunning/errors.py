@@ -11,7 +11,7 @@ from enum import IntEnum
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
-           "BounceSourceError", "SuppressionError", "DkimError", "SourceUnavailable"]
+           "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError", "SourceUnavailable"]
 
 
 class ExitCode(IntEnum):
@@ -165,6 +165,13 @@ class BounceSourceError(DunningError):
     """A bounce source named on the command line is missing, or neither a Maildir nor an mbox file."""
 
     exit_code = ExitCode.NO_INPUT
+
+
+class BounceDeferredError(DunningError):
+    """A bounce can be neither recorded (the database failed) nor kept aside (its folder cannot be written):
+    the MTA keeps it and tries again later; in a Maildir it waits for the next ingest."""
+
+    exit_code = ExitCode.PENDING
 
 
 class SuppressionError(DunningError):

@@ -477,6 +477,7 @@ def resolve_paths(settings: Settings, base: Path, environ: Mapping[str, str] | N
         "i18n": settings.i18n.model_copy(update={"templates_dir": folder("templates_dir", defaults.templates_dir()),
                                                  "locales_dir": folder("locales_dir", defaults.locales_dir())}),
         "delivery": settings.delivery.model_copy(update={"outbox_dir": str(path("delivery", "outbox_dir"))}),
+        "bounces": settings.bounces.model_copy(update={"unparsed": str(path("bounces", "unparsed"))}),
         "smtp": smtp.model_copy(update={"ca_file": smtp.ca_file and str(path("smtp", "ca_file"))}),
         "database": database.model_copy(update={
             "url": _database_url(database.url, Path.cwd() if given_url else base)}),

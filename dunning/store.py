@@ -218,13 +218,14 @@ bounces = Table(
     "bounces", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("address", String, nullable=False),
-    Column("kind", String, nullable=False),  # hard | soft
+    Column("kind", String, nullable=False),  # hard | soft | ours (the sending side's: never suppresses)
     Column("email_id", Integer, nullable=False),
     Column("account_id", String, nullable=False),
     Column("status", String),  # RFC 3463 status code, e.g. 5.1.1
     Column("diagnostic", Text),
     Column("message_key", String, nullable=False),
     Column("bounced_at", UtcDateTime, nullable=False),
+    Column("reason", String),  # version 8: userunknown, mailboxfull, blocked, … (docs/bounces.md)
     Index("ix_bounces_address_at", "address", "bounced_at"),
 )
 
@@ -232,7 +233,7 @@ bounces = Table(
 bounce_messages = Table(
     "bounce_messages", metadata,
     Column("key", String, primary_key=True),
-    Column("outcome", String, nullable=False),  # hard | soft | ignored | unparsed
+    Column("outcome", String, nullable=False),  # hard | soft | ours | feedback | autoreply | delivered | unparsed | …
     Column("email_id", Integer),
     Column("ingested_at", UtcDateTime, nullable=False),
 )
@@ -339,8 +340,15 @@ def _v8(conn: Connection) -> None:
     metadata.create_all(conn, tables=[source_state, source_events])
 
 
+def _v9(conn: Connection) -> None:
+    """Each bounce's reason (user unknown, mailbox full, blocked, …)."""
+    # _v6 creates today's bounces table: on a database created by this version the column is already there.
+    if "reason" not in {column["name"] for column in inspect(conn).get_columns("bounces")}:
+        conn.execute(text("ALTER TABLE bounces ADD COLUMN reason VARCHAR"))
+
+
 # Append-only: migration N brings a database from version N-1 to N.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dunning.errors import BounceSourceError
 
-__all__ = ["RawMessage", "read_source", "keep_aside", "mark_done"]
+__all__ = ["RawMessage", "read_source", "add_to_maildir", "keep_aside", "mark_done"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +63,15 @@ def _seen_keys(path: Path) -> set[str]:
     return seen
 
 
+def add_to_maildir(data: bytes, folder: Path) -> None:
+    """Deliver one message into a Maildir, creating it (and the folders above it) when missing."""
+    folder.parent.mkdir(parents=True, exist_ok=True)  # a new project's var/bounces/ is not there yet
+    mailbox.Maildir(folder, factory=None, create=True).add(data)
+
+
 def keep_aside(message: RawMessage, folder: Path) -> None:
     """Put a message that cannot be classified into the unparsed Maildir, taking it out of its source Maildir."""
-    box = mailbox.Maildir(folder, factory=None, create=True)
-    box.add(message.data)
+    add_to_maildir(message.data, folder)
     if message.maildir is not None and message.key is not None:
         mailbox.Maildir(message.maildir, factory=None, create=False).discard(message.key)
 

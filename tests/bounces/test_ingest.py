@@ -99,12 +99,13 @@ def test_a_forged_bounce_suppresses_nothing_and_is_kept_aside(bounce_settings, s
 
 
 def test_an_unparsable_message_is_counted_and_kept_aside(bounce_settings, smtp, capsys, tmp_path):
-    """An out-of-office reply to the return path is no bounce: counted unparsed and kept in the unparsed
-    Maildir, never dropped; read from an mbox file."""
+    """A message in which nothing says what failed is counted unparsed and kept in the unparsed Maildir,
+    never dropped; read from an mbox file."""
     import_accounts(bounce_settings, account("acct_1", "jane@contoso.example"))
     sender = _send(capsys, smtp)["jane@contoso.example"]
     box = mailbox.mbox(tmp_path / "bounces.mbox")
-    box.add(dsn("vacation_autoreply.eml", verp=sender, recipient="jane@contoso.example"))
+    box.add(dsn("vacation_autoreply.eml", verp=sender, recipient="jane@contoso.example")
+            .replace(b"Auto-Submitted: auto-replied", b"X-Note: none").replace(b"Subject: ", b"Subject: Re: "))
     box.flush()
     report = _ingest(capsys, str(tmp_path / "bounces.mbox"))
     assert (report["messages"], report["unparsed"]) == (1, 1)

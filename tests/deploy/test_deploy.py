@@ -54,14 +54,15 @@ def _systemd_analyze() -> str:
 
 
 def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path):
-    """`systemd-analyze verify` accepts the service and its timer without a single warning."""
+    """`systemd-analyze verify` accepts the services, the timer and the bounce path unit without a warning."""
     analyze = _systemd_analyze()
     dunning = Path(sys.executable).parent / "dunning"
-    for unit in ("dunning.service", "dunning.timer"):
+    units = ("dunning.service", "dunning.timer", "dunning-bounces.service", "dunning-bounces.path")
+    for unit in units:
         # verify checks that ExecStart's program exists: this environment's dunning stands in for /opt's.
         text = (SYSTEMD / unit).read_text(encoding="utf-8").replace(INSTALLED, str(dunning))
         (tmp_path / unit).write_text(text, encoding="utf-8")
-    done = subprocess.run([analyze, "verify", str(tmp_path / "dunning.service"), str(tmp_path / "dunning.timer")],
+    done = subprocess.run([analyze, "verify", *(str(tmp_path / unit) for unit in units)],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
@@ -84,11 +85,12 @@ def test_every_deployment_runs_on_the_same_schedule():
 
 def test_the_commands_they_run_are_real_dunning_commands():
     """Every dunning command line in the units and the CronJob parses with dunning's own parser."""
-    service = _unit("dunning.service")
-    lines = [shlex.split(value.lstrip("-")) for value in service["ExecStartPre"] + service["ExecStart"]]
+    service, bounces = _unit("dunning.service"), _unit("dunning-bounces.service")
+    lines = [shlex.split(value.lstrip("-")) for value in service["ExecStartPre"] + service["ExecStart"]
+             + bounces["ExecStart"]]
     assert all(line[0] == INSTALLED for line in lines)
     commands = [line[1:] for line in lines] + [_container()["args"]]
-    assert [parse_arguments(command).command for command in commands] == ["import", "run", "run"]
+    assert [parse_arguments(command).command for command in commands] == ["import", "run", "bounces", "run"]
 
 
 def test_secrets_come_from_the_environment_never_from_the_files():
