@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from html.parser import HTMLParser
 
 from dunning.emails.jinja_env import CARD_BRANDS
 from dunning.emails.lint import HtmlFinding, Problem
@@ -59,49 +58,18 @@ def text_link_problems(text: str) -> list[str]:
     return problems
 
 
+_HEADING = re.compile(r"<h[12]\b", re.I)
+_HEADER_CELL = re.compile(r"<th\b", re.I)
+_CAPTION = re.compile(r"<caption\b", re.I)
+_BARE_LINK = re.compile(r"<a\b[^>]*>\s*(?:<span\b[^>]*>\s*)?((?:https?://|www\.)[^\s<]+)\s*(?:</span>\s*)?</a>", re.I)
+
+
 def check_structure(html: str) -> list[HtmlFinding]:
-    """A heading element, a caption on each data table, and no link whose text is a bare URL."""
-    reader = _Structure()
-    reader.feed(html)
-    reader.close()
+    """A heading element, a caption where a table has header cells, and no link whose text is a bare URL."""
     findings = [HtmlFinding(f"rendered link shows a bare URL as its text: {url!r}; say where it leads", url)
-                for url in reader.bare_links]
-    if not reader.headings:
+                for url in dict.fromkeys(_BARE_LINK.findall(html))]
+    if not _HEADING.search(html):
         findings.append(HtmlFinding("rendered HTML has no heading element (<h1>): the title is only styled text"))
-    if reader.tables_without_caption:
+    if _HEADER_CELL.search(html) and not _CAPTION.search(html):
         findings.append(HtmlFinding("rendered table with header cells has no <caption>"))
     return findings
-
-
-class _Structure(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.headings = 0
-        self.bare_links: list[str] = []
-        self.tables_without_caption = 0
-        self._link: list[str] | None = None
-        self._tables: list[dict[str, bool]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("h1", "h2"):
-            self.headings += 1
-        elif tag == "a":
-            self._link = []
-        elif tag == "table":
-            self._tables.append({"caption": False, "th": False})
-        elif tag in ("caption", "th") and self._tables:
-            self._tables[-1][tag] = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._link is not None:
-            shown = "".join(self._link).strip().strip("\u2066\u2067\u2068\u2069")
-            if re.fullmatch(r"(https?://|www\.)\S+", shown):
-                self.bare_links.append(shown)
-            self._link = None
-        elif tag == "table" and self._tables:
-            table = self._tables.pop()
-            self.tables_without_caption += table["th"] and not table["caption"]
-
-    def handle_data(self, data: str) -> None:
-        if self._link is not None:
-            self._link.append(data)
