@@ -454,3 +454,17 @@ def test_lint_refuses_a_template_that_assigns_a_translation_name() -> None:
     problems = lint.check_jinja_syntax("t.mjml", source, env)
     assert [(p.line, p.message.split("`")[1]) for p in problems] == [(2, "_"), (3, "gettext")]
     assert lint.check_jinja_syntax("t.mjml", "{% for pad in range(3) %}{{ _('x') }}{% endfor %}", env) == []
+
+
+def test_egyptian_arabic_writes_arabic_indic_digits_unless_latin_ones_are_chosen(shipped_renderer: Renderer,
+                                                                                   scenario, tmp_path) -> None:
+    """ar-EG follows CLDR's default numbering system (Arabic-Indic) in dates, amounts and counts; ar keeps Latin
+    digits; the latin_digits setting gives ar-EG Latin ones. URLs and invoice ids keep theirs."""
+    context = scenario("pending_deletion--30-days")
+    context["days_left"] = 7
+    egyptian = shipped_renderer.render("pending_deletion", "ar-EG", context)
+    assert "خلال ٧ أيام" in egyptian.subject and "٧" in egyptian.text and "7 أيام" not in egyptian.text
+    assert context["invoices"][0]["id"] in egyptian.text and context["support_url"] in egyptian.text
+    assert "خلال 7 أيام" in shipped_renderer.render("pending_deletion", "ar", context).subject
+    latin = Renderer(TEMPLATES, LOCALES, cache_dir=tmp_path, latin_digits=True)
+    assert "خلال 7 أيام" in latin.render("pending_deletion", "ar-EG", context).subject
