@@ -7,15 +7,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from babel.messages.pofile import write_po
 
 from dunning.cli import main
 from dunning.emails import lint_text
 from dunning.emails.lint_tree import lint_tree
+from dunning.i18n import workflow
 from dunning.i18n.po_syntax import syntax_errors
 
-from .conftest import write_po
-
-PO = Path("locales")
+from .conftest import write_po as write_po_text
 
 
 def _errors(workdir: Path, *, render: bool = True) -> list[str]:
@@ -68,7 +68,7 @@ def test_a_po_line_without_its_opening_quote_is_refused_by_lint_and_compile(ship
 @pytest.mark.parametrize("line", ['msgstr "abc', 'msgstr abc"', 'msgid', 'msgstr "a\\qb"', 'msgtxt "a"', '"abc'])
 def test_malformed_lines_are_those_msgfmt_check_refuses(tmp_path: Path, line: str) -> None:
     """Each malformed line is refused by our reader and by GNU msgfmt --check (Debian's gettext)."""
-    path = write_po(tmp_path, "fr", f'msgid "A"\n{line}\n')
+    path = write_po_text(tmp_path, "fr", f'msgid "A"\n{line}\n')
     assert [e.line for e in syntax_errors(path.read_text(encoding="utf-8"))] == [8]
     msgfmt = shutil.which("msgfmt")
     assert msgfmt, "GNU gettext's msgfmt is needed (apt-get install gettext)"
@@ -93,20 +93,23 @@ def test_the_shipped_catalogs_pass_msgfmt_check() -> None:
     ("sv", "Final notice before your service is disabled", "Sista påminnelsen innan din tjänst stängs av", "Sista"),
     ("nl", "Your service has been cancelled", "Uw dienst is opgezegd", "opgezegd"),
     ("ar", "Your data will be deleted today", "ستحذف بياناتك اليوم", "سيتم حذف"),
+    ("ar", "Settle the balance before %(date)s to keep your data.", "سوِّ الرصيد قبل %(date)s للاحتفاظ ببياناتك.",
+     "يُرجى"),
+    ("fr", "These subscriptions share the same payment method: %(names)s. Their whole balance is settled in one "
+     "payment, and the payment method you use to settle it becomes the active one for all of them.",
+     "Ces abonnements partagent le même moyen de paiement\u00a0: %(names)s. Leur solde est réglé en un seul "
+     "paiement.", "Leur solde"),
 ])
 def test_wording_a_native_copy_editor_corrects_is_refused(shipped_copy: Path, locale: str, msgid: str,
                                                            wrong: str, expected: str) -> None:
     """Each wording fix, put back in its catalog, is reported at the entry's line."""
     path = shipped_copy / "locales" / locale / "LC_MESSAGES/messages.po"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    index = lines.index(f"msgid {_quoted(msgid)}") + 1
-    lines[index] = f"msgstr {_quoted(wrong)}"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert any(f"messages.po:{index}: " in e and expected in e for e in _errors(shipped_copy, render=False))
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    catalog = workflow.read_catalog(path, locale)
+    catalog[msgid].string = wrong
+    with path.open("wb") as handle:
+        write_po(handle, catalog)
+    line = workflow.read_catalog(path, locale)[msgid].lineno
+    assert any(f"messages.po:{line}: " in e and expected in e for e in _errors(shipped_copy, render=False))
 
 
 def test_a_currency_code_touching_its_amount_is_refused() -> None:
