@@ -55,12 +55,12 @@ FACTS: tuple[tuple[str, Callable[[Context], bool], tuple[str, ...]], ...] = (
     ("past_due", lambda c: not _card(c), (BANK,)),
     ("past_due", lambda c: bool(c["final_stage"] and c.get("disable_date")),
      ("Unless the balance is settled, your service will be suspended on %(date)s and then cancelled, and its "
-      "resources will no longer be available. Your data is deleted 90 days after the service ends.",)),
+      "resources will no longer be available. Your data is deleted %(days)s days after the service ends.",)),
     ("past_due", lambda c: not (c["final_stage"] and c.get("disable_date")),
      ("If the balance remains unpaid, your service will be suspended and then cancelled, and its resources will "
-      "no longer be available. Your data is deleted 90 days after the service ends.",)),
+      "no longer be available. Your data is deleted %(days)s days after the service ends.",)),
     ("service_cancelled", lambda c: True,
-     ("Your data is deleted 90 days after the service ends: it will be permanently deleted on %(date)s.",
+     ("Your data is deleted %(days)s days after the service ends: it will be permanently deleted on %(date)s.",
       "If you have already paid but your service has not been restored, please contact our support team:")),
     ("service_cancelled", lambda c: not _card(c), (BANK,)),
     ("pending_deletion", _days(0),

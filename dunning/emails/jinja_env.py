@@ -209,7 +209,7 @@ def _plural_filter(translations: NullTranslations, formats: Formats | None = Non
 
 
 def email_filters(formats: Formats, *, rtl: bool = False) -> dict[str, Callable[..., Any]]:
-    """The filters of one locale: money, date, datetime, amounts, names, bidi, ltr, link, card_brand.
+    """The filters of one locale: money, date, datetime, amounts, names, bidi, ltr, link, number, card_brand.
 
     In a right-to-left language, amounts, ids, addresses and URLs are isolated as left-to-right
     units, and dates and names as units of their own direction (`<span dir>` in HTML, Unicode
@@ -274,7 +274,8 @@ def email_filters(formats: Formats, *, rtl: bool = False) -> dict[str, Callable[
         return ltr_unit(context, value) if context.eval_ctx.autoescape else value
 
     return {"money": money, "date": date_filter, "datetime": datetime_filter, "amounts": amounts,
-            "names": names, "bidi": bidi, "ltr": ltr, "link": link, "card_brand": card_brand}
+            "names": names, "bidi": bidi, "ltr": ltr, "link": link, "number": formats.number,
+            "card_brand": card_brand}
 
 
 _TEXT_ISOLATES = {"ltr": "\u2066{}\u2069", "auto": "\u2068{}\u2069"}   # LRI … PDI, FSI … PDI

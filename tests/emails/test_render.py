@@ -468,3 +468,10 @@ def test_egyptian_arabic_writes_arabic_indic_digits_unless_latin_ones_are_chosen
     assert "خلال 7 أيام" in shipped_renderer.render("pending_deletion", "ar", context).subject
     latin = Renderer(TEMPLATES, LOCALES, cache_dir=tmp_path, latin_digits=True)
     assert "خلال 7 أيام" in latin.render("pending_deletion", "ar-EG", context).subject
+
+
+def test_the_ninety_days_are_written_in_the_locale_digits(shipped_renderer: Renderer, scenario) -> None:
+    """service_cancelled's 90-day rule is a count like the others: ٩٠ in ar-EG, 90 in ar."""
+    context = scenario("service_cancelled--card")
+    assert "بعد ٩٠ يومًا" in shipped_renderer.render("service_cancelled", "ar-EG", context).text
+    assert "بعد 90 يومًا" in shipped_renderer.render("service_cancelled", "ar", context).text
