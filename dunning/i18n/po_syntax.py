@@ -28,8 +28,10 @@ class PoSyntaxError:
 
 
 def syntax_errors(text: str) -> list[PoSyntaxError]:
-    """Every line of a .po file that is not blank, a comment, a keyword with its string, or a string."""
+    """Every line of a .po file that is not blank, a comment, a keyword with its string, or a string; a msgid
+    without its msgstr, and a message defined twice."""
     errors = []
+    entries = _Entries()
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -37,7 +39,57 @@ def syntax_errors(text: str) -> list[PoSyntaxError]:
         reason = _line_problem(line)
         if reason is not None:
             errors.append(PoSyntaxError(number, reason, line))
-    return errors
+            entries.skip(line)
+        else:
+            errors += entries.read(number, line)
+    return sorted(errors + entries.end(), key=lambda error: error.line)
+
+
+class _Entries:
+    """Follows the keywords: each msgid needs its msgstr, and each (msgctxt, msgid) is defined once."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], int] = {}
+        self.keyword = ""
+        self.parts: dict[str, list[str]] = {"msgctxt": [], "msgid": []}
+        self.start = (0, "")   # the current msgid's line number and text
+
+    def read(self, number: int, line: str) -> list[PoSyntaxError]:
+        """The problems a well-formed line reveals about its entry."""
+        string = _LINE.match(line).group(1)  # type: ignore[union-attr]  # well formed: _line_problem said so
+        keyword = "" if line.lstrip().startswith('"') else line.split(None, 1)[0]
+        errors = []
+        if keyword in ("msgctxt", "msgid"):
+            errors = self.end()
+            if keyword == "msgctxt" or self.keyword != "msgctxt":
+                self.parts["msgctxt"] = []
+            if keyword == "msgid":
+                self.parts["msgid"], self.start = [], (number, line)
+        elif keyword.startswith("msgstr") and self.keyword in ("msgid", "msgid_plural"):
+            errors = self._defined()
+        self.keyword = keyword or self.keyword
+        if self.keyword in self.parts:
+            self.parts[self.keyword].append(string)
+        return errors
+
+    def skip(self, line: str) -> None:
+        """A malformed line: its keyword still counts (a msgstr answers its msgid), its string is lost."""
+        word = line.split(None, 1)[0]
+        if re.fullmatch(_KEYWORD, word):
+            self.keyword = word
+
+    def _defined(self) -> list[PoSyntaxError]:
+        key = ("".join(self.parts["msgctxt"]), "".join(self.parts["msgid"]))
+        first = self.seen.setdefault(key, self.start[0])
+        if first == self.start[0]:
+            return []
+        return [PoSyntaxError(self.start[0], f"duplicate message definition (first on line {first})", self.start[1])]
+
+    def end(self) -> list[PoSyntaxError]:
+        """A msgid left without its msgstr (at the next entry, or at the end of the file)."""
+        if self.keyword not in ("msgid", "msgid_plural"):
+            return []
+        return [PoSyntaxError(self.start[0], "missing msgstr: the msgid has no translation line", self.start[1])]
 
 
 def _line_problem(line: str) -> str | None:

@@ -69,11 +69,21 @@ def test_a_po_line_without_its_opening_quote_is_refused_by_lint_and_compile(ship
 def test_malformed_lines_are_those_msgfmt_check_refuses(tmp_path: Path, line: str) -> None:
     """Each malformed line is refused by our reader and by GNU msgfmt --check (Debian's gettext)."""
     path = write_po_text(tmp_path, "fr", f'msgid "A"\n{line}\n')
-    assert [e.line for e in syntax_errors(path.read_text(encoding="utf-8"))] == [8]
+    assert 8 in [e.line for e in syntax_errors(path.read_text(encoding="utf-8"))]
     msgfmt = shutil.which("msgfmt")
     assert msgfmt, "GNU gettext's msgfmt is needed (apt-get install gettext)"
     result = subprocess.run([msgfmt, "--check", "-o", "/dev/null", str(path)], capture_output=True, text=True)
     assert result.returncode != 0 and "fatal error" in result.stderr
+
+
+def test_a_msgid_without_msgstr_and_a_message_defined_twice_are_refused_like_msgfmt_does(tmp_path: Path) -> None:
+    """msgfmt --check refuses both; so does our reader, at the msgid's line."""
+    path = write_po_text(tmp_path, "fr", 'msgid "A"\nmsgstr "a"\n\nmsgid "A"\nmsgstr "b"\n\nmsgid "B"\n')
+    errors = syntax_errors(path.read_text(encoding="utf-8"))
+    assert [(e.line, e.reason.split(" (")[0]) for e in errors] == [
+        (10, "duplicate message definition"), (13, "missing msgstr: the msgid has no translation line")]
+    result = subprocess.run(["msgfmt", "--check", "-o", "/dev/null", str(path)], capture_output=True, text=True)
+    assert ":10: duplicate message definition" in result.stderr and ":13: missing 'msgstr'" in result.stderr
 
 
 def test_the_shipped_catalogs_pass_msgfmt_check() -> None:
