@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MAILCHECK_NODE := mailcheck/node_modules/.installed
 
 .PHONY: demo test bench bench-small check mailcheck clean
 
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/dunning demo
 
-test: $(STAMP)
+test: $(STAMP) $(MAILCHECK_NODE)
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -24,14 +25,19 @@ bench: $(STAMP)
 bench-small: $(STAMP)
 	$(BIN)/python -m bench --small
 
-# Every preview email through SpamAssassin and rspamd (local, content rules only) and Chromium at phone
-# width; needs Debian's spamassassin, spamd, spamc, rspamd and chromium (see .ci/run).
-mailcheck: $(STAMP)
+# Every preview email through SpamAssassin and rspamd (local, content rules only), its links as mail clients
+# find them (node: mailparser, linkify-it, pinned in mailcheck/package-lock.json) and Chromium at phone width;
+# needs Debian's spamassassin, spamd, spamc, rspamd and chromium (see .ci/run), and node with npm.
+mailcheck: $(STAMP) $(MAILCHECK_NODE)
 	$(BIN)/python -m mailcheck
+
+$(MAILCHECK_NODE): mailcheck/package.json mailcheck/package-lock.json
+	cd mailcheck && npm ci --no-audit --no-fund --silent
+	touch $(MAILCHECK_NODE)
 
 # Everything make, the demo, the tests and the build leave behind; var/ holds only what dunning wrote.
 clean:
-	rm -rf $(VENV) build dist dunning.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache bench/results
+	rm -rf $(VENV) mailcheck/node_modules build dist dunning.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache bench/results
 	find var -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
 CHECK_STAMP := $(VENV)/.check-installed

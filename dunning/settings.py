@@ -234,6 +234,8 @@ class I18nSettings(Section):
     default_locale: str = "en"
     locales_dir: str = "locales"
     templates_dir: str = "templates/emails"
+    # Numbers in Latin digits even where the locale writes others by default (ar-EG: Arabic-Indic).
+    latin_digits: bool = False
 
 
 _TEST_RECIPIENT = re.compile(r"[^@\s]*@[^@\s.][^@\s]*\Z")

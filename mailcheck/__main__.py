@@ -1,4 +1,6 @@
-"""`python -m mailcheck [--out DIR]`: spam scores and browser checks of every preview email; exit 1 on a finding."""
+"""`python -m mailcheck [--out DIR]`: spam scores, links, facts and browser checks of every preview email.
+
+Exit 1 on any finding."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 from mailcheck import rspamd, spamassassin
 from mailcheck.browser import check_pages
 from mailcheck.emails import MailcheckEmail, sample_emails
+from mailcheck.facts import check_facts
+from mailcheck.links import check_links
 from mailcheck.report import summary
 from mailcheck.verdict import Verdict
 
@@ -65,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mailcheck: {len(emails)} emails (notice × locale × scenario)", flush=True)
     with tempfile.TemporaryDirectory(prefix="mailcheck-") as work:
         verdicts = spam_verdicts(emails, Path(work))
+    links, found = check_links(emails)
+    facts = check_facts(emails, REPO / "locales")
     pages, checked = ([], 0) if args.no_browser else check_pages(emails, args.out / "screenshots")
-    text, failed = summary(verdicts, pages, checked)
+    text, failed = summary(verdicts, pages, checked, [(p.email, p.problem) for p in links], found,
+                           [(p.email, p.problem) for p in facts])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.txt").write_text(text, encoding="utf-8")
     shown = text.splitlines()

@@ -1,8 +1,9 @@
 """Each email's HTML part in Debian's Chromium (driven by Playwright, no downloaded browser).
 
 At phone and desktop widths, in light and dark mode, the page is measured from inside
-(page_checks.js): invoice-table words broken across lines, a page wider than the screen, text
-below WCAG AA contrast. Screenshots of every email at each width are written for review.
+(page_checks.js): invoice-table words, dates or amounts broken across lines, a page wider than the
+screen, text below WCAG AA contrast, a missing heading or table caption, a light page behind a dark
+email. Screenshots of every email at each width are written for review.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from mailcheck.emails import MailcheckEmail
 CHROMIUM = "/usr/bin/chromium"
 CHECKS = (Path(__file__).with_name("page_checks.js")).read_text(encoding="utf-8")
 # (width, colour scheme, screenshot taken): the phone widths the layout must hold at, and a desktop client.
-VIEWS = ((320, "light", False), (375, "light", True), (375, "dark", True), (600, "light", True))
+VIEWS = ((320, "light", False), (375, "light", True), (375, "dark", True), (480, "light", False), (600, "light", True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,8 @@ def check_pages(emails: Iterable[MailcheckEmail], screenshots: Path) -> tuple[li
                     page.set_content(email.html, wait_until="load")
                     checked += 1
                     has_invoices = not email.name.startswith(WITHOUT_INVOICES)
-                    problems += [PageProblem(email.name, view, text) for text in page.evaluate(CHECKS, has_invoices)]
+                    facts = {"hasInvoices": has_invoices, "units": list(email.units), "dark": scheme == "dark"}
+                    problems += [PageProblem(email.name, view, text) for text in page.evaluate(CHECKS, facts)]
                     if shoot:
                         path = screenshots / email.name / f"{width}-{scheme}.png"
                         path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,16 +6,18 @@ Each is wrapped in MIME as a run sends it to a server announcing 8BITMIME (the d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
 from dunning.delivery.mime import address_domain, build_message, make_message_id
 from dunning.emails.render import Renderer
 from dunning.emails.scenarios import load_scenarios
+from dunning.i18n.formats import Formats
 from dunning.links import settlement_url, update_url
 from dunning.settings import LinksSettings, SenderSettings
 
@@ -34,6 +36,12 @@ class MailcheckEmail:
     eml: bytes
     html: str
     foreign_script_names: bool   # the customer's names are written in another script than the language
+    text: str = ""
+    preheader: str = ""
+    context: Mapping[str, Any] = field(default_factory=dict)
+    links: tuple[str, ...] = ()   # the links both parts must offer: the action link and the support page
+    contact: str = ""             # the billing contact's address, which the footer names
+    units: tuple[str, ...] = ()   # the dates and amounts as written: none may break across lines
 
 
 def _foreign_script(names: list[str], locale: str) -> bool:
@@ -67,5 +75,24 @@ def sample_emails(templates_dir: Path, locales_dir: Path) -> Iterator[MailcheckE
                                 message_id=make_message_id(f"mailcheck:{name}", address_domain(sender.from_address)),
                                 date=sent_at, eight_bit=True)
             names = [context["account"]["name"], *(s["name"] for s in context["subscriptions"])]
+            action = {"card_expiring": context.get("update_url"), "balance_settled": context["support_url"]}.get(
+                scenario.notice, context["settlement_url"])
             yield MailcheckEmail(name, locale, email.dir, email.subject, bytes(eml), email.html,
-                                 _foreign_script(names, locale))
+                                 _foreign_script(names, locale), email.text, email.preheader, context,
+                                 tuple(dict.fromkeys([action, context["support_url"]])), context["account"]["email"],
+                                 units(context, Formats(email.lang.replace("-", "_"))))
+
+
+_DATES = (("deletion_date", "long"), ("disable_date", "long"), ("card_end_date", "long"))
+
+
+def units(context: Mapping[str, Any], formats: Formats) -> tuple[str, ...]:
+    """Every date and amount an email writes from its context, as the locale writes it."""
+    timezone = context.get("timezone")
+    dates = [formats.date(context[key], timezone, style) for key, style in _DATES if context.get(key)]
+    dates += [formats.date(invoice["due_date"], timezone, "medium") for invoice in context.get("invoices", [])]
+    failure = context.get("failure") or {}
+    dates += [formats.date(failure[key], timezone) for key in ("attempted_at", "next_retry_at") if failure.get(key)]
+    amounts = [formats.money(invoice["outstanding"], invoice["currency"]) for invoice in context.get("invoices", [])]
+    amounts += [formats.money(item["amount"], item["currency"]) for item in context.get("balance", [])]
+    return tuple(dict.fromkeys(dates + amounts))

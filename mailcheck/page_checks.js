@@ -1,7 +1,31 @@
-// Runs in the rendered email (hasInvoices: whether its notice lists invoices). Returns what a reader at this width would see wrong:
-// words of the invoice table (the one with header cells) broken across lines, a page wider than the screen, text below WCAG AA contrast.
-(hasInvoices) => {
+// Runs in the rendered email (hasInvoices: whether its notice lists invoices; units: its dates and amounts as written;
+// dark: whether the page is shown in dark mode). Returns what a reader at this width would see wrong: words of the invoice
+// table (the one with header cells) broken across lines, a date or amount broken across lines, a page wider than the screen,
+// text below WCAG AA contrast, no heading, an invoice table without caption, a light page behind a dark email.
+({ hasInvoices, units, dark }) => {
   const problems = [];
+  if (!document.querySelector("h1, h2")) problems.push("no heading element (h1)");
+  for (const table of document.querySelectorAll("table")) {
+    const headed = [...table.rows].some(r => r.querySelector(":scope > th"));
+    if (headed && !table.querySelector(":scope > caption")) problems.push("a table with header cells has no caption");
+  }
+  if (dark) {
+    const [r, g, b] = getComputedStyle(document.body).backgroundColor.match(/\d+/g).map(Number);
+    if (r + g + b > 3 * 96) problems.push(`the page behind the email stays light in dark mode (${getComputedStyle(document.body).backgroundColor})`);
+  }
+  // No date or amount may break across lines, wherever it stands.
+  const texts = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+    for (const unit of units) {
+      for (let at = node.data.indexOf(unit); at >= 0; at = node.data.indexOf(unit, at + 1)) {
+        const range = document.createRange();
+        range.setStart(node, at);
+        range.setEnd(node, at + unit.length);
+        const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (tops.size > 1) problems.push(`"${unit}" breaks across ${tops.size} lines`);
+      }
+    }
+  }
   const width = window.innerWidth;
   if (document.documentElement.scrollWidth > width + 1) {
     problems.push(`page is ${document.documentElement.scrollWidth}px wide on a ${width}px screen`);

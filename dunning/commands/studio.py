@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from dunning.errors import ExitCode
-from dunning.settings import load_settings
+from dunning.settings import load_settings, settings_path
 
 __all__ = ["NAME", "HELP", "configure", "run"]
 
@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         log.warning("listening on %s: anyone who can reach it can read the templates and send tests to "
                     "studio.test_recipients", args.host)
     try:
-        server = StudioServer(settings, host=args.host, port=args.port)
+        server = StudioServer(settings, host=args.host, port=args.port,
+                              settings_file=args.settings or settings_path())
         print(f"dunning studio on {server.url} (Ctrl+C to stop)", flush=True)
         server.run()
     finally:

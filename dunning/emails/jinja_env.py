@@ -67,7 +67,7 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
                 self.globals.pop(name, None)
         else:
             self.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
-            self.filters[PLURAL_FILTER] = _plural_filter(translations)
+            self.filters[PLURAL_FILTER] = _plural_filter(translations, formats)
         self.filters["unit_words"] = unit_words
         self.globals.update(self.constants)
         if formats is not None:
@@ -193,19 +193,23 @@ def _pieces(text: str, variables: dict[str, nodes.Expr]) -> list[nodes.Expr] | N
     return [p for p in pieces if not (isinstance(p, nodes.TemplateData) and not p.data)]
 
 
-def _plural_filter(translations: NullTranslations) -> Callable[..., str]:
+def _plural_filter(translations: NullTranslations, formats: Formats | None = None) -> Callable[..., str]:
+    digits = formats.number if formats is not None and formats.digits else None
+
     @pass_eval_context
     def plural(eval_ctx: EvalContext, num: int, singular: str, plural: str, **variables: Any) -> str:
         """newstyle ngettext: the form for num, %-formatted with the values (escaped in HTML)."""
         variables.setdefault("num", num)
         text = translations.ngettext(singular, plural, num)
+        if digits is not None:   # counts in the locale's own digits
+            variables = {k: digits(v) if type(v) is int else v for k, v in variables.items()}
         return (Markup(text) if eval_ctx.autoescape else text) % variables
 
     return plural
 
 
 def email_filters(formats: Formats, *, rtl: bool = False) -> dict[str, Callable[..., Any]]:
-    """The filters of one locale: money, date, datetime, amounts, names, bidi, ltr, card_brand.
+    """The filters of one locale: money, date, datetime, amounts, names, bidi, ltr, link, number, card_brand.
 
     In a right-to-left language, amounts, ids, addresses and URLs are isolated as left-to-right
     units, and dates and names as units of their own direction (`<span dir>` in HTML, Unicode
@@ -258,11 +262,20 @@ def email_filters(formats: Formats, *, rtl: bool = False) -> dict[str, Callable[
 
     @pass_context
     def ltr(context: Context, value: str) -> str:
-        """`{{ invoice.id|ltr }}`: an id, address or URL kept left-to-right inside right-to-left text."""
+        """`{{ invoice.id|ltr }}`: an id or postal address kept left-to-right inside right-to-left text."""
         return ltr_unit(context, value)
 
+    @pass_context
+    def link(context: Context, value: str) -> str:
+        """`{{ support_url|link }}`: a URL or email address; isolated in HTML, as it is in the text part.
+
+        Mail clients find links in plain text only between spaces: an isolate touching a URL hides it.
+        """
+        return ltr_unit(context, value) if context.eval_ctx.autoescape else value
+
     return {"money": money, "date": date_filter, "datetime": datetime_filter, "amounts": amounts,
-            "names": names, "bidi": bidi, "ltr": ltr, "card_brand": card_brand}
+            "names": names, "bidi": bidi, "ltr": ltr, "link": link, "number": formats.number,
+            "card_brand": card_brand}
 
 
 _TEXT_ISOLATES = {"ltr": "\u2066{}\u2069", "auto": "\u2068{}\u2069"}   # LRI … PDI, FSI … PDI

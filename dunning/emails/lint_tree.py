@@ -12,8 +12,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from dunning.emails import lint
 from dunning.emails.lint import Problem
+from dunning.emails.lint_text import check_bare_text, check_structure, text_link_problems
 from dunning.errors import DunningError
-from dunning.i18n import workflow
+from dunning.i18n import style, workflow
 from dunning.i18n.workflow import display_path
 
 __all__ = ["lint_tree", "template_files"]
@@ -96,7 +97,7 @@ def _lint_templates(templates_dir: Path) -> list[Problem]:
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(shown, None, f"cannot read template: {exc}"))
             continue
-        problems += lint.check_jinja_syntax(shown, source, environment)
+        problems += lint.check_jinja_syntax(shown, source, environment) + check_bare_text(shown, source)
         if path.suffix == ".mjml":
             mjml[path.relative_to(templates_dir).as_posix()] = (shown, source)
     return problems + lint.check_mjml_templates(mjml)
@@ -118,9 +119,17 @@ def _lint_catalogs(locales_dir: Path, template: Catalog | None) -> list[Problem]
             continue
         source_language = locale.split("_")[0] == SOURCE_LANGUAGE
         problems += lint.check_catalog(name, catalog, require_translations=not source_language)
+        problems += _style_problems(name, catalog, locale)
         if template is not None and not source_language:
             problems += lint.check_catalog_coverage(name, catalog, template)
     return problems
+
+
+def _style_problems(name: str, catalog: Catalog, locale: str) -> list[Problem]:
+    """Translations a native copy editor would correct (dunning.i18n.style)."""
+    return [Problem(name, message.lineno, f"{workflow.describe(message)}: {finding}")
+            for message in catalog if message.id and not message.fuzzy
+            for text in workflow.forms(message)[1] for finding in style.catalog_findings(locale, text)]
 
 
 # -- rendered emails ----------------------------------------------------------------------------
@@ -194,7 +203,9 @@ def _notice_file(templates_dir: Path, notice: str) -> Path:
 def _email_problems(email, notice_file: Path, sources: list[Path], label: str) -> list[Problem]:
     problems = [Problem(display_path(notice_file), None, f"{label}empty {part}")
                 for part in ("subject", "html", "text") if not getattr(email, part).strip()]
-    for finding in lint.check_html(email.html):
+    problems += [Problem(display_path(notice_file), None, label + text)
+                 for text in text_link_problems(email.text) + style.text_findings(email.lang, email.text)]
+    for finding in lint.check_html(email.html) + check_structure(email.html):
         path, line = _locate(finding.needle, sources) if finding.needle else (notice_file, None)
         problems.append(Problem(display_path(path), line, label + finding.message, finding.severity))
     return problems

@@ -82,14 +82,17 @@ class Renderer:
     """Renders notices from templates_dir (MJML + text) with catalogs from locales_dir."""
 
     def __init__(self, templates_dir: Path, locales_dir: Path, default_locale: str = "en", *,
-                 reload_interval: float = 1.0, cache_dir: Path | Literal[False] | None = None) -> None:
+                 reload_interval: float = 1.0, cache_dir: Path | Literal[False] | None = None,
+                 latin_digits: bool = False) -> None:
         """reload_interval: seconds between checks of the template and .po files for changes (0: every email).
 
         cache_dir: where compiled templates are kept for the next processes (default: the user's cache
-        directory, see template_cache.default_cache_dir; False: nowhere).
+        directory, see template_cache.default_cache_dir; False: nowhere). latin_digits: numbers in Latin
+        digits even where the locale's default numbering system has others (ar_EG).
         """
         self.templates_dir = Path(templates_dir)
         self.reload_interval = reload_interval
+        self.latin_digits = latin_digits
         self.catalogs = Catalogs(Path(locales_dir), default_locale, reload_interval=reload_interval)
         self.environment = EmailEnvironment()   # composes and checks templates; renders nothing
         directory = default_cache_dir() if cache_dir is None else cache_dir
@@ -228,7 +231,8 @@ class Renderer:
             start, end = ("right", "left") if choice.dir == "rtl" else ("left", "right")
             constants = {"locale": choice.locale, "lang": choice.lang, "dir": choice.dir,
                          "start": start, "end": end}
-            env = EmailEnvironment(translations, Formats(choice.format_locale), constants)
+            formats = Formats(choice.format_locale, latin_digits=self.latin_digits)
+            env = EmailEnvironment(translations, formats, constants)
             cached = self._envs[key] = (translations, env, catalog)
         return cached[1], cached[2]
 

@@ -17,6 +17,7 @@ from babel.support import Translations
 
 from dunning.errors import TemplateError
 from dunning.i18n.locales import negotiate, written_locale
+from dunning.i18n.po_syntax import refuse_malformed
 
 __all__ = ["CATALOG_PATH", "LocaleChoice", "catalog_path", "find_locales", "load_catalog", "Catalogs"]
 
@@ -61,6 +62,7 @@ def load_catalog(path: Path, locale: str) -> Translations:
 def _read_catalog(path: Path, locale: str) -> tuple[Translations, str]:
     try:
         data = path.read_bytes()
+        refuse_malformed(str(path), data, str(path), locale)
         catalog = read_po(BytesIO(data), locale=locale, abort_invalid=True)
     except (OSError, PoFileError, ValueError) as exc:
         raise TemplateError(f"{path}: cannot read catalog: {exc}", template=str(path), locale=locale) from None

@@ -32,10 +32,17 @@ _PROBES = tuple(Decimal(v) for v in ("-0", "0.005", "1234.5", "-1234567.891", "9
 
 
 class Formats:
-    """Money, dates and lists the way CLDR writes them in one locale (results memoized)."""
+    """Money, dates and lists the way CLDR writes them in one locale (results memoized).
 
-    def __init__(self, locale: str) -> None:
+    Digits follow the locale's default numbering system (`ar_EG`: Arabic-Indic, `ar`: Latin) unless
+    latin_digits is set. Spaces inside a date or an amount are no-break spaces: neither is split
+    across lines ("31." / "Januar").
+    """
+
+    def __init__(self, locale: str, *, latin_digits: bool = False) -> None:
         self.locale = Locale.parse(locale)
+        self.numbering = "latn" if latin_digits else self.locale.default_numbering_system
+        self.digits = _DIGITS.get(self.numbering)   # None: Latin digits, the text as Babel writes it
         self._memo: dict[tuple[Any, ...], str] = {}
         self._currencies: dict[str, Callable[[Decimal], str]] = {}
 
@@ -52,9 +59,14 @@ class Formats:
         if found is None:
             write = self._currencies.get(currency)
             if write is None:
-                write = self._currencies[currency] = currency_writer(self.locale, currency)
-            found = self._remember(key, write(Decimal(amount)))
+                write = self._currencies[currency] = currency_writer(self.locale, currency, self.numbering)
+            found = self._remember(key, self._digits(_unbroken(write(Decimal(amount)))))
         return found
+
+    def number(self, value: int) -> str:
+        """A count in the locale's digits (`3`, or `٣` in ar_EG)."""
+        text = str(value)
+        return text.translate(self.digits) if self.digits else text
 
     def date(self, value: date | datetime, timezone: str | None = None, format: str = "long") -> str:
         """A calendar date (`1 novembre 2026`); an aware datetime is first taken to the timezone."""
@@ -63,16 +75,19 @@ class Formats:
         key = ("date", value, format)
         found = self._memo.get(key)
         if found is None:
-            found = self._remember(key, _ordinal_first(format_date(value, format, locale=self.locale), value,
-                                                        self.locale, format))
+            text = _ordinal_first(format_date(value, format, locale=self.locale), value, self.locale, format)
+            found = self._remember(key, self._digits(text.replace(" ", "\u00a0")))
         return found
 
     def datetime(self, value: datetime, timezone: str | None = None, format: DateFormat = "long") -> str:
         """A date and a short time in the timezone: `November 4, 2026 at 7:00 AM`."""
         local = _local(value, timezone)
         pattern = str(get_datetime_format(format, locale=self.locale))
-        time_text = format_time(local, "short", locale=self.locale)
+        time_text = self._digits(format_time(local, "short", locale=self.locale).replace(" ", "\u00a0"))
         return pattern.replace("'", "").replace("{0}", time_text).replace("{1}", self.date(local, None, format))
+
+    def _digits(self, text: str) -> str:
+        return text.translate(self.digits) if self.digits else text
 
     def list(self, items: list[str]) -> str:
         """`A, B et C`: items joined the way the language writes a list."""
@@ -85,6 +100,22 @@ class Formats:
         return found
 
 
+# The digits of the numbering systems CLDR makes a default; any other system keeps Latin digits.
+_DIGITS = {name: str.maketrans("0123456789", digits) for name, digits in
+           {"arab": "٠١٢٣٤٥٦٧٨٩", "arabext": "۰۱۲۳۴۵۶۷۸۹", "beng": "০১২৩৪৫৬৭৮৯", "deva": "०१२३४५६७८९",
+            "mymr": "၀၁၂၃၄၅၆၇၈၉"}.items()}
+_CURRENCY_LETTERS = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def _unbroken(text: str) -> str:
+    """Spaces as no-break spaces, and a no-break space between a currency code and its digits.
+
+    CLDR's currencySpacing inserts U+00A0 where a currency written in letters touches the number
+    ("SEK 4,500.00", never "SEK4,500.00"); Babel leaves it out.
+    """
+    return _CURRENCY_LETTERS.sub("\u00a0", text.replace(" ", "\u00a0"))
+
+
 _FIRST_OF_MONTH = re.compile(r"(?<!\d)1(?=[ \u00a0\u202f][^\d\s])")
 
 
@@ -95,7 +126,7 @@ def _ordinal_first(text: str, value: date, locale: Locale, format: str) -> str:
     return _FIRST_OF_MONTH.sub("1er", text, count=1)
 
 
-def currency_writer(locale: Locale, currency: str) -> Callable[[Decimal], str]:
+def currency_writer(locale: Locale, currency: str, numbering: str = "latn") -> Callable[[Decimal], str]:
     """format_currency(value, currency, locale=locale) with the pattern and symbols looked up once.
 
     Babel finds the pattern, symbols and currency name again for every amount; this does the same
@@ -103,8 +134,10 @@ def currency_writer(locale: Locale, currency: str) -> Callable[[Decimal], str]:
     names) and any locale whose probes come out differently keep using Babel itself.
     """
     def babel(value: Decimal) -> str:
-        return format_currency(value, currency, locale=locale)
+        return format_currency(value, currency, locale=locale, numbering_system=numbering)
 
+    if numbering != "latn":
+        return babel
     pattern = locale.currency_formats["standard"]
     group = get_group_symbol(locale, numbering_system="latn")
     point = get_decimal_symbol(locale, numbering_system="latn")

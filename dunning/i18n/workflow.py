@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from babel.messages.pofile import PoFileError, read_po, write_po
 from jinja2 import TemplateSyntaxError
 
 from dunning.errors import TemplateError
+from dunning.i18n.po_syntax import refuse_malformed
 from dunning.version import __version__
 
 __all__ = ["DOMAIN", "POT_NAME", "PACKAGE_DIR", "COMMENT_TAGS", "TEMPLATE_SUFFIXES", "TEMPLATE_PATTERNS",
@@ -120,10 +122,11 @@ def catalog_paths(locales_dir: Path) -> dict[str, Path]:
 
 
 def read_catalog(path: Path, locale: str | None = None) -> Catalog:
-    """Parse a .po/.pot file; a malformed one raises TemplateError naming the file and line."""
+    """Parse a .po/.pot file; a malformed one (as `msgfmt --check` sees it) raises TemplateError at its line."""
     try:
-        with path.open("rb") as handle:
-            return read_po(handle, locale=locale, domain=DOMAIN, abort_invalid=True)
+        data = path.read_bytes()
+        refuse_malformed(display_path(path), data, str(path), locale)
+        return read_po(BytesIO(data), locale=locale, domain=DOMAIN, abort_invalid=True)
     except PoFileError as exc:
         reason = str(exc).removesuffix(f" on {exc.lineno}")  # Babel counts lines from 0
         raise TemplateError(f"{display_path(path)}:{exc.lineno + 1}: {reason}: {exc.line.strip()!r}",

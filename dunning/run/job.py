@@ -92,4 +92,4 @@ def fewer_collections() -> Iterator[None]:
 def make_renderer(settings: Settings) -> Renderer:
     """The renderer over the configured templates and catalogs."""
     return Renderer(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir),
-                    default_locale=settings.i18n.default_locale)
+                    default_locale=settings.i18n.default_locale, latin_digits=settings.i18n.latin_digits)

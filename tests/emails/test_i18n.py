@@ -31,19 +31,20 @@ def test_yen_has_no_decimals_in_japanese_and_french() -> None:
 
 
 def test_dates_follow_the_locale() -> None:
-    """Long and medium dates are CLDR's for fr and ja-JP."""
+    """Long and medium dates are CLDR's for fr and ja-JP, with no-break spaces: a date never breaks at a line end."""
     day = date(2026, 11, 1)
-    assert Formats("fr").date(day) == "1er novembre 2026"
-    assert Formats("fr").date(day, format="medium") == "1er nov. 2026"
+    assert Formats("fr").date(day) == f"1er{NBSP}novembre{NBSP}2026"
+    assert Formats("fr").date(day, format="medium") == f"1er{NBSP}nov.{NBSP}2026"
+    assert Formats("de").date(date(2026, 1, 31)) == f"31.{NBSP}Januar{NBSP}2026"
     assert Formats("ja_JP").date(day) == "2026年11月1日"
 
 
 def test_an_aware_datetime_is_shown_on_its_local_date() -> None:
     """23:30 UTC on 1 November is already 2 November in Paris."""
     moment = datetime(2026, 11, 1, 23, 30, tzinfo=UTC)
-    assert Formats("fr").date(moment, "Europe/Paris") == "2 novembre 2026"
+    assert Formats("fr").date(moment, "Europe/Paris") == f"2{NBSP}novembre{NBSP}2026"
     assert Formats("fr").datetime(datetime(2026, 11, 4, 6, tzinfo=UTC), "Europe/Paris") \
-        == "4 novembre 2026, 07:00"
+        == f"4{NBSP}novembre{NBSP}2026, 07:00"
 
 
 def test_a_naive_datetime_is_refused() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -25,11 +27,37 @@ AMOUNTS = st.decimals(min_value=-10**15, max_value=10**15, allow_nan=False, allo
     st.integers(-10**12, 10**12).map(lambda n: Decimal(n).scaleb(-2))
 
 
+def babel(amount: Decimal, currency: str, locale: str) -> str:
+    """format_currency in the locale's default numbering system, its spaces no-break, a code spaced from
+    its digits (CLDR's currencySpacing) and the digits of that numbering system."""
+    formats = Formats(locale)
+    text = format_currency(amount, currency, locale=locale, numbering_system=formats.numbering).replace(" ", "\u00a0")
+    text = re.sub(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", "\u00a0", text)
+    return text.translate(formats.digits) if formats.digits else text
+
+
 @settings(max_examples=600, deadline=None)
 @given(locale=st.sampled_from(LOCALES), currency=st.sampled_from(CURRENCIES), amount=AMOUNTS)
 def test_money_is_written_exactly_as_babel_writes_it(locale: str, currency: str, amount: Decimal) -> None:
-    """For any amount, locale and currency, Formats.money equals babel.numbers.format_currency."""
-    assert Formats(locale).money(amount, currency) == format_currency(amount, currency, locale=locale)
+    """For any amount, locale and currency, Formats.money equals babel.numbers.format_currency, unbreakable."""
+    assert Formats(locale).money(amount, currency) == babel(amount, currency, locale)
+
+
+def test_a_currency_code_is_spaced_from_its_amount_and_never_broken() -> None:
+    """English writes "SEK 4,500.00" (CLDR's currency spacing), with a no-break space; a sign keeps touching."""
+    assert Formats("en").money("4500", "SEK") == "SEK\u00a04,500.00"
+    assert Formats("en").money("4500", "USD") == "$4,500.00"
+    assert " " not in Formats("fr").money("1234.5", "EUR") + Formats("sv").money("4500", "SEK")
+
+
+def test_arabic_digits_follow_the_locale_unless_latin_is_chosen() -> None:
+    """ar_EG writes Arabic-Indic digits (CLDR's default there), ar Latin ones; latin_digits forces Latin."""
+    assert Formats("ar_EG").money("4500", "EGP").count("٤") == 1
+    assert Formats("ar_EG").date(date(2026, 1, 31)) == "٣١\u00a0يناير\u00a0٢٠٢٦"
+    assert Formats("ar_EG").number(12) == "١٢"
+    assert Formats("ar").date(date(2026, 1, 31)) == "31\u00a0يناير\u00a02026"
+    latin = Formats("ar_EG", latin_digits=True)
+    assert latin.date(date(2026, 1, 31)) == "31\u00a0يناير\u00a02026" and "4" in latin.money("4500", "EGP")
 
 
 @pytest.mark.parametrize("amount", ["0", "-0", "0.005", "0.015", "-0.004", "999999.995", "1E+6", "12", "-7.5"])
@@ -37,15 +65,14 @@ def test_money_is_written_exactly_as_babel_writes_it(locale: str, currency: str,
 def test_rounding_signs_and_exponents_match_babel(locale: str, amount: str) -> None:
     """Half-even rounding, negative zero, tiny negatives and exponent notation come out as Babel's."""
     for currency in ("EUR", "JPY", "BHD"):
-        assert Formats(locale).money(Decimal(amount), currency) == \
-            format_currency(Decimal(amount), currency, locale=locale), currency
+        assert Formats(locale).money(Decimal(amount), currency) == babel(Decimal(amount), currency, locale), currency
 
 
 def test_amounts_given_as_text_or_integers_are_written_like_decimals() -> None:
     """`"1234.5"` and `1234` format as Decimal("1234.5") and Decimal(1234) do."""
     formats = Formats("de")
-    assert formats.money("1234.5", "EUR") == format_currency(Decimal("1234.5"), "EUR", locale="de")
-    assert formats.money(1234, "EUR") == format_currency(Decimal(1234), "EUR", locale="de")
+    assert formats.money("1234.5", "EUR") == babel(Decimal("1234.5"), "EUR", "de")
+    assert formats.money(1234, "EUR") == babel(Decimal(1234), "EUR", "de")
 
 
 def test_infinity_is_left_to_babel() -> None:

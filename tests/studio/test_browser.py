@@ -74,7 +74,7 @@ def test_send_a_test_reaches_the_capture_server(page: Page, capture: CaptureServ
     message = capture.wait_for(1)[0]
     assert message.recipients == ("editor@example.com",)
     parsed = message.parsed()
-    assert parsed["Subject"] == page.locator("#focus .subject span").inner_text()
+    assert parsed["Subject"] == "[TEST] " + page.locator("#focus .subject span").inner_text()
     assert HEADING_FR in parsed.get_body(("plain",)).get_content()
 
 

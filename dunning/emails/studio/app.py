@@ -20,7 +20,8 @@ from starlette.staticfiles import StaticFiles
 from watchfiles import Change
 
 from dunning.emails.studio.folders import Folders
-from dunning.emails.studio.sender import send_test
+from dunning.emails.studio.recipients import Recipients
+from dunning.emails.studio.sender import TEST_MARK, send_test
 from dunning.emails.studio.watch import Broadcast, watch
 from dunning.emails.studio.workbench import Workbench
 from dunning.errors import DunningError
@@ -37,11 +38,15 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "font-src 'self' https: data:; connect-src 'self'; frame-ancestors 'none'; form-action 'none'")
 
 
-def create_app(settings: Settings, *, hosts: list[str]) -> Starlette:
-    """The app over the settings' templates and locales; requests must name one of `hosts` (DNS rebinding)."""
+def create_app(settings: Settings, *, hosts: list[str], settings_file: Path | None = None) -> Starlette:
+    """The app over the settings' templates and locales; requests must name one of `hosts` (DNS rebinding).
+
+    settings_file: where the test recipients are read again whenever it changes.
+    """
     folders = Folders.at(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir))
     bench = Workbench(folders, settings.i18n.default_locale)
     broadcast = Broadcast()
+    recipients = Recipients(settings.studio.test_recipients, settings_file)
 
     def on_change(changes: set[tuple[Change, str]]) -> dict[str, object]:
         bench.changed()
@@ -99,12 +104,12 @@ def create_app(settings: Settings, *, hosts: list[str]) -> Starlette:
             return JSONResponse({"ok": False, "message": f"no readable scenario {scenario!r}"}, 404)
         try:
             email = await run_in_threadpool(bench.render, entry, locale)
-            outcome = await send_test(email, to, settings)
+            outcome = await send_test(email, to, settings, await run_in_threadpool(recipients.current))
         except DunningError as exc:
             return JSONResponse({"ok": False, "message": exc.message}, 422)
         where = f"{settings.smtp.host}:{settings.smtp.port}"
         message = f"{outcome.status} to {to.strip()} via {where}: {outcome.code or ''} {outcome.reply}".strip()
-        return JSONResponse({"ok": outcome.status == "sent", "message": message, "subject": email.subject})
+        return JSONResponse({"ok": outcome.status == "sent", "message": message, "subject": TEST_MARK + email.subject})
 
     async def favicon(_request: Request) -> Response:
         return Response(status_code=204)
@@ -119,16 +124,19 @@ def create_app(settings: Settings, *, hosts: list[str]) -> Starlette:
 
 
 async def _stream(broadcast: Broadcast) -> AsyncIterator[str]:
-    """Server-sent events: one `change` per batch of saved files, a comment now and then to keep it open."""
+    """Server-sent events: one `change` per batch of saved files, `watching` when watching stops or resumes, a
+    comment now and then to keep it open."""
     async with broadcast.subscribe() as queue:
-        yield f"retry: 500\nevent: hello\ndata: {json.dumps({'generation': broadcast.generation})}\n\n"
+        hello = {"generation": broadcast.generation, **broadcast.watching}
+        yield f"retry: 500\nevent: hello\ndata: {json.dumps(hello)}\n\n"
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), PING_SECONDS)
             except TimeoutError:
                 yield ": ping\n\n"
                 continue
-            yield f"event: change\ndata: {json.dumps(event)}\n\n"
+            name = event.pop("event", "change")
+            yield f"event: {name}\ndata: {json.dumps(event)}\n\n"
 
 
 def _refuse_cross_site(request: Request) -> Response | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from dunning.delivery.mime import envelope_address
 from dunning.errors import DunningError, ExitCode, MessageError
+from dunning.settings import load_settings
 
-__all__ = ["RecipientRefused", "check_recipient"]
+__all__ = ["RecipientRefused", "check_recipient", "Recipients"]
 
 
 class RecipientRefused(DunningError):
@@ -32,3 +35,29 @@ def check_recipient(address: str, allowed: Sequence[str]) -> str:
         return envelope
     raise RecipientRefused(f"{typed} is not a test recipient: the studio sends only to the addresses and "
                            f"domains in studio.test_recipients ({', '.join(allowed)})")
+
+
+class Recipients:
+    """studio.test_recipients, read again from the settings file whenever it changes (no restart needed)."""
+
+    def __init__(self, allowed: Sequence[str], settings_file: Path | None = None) -> None:
+        self.allowed = list(allowed)
+        self.settings_file = settings_file
+        self._stamp = _stamp(settings_file) if settings_file else None
+
+    def current(self) -> list[str]:
+        """The allowed addresses and domains as the settings file lists them now (SettingsError if it is broken)."""
+        if self.settings_file is not None:
+            stamp = _stamp(self.settings_file)
+            if stamp != self._stamp:
+                self.allowed = list(load_settings(self.settings_file).studio.test_recipients)
+                self._stamp = stamp
+        return self.allowed
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size

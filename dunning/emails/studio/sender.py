@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -12,12 +14,16 @@ from dunning.emails.render import RenderedEmail
 from dunning.emails.studio.recipients import check_recipient
 from dunning.settings import Settings
 
-__all__ = ["send_test"]
+__all__ = ["TEST_MARK", "send_test"]
+
+TEST_MARK = "[TEST] "   # before the subject of every test send: never mistaken for a real notice
 
 
-async def send_test(email: RenderedEmail, to: str, settings: Settings) -> Outcome:
-    """Build the email for `to` (checked against studio.test_recipients first) and send it over SMTP."""
-    address = check_recipient(to, settings.studio.test_recipients)
+async def send_test(email: RenderedEmail, to: str, settings: Settings, allowed: Sequence[str] | None = None) -> Outcome:
+    """Build the email for `to` (checked against the allowed recipients first), `[TEST]` before its subject, and
+    send it over SMTP; allowed defaults to studio.test_recipients."""
+    address = check_recipient(to, settings.studio.test_recipients if allowed is None else allowed)
+    email = dataclasses.replace(email, subject=TEST_MARK + email.subject)
     sender = settings.sender
     message_id = make_message_id(f"studio:{uuid.uuid4().hex}", address_domain(sender.from_address))
     build = partial(build_message, email, from_address=sender.from_address, from_name=sender.from_name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -30,9 +31,10 @@ def allowed_hosts(host: str) -> list[str]:
 class StudioServer:
     """uvicorn serving the studio on host:port (port 0: a free one, known after start)."""
 
-    def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8040) -> None:
+    def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8040,
+                 settings_file: Path | None = None) -> None:
         self.host, self.port = host, port
-        app = create_app(settings, hosts=allowed_hosts(host))
+        app = create_app(settings, hosts=allowed_hosts(host), settings_file=settings_file)
         # Open pages hold an event stream: shutting down waits a moment for them, then closes them.
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1,
                                 lifespan="on")

@@ -50,6 +50,8 @@ class Workbench:
         self._lint_lock = threading.Lock()
         self._version = 0   # bumped by each batch of saved files
         self._linted: tuple[int, list[Problem]] | None = None
+        self._counted: tuple[int, list[dict[str, Any]]] | None = None
+        self._count_lock = threading.Lock()
 
     def changed(self) -> None:
         """Files were saved: the next lint runs afresh (rendering needs nothing, its stamps tell it)."""
@@ -175,9 +177,16 @@ class Workbench:
                 "source": self.source(Path(problem.file), problem.line)}
 
     def translations(self) -> list[dict[str, Any]]:
-        """Each locale's counts, with links to its fuzzy and missing messages."""
+        """Each locale's counts, with links to its fuzzy and missing messages (once per batch of saved files)."""
+        with self._count_lock:
+            version = self._version
+            if self._counted is None or self._counted[0] != version:
+                self._counted = (version, self._translations())
+            return self._counted[1]
+
+    def _translations(self) -> list[dict[str, Any]]:
         return [{"locale": s.locale, "translated": s.translated, "fuzzy": s.fuzzy, "missing": s.missing,
                  "error": s.error,
                  "untranslated": [{"msgid": u.msgid, "fuzzy": u.fuzzy, "source": self.source(u.path, u.line)}
                                   for u in s.untranslated]}
-                for s in translation_status(self.folders.locales)]
+                for s in translation_status(self.folders.locales, self.folders.templates)]

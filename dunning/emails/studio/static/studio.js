@@ -101,10 +101,18 @@ function errorPanel(title, message, source) {
     el("pre", { text: message }), source ? el("a", { href: source, target: "_blank", text: "open the file" }) : null);
 }
 
+// The dark view applies the email's own `prefers-color-scheme: dark` styles, as a mail app in dark mode does
+// (never an inverted picture of the light one): their media queries are made to match, the light ones not to.
+function inTheme(html) {
+  if (state.theme !== "dark") return html;
+  return html.replace(/\(\s*prefers-color-scheme\s*:\s*dark\s*\)/gi, "(min-width: 0px)")
+    .replace(/\(\s*prefers-color-scheme\s*:\s*light\s*\)/gi, "(max-width: 0px)");
+}
+
 function frame(email, width) {
   const iframe = el("iframe", { title: `${email.locale}: ${email.subject}`, width: String(width) });
   iframe.setAttribute("sandbox", "allow-popups allow-popups-to-escape-sandbox");
-  iframe.srcdoc = email.html;
+  iframe.srcdoc = inTheme(email.html);
   return iframe;
 }
 
@@ -163,13 +171,14 @@ function drawTranslations(rows) {
 async function refresh() {
   const ticket = ++fetching;
   const scenario = encodeURIComponent(state.scenario);
-  const [view, translations] = await Promise.all([getJSON(`/api/view?scenario=${scenario}`),
-    getJSON("/api/translations")]);
+  const translations = getJSON("/api/translations");   // it reads every template: the email need not wait
+  const view = await getJSON(`/api/view?scenario=${scenario}`);
   if (ticket !== fetching) return;   // a newer refresh has started: its answer wins
   drawFocus(view);
   drawRow(view);
-  drawTranslations(translations);
   lint(ticket, scenario);   // slower (it renders every email): the email is on screen before it is done
+  const table = await translations;
+  if (ticket === fetching) drawTranslations(table);
 }
 
 async function lint(ticket, scenario) {
@@ -191,13 +200,21 @@ async function sendTest(event) {
 
 function listen() {
   const source = new EventSource("/events");
-  source.addEventListener("hello", async () => {
+  source.addEventListener("hello", async (event) => {
+    const status = JSON.parse(event.data);
     await loadIndex();
     await refresh();   // whatever changed while the page was not listening
-    document.body.dataset.live = "on";
-    $("#live").textContent = "live: saved files show here at once";
+    document.body.dataset.live = status.watching ? "on" : "off";
+    $("#live").textContent = status.watching ? "live: saved files show here at once" : `not live: ${status.message}`;
   });
   source.addEventListener("change", async () => { await loadIndex(); await refresh(); });
+  // The server says when it stops watching (a folder is gone) and when it watches again (a new one is in place).
+  source.addEventListener("watching", async (event) => {
+    const status = JSON.parse(event.data);
+    document.body.dataset.live = status.watching ? "on" : "off";
+    $("#live").textContent = status.watching ? "live: saved files show here at once" : `not live: ${status.message}`;
+    if (status.watching) { await loadIndex(); await refresh(); }
+  });
   source.addEventListener("error", () => {
     document.body.dataset.live = "off";
     $("#live").textContent = "reconnecting…";
