@@ -14,7 +14,7 @@ from typing import Any
 
 import dunning.commands
 from dunning import logs
-from dunning.errors import DunningError, ExitCode, OutputClosed
+from dunning.errors import DunningError, ExitCode, OutputClosed, exit_code_for
 from dunning.version import __version__
 
 __all__ = ["command_modules", "command_name", "command_word", "build_parser", "main"]
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, OutputClosed):
             # Python would complain again while flushing the closed pipe at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return complain(args, f"error: {exc}", exc.exit_code)
+        return complain(args, f"error: {exc}", exit_code_for(exc))
     except KeyboardInterrupt:
         return complain(args, "interrupted", ExitCode.INTERRUPTED)
     except Exception:

@@ -5,15 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dunning.delivery.mime import envelope_address
-from dunning.errors import DunningError, ExitCode, MessageError
+from dunning.errors import MessageError, RecipientRefused
 
 __all__ = ["RecipientRefused", "check_recipient"]
-
-
-class RecipientRefused(DunningError):
-    """The address is not one the studio may send a test to."""
-
-    exit_code = ExitCode.DATA
 
 
 def check_recipient(address: str, allowed: Sequence[str]) -> str:
