@@ -13,9 +13,9 @@ nothing was handed over yet.
 Once aiosmtplib has opened a session (greeting, EHLO, STARTTLS, AUTH), its transport moves to
 dunning.delivery.replies.Replies: commands are written straight to it, MAIL, RCPT and DATA together when
 the server announces PIPELINING, and each reply is read without a per-command timer (see
-dunning.delivery.timer, whose clock a test may pass as `timers`). The addresses were validated by envelope_address, and the pool hands each
-connection to one send at a time, which is what aiosmtplib's per-command checks, lock and
-asyncio.wait_for would otherwise pay for on every command.
+dunning.delivery.timer, whose clock a test may pass as `timers`). The addresses were validated by
+envelope_address, and the pool hands each connection to one send at a time, which is what aiosmtplib's
+per-command checks, lock and asyncio.wait_for would otherwise pay for on every command.
 
 With PIPELINING, a send whose message data is ready hands its connection to the next waiting send
 before the final reply: the data then goes out in the same write as that send's MAIL, RCPT and DATA
@@ -282,16 +282,18 @@ class SmtpTransport:
                     hand_over: Callable[[], None]) -> Outcome:
         """Write the message data on the session that opened DATA (which the send before may have ended
         meanwhile: the write then fails, with nothing handed over), and read the final reply."""
-        chained = (connection.pipelining and self._pool.waiting  # type: ignore[union-attr]
+        loop, pool = asyncio.get_running_loop(), self._pool
+        chained = (connection.pipelining and pool is not None and pool.waiting
                    and connection.transactions < self.settings.messages_per_connection)
-        read = in_step = None
+        read: asyncio.Future[None] | None = None
+        in_step: asyncio.Future[bool] | None = None
         try:
             if chained:
-                in_step = self._loop.create_future()  # type: ignore[union-attr]
+                in_step = loop.create_future()
                 connection.in_step = (replies, in_step)
                 connection.clean = True  # the final dot ends the transaction, whatever its reply
                 connection.last_used = self._now()
-                read = connection.previous_reader = self._loop.create_future()  # type: ignore[union-attr]
+                read = connection.previous_reader = loop.create_future()
                 hand_over()  # before defer(): the next send writes before the deferred data's own flush
                 replies.defer(data)
             else:
