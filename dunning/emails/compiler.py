@@ -85,7 +85,8 @@ def _run_mjml(source: str, name: str) -> str:
         raise TemplateError(f"MJML cannot compile {name}: {exc}", template=name) from None
     if result.errors:
         raise TemplateError(f"MJML cannot compile {name}: {'; '.join(result.errors)}", template=name)
-    return result.html
+    html: str = result.html
+    return html
 
 
 def _squeeze_blanks(html: str) -> str:
