@@ -526,6 +526,40 @@ GREETING, EHLO = b"220 scripted ESMTP\r\n", b"250-scripted\r\n250-PIPELINING\r\n
 ENVELOPE = b"250 sender ok\r\n250 rcpt ok\r\n354 go ahead\r\n"
 
 
+@pytest.mark.parametrize("reply, stage", [(b"354 go ahead", "MAIL"), (b"250 queued", "DATA")])
+def test_a_reply_that_fits_another_command_drops_the_session_with_nothing_handed_over(reply, stage):
+    """354 to MAIL or 250 to DATA answers some other command: the session is dropped before any data goes,
+    and the send starts again on a new connection (out of step at MAIL) or is retried (at DATA)."""
+    after: list[bytes] = []
+    sessions = 0
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sessions
+        sessions += 1
+        writer.write(GREETING)
+        await reader.readline()  # EHLO
+        writer.write(EHLO)
+        await reader.readuntil(b"DATA\r\n")
+        replies = {"MAIL": [reply], "DATA": [b"250 sender ok", b"250 rcpt ok", reply]}[stage]
+        writer.write(b"".join(line + b"\r\n" for line in replies))
+        with contextlib.suppress(ConnectionError):
+            after.append(await reader.read())  # what comes before the client closes
+        writer.close()
+
+    async def main() -> Outcome:
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = SmtpSettings(host="127.0.0.1", port=port, command_timeout=2.0, concurrency=1,
+                                max_consecutive_connection_errors=10)
+        async with server, SmtpTransport(settings) as transport:
+            return await transport.send(SENDER, TO, MESSAGE)
+
+    outcome = asyncio.run(main())
+    assert f"in reply to {stage}" in outcome.reply and outcome.status == "retry"
+    assert sessions == (3 if stage == "MAIL" else 1)
+    assert all(b"Subject" not in data for data in after)
+
+
 def send_two_over_one_connection(first_session, later_session=None) -> tuple[list[Outcome], int]:
     """MESSAGE then SECOND, sent at once through one connection to a scripted server: the outcomes, and
     how many connections the server saw. first_session scripts the first connection after EHLO;
