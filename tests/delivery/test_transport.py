@@ -526,6 +526,13 @@ GREETING, EHLO = b"220 scripted ESMTP\r\n", b"250-scripted\r\n250-PIPELINING\r\n
 ENVELOPE = b"250 sender ok\r\n250 rcpt ok\r\n354 go ahead\r\n"
 
 
+async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A scripted server's greeting, and its reply to EHLO (PIPELINING, SIZE)."""
+    writer.write(GREETING)
+    await reader.readline()  # EHLO
+    writer.write(EHLO)
+
+
 @pytest.mark.parametrize("reply, stage", [(b"354 go ahead", "MAIL"), (b"250 queued", "DATA")])
 def test_a_reply_that_fits_another_command_drops_the_session_with_nothing_handed_over(reply, stage):
     """354 to MAIL or 250 to DATA answers some other command: the session is dropped before any data goes,
@@ -536,9 +543,7 @@ def test_a_reply_that_fits_another_command_drops_the_session_with_nothing_handed
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal sessions
         sessions += 1
-        writer.write(GREETING)
-        await reader.readline()  # EHLO
-        writer.write(EHLO)
+        await greet(reader, writer)
         await reader.readuntil(b"DATA\r\n")
         replies = {"MAIL": [reply], "DATA": [b"250 sender ok", b"250 rcpt ok", reply]}[stage]
         writer.write(b"".join(line + b"\r\n" for line in replies))
@@ -569,9 +574,7 @@ def send_two_over_one_connection(first_session, later_session=None) -> tuple[lis
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal sessions
         sessions += 1
-        writer.write(GREETING)
-        await reader.readline()  # EHLO
-        writer.write(EHLO)
+        await greet(reader, writer)
         if sessions == 1:
             await first_session(reader, writer)
         else:
@@ -681,9 +684,7 @@ def test_a_chained_send_cancelled_before_its_final_reply_never_lends_that_reply_
         async def session(reader, writer) -> None:
             nonlocal sessions
             sessions += 1
-            writer.write(GREETING)
-            await reader.readline()
-            writer.write(EHLO)
+            await greet(reader, writer)
             if sessions == 1:
                 await first(reader, writer)
             else:
