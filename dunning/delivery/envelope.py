@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from dunning.delivery.outcome import Outcome, all_refused, by_code
 from dunning.delivery.replies import Desynchronized
@@ -45,17 +45,17 @@ def judge(stage: Stage, code: int) -> Verdict:
     return Verdict.REFUSED if 400 <= code < 600 else Verdict.OUT_OF_STEP
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(NamedTuple):
     """The server opened DATA: the message may go now, to the recipients accepted."""
 
     refused: dict[str, tuple[int, str]]
     accepted: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What to do after a reply: write the next command (when not pipelined) and read on, or stop."""
+class Step(NamedTuple):
+    """What to do after a reply: write the next command (when not pipelined) and read on, or stop.
+
+    A tuple: made several times per message, it costs less than a frozen dataclass."""
 
     write: bytes | None = None
     asks: int = 1  # how many replies the bytes written ask for
@@ -65,6 +65,7 @@ class Step:
 
 
 _READ_ON = Step()
+_WRITE_DATA = Step(write=b"DATA\r\n")
 
 
 @dataclass(slots=True)
@@ -91,7 +92,7 @@ class Envelope:
         mail = b"MAIL FROM:<%s>%s%s\r\n" % (self.sender.encode(), size, body)
         if not self.pipelined:
             return Step(write=mail)
-        rcpts = [self._rcpt(index) for index in range(len(self.recipients))]
+        rcpts = [b"RCPT TO:<%s>\r\n" % recipient.encode() for recipient in self.recipients]
         return Step(write=b"".join([mail, *rcpts, b"DATA\r\n"]), asks=len(rcpts) + 2)
 
     def answer(self, code: int, message: str) -> Step:
@@ -128,7 +129,7 @@ class Envelope:
             self.stage, self._mail_reply = "SKIP", (code, message)
             return _READ_ON
         self.stage = "RCPT"
-        return self._next_command(self._rcpt(0))
+        return _READ_ON if self.pipelined else Step(write=self._rcpt(0))
 
     def _after_rcpt(self, code: int, message: str) -> Step:
         recipient = self.recipients[self._answered]
@@ -141,11 +142,11 @@ class Envelope:
         if verdict is Verdict.REFUSED:
             self.refused[recipient] = (code, message)
         if self._answered < len(self.recipients):
-            return self._next_command(self._rcpt(self._answered))
+            return _READ_ON if self.pipelined else Step(write=self._rcpt(self._answered))
         if self._all_refused and not self.pipelined:
             return Step(result=all_refused(self.refused))
         self.stage = "DATA"
-        return self._next_command(b"DATA\r\n")
+        return _READ_ON if self.pipelined else _WRITE_DATA
 
     def _after_data(self, code: int, message: str) -> Step:
         verdict = judge("DATA", code)
@@ -154,8 +155,9 @@ class Envelope:
         if self._all_refused:  # a server that opens DATA with no recipient: nothing can be delivered
             return Step(result=all_refused(self.refused), drop=verdict is Verdict.ACCEPTED)
         if verdict is Verdict.ACCEPTED:
-            accepted = tuple(r for r in self.recipients if r not in self.refused)
-            return Step(result=Opened(self.refused, accepted))
+            refused = self.refused
+            accepted = tuple(r for r in self.recipients if r not in refused) if refused else tuple(self.recipients)
+            return Step(result=Opened(refused, accepted))
         return Step(result=by_code(code, message, self.refused), drop=verdict is Verdict.CLOSING)
 
     def _after_skipped(self, code: int) -> Step:
@@ -175,9 +177,6 @@ class Envelope:
 
     def _rcpt(self, index: int) -> bytes:
         return b"RCPT TO:<%s>\r\n" % self.recipients[index].encode()
-
-    def _next_command(self, command: bytes) -> Step:
-        return _READ_ON if self.pipelined else Step(write=command)
 
     def _out_of_step(self, reason: str) -> Step:
         return Step(result=Outcome("retry", None, "connection out of step after MAIL, before the message was sent: "
