@@ -24,8 +24,8 @@ from dunning.delivery.timer import ReplyTimer, Timers
 from dunning.errors import DeliveryError
 from dunning.settings import SmtpSettings
 
-__all__ = ["LOST", "BROKEN", "Reconnect", "Connection", "open_session", "refusal", "WireData", "wire_data",
-           "describe", "local_hostname"]
+__all__ = ["LOST", "BROKEN", "Reconnect", "Connection", "done_reading", "stayed_in_step", "open_session", "refusal",
+           "WireData", "wire_data", "describe", "local_hostname"]
 
 LOST = (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError)
 BROKEN = (SMTPException, *LOST)  # lost, timed out, or a reply that cannot be parsed
@@ -98,11 +98,54 @@ class Connection:
         # Pipelined replies have mostly arrived by the time they are read: no timer for those.
         return replies.next_ready() or await self.timer.reply(replies, timeout)
 
+    async def reset(self, timeout: float) -> None:
+        """RSET between transactions; a failure here means the connection is gone."""
+        assert self.replies is not None
+        try:
+            self.replies.write(b"RSET\r\n")
+            reply = await self.read(self.replies, timeout)
+        except BROKEN as exc:
+            raise Reconnect(f"RSET failed: {describe(exc)}") from None
+        if reply.code != 250:
+            raise Reconnect(f"RSET {reply.code} {reply.message}", reply.code)
+        self.clean = True
+
+    async def quit(self, timeout: float) -> None:
+        """QUIT and close, waiting a little for the server's goodbye."""
+        if self.connected and self.replies is not None:
+            try:
+                self.replies.write(b"QUIT\r\n")
+                await self.read(self.replies, timeout)
+            except BROKEN:
+                pass
+        self.drop()
+
     def retire(self) -> None:
         """Say QUIT and close without waiting for the reply (recycling must not stall a send)."""
         if self.replies is not None and self.replies.open:
             self.replies.write(b"QUIT\r\n")
         self.drop()
+
+
+def done_reading(read: asyncio.Future[None] | None) -> None:
+    """Let the send a connection was handed to read its replies."""
+    if read is not None and not read.done():  # cancelled if that send was cancelled while waiting
+        read.set_result(None)
+
+
+async def stayed_in_step(in_step: asyncio.Future[bool], timers: Timers, seconds: float) -> bool:
+    """Whether the next send found the replies after ours in step (yes, if it could not tell in time)."""
+    if not in_step.done():
+        def give_up() -> None:
+            if not in_step.done():
+                in_step.set_result(True)
+
+        timer = timers.call_at(timers.time() + seconds, give_up)
+        try:
+            await asyncio.shield(in_step)
+        finally:
+            timer.cancel()
+    return in_step.result()
 
 
 async def open_session(settings: SmtpSettings, *, local_hostname: str, tls: ssl.SSLContext | None,

@@ -39,7 +39,17 @@ from dunning.delivery.mime import envelope_address
 from dunning.delivery.outcome import Outcome, by_code
 from dunning.delivery.pool import Pool
 from dunning.delivery.replies import Replies
-from dunning.delivery.session import BROKEN, Connection, Reconnect, WireData, describe, local_hostname, open_session
+from dunning.delivery.session import (
+    BROKEN,
+    Connection,
+    Reconnect,
+    WireData,
+    describe,
+    done_reading,
+    local_hostname,
+    open_session,
+    stayed_in_step,
+)
 from dunning.delivery.timer import Timers
 from dunning.errors import DeliveryError, MessageError
 from dunning.settings import SmtpSettings
@@ -86,7 +96,8 @@ class SmtpTransport:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await asyncio.gather(*(self._quit(c) for c in self._connections), return_exceptions=True)
+        await asyncio.gather(*(c.quit(min(2.0, self.settings.command_timeout)) for c in self._connections),
+                             return_exceptions=True)
         self._pool = None
 
     async def send(self, sender: str, recipients: Sequence[str], message: bytes, *,
@@ -190,7 +201,7 @@ class SmtpTransport:
             connection.attach(await self._connect(), now, self.settings)
             self._eight_bit = connection.eight_bit
         elif not connection.clean:
-            await self._reset(connection)
+            await connection.reset(self.settings.command_timeout)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         try:
@@ -265,18 +276,6 @@ class SmtpTransport:
             self._failures = 0
             connection.transactions += 1
 
-    async def _reset(self, connection: Connection) -> None:
-        """RSET between transactions; a failure here means the connection is gone."""
-        assert connection.replies is not None
-        try:
-            connection.replies.write(b"RSET\r\n")
-            reply = await connection.read(connection.replies, self.settings.command_timeout)
-        except BROKEN as exc:
-            raise Reconnect(f"RSET failed: {describe(exc)}") from None
-        if reply.code != 250:
-            raise Reconnect(f"RSET {reply.code} {reply.message}", reply.code)
-        connection.clean = True
-
     async def _data(self, connection: Connection, replies: Replies, data: bytes,
                     refused: dict[str, tuple[int, str]], accepted: tuple[str, ...],
                     hand_over: Callable[[], None]) -> Outcome:
@@ -299,7 +298,7 @@ class SmtpTransport:
             else:
                 replies.write(data)
         except BROKEN as exc:
-            self._done_reading(read)
+            done_reading(read)
             return self._lost(connection, replies, Outcome(
                 "retry", None, f"connection lost before the message was sent: {describe(exc)}", refused))
         try:
@@ -313,13 +312,14 @@ class SmtpTransport:
                 connection.drop_session(replies)
             raise
         finally:
-            self._done_reading(read)
+            done_reading(read)
         if not chained:
             connection.clean = True  # the final reply ends the transaction, whatever its code
         if reply.code == 421:
             connection.drop_session(replies)
         outcome = by_code(reply.code, reply.message, refused, accepted)
-        if in_step is not None and outcome.status != "unknown" and not await self._stayed_in_step(in_step):
+        if in_step is not None and outcome.status != "unknown" and not await stayed_in_step(
+                in_step, self._timers_(), self.settings.command_timeout * 3):
             return Outcome("unknown", reply.code, f"the replies after {reply.code} {reply.message} to the end of "
                            "data were out of step: it may have answered another command; the server may hold "
                            "the message", refused)
@@ -328,20 +328,6 @@ class SmtpTransport:
             return replace(outcome, reply=f"desynchronized: {reply.code} {reply.message} in reply to the "
                            "end of data; the server may hold the message")
         return outcome
-
-    async def _stayed_in_step(self, in_step: asyncio.Future[bool]) -> bool:
-        """Whether the next send found the replies after ours in step (yes, if it could not tell in time)."""
-        if not in_step.done():
-            def give_up() -> None:
-                if not in_step.done():
-                    in_step.set_result(True)
-
-            timer = self._timers_().call_at(self._now() + self.settings.command_timeout * 3, give_up)
-            try:
-                await asyncio.shield(in_step)
-            finally:
-                timer.cancel()
-        return in_step.result()
 
     def _timers_(self) -> Timers:
         if self._timers is None:
@@ -352,22 +338,6 @@ class SmtpTransport:
         return self._timers_().time()
 
     @staticmethod
-    def _done_reading(read: asyncio.Future[None] | None) -> None:
-        """Let the send this connection was handed to read its replies."""
-        if read is not None and not read.done():  # cancelled if that send was cancelled while waiting
-            read.set_result(None)
-
-    @staticmethod
     def _lost(connection: Connection, replies: Replies, outcome: Outcome) -> Outcome:
         connection.drop_session(replies)
         return outcome
-
-    async def _quit(self, connection: Connection) -> None:
-        """QUIT and close, waiting a little for the server's goodbye."""
-        if connection.connected and connection.replies is not None:
-            try:
-                connection.replies.write(b"QUIT\r\n")
-                await connection.read(connection.replies, min(2.0, self.settings.command_timeout))
-            except BROKEN:
-                pass
-        connection.drop()
