@@ -62,7 +62,11 @@ ATTEMPTS_PER_SEND = 3  # connection attempts one send makes before it reports "r
 
 
 class SmtpTransport:
-    """A pool of smtp.concurrency connections; send() may be called concurrently."""
+    """A pool of smtp.concurrency connections; send() may be called concurrently.
+
+    timers is the clock of reply timeouts and idle connections: the running event loop unless given
+    (a test passes one it moves itself).
+    """
 
     def __init__(self, smtp: SmtpSettings, *, password: str | None = None, timers: Timers | None = None) -> None:
         if password is None and smtp.password is not None:
@@ -75,7 +79,7 @@ class SmtpTransport:
         self._pool: Pool[Connection] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._given_timers = timers
-        self._timers: Timers | None = None  # the reply timeouts' and idle times' clock: timers, else the loop
+        self._timers: Timers | None = None
         self._connections: list[Connection] = []
         self._local_hostname = "localhost"
         self._failures = 0
