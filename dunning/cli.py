@@ -10,10 +10,11 @@ import pkgutil
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import dunning.commands
 from dunning import logs
-from dunning.errors import DunningError, ExitCode, OutputClosed
+from dunning.errors import DunningError, ExitCode, OutputClosed, exit_code_for
 from dunning.version import __version__
 
 __all__ = ["command_modules", "command_name", "command_word", "build_parser", "main"]
@@ -51,7 +52,7 @@ def command_word(argv: list[str]) -> str | None:
 
 def build_parser(word: str | None = None) -> argparse.ArgumentParser:
     """The parser of every subcommand, or of `word` alone when it names one."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dunning", allow_abbrev=False,  # an abbreviated --settings would hide the command word
         description="Tell customers, in their own language, that a payment needs their attention.")
     parser.add_argument("--version", action="version", version=f"dunning {__version__}")
@@ -66,17 +67,18 @@ def build_parser(word: str | None = None) -> argparse.ArgumentParser:
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.configure(sub)
         sub.set_defaults(handler=module.run)
-        _remember_parser(sub)
     return parser
 
 
-def _remember_parser(parser: argparse.ArgumentParser) -> None:
-    """Each (sub)subcommand's parser stored in the arguments it parses, to report errors with its own usage."""
-    parser.set_defaults(usage_parser=parser)
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
-                _remember_parser(child)
+class _Parser(argparse.ArgumentParser):
+    """A parser that stores itself in the arguments it parses, to report errors with its own usage.
+
+    add_subparsers makes the parsers of (sub)subcommands of the parser's own class.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(usage_parser=self)
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, OutputClosed):
             # Python would complain again while flushing the closed pipe at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return complain(args, f"error: {exc}", exc.exit_code)
+        return complain(args, f"error: {exc}", exit_code_for(exc))
     except KeyboardInterrupt:
         return complain(args, "interrupted", ExitCode.INTERRUPTED)
     except Exception:

@@ -1,7 +1,9 @@
 """Every exception the project raises on purpose, and ExitCode: the one table of exit codes.
 
-Each exception carries the context an operator needs to act, as attributes; `cli.main` is the only
-place where one becomes an exit code.
+Each exception carries the context an operator needs to act, as attributes, and also subclasses the
+built-in a caller would catch (ValueError for bad input, OSError for a file or a server). The exit
+codes stay out of the exceptions: EXIT_CODES maps them, and `cli.main` is the only place where one
+becomes an exit code (through exit_code_for).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from enum import IntEnum
 __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "ContractViolation", "TemplateError",
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
-           "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError", "SourceUnavailable"]
+           "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError", "SourceUnavailable",
+           "RecipientRefused", "StudioUnavailable", "EXIT_CODES", "exit_code_for"]
 
 
 class ExitCode(IntEnum):
@@ -34,8 +37,6 @@ class ExitCode(IntEnum):
 class DunningError(Exception):
     """Base class: an error the CLI reports as a message and an exit code, not a traceback."""
 
-    exit_code = ExitCode.FAILED
-
     def __init__(self, message: str, **context: object) -> None:
         super().__init__(message)
         self.message = message
@@ -45,16 +46,12 @@ class DunningError(Exception):
         return self.message
 
 
-class SettingsError(DunningError):
+class SettingsError(DunningError, ValueError):
     """A setting is missing or invalid; the message names the key's path."""
 
-    exit_code = ExitCode.CONFIG
 
-
-class RecordError(DunningError):
+class RecordError(DunningError, ValueError):
     """One billing-state record breaks the import contract."""
-
-    exit_code = ExitCode.DATA
 
     def __init__(self, reason: str, *, line: int | None = None, account: str | None = None,
                  field: str | None = None) -> None:
@@ -74,10 +71,8 @@ class ContractViolation(ValueError):
         self.path, self.reason = path, reason
 
 
-class TemplateError(DunningError):
+class TemplateError(DunningError, ValueError):
     """A template or translation cannot be compiled or rendered."""
-
-    exit_code = ExitCode.DATA
 
     def __init__(self, message: str, *, template: str | None = None, line: int | None = None,
                  locale: str | None = None) -> None:
@@ -85,108 +80,118 @@ class TemplateError(DunningError):
         self.template, self.line, self.locale = template, line, locale
 
 
-class ScenarioError(DunningError):
+class ScenarioError(DunningError, ValueError):
     """A scenario file is not valid JSON or not shaped like a render context."""
 
-    exit_code = ExitCode.DATA
 
-
-class MessageError(DunningError):
+class MessageError(DunningError, ValueError):
     """A notice cannot become a valid message: a bad address, or a control character in a header."""
-
-    exit_code = ExitCode.DATA
 
     def __init__(self, header: str, reason: str) -> None:
         super().__init__(f"{header}: {reason}", header=header, reason=reason)
         self.header, self.reason = header, reason
 
 
-class DeliveryError(DunningError):
+class DeliveryError(DunningError, ConnectionError):
     """SMTP delivery cannot proceed (server down, TLS refused, too many connection errors)."""
-
-    exit_code = ExitCode.PENDING
 
     def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
         super().__init__(message, smtp_code=smtp_code)
         self.smtp_code = smtp_code
 
 
-class LinkError(DunningError):
+class LinkError(DunningError, ValueError):
     """A settlement-link token is expired, tampered with, or signed by an unknown key."""
-
-    exit_code = ExitCode.DATA
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message, reason=reason)
         self.reason = reason
 
 
-class DatabaseUnavailable(DunningError):
+class DatabaseUnavailable(DunningError, ConnectionError):
     """The database server named by database.url cannot be reached or refuses the connection."""
 
-    exit_code = ExitCode.UNAVAILABLE
 
-
-class DatabaseNotCreated(DunningError):
+class DatabaseNotCreated(DunningError, OSError):
     """The SQLite file named by database.url cannot be opened or created (a missing directory, no permission)."""
 
-    exit_code = ExitCode.CANT_CREATE
 
-
-class OutputClosed(DunningError):
+class OutputClosed(DunningError, BrokenPipeError):
     """Standard output was closed before the command finished writing (`dunning sample | head`)."""
 
-    exit_code = ExitCode.IO
 
-
-class ReconcileError(DunningError):
+class ReconcileError(DunningError, ValueError):
     """An email named on the command line is not one whose outcome is unknown."""
 
-    exit_code = ExitCode.DATA
 
-
-class OutputError(DunningError):
+class OutputError(DunningError, OSError):
     """An output file the command was asked to write cannot be created there."""
-
-    exit_code = ExitCode.CANT_CREATE
 
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message, path=path)
         self.path = path
 
 
-class ProjectExistsError(DunningError):
+class ProjectExistsError(DunningError, FileExistsError):
     """`dunning init` would overwrite files of an existing project."""
 
-    exit_code = ExitCode.CANT_CREATE
 
-
-class BounceSourceError(DunningError):
+class BounceSourceError(DunningError, OSError):
     """A bounce source named on the command line is missing, or neither a Maildir nor an mbox file."""
 
-    exit_code = ExitCode.NO_INPUT
 
-
-class BounceDeferredError(DunningError):
+class BounceDeferredError(DunningError, OSError):
     """A bounce can be neither recorded (the database failed) nor kept aside (its folder cannot be written):
     the MTA keeps it and tries again later; in a Maildir it waits for the next ingest."""
 
-    exit_code = ExitCode.PENDING
 
-
-class SuppressionError(DunningError):
+class SuppressionError(DunningError, ValueError):
     """An address given to `dunning suppressions` is not an address, or is not suppressed."""
 
-    exit_code = ExitCode.DATA
 
-
-class DkimError(DunningError):
+class DkimError(DunningError, ValueError):
     """The DKIM key cannot be read or cannot sign."""
 
-    exit_code = ExitCode.CONFIG
 
-
-class SourceUnavailable(DunningError):
+class SourceUnavailable(DunningError, ConnectionError):
     """A billing system (Stripe) cannot be reached, or answers with a server error."""
 
-    exit_code = ExitCode.UNAVAILABLE
+
+class RecipientRefused(DunningError, ValueError):
+    """The address is not one the studio may send a test to."""
+
+
+class StudioUnavailable(DunningError, OSError):
+    """The studio could not listen (port taken, address not on this machine)."""
+
+
+EXIT_CODES: dict[type[DunningError], ExitCode] = {
+    SettingsError: ExitCode.CONFIG,
+    DkimError: ExitCode.CONFIG,
+    RecordError: ExitCode.DATA,
+    TemplateError: ExitCode.DATA,
+    ScenarioError: ExitCode.DATA,
+    MessageError: ExitCode.DATA,
+    LinkError: ExitCode.DATA,
+    ReconcileError: ExitCode.DATA,
+    SuppressionError: ExitCode.DATA,
+    RecipientRefused: ExitCode.DATA,
+    BounceSourceError: ExitCode.NO_INPUT,
+    DatabaseUnavailable: ExitCode.UNAVAILABLE,
+    StudioUnavailable: ExitCode.UNAVAILABLE,
+    DatabaseNotCreated: ExitCode.CANT_CREATE,
+    OutputError: ExitCode.CANT_CREATE,
+    ProjectExistsError: ExitCode.CANT_CREATE,
+    OutputClosed: ExitCode.IO,
+    DeliveryError: ExitCode.PENDING,
+    BounceDeferredError: ExitCode.PENDING,
+    SourceUnavailable: ExitCode.UNAVAILABLE,
+}
+
+
+def exit_code_for(error: DunningError) -> ExitCode:
+    """The exit code of an error: its class's in EXIT_CODES, else its nearest listed base's, else FAILED."""
+    for kind in type(error).__mro__:
+        if issubclass(kind, DunningError) and kind in EXIT_CODES:
+            return EXIT_CODES[kind]
+    return ExitCode.FAILED

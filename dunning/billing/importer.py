@@ -8,7 +8,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -267,22 +267,22 @@ def _replace_accounts(conn: Connection, changed: list[ParsedLine]) -> None:
             conn.execute(table.insert(), rows[table.name])
 
 
-def _upsert(conn: Connection, table: Table, rows: list[dict]) -> None:
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
     conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=updates), rows)
 
 
-def _account_row(parsed: ParsedLine) -> dict:
+def _account_row(parsed: ParsedLine) -> dict[str, Any]:
     a = parsed.account
     return {"id": a.id, "name": a.name, "email": a.email, "cc": json.dumps(a.cc), "locale": a.locale,
             "timezone": a.timezone, "content_hash": parsed.digest,
             "dunning_paused_until": a.dunning_paused_until, "segment": a.segment}
 
 
-def _child_rows(accounts: list[Account]) -> dict[str, list[dict]]:
-    rows: dict[str, list[dict]] = {t.name: [] for _n, t in CHILDREN}
+def _child_rows(accounts: list[Account]) -> dict[str, list[dict[str, Any]]]:
+    rows: dict[str, list[dict[str, Any]]] = {t.name: [] for _n, t in CHILDREN}
     for a in accounts:
         rows["payment_methods"] += [
             {"id": pm.id, "account_id": a.id, "type": pm.type, "brand": pm.brand, "last4": pm.last4,

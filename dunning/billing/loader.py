@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Connection, select
+from sqlalchemy import Column, Connection, Table, select
 
 from dunning import store
 from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Subscription
@@ -31,7 +31,7 @@ def load_accounts(conn: Connection, ids: Sequence[str]) -> list[Account]:
     return [_account(rows[i], *children) for i in ids if i in rows]
 
 
-def _columns(table, *names: str) -> tuple:
+def _columns(table: Table, *names: str) -> tuple[Column[Any], ...]:
     return tuple(table.c[name] for name in names)
 
 
@@ -39,6 +39,8 @@ def _columns(table, *names: str) -> tuple:
 # far more, and an account is five to twenty rows.
 _ACCOUNT_COLUMNS = _columns(store.accounts, "id", "name", "email", "cc", "locale", "timezone",
                             "dunning_paused_until", "segment")
+_Row = Sequence[Any]  # a row, read by position
+_Rows = dict[str, list[_Row]]  # a child table's rows by account id
 _CHILD_COLUMNS = (
     _columns(store.payment_methods, "account_id", "id", "type", "brand", "last4", "exp_month", "exp_year"),
     _columns(store.subscriptions, "account_id", "id", "name", "payment_method_id", "status", "cancelled_at",
@@ -50,18 +52,17 @@ _CHILD_COLUMNS = (
 )
 
 
-def _by_account(conn: Connection, columns: tuple, ids: list[str]) -> dict[str, list]:
+def _by_account(conn: Connection, columns: tuple[Column[Any], ...], ids: list[str]) -> dict[str, list[_Row]]:
     """The rows of one child table for these accounts, by account, each in id order."""
     table = columns[0].table
-    grouped: dict[str, list] = defaultdict(list)
+    grouped: dict[str, list[_Row]] = defaultdict(list)
     for row in conn.execute(
             select(*columns).where(store.among(conn, table.c.account_id, ids)).order_by(table.c.id)).all():
         grouped[row[0]].append(row)
     return grouped
 
 
-def _account(row, payment_methods: dict[str, list], subscriptions: dict[str, list], invoices: dict[str, list],
-             charges: dict[str, list]) -> Account:
+def _account(row: _Row, payment_methods: _Rows, subscriptions: _Rows, invoices: _Rows, charges: _Rows) -> Account:
     key, name, email, cc, locale, timezone, paused_until, segment = row
     return _stored(Account,
         id=key, name=name, email=email, cc=orjson.loads(cc), locale=locale, timezone=timezone,
@@ -89,8 +90,8 @@ def _account(row, payment_methods: dict[str, list], subscriptions: dict[str, lis
 
 def _stored(model: type[M], **values: Any) -> M:
     """What model_construct(**values) builds, for values that name every field: read back from the
-    store, they were validated on import. A quarter of model_construct's cost (which looks up each
-    field and its default): it runs five times or more per account."""
+    store, they were validated on import. Skips model_construct's lookup of each field and its
+    default: it runs five times or more per account."""
     record = _new(model)
     _set(record, "__dict__", values)
     _set(record, "__pydantic_fields_set__", set(values))

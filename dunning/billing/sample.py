@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import IO, Literal
+from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
 
 __all__ = ["Mix", "PROFILES", "PLANS", "FAILURES", "BRANDS", "WINDOW_HOURS", "SEGMENT", "generate", "write_jsonl",
@@ -39,7 +39,7 @@ SEGMENT = "key-accounts"  # the sample's segment; the shipped settings have no s
 
 
 def generate(count: int, as_of: datetime, *, seed: int = 7, mix: Mix = "mixed",
-             in_window: bool = True, settled: bool = False) -> Iterator[dict]:
+             in_window: bool = True, settled: bool = False) -> Iterator[dict[str, Any]]:
     """`count` accounts as contract dicts, dated relative to as_of.
 
     settled: the same accounts once the payments of the "settles" situations came in (their invoices
@@ -54,7 +54,7 @@ def generate(count: int, as_of: datetime, *, seed: int = 7, mix: Mix = "mixed",
         yield _account(index, profile, situation, as_of, rng, settled)
 
 
-def write_jsonl(out: IO[str], accounts: Iterator[dict]) -> int:
+def write_jsonl(out: IO[str], accounts: Iterator[dict[str, Any]]) -> int:
     """Write accounts as JSON Lines; returns how many."""
     written = 0
     for account in accounts:
@@ -75,10 +75,10 @@ class _Builder:
                  settled: bool = False) -> None:
         self.id, self.currency, self.as_of, self.rng, self.settled = account_id, currency, as_of, rng, settled
         self.extra: dict[str, object] = {}  # account fields: pause, segment
-        self.methods: list[dict] = []
-        self.subs: list[dict] = []
-        self.invoices: list[dict] = []
-        self.charges: list[dict] = []
+        self.methods: list[dict[str, Any]] = []
+        self.subs: list[dict[str, Any]] = []
+        self.invoices: list[dict[str, Any]] = []
+        self.charges: list[dict[str, Any]] = []
 
     def card(self, expires_months_ahead: int | None = None) -> str:
         """A card; by default one expiring a year or more from now (no card_expiring of its own)."""
@@ -268,7 +268,7 @@ QUIET_SITUATIONS: tuple[Callable[[_Builder], None], ...] = (_paid,) * 93 + (_exp
 
 
 def _account(index: int, profile: tuple[str, str, str, str], situation: Callable[[_Builder], None],
-             as_of: datetime, rng: random.Random, settled: bool = False) -> dict:
+             as_of: datetime, rng: random.Random, settled: bool = False) -> dict[str, Any]:
     locale, zone, currency, company = profile
     account_id = f"acct_{index + 1:07d}"
     builder = _Builder(account_id, currency, as_of, rng, settled)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from dunning import store
 from dunning.billing import importer
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     return ExitCode.DATA if summary.rejected else ExitCode.OK
 
 
-def _open(path: Path):
+def _open(path: Path) -> BinaryIO:
     if str(path) == "-":
         return open(sys.stdin.fileno(), "rb", closefd=False)
     try:

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from sqlalchemy import Engine
+
 from dunning import ledger, store
 from dunning.errors import ExitCode, ReconcileError
 from dunning.run.clock import SYSTEM_CLOCK
@@ -60,7 +62,7 @@ def _show_refused(refused: list[ledger.RefusedRecipient], *, as_json: bool) -> N
               file=sys.stderr)
 
 
-def _check(engine, mark_sent: list[int], release: list[int]) -> None:
+def _check(engine: Engine, mark_sent: list[int], release: list[int]) -> None:
     """Refuse the whole request, changing nothing, if any id is not an unknown email."""
     both = set(mark_sent) & set(release)
     if both:

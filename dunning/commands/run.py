@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from dunning.commands._arguments import as_of
 from dunning.run import job
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.run.metrics import metrics_written
-from dunning.run.summary import RunSummary
+from dunning.run.summary import Progress, RunSummary
 from dunning.settings import load_settings
 
 __all__ = ["NAME", "HELP", "configure", "run", "print_summary", "progress_reporter"]
@@ -71,7 +72,7 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
 
 
 @contextmanager
-def progress_reporter(*, enabled: bool, show_bar: bool = True):
+def progress_reporter(*, enabled: bool, show_bar: bool = True) -> Iterator[Progress]:
     """A progress bar on a terminal (unless show_bar is False), plain log lines otherwise."""
     if enabled and show_bar and sys.stderr.isatty():
         from rich.progress import Progress, TaskID

@@ -8,6 +8,8 @@ import json
 import logging
 import re
 
+from sqlalchemy import Engine
+
 from dunning import store
 from dunning.bounces import suppressions
 from dunning.errors import ExitCode, SuppressionError
@@ -71,7 +73,7 @@ def _check_addresses(addresses: list[str]) -> None:
         raise SuppressionError(f"not an email address: {', '.join(repr(a) for a in bad)}; nothing changed")
 
 
-def _remove(engine, args: argparse.Namespace) -> int:
+def _remove(engine: Engine, args: argparse.Namespace) -> int:
     wanted = {suppressions.normalize(a) for a in args.addresses}
     held = {s.address for s in suppressions.list_suppressions(engine)}
     missing = sorted(wanted - held)
@@ -83,7 +85,7 @@ def _remove(engine, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _show(engine, as_json: bool) -> None:
+def _show(engine: Engine, as_json: bool) -> None:
     found = suppressions.list_suppressions(engine)
     if as_json:
         print(json.dumps([{"address": s.address, "reason": s.reason, "detail": s.detail, "account": s.account,
@@ -97,7 +99,7 @@ def _show(engine, as_json: bool) -> None:
               f"by {s.created_by}\t{s.detail or ''}")
 
 
-def _show_accounts(engine, as_json: bool) -> None:
+def _show_accounts(engine: Engine, as_json: bool) -> None:
     found = suppressions.unreachable_accounts(engine)
     if as_json:
         print(json.dumps([{"account": a.account, "name": a.name, "addresses": list(a.addresses),

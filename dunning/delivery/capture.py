@@ -10,8 +10,10 @@ directory is given, written there as a .eml file (timestamp + Message-ID hash; t
 `commands` records every command the server saw, `connections` counts sessions. Faults make the
 server misbehave on purpose, e.g. `Fault("rcpt", 550)`, `Fault("mail", drop=True)`,
 `Fault("data", delay=2.0)` (a slow final reply), `Fault("rcpt", 250, delay=0.5)` (a slow acceptance),
-`Fault("connect", 421, times=None)` (always). The server announces PIPELINING and 8BITMIME unless
-told not to (`pipelining=False`, `eight_bit=False`; without 8BITMIME it refuses BODY=8BITMIME).
+`Fault("connect", 421, times=None)` (always), `Fault("mail", 250, held=True)` (no reply until the test
+calls `fault.release()`; `fault.reached` is set once the server got the command). The server announces
+PIPELINING and 8BITMIME unless told not to (`pipelining=False`, `eight_bit=False`; without 8BITMIME it
+refuses BODY=8BITMIME).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import re
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from dunning.delivery.transport import is_loopback
 
@@ -42,12 +44,14 @@ __all__ = ["Stage", "Fault", "CapturedMessage", "CaptureServer", "inject"]
 Stage = Literal["connect", "mail", "rcpt", "data"]
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S[^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _DROP_WAIT = 30.0  # a dropped session waits to be cancelled by connection_lost
+_HOLD_POLL = 0.005  # how often a held reply looks whether the test released it (another thread)
 
 
 @dataclass
 class Fault:
     """One injected failure: at `stage`, reply `code` (421 also closes the session), or drop the
-    connection without a reply (`drop`), after waiting `delay` seconds; a 2xx/3xx code at "mail" or
+    connection without a reply (`drop`), after waiting `delay` seconds (and, when `held`, until
+    release() is called; `reached` is set as the fault is applied); a 2xx/3xx code at "mail" or
     "rcpt" accepts as usual, only late. "data" is the reply to the message itself (after the final
     dot); a message refused there (4xx/5xx) is not captured, one whose reply is lost or late is, as
     a real server may hold it. `times` faults fire before it is spent (None: every time);
@@ -60,6 +64,13 @@ class Fault:
     delay: float = 0.0
     times: int | None = 1
     recipient: str | None = None
+    held: bool = False
+    reached: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def release(self) -> None:
+        """Let a held fault's reply go."""
+        self.released.set()
 
     def reply(self) -> str:
         return f"{self.code} {self.text or _DEFAULT_TEXT.get(self.code or 0, 'Injected failure')}"
@@ -207,10 +218,12 @@ class CaptureServer:
         os.replace(temp, target)
         return target
 
-    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = (isinstance(auth_data, LoginPassword) and self._credentials is not None
-              and (auth_data.login.decode(), auth_data.password.decode()) == self._credentials)
-        self._record(server.number, "AUTH", auth_data.login.decode() if ok else "")
+    def _authenticate(self, server: _Session, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: object) -> AuthResult:
+        given = ((auth_data.login.decode(), auth_data.password.decode())
+                 if isinstance(auth_data, LoginPassword) else None)
+        ok = given is not None and given == self._credentials
+        self._record(server.number, "AUTH", given[0] if given is not None and ok else "")
         return AuthResult(success=ok, handled=False)
 
 
@@ -238,8 +251,11 @@ class _Session(SMTP):
 
 async def inject(server: SMTP, fault: Fault) -> str:
     """Apply a fault in a session: wait, then reply (closing after 421) or drop without a reply."""
+    fault.reached.set()
     if fault.delay:
         await asyncio.sleep(fault.delay)
+    while fault.held and not fault.released.is_set():
+        await asyncio.sleep(_HOLD_POLL)
     assert server.transport is not None
     if fault.drop or fault.code is None:
         server.transport.close()
@@ -260,7 +276,8 @@ class _Handler:
     def _record(self, server: _Session, command: str, argument: str = "") -> None:
         self.capture._record(server.number, command, argument)
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+    async def handle_EHLO(self, server: _Session, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
         self._record(server, "EHLO", hostname)
         session.host_name = hostname
         if not self.capture.eight_bit:
@@ -269,16 +286,17 @@ class _Handler:
             responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
-    async def handle_HELO(self, server, session, envelope, hostname):
+    async def handle_HELO(self, server: _Session, session: Session, envelope: Envelope, hostname: str) -> str:
         self._record(server, "HELO", hostname)
         session.host_name = hostname
         return f"250 {server.hostname}"
 
-    def handle_STARTTLS(self, server, session, envelope) -> bool:
+    def handle_STARTTLS(self, server: _Session, session: Session, envelope: Envelope) -> bool:
         self._record(server, "STARTTLS")
         return True
 
-    async def handle_MAIL(self, server, session, envelope, address, options):
+    async def handle_MAIL(self, server: _Session, session: Session, envelope: Envelope, address: str,
+                          options: list[str]) -> str:
         self._record(server, "MAIL", address)
         if not self.capture.eight_bit and any(o.upper() == "BODY=8BITMIME" for o in options):
             return "555 5.5.4 BODY=8BITMIME not supported"
@@ -288,7 +306,8 @@ class _Handler:
             envelope.mail_from, envelope.mail_options = address, list(options)
         return reply
 
-    async def handle_RCPT(self, server, session, envelope, address, options):
+    async def handle_RCPT(self, server: _Session, session: Session, envelope: Envelope, address: str,
+                          options: list[str]) -> str:
         self._record(server, "RCPT", address)
         fault = self.capture._take_fault("rcpt", address)
         reply = await inject(server, fault) if fault is not None else "250 OK"
@@ -296,8 +315,9 @@ class _Handler:
             envelope.rcpt_tos.append(address)
         return reply
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server: _Session, session: Session, envelope: Envelope) -> str:
         self._record(server, "DATA")
+        assert envelope.mail_from is not None and envelope.original_content is not None  # DATA follows MAIL
         fault = self.capture._take_fault("data")
         # A 4xx/5xx final reply refuses the message; a lost or late reply may leave it delivered.
         if fault is None or fault.drop or not fault.code or fault.code < 400:
@@ -307,15 +327,15 @@ class _Handler:
             return await inject(server, fault)
         return "250 2.0.0 OK: captured"
 
-    async def handle_RSET(self, server, session, envelope):
+    async def handle_RSET(self, server: _Session, session: Session, envelope: Envelope) -> str:
         self._record(server, "RSET")
         return "250 OK"
 
-    async def handle_NOOP(self, server, session, envelope, argument):
+    async def handle_NOOP(self, server: _Session, session: Session, envelope: Envelope, argument: str) -> str:
         self._record(server, "NOOP")
         return "250 OK"
 
-    async def handle_QUIT(self, server, session, envelope):
+    async def handle_QUIT(self, server: _Session, session: Session, envelope: Envelope) -> str:
         self._record(server, "QUIT")
         return "221 Bye"
 
@@ -331,10 +351,10 @@ class _Controller(Controller):
     def factory(self) -> SMTP:
         return _Session(self.capture, **self.SMTP_kwargs)
 
-    def _create_server(self):
+    def _create_server(self) -> Coroutine[Any, Any, asyncio.Server]:
         creating = super()._create_server()
 
-        async def bind():
+        async def bind() -> asyncio.Server:
             server = await creating
             assert isinstance(server, asyncio.Server)
             self.port = server.sockets[0].getsockname()[1]

@@ -32,7 +32,7 @@ class Pool(Generic[T]):
         """An idle item, or the next one released once the tasks that asked before got theirs."""
         if self._idle:  # then no task is waiting: put() serves waiters first
             return self._idle.pop()
-        waiter = self._loop.create_future()
+        waiter: asyncio.Future[T] = self._loop.create_future()
         self._waiters.append(waiter)
         try:
             return await waiter

@@ -54,6 +54,7 @@ class Replies(asyncio.Protocol):
         transport = smtp.transport
         if transport is None or transport.is_closing():
             raise SMTPServerDisconnected("Connection lost")
+        # A write transport, though not always a subclass of asyncio.WriteTransport (uvloop's are not).
         replies = cls(asyncio.get_running_loop(), transport)  # type: ignore[arg-type]
         transport.set_protocol(replies)
         smtp.protocol = smtp.transport = None
@@ -61,19 +62,25 @@ class Replies(asyncio.Protocol):
 
     @property
     def open(self) -> bool:
-        return self._error is None and self.transport is not None and not self.transport.is_closing()
+        return self._writable() is not None
+
+    def _writable(self) -> asyncio.WriteTransport | None:
+        """The transport, while the session is open."""
+        transport = self.transport
+        return transport if self._error is None and transport is not None and not transport.is_closing() else None
 
     def write(self, data: bytes, replies: int = 1) -> None:
         """Send bytes (one command, several pipelined ones, or message data) that ask for `replies`
         replies, after any deferred data."""
-        if not self.open:
+        transport = self._writable()
+        if transport is None:
             raise self._error or SMTPServerDisconnected("Connection lost")
         self._due += replies
         deferred, self._deferred = self._deferred, None
         if deferred is None:
-            self.transport.write(data)  # type: ignore[union-attr]
+            transport.write(data)
         else:
-            self.transport.writelines((deferred, data))  # type: ignore[union-attr]
+            transport.writelines((deferred, data))
 
     def defer(self, data: bytes) -> None:
         """Send message data with the next write, or alone once the event loop has run what is ready now."""
@@ -86,9 +93,10 @@ class Replies(asyncio.Protocol):
         self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        if self._deferred is not None and self.open:
+        transport = self._writable()
+        if self._deferred is not None and transport is not None:
             deferred, self._deferred = self._deferred, None
-            self.transport.write(deferred)  # type: ignore[union-attr]
+            transport.write(deferred)
 
     def expect(self, replies: int) -> None:
         """Count replies as asked for (commands written outside write(), such as aiosmtplib's)."""

@@ -1,17 +1,43 @@
 """Per-reply timeouts for the SMTP transport, which waits for four replies per message, without
-scheduling a timer per reply."""
+scheduling a timer per reply; and Timers, the clock they run on (the event loop's, or a test's)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from aiosmtplib import SMTPReadTimeoutError, SMTPResponse
 
 if TYPE_CHECKING:
     from dunning.delivery.replies import Replies
 
-__all__ = ["ReplyTimer"]
+__all__ = ["Timer", "Timers", "ReplyTimer"]
+
+
+class Timer(Protocol):
+    """A scheduled call (asyncio.TimerHandle is one)."""
+
+    def when(self) -> float:
+        """The moment it is due, on its Timers' time."""
+        ...
+
+    def cancel(self) -> None:
+        """Do not make the call."""
+        ...
+
+
+class Timers(Protocol):
+    """The time the transport reads and where it schedules its timeouts: the running event loop is one;
+    tests pass a clock they move themselves, so that no test waits for a timeout to pass."""
+
+    def time(self) -> float:
+        """The current moment, in seconds (monotonic)."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Timer:
+        """Call callback in the event loop once time() reaches when."""
+        ...
 
 
 class ReplyTimer:
@@ -23,24 +49,24 @@ class ReplyTimer:
     or else moves itself to the deadline of the wait in progress, if any.
     """
 
-    __slots__ = ("_loop", "_handle", "_due", "_task", "_cancelling", "_expired")
+    __slots__ = ("_timers", "_handle", "_due", "_task", "_cancelling", "_expired")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._handle: asyncio.TimerHandle | None = None
+    def __init__(self, timers: Timers) -> None:
+        self._timers = timers
+        self._handle: Timer | None = None
         self._due: float | None = None  # the deadline of the wait in progress
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
         self._expired = False
 
     async def reply(self, replies: Replies, seconds: float) -> SMTPResponse:
         """The server's next reply; SMTPReadTimeoutError when it takes longer than `seconds`."""
-        due = self._loop.time() + seconds
+        due = self._timers.time() + seconds
         handle = self._handle
         if handle is None or handle.when() > due:
             if handle is not None:
                 handle.cancel()
-            self._handle = self._loop.call_at(due, self._fire)
+            self._handle = self._timers.call_at(due, self._fire)
         task = self._task = asyncio.current_task()
         assert task is not None
         self._cancelling, self._due = task.cancelling(), due
@@ -59,8 +85,8 @@ class ReplyTimer:
         self._handle = None
         if self._due is None or self._task is None:
             return  # nothing waits: the next wait arms the timer again
-        if self._loop.time() < self._due:
-            self._handle = self._loop.call_at(self._due, self._fire)
+        if self._timers.time() < self._due:
+            self._handle = self._timers.call_at(self._due, self._fire)
             return
         self._expired = True
         self._task.cancel()

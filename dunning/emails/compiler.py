@@ -77,7 +77,7 @@ def compile_mjml(units: list[Unit], name: str) -> Source:
 
 
 def _run_mjml(source: str, name: str) -> str:
-    from mjml import mjml_to_html  # a tenth of a second to import: paid only when a build is not cached
+    from mjml import mjml_to_html  # slow to import (bench/README.md): paid only when a build is not cached
 
     try:
         result = mjml_to_html(source)
@@ -85,7 +85,8 @@ def _run_mjml(source: str, name: str) -> str:
         raise TemplateError(f"MJML cannot compile {name}: {exc}", template=name) from None
     if result.errors:
         raise TemplateError(f"MJML cannot compile {name}: {'; '.join(result.errors)}", template=name)
-    return result.html
+    html: str = result.html
+    return html
 
 
 def _squeeze_blanks(html: str) -> str:

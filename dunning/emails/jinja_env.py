@@ -27,12 +27,6 @@ from markupsafe import Markup, escape
 
 from dunning.i18n.formats import DateFormat, Formats
 
-try:
-    from markupsafe import _escape_inner as _escape_text  # MarkupSafe 3: escape's own loop on a str
-except ImportError:  # MarkupSafe 2
-    def _escape_text(text: str, /) -> str:
-        return str(escape(text))
-
 __all__ = ["GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape", "EmailEnvironment", "email_filters",
            "escape_output", "card_brand", "unit_words"]
 
@@ -307,11 +301,8 @@ def unit_words(eval_ctx: EvalContext, value: str) -> str:
 
 
 def escape_output(value: Any) -> str:
-    """str(markupsafe.escape(value)), without making a new Markup."""
-    kind = type(value)
-    if kind is str:
-        return _escape_text(value)
-    return value if kind is Markup else escape(value)
+    """markupsafe.escape(value): what autoescaped output writes (a Markup comes back as it is)."""
+    return escape(value)
 
 
 def _isolated(text: str) -> Markup:

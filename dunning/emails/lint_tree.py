@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from babel.messages.catalog import Catalog
 from jinja2 import Environment
@@ -16,6 +17,9 @@ from dunning.emails.lint_text import check_bare_text, check_structure, text_link
 from dunning.errors import DunningError
 from dunning.i18n import style, workflow
 from dunning.i18n.workflow import display_path
+
+if TYPE_CHECKING:
+    from dunning.emails.render import RenderedEmail, Renderer
 
 __all__ = ["lint_tree", "template_files"]
 
@@ -179,7 +183,7 @@ def _readable_locales(locales_dir: Path, available: Iterable[str]) -> list[str]:
     return readable
 
 
-def _compile_notices(renderer, templates_dir: Path, notices: Iterable[str]) -> tuple[list[Problem], set[str]]:
+def _compile_notices(renderer: Renderer, templates_dir: Path, notices: Iterable[str]) -> tuple[list[Problem], set[str]]:
     """Compile every notice once (MJML included); the ones that compile are rendered afterwards."""
     problems: list[Problem] = []
     compiled: set[str] = set()
@@ -200,7 +204,7 @@ def _notice_file(templates_dir: Path, notice: str) -> Path:
     return templates_dir / f"{notice}.mjml"
 
 
-def _email_problems(email, notice_file: Path, sources: list[Path], label: str) -> list[Problem]:
+def _email_problems(email: RenderedEmail, notice_file: Path, sources: list[Path], label: str) -> list[Problem]:
     problems = [Problem(display_path(notice_file), None, f"{label}empty {part}")
                 for part in ("subject", "html", "text") if not getattr(email, part).strip()]
     problems += [Problem(display_path(notice_file), None, label + text)
@@ -226,7 +230,7 @@ def _locate(needle: str, sources: list[Path]) -> tuple[Path, int | None]:
 
 def _unique(problems: list[Problem]) -> list[Problem]:
     """Problems in file and line order; one problem repeated across emails is listed once with all labels."""
-    labels: dict[tuple, list[str]] = defaultdict(list)
+    labels: dict[tuple[str, int | None, str, Literal["error", "warning"]], list[str]] = defaultdict(list)
     for problem in problems:
         label, sep, text = problem.message.partition("] ")
         if problem.message.startswith("[") and sep:

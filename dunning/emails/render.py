@@ -257,7 +257,7 @@ def tidy_text(text: str) -> str:
     """Trailing spaces dropped (but the `-- ` signature separator kept), at most one blank line in a row."""
     if " \n" in text or "\t\n" in text:   # line by line: a regex tries a match at every space
         text = "\n".join([line.rstrip(" \t") for line in text.split("\n")]).replace("\n--\n", "\n-- \n")
-    while "\n\n\n" in text:   # str.replace: several times faster than a regex on non-ASCII text
+    while "\n\n\n" in text:   # str.replace: a regex is slow on non-ASCII text
         text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n").rstrip() + "\n"
 

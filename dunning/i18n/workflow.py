@@ -175,7 +175,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _extract_dir(directory: Path, method_map: list[tuple[str, str]],
-                 options_map: Mapping[str, dict[str, Any]]) -> Iterable[tuple]:
+                 options_map: Mapping[str, dict[str, Any]]) -> Iterable[tuple[Any, ...]]:
     current: list[str] = []
     try:
         yield from extract_from_dir(directory, method_map, options_map, comment_tags=COMMENT_TAGS,
@@ -195,7 +195,7 @@ def write_pot(catalog: Catalog, locales_dir: Path) -> Path:
     return _write(path, catalog, write_po)
 
 
-def fingerprint(catalog: Catalog) -> list[tuple]:
+def fingerprint(catalog: Catalog) -> list[tuple[object, ...]]:
     """Everything a catalog says about its messages, less its dates: equal fingerprints, nothing to write."""
     # Comments are compared as text: the file wraps them at its width.
     return [(m.id, m.context, m.string or "", tuple(m.locations), " ".join(m.auto_comments),

@@ -16,7 +16,7 @@ __all__ = ["build_context", "to_json", "revive"]
 
 
 def build_context(planned: PlannedNotice, account: Account, settings: Settings, settlement_url: str | None,
-                  update_url: str | None = None) -> dict:
+                  update_url: str | None = None) -> dict[str, Any]:
     """The render context of interfaces.md for one planned notice of this account.
 
     card_expiring gets update_url (the payment-method update page) and no settlement_url; every other
@@ -56,7 +56,7 @@ def _valid_until(method: PaymentMethod) -> date | None:
     return first_after - timedelta(days=1)
 
 
-def _invoices(planned: PlannedNotice, account: Account, subs: dict) -> list[dict]:
+def _invoices(planned: PlannedNotice, account: Account, subs: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = set(planned.invoices)
     return [{"id": i.id, "subscription": i.subscription, "subscription_name": subs[i.subscription].name,
              "currency": i.currency, "total": i.total, "outstanding": i.outstanding,
@@ -64,7 +64,7 @@ def _invoices(planned: PlannedNotice, account: Account, subs: dict) -> list[dict
             for i in sorted(account.invoices, key=lambda i: (i.due_date, i.id)) if i.id in wanted]
 
 
-def _failure(planned: PlannedNotice, account: Account) -> dict | None:
+def _failure(planned: PlannedNotice, account: Account) -> dict[str, Any] | None:
     charge = next((c for c in account.charges if c.id == planned.trigger_charge), None)
     if charge is None:
         return None
@@ -72,7 +72,7 @@ def _failure(planned: PlannedNotice, account: Account) -> dict | None:
             "attempted_at": charge.attempted_at, "next_retry_at": charge.next_retry_at}
 
 
-def to_json(payload: dict) -> str:
+def to_json(payload: dict[str, Any]) -> str:
     """JSON text for the outbox, with dates, date-times (ISO 8601) and decimals as strings (see revive)."""
     return orjson.dumps(payload, default=_plain).decode()
 
@@ -83,7 +83,7 @@ def _plain(value: Any) -> str:
     raise TypeError(f"the outbox cannot store {type(value).__name__}")
 
 
-def revive(context: dict) -> dict:
+def revive(context: dict[str, Any]) -> dict[str, Any]:
     """The stored context with its dates, date-times and decimals made Python values again."""
     for key in ("disable_date", "deletion_date", "card_end_date"):
         if context.get(key) is not None:

@@ -5,6 +5,9 @@ Async code is driven with asyncio.run inside plain tests.
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -96,3 +99,51 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
                good=_server_context(ca.issue_cert("127.0.0.1", "localhost")),
                wrong_host=_server_context(ca.issue_cert("mail.example.org")),
                untrusted=_server_context(stranger.issue_cert("127.0.0.1")))
+
+
+class ManualCall:
+    """A call ManualTimers makes once time reaches `when`, unless cancelled."""
+
+    def __init__(self, when: float, callback: Callable[[], object]) -> None:
+        self._when, self._callback, self.cancelled = when, callback, False
+
+    def when(self) -> float:
+        return self._when
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def run(self) -> None:
+        if not self.cancelled:
+            self._callback()
+
+
+class ManualTimers:
+    """The transport's clock (dunning.delivery.timer.Timers) moved by the test: a timeout passes when the
+    test says so, never by waiting. Timers that come due run in the event loop's next turn, in order."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._due: list[tuple[float, int, ManualCall]] = []
+        self._order = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> ManualCall:
+        call = ManualCall(when, callback)
+        heapq.heappush(self._due, (when, next(self._order), call))
+        return call
+
+    def advance(self, seconds: float) -> None:
+        """Move time on by `seconds`; the timers now due run as soon as the caller yields to the loop."""
+        self.now += seconds
+        loop = asyncio.get_running_loop()
+        while self._due and self._due[0][0] <= self.now:
+            loop.call_soon(heapq.heappop(self._due)[2].run)
+
+
+@pytest.fixture
+def timers() -> ManualTimers:
+    """A clock for the transport's timeouts that only the test moves."""
+    return ManualTimers()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from datetime import UTC
 
 import pytest
@@ -32,6 +31,33 @@ def send_all(settings: SmtpSettings, count: int = 1, recipients=TO, message: byt
 
 def send_one(settings: SmtpSettings, **kwargs) -> Outcome:
     return send_all(settings, 1, **kwargs)[0]
+
+
+async def reached(fault: Fault) -> None:
+    """Once the capture server holds the fault's reply, and the send has read every reply sent before it."""
+    assert await asyncio.to_thread(fault.reached.wait, 5.0), f"the server never applied {fault}"
+    await settle()
+
+
+async def settle() -> None:
+    """A few turns of the event loop: what is ready runs (a timer that came due, a reply that arrived)."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def send_late(settings: SmtpSettings, timers, *late: tuple[Fault, float, bool]) -> Outcome:
+    """Send MESSAGE once while the server holds the replies of the `late` faults: as each is reached, the
+    transport's clock moves on by its seconds, then the reply goes if its flag says so."""
+    async def main() -> Outcome:
+        async with SmtpTransport(settings, timers=timers) as transport:
+            send = asyncio.create_task(transport.send(SENDER, TO, MESSAGE))
+            for fault, seconds, release in late:
+                await reached(fault)
+                timers.advance(seconds)
+                if release:
+                    fault.release()
+            return await send
+    return asyncio.run(main())
 
 
 def test_a_message_is_sent_with_the_server_reply(capture, smtp_settings):
@@ -131,14 +157,13 @@ def test_connection_dropped_after_the_final_dot_is_unknown(capture, smtp_setting
     assert len(capture.messages) == 1 and capture.count("DATA") == 1
 
 
-def test_a_final_reply_slower_than_data_timeout_is_unknown(capture, smtp_settings):
+def test_a_final_reply_slower_than_data_timeout_is_unknown(capture, smtp_settings, timers):
     """A final reply later than data_timeout is "unknown", and the transport does not resend."""
-    capture.add_fault(Fault("data", 250, "OK", delay=1.5))
-    started = time.monotonic()
-    outcome = send_one(smtp_settings(concurrency=1, data_timeout=0.3))
-    assert outcome.status == "unknown"
-    assert time.monotonic() - started < 1.4
-    assert capture.count("DATA") == 1
+    late = Fault("data", 250, "OK", held=True)
+    capture.add_fault(late)
+    outcome = send_late(smtp_settings(concurrency=1, data_timeout=0.3), timers, (late, 0.31, False))
+    assert (outcome.status, outcome.code) == ("unknown", None) and "Timed out" in outcome.reply
+    assert capture.count("DATA") == 1 and capture.connections == 1
 
 
 def test_a_dead_server_raises_delivery_error_after_consecutive_failures(smtp_settings, closed_port):
@@ -189,13 +214,14 @@ def test_connections_are_recycled_after_messages_per_connection(capture, smtp_se
     assert per_session == [5, 5, 2]
 
 
-def test_idle_connections_are_recycled(capture, smtp_settings):
+def test_idle_connections_are_recycled(capture, smtp_settings, timers):
     """A connection idle longer than idle_seconds is closed and a new one opened on next use."""
     async def main():
-        async with SmtpTransport(smtp_settings(concurrency=1, idle_seconds=0.2)) as transport:
+        async with SmtpTransport(smtp_settings(concurrency=1, idle_seconds=0.2), timers=timers) as transport:
             await transport.send(SENDER, TO, MESSAGE)
+            timers.advance(0.15)
             await transport.send(SENDER, TO, MESSAGE)
-            await asyncio.sleep(0.35)
+            timers.advance(0.35)
             await transport.send(SENDER, TO, MESSAGE)
     asyncio.run(main())
     assert capture.connections == 2 and len(capture.messages) == 3
@@ -314,71 +340,76 @@ def test_conflicting_settings_are_refused_up_front(settings, password, message):
         SmtpTransport(SmtpSettings(**settings), password=password)
 
 
-def test_a_slow_reply_to_mail_reconnects_and_delivers_once(capture, smtp_settings):
+def test_a_slow_reply_to_mail_reconnects_and_delivers_once(capture, smtp_settings, timers):
     """MAIL answered later than command_timeout counts as a lost connection: reconnect, deliver once."""
-    capture.add_fault(Fault("mail", 250, "OK", delay=1.0))
-    started = time.monotonic()
-    outcome = send_one(smtp_settings(concurrency=1, command_timeout=0.3))
+    late = Fault("mail", 250, "OK", held=True)
+    capture.add_fault(late)
+    outcome = send_late(smtp_settings(concurrency=1, command_timeout=0.3), timers, (late, 0.31, False))
     assert outcome.status == "sent"
-    assert time.monotonic() - started < 0.9
     assert capture.connections == 2 and len(capture.messages) == 1
 
 
-def test_a_slow_reply_to_rcpt_is_retry(capture, smtp_settings):
+def test_a_slow_reply_to_rcpt_is_retry(capture, smtp_settings, timers):
     """RCPT answered later than command_timeout is "retry": MAIL was accepted, nothing handed over."""
-    capture.add_fault(Fault("rcpt", 250, "OK", delay=1.0))
-    started = time.monotonic()
-    outcome = send_one(smtp_settings(concurrency=1, command_timeout=0.3))
+    late = Fault("rcpt", 250, "OK", held=True)
+    capture.add_fault(late)
+    outcome = send_late(smtp_settings(concurrency=1, command_timeout=0.3), timers, (late, 0.31, False))
     assert (outcome.status, outcome.code) == ("retry", None)
     assert "Timed out" in outcome.reply
-    assert time.monotonic() - started < 0.9
-    assert capture.messages == [] and capture.count("DATA") == 0
+    assert capture.messages == [] and capture.count("DATA") == 0 and capture.connections == 1
 
 
-def test_command_timeout_applies_to_each_reply_not_to_the_whole_message(capture, smtp_settings):
+def test_command_timeout_applies_to_each_reply_not_to_the_whole_message(capture, smtp_settings, timers):
     """Replies each within command_timeout are waited for even when together they take longer."""
-    capture.add_fault(Fault("mail", 250, "OK", delay=0.3))
-    capture.add_fault(Fault("rcpt", 250, "OK", delay=0.3))
-    assert send_one(smtp_settings(concurrency=1, command_timeout=0.5)).status == "sent"
+    mail, rcpt = Fault("mail", 250, "OK", held=True), Fault("rcpt", 250, "OK", held=True)
+    capture.add_fault(mail)
+    capture.add_fault(rcpt)
+    outcome = send_late(smtp_settings(concurrency=1, command_timeout=0.5), timers, (mail, 0.3, True), (rcpt, 0.3, True))
+    assert outcome.status == "sent" and timers.now > 0.5
     assert capture.connections == 1
 
 
-def test_the_final_reply_gets_data_timeout_not_command_timeout(capture, smtp_settings):
+def test_the_final_reply_gets_data_timeout_not_command_timeout(capture, smtp_settings, timers):
     """The reply after the final dot may take longer than command_timeout, up to data_timeout."""
-    capture.add_fault(Fault("data", 250, "OK", delay=0.6))
-    outcome = send_one(smtp_settings(concurrency=1, command_timeout=0.3, data_timeout=3.0))
+    late = Fault("data", 250, "OK", held=True)
+    capture.add_fault(late)
+    outcome = send_late(smtp_settings(concurrency=1, command_timeout=0.3, data_timeout=3.0), timers, (late, 0.6, True))
     assert outcome.status == "sent"
 
 
-def test_reply_timeouts_never_cancel_anything_else(capture, smtp_settings):
+def test_reply_timeouts_never_cancel_anything_else(capture, smtp_settings, timers):
     """After a send, the task that made it can wait past command_timeout without being cancelled."""
     async def main():
         settings = smtp_settings(concurrency=1, command_timeout=0.2, data_timeout=0.2)
-        async with SmtpTransport(settings) as transport:
+        async with SmtpTransport(settings, timers=timers) as transport:
             first = await transport.send(SENDER, TO, MESSAGE)
-            await asyncio.sleep(0.5)  # the connection's timer fires meanwhile, with nothing waiting
+            timers.advance(0.5)  # the connection's timer comes due, with nothing waiting
+            await settle()
             second = await transport.send(SENDER, TO, MESSAGE)
-            await asyncio.sleep(0.5)
+            timers.advance(0.5)
+            await settle()
             return first, second
     assert [o.status for o in asyncio.run(main())] == ["sent", "sent"]
     assert capture.connections == 1
 
 
-def test_cancelling_a_send_propagates_and_leaves_the_transport_usable(capture, smtp_settings):
+def test_cancelling_a_send_propagates_and_leaves_the_transport_usable(capture, smtp_settings, timers):
     """A send cancelled while it waits for a reply raises CancelledError, not an outcome; later ones work."""
-    capture.add_fault(Fault("rcpt", 250, "OK", delay=0.5))
+    late = Fault("rcpt", 250, "OK", held=True)
+    capture.add_fault(late)
 
     async def main():
-        async with SmtpTransport(smtp_settings(concurrency=1, command_timeout=0.3)) as transport:
+        async with SmtpTransport(smtp_settings(concurrency=1, command_timeout=0.3), timers=timers) as transport:
             slow = asyncio.create_task(transport.send(SENDER, TO, MESSAGE))
             waiting = asyncio.create_task(transport.send(SENDER, TO, MESSAGE))
-            await asyncio.sleep(0.1)
+            await reached(late)
             slow.cancel()
             waiting.cancel()
             for task in (slow, waiting):
                 with pytest.raises(asyncio.CancelledError):
                     await task
-            await asyncio.sleep(0.4)  # past command_timeout: the timer must not strike again
+            timers.advance(0.4)  # past command_timeout: the timer must not strike again
+            await settle()
             return await transport.send(SENDER, TO, MESSAGE)
     assert asyncio.run(main()).status == "sent"
     assert len(capture.messages) == 1
@@ -427,31 +458,32 @@ class Silent:
         await asyncio.get_running_loop().create_future()
 
 
-def test_a_reply_timeout_leaves_the_task_without_pending_cancellation():
+def test_a_reply_timeout_leaves_the_task_without_pending_cancellation(timers):
     """A reply that times out raises SMTPReadTimeoutError and leaves the task's cancel count as it was."""
     from aiosmtplib import SMTPReadTimeoutError
 
     from dunning.delivery.timer import ReplyTimer
 
     async def main():
-        timer = ReplyTimer(asyncio.get_running_loop())
+        timer = ReplyTimer(timers)
+        asyncio.get_running_loop().call_soon(timers.advance, 0.05)  # once the reply below is awaited
         with pytest.raises(SMTPReadTimeoutError):
             await timer.reply(Silent(), 0.05)
-        await asyncio.sleep(0.01)  # a leftover cancellation would strike here
+        await settle()  # a leftover cancellation would strike here
         return asyncio.current_task().cancelling()
     assert asyncio.run(main()) == 0
 
 
-def test_an_outside_cancellation_at_the_deadline_stays_a_cancellation():
+def test_an_outside_cancellation_at_the_deadline_stays_a_cancellation(timers):
     """When the task is cancelled from outside just as its reply times out, CancelledError wins."""
     from dunning.delivery.timer import ReplyTimer
 
     async def main():
         loop = asyncio.get_running_loop()
-        task = asyncio.create_task(ReplyTimer(loop).reply(Silent(), 0.05))
+        task = asyncio.create_task(ReplyTimer(timers).reply(Silent(), 0.05))
         await asyncio.sleep(0)  # the task now waits for its reply
-        time.sleep(0.1)  # past the deadline before the loop runs the timer...
-        loop.call_later(0, task.cancel)  # ...then the outside cancel, right after the timer
+        timers.advance(0.1)  # past the deadline: the timer runs in the loop's next turn...
+        loop.call_soon(task.cancel)  # ...then the outside cancel, right after the timer
         with pytest.raises(asyncio.CancelledError):
             await task
     asyncio.run(main())
@@ -494,6 +526,45 @@ GREETING, EHLO = b"220 scripted ESMTP\r\n", b"250-scripted\r\n250-PIPELINING\r\n
 ENVELOPE = b"250 sender ok\r\n250 rcpt ok\r\n354 go ahead\r\n"
 
 
+async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A scripted server's greeting, and its reply to EHLO (PIPELINING, SIZE)."""
+    writer.write(GREETING)
+    await reader.readline()  # EHLO
+    writer.write(EHLO)
+
+
+@pytest.mark.parametrize("reply, stage", [(b"354 go ahead", "MAIL"), (b"250 queued", "DATA")])
+def test_a_reply_that_fits_another_command_drops_the_session_with_nothing_handed_over(reply, stage):
+    """354 to MAIL or 250 to DATA answers some other command: the session is dropped before any data goes,
+    and the send starts again on a new connection (out of step at MAIL) or is retried (at DATA)."""
+    after: list[bytes] = []
+    sessions = 0
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sessions
+        sessions += 1
+        await greet(reader, writer)
+        await reader.readuntil(b"DATA\r\n")
+        replies = {"MAIL": [reply], "DATA": [b"250 sender ok", b"250 rcpt ok", reply]}[stage]
+        writer.write(b"".join(line + b"\r\n" for line in replies))
+        with contextlib.suppress(ConnectionError):
+            after.append(await reader.read())  # what comes before the client closes
+        writer.close()
+
+    async def main() -> Outcome:
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = SmtpSettings(host="127.0.0.1", port=port, command_timeout=2.0, concurrency=1,
+                                max_consecutive_connection_errors=10)
+        async with server, SmtpTransport(settings) as transport:
+            return await transport.send(SENDER, TO, MESSAGE)
+
+    outcome = asyncio.run(main())
+    assert f"in reply to {stage}" in outcome.reply and outcome.status == "retry"
+    assert sessions == (3 if stage == "MAIL" else 1)
+    assert all(b"Subject" not in data for data in after)
+
+
 def send_two_over_one_connection(first_session, later_session=None) -> tuple[list[Outcome], int]:
     """MESSAGE then SECOND, sent at once through one connection to a scripted server: the outcomes, and
     how many connections the server saw. first_session scripts the first connection after EHLO;
@@ -503,9 +574,7 @@ def send_two_over_one_connection(first_session, later_session=None) -> tuple[lis
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal sessions
         sessions += 1
-        writer.write(GREETING)
-        await reader.readline()  # EHLO
-        writer.write(EHLO)
+        await greet(reader, writer)
         if sessions == 1:
             await first_session(reader, writer)
         else:
@@ -597,12 +666,14 @@ def test_a_session_ending_after_answering_the_next_commands_sends_neither_messag
 def test_a_chained_send_cancelled_before_its_final_reply_never_lends_that_reply_to_the_next():
     """Cancelled while its final reply is due, a send closes the session; the next send starts over."""
     later: list[bytes] = []
+    both_written, first_cancelled = asyncio.Event(), asyncio.Event()
 
     async def first(reader, writer) -> None:
         await reader.readuntil(b"DATA\r\n")
         writer.write(ENVELOPE)
         await _read_until_second_data(reader)
-        await asyncio.sleep(0.3)  # the first send is cancelled meanwhile
+        both_written.set()
+        await first_cancelled.wait()  # the first send is cancelled meanwhile
         writer.write(b"250 2.0.0 first queued\r\n" + ENVELOPE)
         with contextlib.suppress(ConnectionError):
             await reader.read()
@@ -613,9 +684,7 @@ def test_a_chained_send_cancelled_before_its_final_reply_never_lends_that_reply_
         async def session(reader, writer) -> None:
             nonlocal sessions
             sessions += 1
-            writer.write(GREETING)
-            await reader.readline()
-            writer.write(EHLO)
+            await greet(reader, writer)
             if sessions == 1:
                 await first(reader, writer)
             else:
@@ -633,9 +702,11 @@ def test_a_chained_send_cancelled_before_its_final_reply_never_lends_that_reply_
         async with server, SmtpTransport(settings) as transport:
             first_send = asyncio.create_task(transport.send(SENDER, TO, MESSAGE))
             second_send = asyncio.create_task(transport.send(SENDER, TO, SECOND))
-            await asyncio.sleep(0.15)
+            await both_written.wait()
             first_send.cancel()
-            results = await asyncio.gather(first_send, second_send, return_exceptions=True)
+            [cancelled] = await asyncio.gather(first_send, return_exceptions=True)
+            first_cancelled.set()
+            results = [cancelled, await second_send]
         return results, sessions
 
     (cancelled, outcome), sessions = asyncio.run(main())

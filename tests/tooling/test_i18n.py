@@ -9,7 +9,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from dunning.cli import main
-from dunning.errors import TemplateError
+from dunning.errors import ExitCode
 from dunning.i18n import workflow
 
 from .conftest import REPO, write_po
@@ -55,7 +55,7 @@ def test_extract_fails_loudly_on_template_syntax_error(workdir: Path, capsys) ->
     _template(workdir)
     _template(workdir, "<mjml>\n<mj-body>\n{% if account %}\n<mj-text>{{ _('Hi') }}</mj-text>\n</mjml>\n",
               name="broken.mjml")
-    assert main(["i18n", "extract"]) == TemplateError.exit_code
+    assert main(["i18n", "extract"]) == ExitCode.DATA
     err = capsys.readouterr().err
     assert "templates/emails/broken.mjml:" in err and "syntax error" in err
     assert not (workdir / "locales" / "messages.pot").exists()
@@ -122,7 +122,7 @@ def test_compile_refuses_a_dropped_placeholder(workdir: Path, capsys) -> None:
         msgid "Hello %(name)s"
         msgstr "Bonjour"
         ''')
-    assert main(["i18n", "compile"]) == TemplateError.exit_code
+    assert main(["i18n", "compile"]) == ExitCode.DATA
     err = capsys.readouterr().err
     assert "locales/fr/LC_MESSAGES/messages.po:7: 'Hello %(name)s': msgstr drops %(name)s" in err
     assert not list((workdir / "locales").rglob("*.mo"))
@@ -136,7 +136,7 @@ def test_compile_refuses_a_renamed_placeholder_in_one_plural_form(workdir: Path,
         msgstr[0] "%(count)s jour restant"
         msgstr[1] "%(nombre)s jours restants"
         ''')
-    assert main(["i18n", "compile"]) == TemplateError.exit_code
+    assert main(["i18n", "compile"]) == ExitCode.DATA
     err = capsys.readouterr().err
     assert "msgstr[1] drops %(count)s" in err and "msgstr[1] adds %(nombre)s" in err
 

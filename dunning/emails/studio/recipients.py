@@ -7,16 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dunning.delivery.mime import envelope_address
-from dunning.errors import DunningError, ExitCode, MessageError
+from dunning.errors import MessageError, RecipientRefused
 from dunning.settings import load_settings
 
 __all__ = ["RecipientRefused", "check_recipient", "Recipients"]
-
-
-class RecipientRefused(DunningError):
-    """The address is not one the studio may send a test to."""
-
-    exit_code = ExitCode.DATA
 
 
 def check_recipient(address: str, allowed: Sequence[str]) -> str:

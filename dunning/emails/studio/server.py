@@ -10,16 +10,10 @@ import uvicorn
 
 from dunning.delivery.transport import is_loopback
 from dunning.emails.studio.app import create_app
-from dunning.errors import DunningError, ExitCode
+from dunning.errors import StudioUnavailable
 from dunning.settings import Settings
 
 __all__ = ["StudioUnavailable", "allowed_hosts", "StudioServer"]
-
-
-class StudioUnavailable(DunningError):
-    """The studio could not listen (port taken, address not on this machine)."""
-
-    exit_code = ExitCode.UNAVAILABLE
 
 
 def allowed_hosts(host: str) -> list[str]:
