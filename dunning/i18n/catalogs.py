@@ -64,6 +64,8 @@ def _read_catalog(path: Path, locale: str) -> tuple[Translations, str]:
         data = path.read_bytes()
         refuse_malformed(str(path), data, str(path), locale)
         catalog = read_po(BytesIO(data), locale=locale, abort_invalid=True)
+    except TemplateError:
+        raise
     except (OSError, PoFileError, ValueError) as exc:
         raise TemplateError(f"{path}: cannot read catalog: {exc}", template=str(path), locale=locale) from None
     buffer = BytesIO()

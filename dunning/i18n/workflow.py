@@ -127,6 +127,8 @@ def read_catalog(path: Path, locale: str | None = None) -> Catalog:
         data = path.read_bytes()
         refuse_malformed(display_path(path), data, str(path), locale)
         return read_po(BytesIO(data), locale=locale, domain=DOMAIN, abort_invalid=True)
+    except TemplateError:
+        raise
     except PoFileError as exc:
         reason = str(exc).removesuffix(f" on {exc.lineno}")  # Babel counts lines from 0
         raise TemplateError(f"{display_path(path)}:{exc.lineno + 1}: {reason}: {exc.line.strip()!r}",
