@@ -21,20 +21,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import (
+    Column,
     CompoundSelect,
     Connection,
     Engine,
+    MetaData,
     Select,
+    Table,
     bindparam,
-    column,
     exists,
     false,
     insert,
     literal,
     select,
-    table,
     true,
     union,
 )
@@ -45,6 +47,7 @@ from dunning.billing.contract import Account
 from dunning.bounces import suppressions
 from dunning.planning.policy import PlannedNotice, plan
 from dunning.settings import Settings
+from dunning.store import Backend
 from dunning.vocabulary import DUNNING_NOTICES, balance_settled_key, card_expiring_key
 
 __all__ = ["SLACK", "candidate_query", "candidate_batches", "iter_batches", "iter_plan"]
@@ -156,14 +159,14 @@ def candidate_batches(conn: Connection, as_of: datetime, settings: Settings, *,
     transaction: a read left open while batches are planned would stall SQLite's WAL checkpoints (every
     other worker then reads through an ever longer log) and pin PostgreSQL's snapshot.
     """
-    collation = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_CANDIDATES.name}")
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_CANDIDATES.name} (account_id TEXT{collation} PRIMARY KEY)")
-    conn.execute(insert(_CANDIDATES).from_select(["account_id"],
+    candidates = _candidates_table(store.backend_of(conn))
+    candidates.drop(conn, checkfirst=True)
+    candidates.create(conn)
+    conn.execute(insert(candidates).from_select(["account_id"],
                                                  candidate_query(as_of, settings, include_paused=include_paused)))
     conn.commit()
-    page = (select(_CANDIDATES.c.account_id).where(_CANDIDATES.c.account_id > bindparam("after"))
-            .order_by(_CANDIDATES.c.account_id).limit(settings.database.batch_size))
+    page = (select(candidates.c.account_id).where(candidates.c.account_id > bindparam("after"))
+            .order_by(candidates.c.account_id).limit(settings.database.batch_size))
     after = ""
     try:
         while ids := list(conn.execute(page, {"after": after}).scalars()):
@@ -171,11 +174,15 @@ def candidate_batches(conn: Connection, as_of: datetime, settings: Settings, *,
             after = ids[-1]
     finally:
         conn.rollback()
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_CANDIDATES.name}")
+        candidates.drop(conn, checkfirst=True)
         conn.commit()
 
 
-_CANDIDATES = table("dunning_candidates", column("account_id"))
+@cache
+def _candidates_table(backend: Backend) -> Table:
+    """The temporary table of a run's candidate ids, in the bytewise order batches are read in."""
+    return Table("dunning_candidates", MetaData(), Column("account_id", backend.bytewise_text(), primary_key=True),
+                 prefixes=["TEMPORARY"])
 
 
 def iter_batches(engine: Engine, as_of: datetime, settings: Settings, locales: frozenset[str], *,
