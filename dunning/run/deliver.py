@@ -23,7 +23,7 @@ from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateE
 from dunning.planning import notice_context
 from dunning.run.clock import Clock
 from dunning.run.flight import FlightLog, flight_folder
-from dunning.run.journal import Journal
+from dunning.run.journal import Journal, journal_for
 from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import DkimSettings, Settings
@@ -81,7 +81,7 @@ async def _deliver_batches(engine: Engine, settings: Settings, renderer: Rendere
                 tally(summary, counts)
                 progress("sent", counts.sent)
 
-            journal = Journal(engine, clock, delivery, recorded, flight)
+            journal = journal_for(engine, clock, delivery, recorded, flight)
             try:
                 async with keep_leased(engine, claims, delivery.lease_seconds, clock):
                     outcomes = await send_batch(claims, settings, renderer, transport, summary, clock, journal)

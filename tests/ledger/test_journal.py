@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from dunning import ledger, store
-from dunning.run.journal import Journal
+from dunning.run.journal import LedgerJournal
 from dunning.settings import DeliverySettings
 from dunning.store.sqlite import SQLITE_BUSY_TIMEOUT_MS
 
@@ -38,8 +38,8 @@ def data_at(engine, claims) -> list[datetime | None]:
     return [rows[c.email_id] for c in claims]
 
 
-def journal(engine, recorded=None) -> Journal:
-    return Journal(engine, TickingClock(), DeliverySettings(), recorded or (lambda counts: None))
+def journal(engine, recorded=None) -> LedgerJournal:
+    return LedgerJournal(engine, TickingClock(), DeliverySettings(), recorded or (lambda counts: None))
 
 
 def claimed(engine, sends, n):
