@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
@@ -236,7 +236,7 @@ class _Serializer(URLSafeTimedSerializer):
 class _Hmac(HMACAlgorithm):
     """itsdangerous' HMAC (same bytes), starting from a copy of the keyed state instead of the key."""
 
-    def __init__(self, digest_method: Callable) -> None:
+    def __init__(self, digest_method: Callable[..., Any]) -> None:
         super().__init__(digest_method)
         self._keyed: dict[bytes, hmac.HMAC] = {}
 
@@ -252,7 +252,7 @@ class _Hmac(HMACAlgorithm):
 class _ClockedSigner(TimestampSigner):
     """A TimestampSigner whose clock can be set (tests, back-dated tokens); derived keys are kept."""
 
-    def __init__(self, *args, clock: Callable[[], float] = time.time, **kwargs) -> None:
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clock = clock
         self._derived: dict[str | bytes | None, bytes] = {}
