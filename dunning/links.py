@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
@@ -40,7 +40,7 @@ from itsdangerous.timed import TimestampSigner
 from dunning.errors import LinkError, SettingsError
 from dunning.settings import LinksSettings
 
-__all__ = ["SALT", "UPDATE_SALT", "PURPOSES", "Purpose", "FORMAT", "MIN_KEY_LENGTH", "LinkClaims",
+__all__ = ["SALT", "UPDATE_SALT", "PURPOSES", "Purpose", "FORMAT", "MIN_KEY_LENGTH", "LinkClaims", "LinkSigner",
            "require_signing_key", "key_id", "sign_token", "settlement_url", "update_url", "token_from", "verify_token"]
 
 SALT = "dunning.settlement-link"
@@ -95,34 +95,36 @@ def sign_token(keys: Sequence[str], *, account: str, payment_method: str, key: s
     return _serializer(tuple(keys), _clock(now), PURPOSES[purpose]).dumps(payload)
 
 
+class LinkSigner:
+    """Signs the links of one run: the configured keys parsed and checked once, when it is made (parsing
+    them costs more than signing); SettingsError then when no valid key is set."""
+
+    def __init__(self, links: LinksSettings) -> None:
+        self._links = links
+        self._keys = _checked_keys(tuple(links.key_list))
+
+    def settlement_url(self, *, account: str, payment_method: str, key: str, now: datetime | None = None) -> str:
+        """links.settlement_url with {token} replaced by a fresh signed token."""
+        token = sign_token(self._keys, account=account, payment_method=payment_method, key=key, now=now)
+        return self._links.settlement_url.replace("{token}", token)
+
+    def update_url(self, *, account: str, payment_method: str, key: str, now: datetime | None = None) -> str:
+        """links.update_url (the payment-method update page) with {token} replaced by a fresh update token."""
+        token = sign_token(self._keys, account=account, payment_method=payment_method, key=key, now=now,
+                           purpose="update")
+        return self._links.update_url.replace("{token}", token)
+
+
 def settlement_url(links: LinksSettings, *, account: str, payment_method: str, key: str,
                    now: datetime | None = None) -> str:
-    """links.settlement_url with {token} replaced by a fresh signed token."""
-    token = sign_token(_signing_keys(links), account=account, payment_method=payment_method,
-                       key=key, now=now)
-    return links.settlement_url.replace("{token}", token)
+    """links.settlement_url with {token} replaced by a fresh signed token (LinkSigner signs many)."""
+    return LinkSigner(links).settlement_url(account=account, payment_method=payment_method, key=key, now=now)
 
 
 def update_url(links: LinksSettings, *, account: str, payment_method: str, key: str,
                now: datetime | None = None) -> str:
-    """links.update_url (the payment-method update page) with {token} replaced by a fresh update token."""
-    token = sign_token(_signing_keys(links), account=account, payment_method=payment_method,
-                       key=key, now=now, purpose="update")
-    return links.update_url.replace("{token}", token)
-
-
-_KEYS_BY_SECRET: dict[object, tuple[str, ...]] = {}
-
-
-def _signing_keys(links: LinksSettings) -> tuple[str, ...]:
-    """require_signing_key, remembered per configured secret (parsing it costs more than signing)."""
-    keys = _KEYS_BY_SECRET.get(links.keys)
-    if keys is None:
-        keys = _checked_keys(tuple(links.key_list))  # raises while no valid key is set
-        if len(_KEYS_BY_SECRET) >= 8:
-            _KEYS_BY_SECRET.clear()
-        _KEYS_BY_SECRET[links.keys] = keys
-    return keys
+    """links.update_url with {token} replaced by a fresh update token (LinkSigner signs many)."""
+    return LinkSigner(links).update_url(account=account, payment_method=payment_method, key=key, now=now)
 
 
 def token_from(text: str, links: LinksSettings, purpose: Purpose = "settlement") -> str:
@@ -234,7 +236,7 @@ class _Serializer(URLSafeTimedSerializer):
 class _Hmac(HMACAlgorithm):
     """itsdangerous' HMAC (same bytes), starting from a copy of the keyed state instead of the key."""
 
-    def __init__(self, digest_method: Callable) -> None:
+    def __init__(self, digest_method: Callable[..., Any]) -> None:
         super().__init__(digest_method)
         self._keyed: dict[bytes, hmac.HMAC] = {}
 
@@ -250,7 +252,7 @@ class _Hmac(HMACAlgorithm):
 class _ClockedSigner(TimestampSigner):
     """A TimestampSigner whose clock can be set (tests, back-dated tokens); derived keys are kept."""
 
-    def __init__(self, *args, clock: Callable[[], float] = time.time, **kwargs) -> None:
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clock = clock
         self._derived: dict[str | bytes | None, bytes] = {}

@@ -12,7 +12,8 @@ from typing import Literal
 __all__ = ["NOTICES", "Notice", "PLAN_STATUSES", "PlanStatus", "KEY_OUTCOMES", "EMAIL_STATUSES", "EmailStatus",
            "OUTCOMES", "OutcomeStatus", "BOUNCE_KINDS", "BounceKind", "SUPPRESSION_REASONS", "SuppressionReason",
            "card_charge_failed_key", "past_due_key", "service_cancelled_key", "pending_deletion_key",
-           "DUNNING_NOTICES", "card_expiring_key", "balance_settled_key"]
+           "DUNNING_NOTICES", "dunning_key_prefixes", "card_expiring_key_parts", "card_expiring_key",
+           "BALANCE_SETTLED_PREFIX", "balance_settled_key"]
 
 # In the order a plan lists them for one group.
 NOTICES = ("card_charge_failed", "past_due", "card_expiring", "balance_settled", "service_cancelled",
@@ -20,7 +21,7 @@ NOTICES = ("card_charge_failed", "past_due", "card_expiring", "balance_settled",
 Notice = Literal["card_charge_failed", "past_due", "card_expiring", "balance_settled", "service_cancelled",
                  "pending_deletion"]
 # The notices of a dunning episode: a sent one of these is what balance_settled answers.
-DUNNING_NOTICES = ("card_charge_failed", "past_due")
+DUNNING_NOTICES: tuple[Notice, ...] = ("card_charge_failed", "past_due")
 
 # What the planner decides for each notice (`dunning plan`'s status column).
 # paused: the account's dunning is paused; like deferred, nothing is recorded.
@@ -44,14 +45,24 @@ OUTCOMES = ("sent", "retry", "failed", "unknown")
 OutcomeStatus = Literal["sent", "retry", "failed", "unknown"]
 
 
+def _group_key(notice: Notice, account: str, payment_method: str) -> str:
+    """How the key of a notice to one group (account and payment method) starts."""
+    return f"{notice}:{account}:{payment_method}:"
+
+
+def dunning_key_prefixes(account: str, payment_method: str) -> tuple[str, ...]:
+    """How the keys of the group's dunning notices (card_charge_failed, past_due) start."""
+    return tuple(_group_key(notice, account, payment_method) for notice in DUNNING_NOTICES)
+
+
 def card_charge_failed_key(account: str, payment_method: str, charge: str) -> str:
     """The key of the card_charge_failed notice for one failed charge."""
-    return f"card_charge_failed:{account}:{payment_method}:{charge}"
+    return _group_key("card_charge_failed", account, payment_method) + charge
 
 
 def past_due_key(account: str, payment_method: str, episode_start: date, stage: int) -> str:
     """The key of one past_due stage of one dunning episode."""
-    return f"past_due:{account}:{payment_method}:{episode_start.isoformat()}:{stage}"
+    return _group_key("past_due", account, payment_method) + f"{episode_start.isoformat()}:{stage}"
 
 
 def service_cancelled_key(subscription: str) -> str:
@@ -64,11 +75,21 @@ def pending_deletion_key(subscription: str, stage: int) -> str:
     return f"pending_deletion:{subscription}:{stage}"
 
 
+def card_expiring_key_parts(exp_year: int, exp_month: int, stage: int) -> tuple[str, str, str]:
+    """The key of a card_expiring stage around its account and payment method: the key is
+    parts[0] + account + parts[1] + payment_method + parts[2] (what a query builds it from)."""
+    return "card_expiring:", ":", f":{exp_year:04d}-{exp_month:02d}:{stage}"
+
+
 def card_expiring_key(account: str, payment_method: str, exp_year: int, exp_month: int, stage: int) -> str:
     """The key of one card_expiring stage for one card and its expiry month."""
-    return f"card_expiring:{account}:{payment_method}:{exp_year:04d}-{exp_month:02d}:{stage}"
+    before, between, after = card_expiring_key_parts(exp_year, exp_month, stage)
+    return before + account + between + payment_method + after
+
+
+BALANCE_SETTLED_PREFIX = "balance_settled:"  # then the key it answers
 
 
 def balance_settled_key(answered_key: str) -> str:
     """The key of the balance_settled notice that answers one sent card_charge_failed or past_due key."""
-    return f"balance_settled:{answered_key}"
+    return BALANCE_SETTLED_PREFIX + answered_key

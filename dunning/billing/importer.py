@@ -13,7 +13,6 @@ from typing import Any, BinaryIO
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from sqlalchemy import Connection, Engine, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
 from dunning import store
@@ -268,8 +267,7 @@ def _replace_accounts(conn: Connection, changed: list[ParsedLine]) -> None:
 
 
 def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
+    statement = store.backend_of(conn).insert(table)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
     conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=updates), rows)
 

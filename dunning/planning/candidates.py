@@ -21,20 +21,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import (
+    Column,
     CompoundSelect,
     Connection,
     Engine,
+    MetaData,
     Select,
+    Table,
     bindparam,
-    column,
     exists,
     false,
     insert,
     literal,
     select,
-    table,
     true,
     union,
 )
@@ -45,7 +47,8 @@ from dunning.billing.contract import Account
 from dunning.bounces import suppressions
 from dunning.planning.policy import PlannedNotice, plan
 from dunning.settings import Settings
-from dunning.vocabulary import DUNNING_NOTICES, balance_settled_key, card_expiring_key
+from dunning.store import Backend
+from dunning.vocabulary import BALANCE_SETTLED_PREFIX, DUNNING_NOTICES, card_expiring_key_parts
 
 __all__ = ["SLACK", "candidate_query", "candidate_batches", "iter_batches", "iter_plan"]
 
@@ -54,7 +57,8 @@ log = logging.getLogger(__name__)
 SLACK = timedelta(days=2)  # more than the widest gap between a local date and the UTC date, plus DST
 
 
-def candidate_query(as_of: datetime, settings: Settings, *, include_paused: bool = True) -> Select | CompoundSelect:
+def candidate_query(as_of: datetime, settings: Settings, *,
+                    include_paused: bool = True) -> Select[str] | CompoundSelect[str]:
     """Ids of the accounts that may be due for a notice at as_of (distinct, in no particular order)."""
     utc_date = as_of.astimezone(UTC).date()
     variants = _variants(settings)
@@ -75,7 +79,7 @@ def _variants(settings: Settings) -> list[Settings]:
     return [settings, *(settings.for_segment(name) for name in sorted(settings.segments))]
 
 
-def _past_due(utc_date: date, settings: Settings) -> Select:
+def _past_due(utc_date: date, settings: Settings) -> Select[str]:
     policy = settings.past_due
     # The episode start is an owed due date with start < local date <= start + max_days_after_due and
     # start + days_after_due[0] <= local date; the local date is the UTC date ± 1.
@@ -86,14 +90,14 @@ def _past_due(utc_date: date, settings: Settings) -> Select:
         invoices.c.owed == true(), invoices.c.due_date >= earliest, invoices.c.due_date <= latest)
 
 
-def _failed_charges(as_of: datetime, settings: Settings) -> Select:
+def _failed_charges(as_of: datetime, settings: Settings) -> Select[str]:
     oldest = as_of - timedelta(days=settings.card_charge_failed.max_age_days) - SLACK
     charges = store.charges
     return select(charges.c.account_id).where(
         charges.c.outcome == "failed", charges.c.attempted_at >= oldest, charges.c.attempted_at <= as_of)
 
 
-def _cancellations(as_of: datetime, settings: Settings) -> list[Select]:
+def _cancellations(as_of: datetime, settings: Settings) -> list[Select[str]]:
     """service_cancelled for recent ones; pending_deletion from its first stage to the deletion date."""
     keep = timedelta(days=settings.deletion.days_after_cancel)
     first_stage = timedelta(days=settings.pending_deletion.days_before_deletion[0])
@@ -107,19 +111,19 @@ def _cancellations(as_of: datetime, settings: Settings) -> list[Select]:
             for low, high in (recent, deleting)]
 
 
-def _expiring_cards(utc_date: date, settings: Settings) -> list[Select]:
+def _expiring_cards(utc_date: date, settings: Settings) -> list[Select[str]]:
     """Cards whose expiry month may have a card_expiring stage due, unless that stage's key is held."""
     stages = settings.card_expiring.days_before
     latest = utc_date + SLACK  # the latest local date any account can have
     methods, notices = store.payment_methods, store.notices
-    selects = []
+    selects: list[Select[str]] = []
     for month_start in _month_starts(utc_date - SLACK - timedelta(days=31), latest + timedelta(days=stages[0])):
         stops = _next_month(month_start)  # the card works through the day before
         if not (utc_date - SLACK < stops <= latest + timedelta(days=stages[0])):
             continue
         stage = max(k for k, days in enumerate(stages, 1) if stops - timedelta(days=days) <= latest)
-        held = card_expiring_key("\x00", "\x00", month_start.year, month_start.month, stage).split("\x00")
-        key = literal(held[0]) + methods.c.account_id + held[1] + methods.c.id + held[2]
+        before, between, after = card_expiring_key_parts(month_start.year, month_start.month, stage)
+        key = literal(before) + methods.c.account_id + between + methods.c.id + after
         selects.append(select(methods.c.account_id).where(
             methods.c.expiry_month == f"{month_start:%Y-%m}", ~exists().where(notices.c.key == key)))
     return selects
@@ -136,15 +140,14 @@ def _next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-def _recent_dunning(as_of: datetime, settings: Settings) -> list[Select]:
+def _recent_dunning(as_of: datetime, settings: Settings) -> list[Select[str]]:
     """Accounts with a dunning email sent within balance_settled.within_days whose confirmation is not held."""
     notices, emails, answers = store.notices, store.emails, store.notices.alias("answers")
     oldest = as_of - timedelta(days=settings.balance_settled.within_days)
-    prefix = balance_settled_key("")
     return [select(notices.c.account_id).where(
                 notices.c.notice == notice, notices.c.as_of >= oldest, notices.c.as_of <= as_of,
                 exists().where(emails.c.id == notices.c.email_id, emails.c.status == "sent"),
-                ~exists().where(answers.c.key == literal(prefix) + notices.c.key))
+                ~exists().where(answers.c.key == literal(BALANCE_SETTLED_PREFIX) + notices.c.key))
             for notice in DUNNING_NOTICES]  # one equality each: an index range scan on both databases
 
 
@@ -156,14 +159,14 @@ def candidate_batches(conn: Connection, as_of: datetime, settings: Settings, *,
     transaction: a read left open while batches are planned would stall SQLite's WAL checkpoints (every
     other worker then reads through an ever longer log) and pin PostgreSQL's snapshot.
     """
-    collation = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_CANDIDATES.name}")
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_CANDIDATES.name} (account_id TEXT{collation} PRIMARY KEY)")
-    conn.execute(insert(_CANDIDATES).from_select(["account_id"],
+    candidates = _candidates_table(store.backend_of(conn))
+    candidates.drop(conn, checkfirst=True)
+    candidates.create(conn)
+    conn.execute(insert(candidates).from_select(["account_id"],
                                                  candidate_query(as_of, settings, include_paused=include_paused)))
     conn.commit()
-    page = (select(_CANDIDATES.c.account_id).where(_CANDIDATES.c.account_id > bindparam("after"))
-            .order_by(_CANDIDATES.c.account_id).limit(settings.database.batch_size))
+    page = (select(candidates.c.account_id).where(candidates.c.account_id > bindparam("after"))
+            .order_by(candidates.c.account_id).limit(settings.database.batch_size))
     after = ""
     try:
         while ids := list(conn.execute(page, {"after": after}).scalars()):
@@ -171,11 +174,15 @@ def candidate_batches(conn: Connection, as_of: datetime, settings: Settings, *,
             after = ids[-1]
     finally:
         conn.rollback()
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_CANDIDATES.name}")
+        candidates.drop(conn, checkfirst=True)
         conn.commit()
 
 
-_CANDIDATES = table("dunning_candidates", column("account_id"))
+@cache
+def _candidates_table(backend: Backend) -> Table:
+    """The temporary table of a run's candidate ids, in the bytewise order batches are read in."""
+    return Table("dunning_candidates", MetaData(), Column("account_id", backend.bytewise_text(), primary_key=True),
+                 prefixes=["TEMPORARY"])
 
 
 def iter_batches(engine: Engine, as_of: datetime, settings: Settings, locales: frozenset[str], *,

@@ -46,6 +46,7 @@ from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Su
 from dunning.bounces.suppressions import normalize
 from dunning.i18n.locales import negotiate, written_locale
 from dunning.i18n.timezones import zone
+from dunning.planning.planned import PlannedNotice
 from dunning.settings import Settings
 from dunning.vocabulary import (
     NOTICES,
@@ -53,42 +54,13 @@ from dunning.vocabulary import (
     balance_settled_key,
     card_charge_failed_key,
     card_expiring_key,
+    dunning_key_prefixes,
     past_due_key,
     pending_deletion_key,
     service_cancelled_key,
 )
 
 __all__ = ["PlannedNotice", "plan", "plan_account", "reachable", "in_send_window", "choose_locale"]
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedNotice:
-    """One email (or one recorded skip or supersession) that a run would handle."""
-
-    account: str
-    notice: str
-    stage: int | None
-    payment_method: str
-    status: PlanStatus
-    amounts: dict[str, Decimal]  # balance per currency, sorted by currency
-    invoices: tuple[str, ...]
-    subscriptions: tuple[str, ...]
-    locale: str  # BCP 47 form of the catalog used
-    catalog: str  # the same locale in Babel form, as the renderer takes it
-    requested_locale: str
-    locale_fallback: bool
-    to: tuple[str, ...]
-    cc: tuple[str, ...]
-    keys: tuple[str, ...]
-    local_date: date
-    trigger_charge: str | None
-    episode_start: date | None
-    disable_date: date | None
-    deletion_date: date | None
-    days_left: int | None
-    final_stage: bool  # the last stage of its sequence (past_due: the email shows the disable date)
-    shared_card: bool  # several subscriptions share this payment method
-    why: str
 
 
 @dataclass(slots=True)
@@ -203,7 +175,7 @@ def _cancelled(subscription: Subscription, as_of: datetime) -> bool:
             and subscription.cancelled_at <= as_of)
 
 
-def _order(notice: PlannedNotice) -> tuple:
+def _order(notice: PlannedNotice) -> tuple[str, str, int, int, date, tuple[str, ...]]:
     return (notice.account, notice.payment_method, NOTICES.index(notice.notice), notice.stage or 0,
             notice.deletion_date or date.min, notice.keys)
 
@@ -318,7 +290,7 @@ def _settled_drafts(facts: _Facts, method: PaymentMethod, live: list[str]) -> li
     if not live or any(facts.owed[s] for s in live):
         return []
     oldest = facts.as_of - timedelta(days=facts.settings.balance_settled.within_days)
-    prefixes = (f"card_charge_failed:{facts.account.id}:{method.id}:", f"past_due:{facts.account.id}:{method.id}:")
+    prefixes = dunning_key_prefixes(facts.account.id, method.id)
     answered = max(((when, key) for key, when in facts.sent.items()
                     if key.startswith(prefixes) and oldest <= when <= facts.as_of), default=None)
     if answered is None or balance_settled_key(answered[1]) in facts.handled:
@@ -329,9 +301,10 @@ def _settled_drafts(facts: _Facts, method: PaymentMethod, live: list[str]) -> li
 
 
 # service_cancelled and pending_deletion: per subscription, shared per group (and stage and deletion date).
+_Group = tuple[str, str, PlanStatus, int | None, date | None]  # notice, payment method, status, stage, deletion
 
 def _cancellation_drafts(facts: _Facts) -> list[_Draft]:
-    grouped: dict[tuple, list[tuple[Subscription, date]]] = defaultdict(list)
+    grouped: dict[_Group, list[tuple[Subscription, date]]] = defaultdict(list)
     for sub in facts.account.subscriptions:
         if (sub.cancelled_at is None or not _cancelled(sub, facts.as_of) or sub.cancel_reason != "non_payment"
                 or sub.data_deleted):
@@ -357,7 +330,7 @@ def _deletion_stages(facts: _Facts, sub: str, deletion: date) -> list[tuple[int,
             if pending_deletion_key(sub, k) not in facts.handled]
 
 
-def _cancellation_draft(facts: _Facts, group: tuple, members: list[tuple[Subscription, date]]) -> _Draft:
+def _cancellation_draft(facts: _Facts, group: _Group, members: list[tuple[Subscription, date]]) -> _Draft:
     notice, method, status, stage, _ = group
     subs = sorted(sub.id for sub, _ in members)
     deletion = min(day for _, day in members)
@@ -366,6 +339,7 @@ def _cancellation_draft(facts: _Facts, group: tuple, members: list[tuple[Subscri
         keys = [service_cancelled_key(s) for s in subs]
         why = f"cancelled for non-payment; data deleted on {deletion.isoformat()}"
     else:
+        assert stage is not None  # every pending_deletion group has its stage
         keys = [pending_deletion_key(s, stage) for s in subs]
         last = len(facts.settings.pending_deletion.days_before_deletion)
         why = (f"stage {stage}: data deleted on {deletion.isoformat()}, {_in_days(deletion - facts.local_date)}"

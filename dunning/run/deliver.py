@@ -8,25 +8,23 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from functools import lru_cache, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import uvloop
-from sqlalchemy import Engine
 
 from dunning import ledger
 from dunning.bounces.verp import verp_address
 from dunning.delivery.mime import build_message
 from dunning.delivery.transport import Outcome, SmtpTransport
-from dunning.emails.render import Renderer
 from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateError
 from dunning.planning import notice_context
-from dunning.run.clock import Clock
+from dunning.run.context import RunContext
 from dunning.run.flight import FlightLog, flight_folder
-from dunning.run.journal import Journal
+from dunning.run.journal import Journal, journal_for
 from dunning.run.recipients import addressees, settle, unaddressed
-from dunning.run.summary import Progress, RunSummary
-from dunning.settings import DkimSettings, Settings
+from dunning.run.summary import RunSummary
+from dunning.settings import Settings
 
 if TYPE_CHECKING:
     from dunning.delivery.dkim import DkimSigner
@@ -44,17 +42,15 @@ def run_loop(coroutine: Coroutine[Any, Any, None]) -> None:
         runner.run(coroutine)
 
 
-async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
-                  progress: Progress, clock: Clock, *, more_coming: Callable[[], bool] = lambda: False,
+async def deliver(run: RunContext, summary: RunSummary, *, more_coming: Callable[[], bool] = lambda: False,
                   keep_going: Callable[[], bool] = lambda: True) -> None:
     """Claim batches and send them until the queue is empty (and no more is coming) or delivery must stop;
     keep_going is asked before each batch (False: stop, the batch in hand sent and recorded)."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    folder = flight_folder(engine)
+    folder = flight_folder(run.engine)
     flight = FlightLog(folder, worker) if folder is not None else None
     try:
-        await _deliver_batches(engine, settings, renderer, summary, progress, clock, worker, flight, more_coming,
-                               keep_going)
+        await _deliver_batches(run, summary, worker, flight, more_coming, keep_going)
     except BaseException:
         if flight is not None:  # kept for the replay once this worker's lease has run out
             flight.close(remove=False)
@@ -63,12 +59,15 @@ async def deliver(engine: Engine, settings: Settings, renderer: Renderer, summar
         flight.close(remove=True)
 
 
-async def _deliver_batches(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
-                           progress: Progress, clock: Clock, worker: str, flight: FlightLog | None,
+async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, flight: FlightLog | None,
                            more_coming: Callable[[], bool], keep_going: Callable[[], bool]) -> None:
-    password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
-    delivery = settings.delivery
-    async with SmtpTransport(settings.smtp, password=password) as transport:
+    engine, clock, delivery = run.engine, run.clock, run.settings.delivery
+
+    def recorded(counts: ledger.RecordCounts) -> None:
+        summary.record(counts)
+        run.progress("sent", counts.sent)
+
+    async with run.open_transport() as transport:
         while summary.stopped is None and keep_going():
             claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=clock.now(),
                                   lease_seconds=delivery.lease_seconds)
@@ -77,21 +76,16 @@ async def _deliver_batches(engine: Engine, settings: Settings, renderer: Rendere
                     await clock.sleep(IDLE_POLL_SECONDS)
                     continue
                 break
-            def recorded(counts: ledger.RecordCounts) -> None:
-                tally(summary, counts)
-                progress("sent", counts.sent)
-
-            journal = Journal(engine, clock, delivery, recorded, flight)
+            journal = journal_for(engine, clock, delivery, recorded, flight)
             try:
-                async with keep_leased(engine, claims, delivery.lease_seconds, clock):
-                    outcomes = await send_batch(claims, settings, renderer, transport, summary, clock, journal)
+                async with keep_leased(run, claims):
+                    outcomes = await send_batch(run, claims, transport, summary, journal)
             finally:
                 journal.close()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
 
 
-async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: Renderer,
-                     transport: SmtpTransport, summary: RunSummary, clock: Clock,
+async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: SmtpTransport, summary: RunSummary,
                      journal: Journal | None = None) -> list[ledger.Result | None]:
     """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
 
@@ -103,22 +97,23 @@ async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: R
 
     async def lane() -> None:
         for n, claim in pending:
-            result = results[n] = await send_claim(claim, settings, renderer, transport, summary, clock, journal)
+            result = results[n] = await send_claim(run, claim, transport, summary, journal)
             if result is not None and journal is not None:
                 journal.finished(result)
 
-    await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * settings.smtp.concurrency))))
+    await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * run.settings.smtp.concurrency))))
     return results
 
 
 @asynccontextmanager
-async def keep_leased(engine: Engine, claims: list[ledger.Claim], lease_seconds: int,
-                      clock: Clock) -> AsyncIterator[None]:
+async def keep_leased(run: RunContext, claims: list[ledger.Claim]) -> AsyncIterator[None]:
     """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned."""
+    lease_seconds = run.settings.delivery.lease_seconds
+
     async def heartbeat() -> None:
         while True:
-            await clock.sleep(lease_seconds / 3)
-            ledger.extend_leases(engine, claims, now=clock.now(), lease_seconds=lease_seconds)
+            await run.clock.sleep(lease_seconds / 3)
+            ledger.extend_leases(run.engine, claims, now=run.clock.now(), lease_seconds=lease_seconds)
 
     task = asyncio.create_task(heartbeat())
     try:
@@ -127,18 +122,18 @@ async def keep_leased(engine: Engine, claims: list[ledger.Claim], lease_seconds:
         task.cancel()
 
 
-async def send_claim(claim: ledger.Claim, settings: Settings, renderer: Renderer, transport: SmtpTransport,
-                     summary: RunSummary, clock: Clock, journal: Journal | None = None) -> ledger.Result | None:
+async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransport, summary: RunSummary,
+                     journal: Journal | None = None) -> ledger.Result | None:
     """Render, build and send one claimed email: its result, or None when it never reached a server."""
-    payload = claim.payload
+    payload, settings = claim.payload, run.settings
     try:
         context = notice_context.revive(payload["context"])
-        email = renderer.render(claim.notice, payload["locale"], context)
+        email = run.renderer.render(claim.notice, payload["locale"], context)
         sender = settings.sender
-        build = partial(_final_bytes, _signer(settings), partial(
+        build = partial(_final_bytes, run.dkim, partial(
             build_message, email, from_address=sender.from_address, from_name=sender.from_name,
             reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"], message_id=claim.message_id,
-            date=clock.now()))
+            date=run.clock.now()))
         data = build(eight_bit=transport.eight_bit)
     except MessageError as exc:
         log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
@@ -180,18 +175,6 @@ def envelope_sender(settings: Settings, email_id: int) -> str:
     return verp_address(return_path, email_id, keys[0])
 
 
-def _signer(settings: Settings) -> DkimSigner | None:
-    """The DKIM signer of these settings, made once per process (it reads and checks the key)."""
-    return _cached_signer(settings.dkim) if settings.dkim.enabled else None
-
-
-@lru_cache(maxsize=4)
-def _cached_signer(dkim: DkimSettings) -> DkimSigner | None:
-    # dkimpy and the DNS library under it load only when DKIM is on: a run without it starts sooner.
-    from dunning.delivery.dkim import signer_from_settings
-    return signer_from_settings(dkim)
-
-
 def _final_bytes(signer: DkimSigner | None, build: Callable[..., bytes], *, eight_bit: bool) -> bytes:
     """The message as it goes out: built, then signed over exactly these bytes when DKIM is on."""
     data = build(eight_bit=eight_bit)
@@ -207,10 +190,3 @@ def _error(status: str, outcome: Outcome, to: list[str]) -> str:
         return "recipients refused: " + "; ".join(waiting) if waiting else f"not accepted for {', '.join(to)}"
     return outcome.reply
 
-
-def tally(summary: RunSummary, counts: ledger.RecordCounts) -> None:
-    """Add what the ledger recorded (fenced-out outcomes are not this worker's to count)."""
-    summary.sent += counts.sent
-    summary.retried += counts.retry
-    summary.failed += counts.failed
-    summary.unknown += counts.unknown

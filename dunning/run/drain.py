@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy import Engine
-
-from dunning import ledger, store
-from dunning.emails.render import Renderer
+from dunning import ledger
 from dunning.run.clock import SYSTEM_CLOCK, Clock
+from dunning.run.context import RunContext, quiet
 from dunning.run.deliver import deliver, run_loop
 from dunning.run.flight import expire_lapsed
-from dunning.run.job import preflight
+from dunning.run.job import open_run
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import Settings
 
@@ -29,44 +27,37 @@ POLL_SECONDS = 5.0  # an idle service's pause between two looks at the outbox
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _quiet(what: str, count: int) -> None:
-    """A progress callback that reports nothing."""
-
-
 def deliver_outbox(settings: Settings, *, forever: bool = False, poll_seconds: float = POLL_SECONDS,
-                   progress: Progress = _quiet, clock: Clock = SYSTEM_CLOCK,
+                   progress: Progress = quiet, clock: Clock = SYSTEM_CLOCK,
                    after_pass: Callable[[RunSummary], None] | None = None) -> RunSummary:
     """Send what the outbox holds until it is empty (or, forever, until SIGTERM/SIGINT); the counts."""
-    renderer = preflight(settings, signs=False)  # the links were signed when the emails were enqueued
-    engine = store.connect(settings.database.url)
+    # The links were signed when the emails were enqueued.
+    context = open_run(settings, signs=False, progress=progress, clock=clock)
     summary = RunSummary()
-    run_loop(_until_signalled(engine, settings, renderer, summary, progress, clock, forever=forever,
-                              poll_seconds=poll_seconds, after_pass=after_pass))
+    run_loop(_until_signalled(context, summary, forever=forever, poll_seconds=poll_seconds, after_pass=after_pass))
     return summary
 
 
-async def _until_signalled(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary,
-                           progress: Progress, clock: Clock, *, forever: bool, poll_seconds: float,
+async def _until_signalled(run: RunContext, summary: RunSummary, *, forever: bool, poll_seconds: float,
                            after_pass: Callable[[RunSummary], None] | None) -> None:
     """drain, with SIGTERM and SIGINT setting its stop event instead of ending the process."""
     loop, stop = asyncio.get_running_loop(), asyncio.Event()
     for number in STOP_SIGNALS:
         loop.add_signal_handler(number, stop.set)
     try:
-        await drain(engine, settings, renderer, summary, progress, clock, stop, forever=forever,
-                    poll_seconds=poll_seconds, after_pass=after_pass)
+        await drain(run, summary, stop, forever=forever, poll_seconds=poll_seconds, after_pass=after_pass)
     finally:
         for number in STOP_SIGNALS:
             loop.remove_signal_handler(number)
 
 
-async def drain(engine: Engine, settings: Settings, renderer: Renderer, summary: RunSummary, progress: Progress,
-                clock: Clock, stop: asyncio.Event, *, forever: bool, poll_seconds: float,
+async def drain(run: RunContext, summary: RunSummary, stop: asyncio.Event, *, forever: bool, poll_seconds: float,
                 after_pass: Callable[[RunSummary], None] | None = None) -> None:
     """Expire lapsed leases, send until the queue is empty; forever: wait poll_seconds and again, until stop."""
+    engine, clock = run.engine, run.clock
     while not stop.is_set():
-        summary.expired += expire_lapsed(engine, settings.delivery, now=clock.now())
-        await deliver(engine, settings, renderer, summary, progress, clock, keep_going=lambda: not stop.is_set())
+        summary.expired += expire_lapsed(engine, run.settings.delivery, now=clock.now())
+        await deliver(run, summary, keep_going=lambda: not stop.is_set())
         summary.queue_state(ledger.queue_state(engine, now=clock.now()))
         if not forever or summary.stopped is not None or stop.is_set():
             return
@@ -75,7 +66,7 @@ async def drain(engine: Engine, settings: Settings, renderer: Renderer, summary:
         await _first_of(clock.sleep(poll_seconds), stop.wait())
 
 
-async def _first_of(*waits) -> None:
+async def _first_of(*waits: Awaitable[object]) -> None:
     """Wait until the first of these is done; cancel the others."""
     tasks = [asyncio.ensure_future(wait) for wait in waits]
     try:

@@ -5,63 +5,57 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Engine
-
-from dunning import ledger, links
+from dunning import ledger
 from dunning.billing.contract import Account
 from dunning.delivery.mime import address_domain, make_message_id
+from dunning.links import LinkSigner
 from dunning.planning import candidates, notice_context
 from dunning.planning.policy import PlannedNotice
-from dunning.run.clock import Clock
-from dunning.run.summary import Progress, RunSummary
+from dunning.run.context import RunContext
+from dunning.run.summary import RunSummary
 from dunning.settings import Settings
 
 __all__ = ["enqueue_plan", "plan_entries", "outbox_entry"]
 
 
-def enqueue_plan(engine: Engine, settings: Settings, locales: frozenset[str], as_of: datetime, summary: RunSummary,
-                 progress: Progress, clock: Clock, *, dry_run: bool = False) -> None:
+def enqueue_plan(run: RunContext, as_of: datetime, summary: RunSummary, *, dry_run: bool = False) -> None:
     """Plan every candidate batch and put what is due in the outbox; a dry run only counts (and signs nothing)."""
+    locales = run.renderer.available_locales
     # Paused accounts are left out by the candidate query: nothing of theirs is sent or recorded.
-    for accounts, planned in candidates.iter_batches(engine, as_of, settings, locales, include_paused=False):
+    for accounts, planned in candidates.iter_batches(run.engine, as_of, run.settings, locales, include_paused=False):
         if dry_run:
-            progress("planned", sum(notice.status == "send" for notice in count_planned(planned, summary)))
+            run.progress("planned", sum(notice.status == "send" for notice in count_planned(planned, summary)))
             continue
-        entries = plan_entries(planned, accounts, settings, summary, now=clock.now())
-        progress("planned", sum(entry.status == "send" for entry in entries))
+        assert run.links is not None, "a run that enqueues signs links"
+        entries = plan_entries(planned, accounts, run.settings, run.links, summary, now=run.clock.now())
+        run.progress("planned", sum(entry.status == "send" for entry in entries))
         if entries:
-            ledger.enqueue(engine, entries, now=clock.now(), as_of=as_of)
+            ledger.enqueue(run.engine, entries, now=run.clock.now(), as_of=as_of)
 
 
 def count_planned(planned: Iterable[PlannedNotice], summary: RunSummary) -> list[PlannedNotice]:
     """Count every notice under its status; returns those the ledger records (not deferred, not paused)."""
     recorded = []
     for notice in planned:
-        if notice.status == "deferred":
-            summary.deferred += 1
-            continue
-        if notice.status == "paused":
-            continue
-        if notice.status == "send":
-            summary.planned += 1
-        else:
-            setattr(summary, notice.status, getattr(summary, notice.status) + 1)
-        recorded.append(notice)
+        summary.planned_notice(notice.status)
+        if notice.status not in ("deferred", "paused"):
+            recorded.append(notice)
     return recorded
 
 
 def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], settings: Settings,
-                 summary: RunSummary, *, now: datetime) -> list[ledger.OutboxEntry]:
+                 links: LinkSigner, summary: RunSummary, *, now: datetime) -> list[ledger.OutboxEntry]:
     """Outbox entries for one batch of planned notices; deferred ones are only counted, paused ones left out."""
     by_id = {a.id: a for a in accounts}
-    entries = [outbox_entry(notice, by_id[notice.account], settings, now=now)
+    entries = [outbox_entry(notice, by_id[notice.account], settings, links, now=now)
                for notice in count_planned(planned, summary)]
     # A batch holds whole accounts, so accounts are counted once across batches.
     summary.unreachable += len({entry.account for entry in entries if entry.status == "suppressed"})
     return entries
 
 
-def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, *, now: datetime) -> ledger.OutboxEntry:
+def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, links: LinkSigner, *,
+                 now: datetime) -> ledger.OutboxEntry:
     """The ledger's record of one planned notice, with everything needed to send it later (links signed at now)."""
     status = notice.status
     if status == "deferred" or status == "paused":
@@ -69,10 +63,9 @@ def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, *,
     message_id = payload = None
     if status == "send":
         first_key = notice.keys[0]
-        sign = links.update_url if notice.notice == "card_expiring" else links.settlement_url
-        url = sign(settings.links, account=notice.account, payment_method=notice.payment_method, key=first_key,
-                   now=now)
         expiring = notice.notice == "card_expiring"
+        sign = links.update_url if expiring else links.settlement_url
+        url = sign(account=notice.account, payment_method=notice.payment_method, key=first_key, now=now)
         context = notice_context.build_context(notice, account, settings, None if expiring else url,
                                                url if expiring else None)
         payload = notice_context.to_json({"to": list(notice.to), "cc": list(notice.cc),

@@ -2,10 +2,10 @@
 
 Before an email's data goes out, its line is appended to the log of the process sending it; once the
 server answers, so is the outcome. The ledger gets the outcomes a batch at a time, and the log is
-emptied then. An append to a file of the process's own costs a few microseconds, where a committed
-write to the ledger for every email (a SQLite transaction that all delivery processes' writes queue
-for) cost a tenth of the run. An append that returned is in the operating system's hands: a killed
-process loses none of it.
+emptied then. An append to a file of the process's own is far cheaper than a committed write to the
+ledger for every email (a SQLite transaction that all delivery processes' writes queue for; bench/README.md
+has the figures). An append that returned is in the operating system's hands: a killed process loses
+none of it.
 
 When a process stops without recording its batch, its lease runs out; before leases are expired,
 the log of every process whose lease ran out is replayed into the ledger: its outcomes are recorded,
@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine
 
-from dunning import ledger
+from dunning import ledger, store
 from dunning.settings import DeliverySettings
 
 __all__ = ["Flight", "FlightLog", "flight_folder", "read_flight", "replay_lapsed", "expire_lapsed"]
@@ -41,12 +41,9 @@ _UNDER_WAY_LINE = b'["' + _UNDER_WAY.encode() + b'",%d,%d]\n'
 
 
 def flight_folder(engine: Engine) -> Path | None:
-    """Where the delivery processes of a SQLite file keep their logs (beside its -wal and -shm files);
-    None when the ledger records what is under way itself (PostgreSQL, or SQLite in memory)."""
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database + "-flight")
+    """Where the delivery processes of a database file keep their logs (beside it); None when the ledger
+    records what is under way itself (a database server, or one in memory)."""
+    return store.backend_of(engine).flight_folder(engine.url)
 
 
 def _file_stem(worker: str) -> str:

@@ -1,8 +1,9 @@
 """What a delivery process writes while a batch is being sent, so that a crash leaves only what was in flight.
 
-Beside a SQLite file, the process's flight log records each email whose data goes out and each outcome
-as it happens, and the ledger gets the outcomes when the batch is done (see flight). Elsewhere (PostgreSQL,
-whose deliverers may run on several machines), the ledger itself records it, as follows.
+Beside a database file, the process's flight log records each email whose data goes out and each outcome
+as it happens, and the ledger gets the outcomes when the batch is done (FlightJournal; see flight). Elsewhere
+(a database server, whose deliverers may run on several machines), the ledger itself records it, as follows
+(LedgerJournal).
 
 Before a send lets its message data go out, the ledger records that the email's data is under way;
 the outcomes of sends that have finished are recorded with the same writes, and the writes of a
@@ -13,7 +14,7 @@ has one email at a time in flight, so after a crash at most one email per connec
 an outcome: an email whose lease ran out is unknown only if its record was written and no outcome
 was; the others go back to the queue.
 
-When another process holds SQLite's write lock, the write is tried again a moment later instead of
+When another process holds the database's write lock, the write is tried again a moment later instead of
 waiting in SQLite (which would stop the event loop with it): meanwhile the other sends go on
 rendering and reading replies, and those that reach their data join the write.
 """
@@ -21,9 +22,9 @@ rendering and reading replies, and those that reach their data join the write.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import ExitStack
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -33,21 +34,91 @@ from dunning.run.clock import Clock
 from dunning.run.flight import FlightLog
 from dunning.settings import DeliverySettings
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "FlightJournal", "LedgerJournal", "journal_for"]
 
 BUSY_RETRY_SECONDS = 0.001  # between two tries of a write while another process holds the write lock
 BUSY_PATIENCE_SECONDS = 1.0  # then the write waits for the lock in SQLite, as every other write does
 
 
-class Journal:
-    """Marks claimed emails whose data goes out, and records finished outcomes, many in one write."""
+class Journal(ABC):
+    """What a batch's sends say as they go: which claimed emails' data goes out, and each finished outcome.
+
+    Two ways, chosen once per delivery process (journal_for): a flight log beside a database file, or the
+    ledger itself."""
 
     def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
-                 recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog | None = None) -> None:
+                 recorded: Callable[[ledger.RecordCounts], None]) -> None:
         self._engine, self._clock, self._delivery, self._recorded = engine, clock, delivery, recorded
-        self._flight = flight
-        self._starting: list[tuple[int, int]] = []
         self._finished: list[ledger.Result] = []
+
+    @abstractmethod
+    def data_goes_out(self, claim: ledger.Claim) -> Awaitable[None]:
+        """Record that this email's data goes out; awaiting the result returns once it is recorded."""
+
+    def finished(self, result: ledger.Result) -> None:
+        """An outcome to record with the next write (or by close)."""
+        self._finished.append(result)
+
+    def close(self) -> None:
+        """Record the outcomes not recorded yet: the batch is done."""
+        self._write([], record=ledger.record, bind=self._engine)
+
+    def _write(self, starting: list[tuple[int, int]], *, record: Callable[..., ledger.RecordCounts | None],
+               bind: Engine | Connection) -> bool:
+        """One write of the finished outcomes and the starting marks; False if it must be tried again."""
+        finished = self._finished
+        if not finished and not starting:
+            return True
+        counts = record(bind, finished, now=self._clock.now(), max_attempts=self._delivery.max_attempts,
+                        backoff_seconds=self._delivery.retry_backoff_seconds, in_flight=starting)
+        if counts is None:
+            return False
+        self._finished = []
+        if finished:
+            self._recorded(counts)
+        return True
+
+
+def journal_for(engine: Engine, clock: Clock, delivery: DeliverySettings,
+                recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog | None) -> Journal:
+    """The journal of one batch: in the process's flight log when it has one, else in the ledger."""
+    if flight is not None:
+        return FlightJournal(engine, clock, delivery, recorded, flight)
+    return LedgerJournal(engine, clock, delivery, recorded)
+
+
+class FlightJournal(Journal):
+    """Appends to the delivery process's flight log as the sends go; the ledger gets the outcomes by close."""
+
+    def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
+                 recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog) -> None:
+        super().__init__(engine, clock, delivery, recorded)
+        self._flight = flight
+
+    def data_goes_out(self, claim: ledger.Claim) -> Awaitable[None]:
+        """The line is appended at once, as the envelope goes out (an envelope refused then has its outcome
+        logged too, so the email is not in doubt)."""
+        self._flight.under_way(claim.email_id, claim.fence)
+        return _WRITTEN
+
+    def finished(self, result: ledger.Result) -> None:
+        """Logged now, recorded in the ledger by close."""
+        super().finished(result)
+        self._flight.finished(result)
+
+    def close(self) -> None:
+        """Record the outcomes in the ledger, then empty the log: the ledger has every outcome it holds."""
+        super().close()
+        self._flight.empty()
+
+
+class LedgerJournal(Journal):
+    """Marks claimed emails whose data goes out in the ledger, and records finished outcomes, many in one write."""
+
+    def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
+                 recorded: Callable[[ledger.RecordCounts], None]) -> None:
+        super().__init__(engine, clock, delivery, recorded)
+        self._starting: list[tuple[int, int]] = []
         self._written: asyncio.Future[None] | None = None  # the write the marks in _starting wait for
         self._scheduled = False  # some send waits for that write, and its next try is due
         self._first_try: float | None = None  # loop time of its first try
@@ -57,28 +128,17 @@ class Journal:
 
     def data_goes_out(self, claim: ledger.Claim) -> Awaitable[None]:
         """Ask for the record that this email's data goes out; awaiting the result returns once it is written
-        (left unawaited, when the server refused the envelope, the record waits for the next write).
-        With a flight log, the line is appended at once, as the envelope goes out (an envelope refused then
-        has its outcome logged too, so the email is not in doubt)."""
-        if self._flight is not None:
-            self._flight.under_way(claim.email_id, claim.fence)
-            return _WRITTEN
+        (left unawaited, when the server refused the envelope, the record waits for the next write)."""
         self._starting.append((claim.email_id, claim.fence))
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
         return _Written(self, self._written)
 
-    def _needed(self) -> None:
+    def needed(self) -> None:
         """A send waits for the pending write: its first try runs once every send ready in this turn waits."""
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._write)
-
-    def finished(self, result: ledger.Result) -> None:
-        """An outcome to record with the next write (or by close)."""
-        self._finished.append(result)
-        if self._flight is not None:
-            self._flight.finished(result)
+            asyncio.get_running_loop().call_soon(self._try_write)
 
     def close(self) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.
@@ -88,35 +148,17 @@ class Journal:
         if self._retry is not None:  # no send waits for it any more: the batch is over
             self._retry.cancel()
         try:
-            self._write_now([], wait=True)
+            super().close()
         finally:
             self._connection = None
             self._held.close()
-        if self._flight is not None:  # the ledger has every outcome the log holds
-            self._flight.empty()
-
-    def _write_now(self, starting: list[tuple[int, int]], *, wait: bool) -> bool:
-        """One write of the finished outcomes and the starting marks; False if it must be tried again.
-        Without wait, on the journal's own connection, which gives up at once if the write lock is taken."""
-        finished = self._finished
-        if not finished and not starting:
-            return True
-        write = partial(ledger.record, self._engine) if wait else partial(ledger.try_record, self._impatient())
-        counts = write(finished, now=self._clock.now(), max_attempts=self._delivery.max_attempts,
-                       backoff_seconds=self._delivery.retry_backoff_seconds, in_flight=starting)
-        if counts is None:
-            return False
-        self._finished = []
-        if finished:
-            self._recorded(counts)
-        return True
 
     def _impatient(self) -> Connection:
         if self._connection is None:
             self._connection = self._held.enter_context(ledger.impatient_connection(self._engine))
         return self._connection
 
-    def _write(self) -> None:
+    def _try_write(self) -> None:
         self._retry, written = None, self._written
         assert written is not None
         loop = asyncio.get_running_loop()
@@ -124,12 +166,14 @@ class Journal:
             self._first_try = loop.time()
         patient = loop.time() - self._first_try < BUSY_PATIENCE_SECONDS
         try:
-            done = self._write_now(self._starting, wait=not patient)
+            # While patient, on the journal's own connection, which gives up at once if the write lock is taken.
+            done = (self._write(self._starting, record=ledger.try_record, bind=self._impatient()) if patient
+                    else self._write(self._starting, record=ledger.record, bind=self._engine))
         except Exception as exc:  # every send waiting on this write stops with it
             done = True
             written.set_exception(exc)
         if not done:  # sends that reach their data meanwhile join this write
-            self._retry = loop.call_later(BUSY_RETRY_SECONDS, self._write)
+            self._retry = loop.call_later(BUSY_RETRY_SECONDS, self._try_write)
             return
         self._starting, self._written, self._scheduled, self._first_try = [], None, False, None
         if not written.done():
@@ -154,10 +198,10 @@ class _Written:
 
     __slots__ = ("_journal", "_written")
 
-    def __init__(self, journal: Journal, written: asyncio.Future[None]) -> None:
+    def __init__(self, journal: LedgerJournal, written: asyncio.Future[None]) -> None:
         self._journal, self._written = journal, written
 
     def __await__(self) -> Generator[Any, None, None]:
         if not self._written.done():
-            self._journal._needed()
+            self._journal.needed()
         return asyncio.shield(self._written).__await__()

@@ -7,12 +7,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dunning.errors import ExitCode
-from dunning.ledger import QueueState
+from dunning.ledger import QueueState, RecordCounts
+from dunning.vocabulary import PlanStatus
 
-__all__ = ["RunSummary", "Progress", "DELIVERY_COUNTS"]
-
-# The counts a delivery process adds to the run's summary.
-DELIVERY_COUNTS = ("sent", "retried", "failed", "unknown", "recipients_refused")
+__all__ = ["RunSummary", "Progress"]
 
 Progress = Callable[[str, int], None]  # (what happened, how many)
 
@@ -63,8 +61,34 @@ class RunSummary:
         """The summary as JSON-able values, in field order."""
         return asdict(self)
 
-    def add(self, other: dict[str, Any]) -> None:
+    def add(self, other: RunSummary) -> None:
         """Fold in a delivery worker's counts."""
-        for name in DELIVERY_COUNTS:
-            setattr(self, name, getattr(self, name) + other[name])
-        self.stopped = self.stopped or other["stopped"]
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.unknown += other.unknown
+        self.recipients_refused += other.recipients_refused
+        self.stopped = self.stopped or other.stopped
+
+    def record(self, counts: RecordCounts) -> None:
+        """Add what the ledger recorded (fenced-out outcomes are not this worker's to count)."""
+        self.sent += counts.sent
+        self.retried += counts.retry
+        self.failed += counts.failed
+        self.unknown += counts.unknown
+
+    def planned_notice(self, status: PlanStatus) -> None:
+        """Count one planned notice under its status (paused ones are not counted)."""
+        match status:
+            case "send":
+                self.planned += 1
+            case "deferred":
+                self.deferred += 1
+            case "skipped":
+                self.skipped += 1
+            case "superseded":
+                self.superseded += 1
+            case "suppressed":
+                self.suppressed += 1
+            case "paused":
+                pass

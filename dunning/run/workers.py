@@ -8,72 +8,90 @@ shared between the processes until one of them writes to them.
 from __future__ import annotations
 
 import ctypes
-import gc
 import multiprocessing
 import os
 import signal
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from contextlib import ExitStack
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext, ForkProcess
 from multiprocessing.synchronize import Event
-from typing import Any
+from typing import cast
 
 from dunning import store
-from dunning.emails.render import Renderer
-from dunning.run.clock import Clock
+from dunning.run.collector import frozen_while_forked
+from dunning.run.context import RunContext, quiet
 from dunning.run.deliver import deliver, run_loop
 from dunning.run.summary import RunSummary
-from dunning.settings import Settings
 
 __all__ = ["DeliveryWorkers"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-@dataclass(frozen=True)
-class _Handover:
-    """What a forked worker takes from the main process, handed over by fork, never pickled."""
-
-    settings: Settings
-    renderer: Renderer
-    clock: Clock
-    planning_done: Event
-
-
-_handover: _Handover | None = None  # set in each worker process by _start_worker
-
-
-def _start_worker(parent: int, handover: _Handover) -> None:
+def _end_with_parent(parent: int) -> None:
     """Make this process end when the main process does, however that ends (SIGKILL included): what a
     killed run was sending is then unknown, never sent on by a process nobody waits for."""
-    global _handover
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the main process died before the line above took effect
         os._exit(1)
-    _handover = handover
 
 
-def _deliver() -> dict[str, Any]:
-    """One worker's delivery loop, until planning is done and the queue is empty."""
-    assert _handover is not None, "runs only in a process started by DeliveryWorkers"
-    given = _handover
-    summary = RunSummary()
-    engine = store.connect(given.settings.database.url, migrate=False)  # never the main process's connections
-    run_loop(deliver(engine, given.settings, given.renderer, summary, lambda what, n: None, given.clock,
-                     more_coming=lambda: not given.planning_done.is_set()))
-    return asdict(summary)
+def _work(parent: int, run: RunContext, planning_done: Event, report: Connection) -> None:
+    """One worker's delivery loop, until planning is done and the queue is empty; its summary (or what
+    stopped it) goes back through report. The context comes by fork, never pickled."""
+    _end_with_parent(parent)
+    try:
+        # Never the main process's connections: the worker opens its own.
+        engine = store.connect(run.settings.database.url, migrate=False)
+        summary = RunSummary()
+        run_loop(deliver(replace(run, engine=engine, progress=quiet), summary,
+                         more_coming=lambda: not planning_done.is_set()))
+        report.send((True, summary))
+    except Exception as exc:  # raised again in the main process, as a worker of a pool would
+        report.send((False, exc))
+    finally:
+        report.close()
+
+
+class _Worker:
+    """One forked delivery process and the pipe its summary comes back through."""
+
+    def __init__(self, context: ForkContext, run: RunContext, planning_done: Event) -> None:
+        self._receive, send = context.Pipe(duplex=False)
+        self._process: ForkProcess = context.Process(target=_work, args=(os.getpid(), run, planning_done, send))
+        self._process.start()
+        send.close()  # the worker holds the other end: its end of file says it is gone
+
+    def result(self) -> RunSummary:
+        """Its summary, once it has finished; what stopped it, raised again."""
+        try:
+            ok, value = self._receive.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(f"delivery process {self._process.pid} stopped without reporting "
+                               f"(exit code {self._process.exitcode})") from None
+        if not ok:
+            raise value
+        return cast(RunSummary, value)
+
+    def stop(self) -> None:
+        """Wait for it to end and close the pipe."""
+        self._process.join()
+        self._receive.close()
 
 
 class DeliveryWorkers:
     """`count` processes delivering from the outbox until planning is done and the queue is empty."""
 
-    def __init__(self, settings: Settings, count: int, renderer: Renderer, clock: Clock) -> None:
-        self.settings, self.count, self.renderer, self.clock = settings, count, renderer, clock
-        self._futures: list[Future[dict[str, Any]]] = []
-        self._pool: ProcessPoolExecutor | None = None
+    def __init__(self, run: RunContext, count: int) -> None:
+        self.run, self.count = run, count
+        self._workers: list[_Worker] = []
         self._event: Event | None = None
+        self._held = ExitStack()
 
     def __enter__(self) -> DeliveryWorkers:
         if self.count > 0:
@@ -83,25 +101,22 @@ class DeliveryWorkers:
     def _start(self) -> None:
         context = multiprocessing.get_context("fork")
         self._event = context.Event()
-        handover = _Handover(self.settings, self.renderer, self.clock, self._event)
-        # Objects alive now move out of the collector's reach: its passes would write to every one of
-        # them in each process and turn the shared pages into private copies.
-        gc.collect()
-        gc.freeze()
-        self._pool = ProcessPoolExecutor(self.count, mp_context=context, initializer=_start_worker,
-                                         initargs=(os.getpid(), handover))
-        self._futures = [self._pool.submit(_deliver) for _ in range(self.count)]
+        self._held.enter_context(frozen_while_forked())
+        self._workers = [_Worker(context, self.run, self._event) for _ in range(self.count)]
 
     def planning_done(self) -> None:
         """Tell the workers that nothing more will be enqueued by this run."""
         if self._event is not None:
             self._event.set()
 
-    def results(self) -> list[dict[str, Any]]:
+    def results(self) -> list[RunSummary]:
         """Each worker's summary, once it has finished."""
-        return [future.result() for future in self._futures]
+        return [worker.result() for worker in self._workers]
 
     def __exit__(self, *exc_info: object) -> None:
         self.planning_done()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            for worker in self._workers:
+                worker.stop()
+        finally:
+            self._held.close()

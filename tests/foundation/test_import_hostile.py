@@ -18,6 +18,7 @@ from dunning import store
 from dunning.billing import importer
 from dunning.cli import main
 from dunning.delivery.mime import build_message
+from dunning.links import LinkSigner
 from dunning.planning import candidates, notice_context
 from dunning.run.enqueue import plan_entries
 from dunning.run.job import make_renderer
@@ -75,7 +76,7 @@ def _plan_render_build(url: str) -> int:
     built = 0
     for accounts, planned in candidates.iter_batches(store.connect(url), AS_OF, settings,
                                                       renderer.available_locales):
-        for entry in plan_entries(planned, accounts, settings, RunSummary(), now=AS_OF):
+        for entry in plan_entries(planned, accounts, settings, LinkSigner(settings.links), RunSummary(), now=AS_OF):
             if entry.status != "send":
                 continue
             payload = orjson.loads(entry.payload)  # type: ignore[arg-type]

@@ -41,6 +41,17 @@ def test_file_values_override_defaults(tmp_path):
     assert settings.smtp.concurrency == 4
 
 
+def test_a_loaded_file_stays_with_its_own_settings(tmp_path, monkeypatch):
+    """Loading one settings file leaves nothing behind: settings built afterwards never read it."""
+    monkeypatch.chdir(tmp_path)
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text('[smtp]\nport = 587\n')
+    second.write_text('[smtp]\nhost = "mail.example.com"\n')
+    assert load_settings(first).smtp.port == 587
+    assert Settings().smtp.port == 8025
+    assert load_settings(second).smtp.port == 8025
+
+
 def test_environment_overrides_the_file(tmp_path, monkeypatch):
     """DUNNING_<SECTION>__<KEY> wins over the file."""
     path = tmp_path / "settings.toml"

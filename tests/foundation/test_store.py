@@ -12,6 +12,7 @@ from sqlalchemy import Connection, create_engine, inspect, select, text
 
 from dunning import ledger, store
 from dunning.errors import SettingsError
+from dunning.store import sqlite as store_sqlite
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PAYLOAD = {"to": ["billing@example.com"], "cc": [], "locale": "fr-FR", "context": {"name": "Zoë « SARL »"}}
@@ -26,7 +27,7 @@ def _at_version_1(url: str):
     engine = create_engine(url)
     with engine.begin() as conn:
         store.schema_version.create(conn)
-        store.MIGRATIONS[0](conn)
+        store.MIGRATIONS[0](conn, store.backend_of(conn))
         conn.execute(store.schema_version.insert().values(version=1))
         conn.execute(text(
             "INSERT INTO emails (account_id, payment_method_id, notice, stage, locale, status, attempts, fence, "
@@ -70,7 +71,7 @@ def test_a_database_newer_than_this_dunning_is_refused(sqlite_url):
 
 def test_a_sqlite_too_old_for_the_ledger_is_named(sqlite_url, monkeypatch):
     """Before SQLite 3.35 (no RETURNING, no DROP COLUMN) the error says so instead of failing on SQL."""
-    monkeypatch.setattr(store.sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(store_sqlite.sqlite3, "sqlite_version_info", (3, 34, 1))
     with pytest.raises(SettingsError, match=r"SQLite is 3\.34\.1; dunning needs 3\.35 or newer"):
         store.connect(sqlite_url)
 
@@ -119,7 +120,7 @@ def _migrated_to(url: str, version: int) -> Iterator[Connection]:
     with engine.begin() as conn:
         store.schema_version.create(conn)
         for migration in store.MIGRATIONS[:version]:
-            migration(conn)
+            migration(conn, store.backend_of(conn))
         conn.execute(store.schema_version.insert().values(version=version))
         yield conn
     engine.dispose()
@@ -166,11 +167,11 @@ def test_version_7_replaces_the_candidate_indexes_with_covering_ones(database_ur
                                     ("subscriptions", "ix_subscriptions_cancelled", "cancel_reason, cancelled_at"),
                                     ("invoices", "ix_invoices_owed_due", "owed, due_date"),
                                     ("charges", "ix_charges_outcome_attempted", "outcome, attempted_at")):
-            (new,) = (name for name in store._V7_REPLACED.values() if name.startswith(old))
+            (new,) = (name for name in store.V7_REPLACED.values() if name.startswith(old))
             conn.execute(text(f"DROP INDEX {new}"))
             conn.execute(text(f"CREATE INDEX {old} ON {table} ({columns})"))
     upgraded = store.connect(database_url)
     fresh = store.connect(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
     assert _indexes(upgraded) == _indexes(fresh)
     assert _indexes(upgraded)["invoices"]["ix_invoices_owed_due_account"] == ["owed", "due_date", "account_id"]
-    assert not set(store._V7_REPLACED) & {name for names in _indexes(upgraded).values() for name in names}
+    assert not set(store.V7_REPLACED) & {name for names in _indexes(upgraded).values() for name in names}

@@ -35,13 +35,13 @@ def test_enqueue_twice_adds_nothing_the_second_time(engine, sends):
 
 
 def test_skipped_and_superseded_record_keys_without_email(engine, send):
-    """Skipped and superseded notices hold their keys but add no email; handled_keys sees every key."""
+    """Skipped and superseded notices hold their keys but add no email; the ledger holds every key."""
     planned = [send(0), keys_only("skipped", "past_due:acct_0:pm_0:2026-11-01:0"),
                keys_only("superseded", "card_charge_failed:acct_0:pm_0:ch_9")]
     assert ledger.enqueue(engine, planned, now=T0) == EnqueueCounts(emails=1, keys=3)
     assert ledger.enqueue(engine, planned, now=T0) == EnqueueCounts(held=3)
     with engine.connect() as conn:
-        assert ledger.handled_keys(conn, ["acct_0", "acct_9"]) == {
+        assert ledger.key_history(conn, ["acct_0", "acct_9"]).handled == {
             "past_due:acct_0:pm_0:2026-11-01:1", "past_due:acct_0:pm_0:2026-11-01:0",
             "card_charge_failed:acct_0:pm_0:ch_9"}
         outcomes = dict(conn.execute(select(store.notices.c.key, store.notices.c.outcome)).all())
@@ -57,7 +57,7 @@ def test_email_whose_keys_are_partly_held_is_dropped_and_its_free_keys_stay_free
     later = send(1, keys=("pending_deletion:sub_2:1", "pending_deletion:sub_3:1"))
     assert ledger.enqueue(engine, [later], now=T0) == EnqueueCounts(conflicts=1)
     with engine.connect() as conn:
-        held = ledger.handled_keys(conn, ["acct_0", "acct_1"])
+        held = ledger.key_history(conn, ["acct_0", "acct_1"]).handled
     assert held == {"pending_deletion:sub_1:1", "pending_deletion:sub_2:1"}
     assert count(engine, store.emails) == 1
     alone = send(2, keys=("pending_deletion:sub_3:1",))

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from dunning import ledger, store
-from dunning.run.journal import Journal
+from dunning.run.journal import LedgerJournal
 from dunning.settings import DeliverySettings
+from dunning.store.sqlite import SQLITE_BUSY_TIMEOUT_MS
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -37,8 +38,8 @@ def data_at(engine, claims) -> list[datetime | None]:
     return [rows[c.email_id] for c in claims]
 
 
-def journal(engine, recorded=None) -> Journal:
-    return Journal(engine, TickingClock(), DeliverySettings(), recorded or (lambda counts: None))
+def journal(engine, recorded=None) -> LedgerJournal:
+    return LedgerJournal(engine, TickingClock(), DeliverySettings(), recorded or (lambda counts: None))
 
 
 def claimed(engine, sends, n):
@@ -124,4 +125,4 @@ def test_try_record_gives_up_at_once_and_the_connection_goes_back_patient(engine
         other.close()
     assert data_at(engine, [claim]) == [T0]
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.SQLITE_BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS

@@ -24,8 +24,14 @@ def claim(engine, at=T0, *, worker="w1", limit=100, data_sent=True):
     """Claim due emails; with data_sent, also mark their data as gone out (as a send does before the data)."""
     claims = ledger.claim(engine, worker=worker, limit=limit, now=at, lease_seconds=LEASE)
     if data_sent:
-        ledger.mark_in_flight(engine, [(c.email_id, c.fence) for c in claims], now=at)
+        data_goes_out(engine, claims, at)
     return claims
+
+
+def data_goes_out(engine, claims, at):
+    """Record, as a send does before the data, that these claims' data goes out."""
+    ledger.record(engine, [], now=at, max_attempts=3, backoff_seconds=100,
+                  in_flight=[(c.email_id, c.fence) for c in claims])
 
 
 def record(engine, results, at=T0):
@@ -52,7 +58,7 @@ def test_claimed_emails_whose_data_never_went_out_go_back_to_the_queue(engine, s
     the one whose data was under way is unknown."""
     ledger.enqueue(engine, sends(3), now=T0)
     started, *unstarted = claim(engine, data_sent=False)
-    ledger.mark_in_flight(engine, [(started.email_id, started.fence)], now=T0)
+    data_goes_out(engine, [started], T0)
     assert ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold") == 1
     assert [u.email_id for u in ledger.list_unknown(engine)] == [started.email_id]
     assert [row(engine, c.email_id).status for c in unstarted] == ["queued", "queued"]
@@ -67,7 +73,7 @@ def test_a_mark_of_a_claim_taken_over_changes_nothing(engine, sends):
     (old,) = claim(engine, data_sent=False)
     ledger.expire_leases(engine, now=EXPIRED, unknown_policy="hold")
     (new,) = claim(engine, EXPIRED, worker="w2", data_sent=False)
-    assert ledger.mark_in_flight(engine, [(old.email_id, old.fence)], now=EXPIRED) == 0
+    data_goes_out(engine, [old], EXPIRED)
     assert row(engine, new.email_id).data_at is None
 
 

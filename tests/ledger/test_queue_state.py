@@ -20,7 +20,8 @@ def test_queue_state_counts_retries_due_later_and_unknown_emails(engine, sends):
     ledger.unclaim(engine, [_queued], now=T0)
     assert ledger.queue_state(engine, now=T0) == QueueState(waiting=1, held=1)
     # `fourth` had its data under way when its claim lapsed: it becomes unknown, held too.
-    ledger.mark_in_flight(engine, [(fourth.email_id, fourth.fence)], now=T0)
+    ledger.record(engine, [], now=T0, max_attempts=5, backoff_seconds=100,
+                  in_flight=[(fourth.email_id, fourth.fence)])
     ledger.expire_leases(engine, now=T0 + timedelta(seconds=61), unknown_policy="hold")
     assert ledger.queue_state(engine, now=T0 + timedelta(seconds=61)) == QueueState(waiting=1, held=2)
     assert ledger.queue_state(engine, now=T0 + timedelta(seconds=101)) == QueueState(waiting=0, held=2)

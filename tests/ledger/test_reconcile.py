@@ -19,7 +19,8 @@ def unknown(engine, sends, database_url, monkeypatch) -> list[int]:
     monkeypatch.setenv("DUNNING_DATABASE__URL", database_url)
     ledger.enqueue(engine, sends(4), now=T0)
     claims = ledger.claim(engine, worker="host:1", limit=3, now=T0, lease_seconds=60)
-    ledger.mark_in_flight(engine, [(c.email_id, c.fence) for c in claims], now=T0)
+    ledger.record(engine, [], now=T0, max_attempts=3, backoff_seconds=60,
+                  in_flight=[(c.email_id, c.fence) for c in claims])
     ledger.expire_leases(engine, now=T0 + timedelta(minutes=5), unknown_policy="hold")
     return [c.email_id for c in claims]
 

@@ -16,7 +16,7 @@ from dunning import ledger, store
 from dunning.ledger import OutboxEntry, Result
 from dunning.run.clock import ShiftedClock
 from dunning.run.flight import FlightLog, expire_lapsed, flight_folder, read_flight
-from dunning.run.journal import Journal
+from dunning.run.journal import FlightJournal
 from dunning.settings import DeliverySettings
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -130,7 +130,7 @@ def test_with_a_flight_log_the_journal_writes_the_ledger_once_a_batch(engine):
     first, second = _claimed(engine, "w1", 2)
     flight = FlightLog(flight_folder(engine), "w1")
     recorded: list[ledger.RecordCounts] = []
-    journal = Journal(engine, ShiftedClock(), DeliverySettings(), recorded.append, flight)
+    journal = FlightJournal(engine, ShiftedClock(), DeliverySettings(), recorded.append, flight)
 
     async def batch() -> None:
         for claim in (first, second):

@@ -12,6 +12,7 @@ from dunning import store
 from dunning.cli import main
 from dunning.delivery.capture import CaptureServer
 from dunning.run import job
+from dunning.run.collector import COLLECT_EVERY
 from dunning.settings import load_settings
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, planned, received_ids, run
 
@@ -119,10 +120,11 @@ def test_progress_lines_and_human_summary(billing, smtp, capsys):
 
 
 def test_the_cycle_collector_runs_less_often_during_a_run_only(billing, smtp):
-    """While a run plans and sends, the collector waits for COLLECT_EVERY new objects; afterwards as before."""
+    """While a run plans and sends, the collector waits for COLLECT_EVERY new objects and leaves the objects
+    the delivery processes were forked with alone; afterwards both are as before."""
     before = gc.get_threshold()
-    seen: set[int] = set()
+    seen: set[tuple[int, bool]] = set()
     summary = job.run(load_settings(), as_of=datetime.fromisoformat(AS_OF_TEXT.replace("Z", "+00:00")),
-                           progress=lambda what, n: seen.add(gc.get_threshold()[0]))
-    assert summary.sent > 0 and seen == {job.COLLECT_EVERY} != {before[0]}
-    assert gc.get_threshold() == before
+                      progress=lambda what, n: seen.add((gc.get_threshold()[0], gc.get_freeze_count() > 0)))
+    assert summary.sent > 0 and seen == {(COLLECT_EVERY, True)} and before[0] != COLLECT_EVERY
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning import store
 
@@ -30,8 +29,7 @@ def read_cursor(engine: Engine) -> int | None:
 def write_cursor(engine: Engine, created: int) -> None:
     """Remember where the next incremental sync starts."""
     with engine.begin() as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(store.source_state).values(key=CURSOR_KEY, value=str(created))
+        statement = store.backend_of(conn).insert(store.source_state).values(key=CURSOR_KEY, value=str(created))
         conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(created)}))
 
 
@@ -55,7 +53,7 @@ def mark_seen(engine: Engine, event_ids: Iterable[str], now: datetime) -> None:
     """Record events as applied (again is harmless), and forget those older than Stripe keeps."""
     rows = [{"id": event_id, "source": SOURCE, "seen_at": now} for event_id in event_ids]
     with engine.begin() as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         if rows:
-            conn.execute(dialect.insert(store.source_events).on_conflict_do_nothing(index_elements=["id"]), rows)
+            statement = store.backend_of(conn).insert(store.source_events)
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]), rows)
         conn.execute(delete(store.source_events).where(store.source_events.c.seen_at < now - 2 * EVENT_RETENTION))

@@ -1,0 +1,60 @@
+"""What every step of a run is handed: one object instead of the same six passed hop by hop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from dunning.delivery.transport import SmtpTransport
+from dunning.emails.render import Renderer
+from dunning.links import LinkSigner
+from dunning.run.clock import SYSTEM_CLOCK, Clock
+from dunning.run.summary import Progress
+from dunning.settings import DkimSettings, Settings
+
+if TYPE_CHECKING:
+    from dunning.delivery.dkim import DkimSigner
+
+__all__ = ["RunContext", "smtp_transport", "dkim_signer", "quiet"]
+
+
+def quiet(what: str, count: int) -> None:
+    """A progress callback that reports nothing."""
+
+
+def smtp_transport(settings: Settings) -> SmtpTransport:
+    """The SMTP transport of these settings (not yet connected)."""
+    password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
+    return SmtpTransport(settings.smtp, password=password)
+
+
+def dkim_signer(dkim: DkimSettings) -> DkimSigner | None:
+    """The DKIM signer of these settings (it reads and checks the key); None when DKIM is off."""
+    if not dkim.enabled:
+        return None
+    # dkimpy and the DNS library under it load only when DKIM is on: a run without it starts sooner.
+    from dunning.delivery.dkim import signer_from_settings
+    return signer_from_settings(dkim)
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """The settings, the store, the renderer, the clock, where progress goes and how a transport is made;
+    links: the run's link signer (None when it signs nothing: a dry run, or delivery alone); dkim: the
+    DKIM signer when DKIM is on."""
+
+    settings: Settings
+    engine: Engine
+    renderer: Renderer
+    clock: Clock = SYSTEM_CLOCK
+    progress: Progress = quiet
+    transport: Callable[[Settings], SmtpTransport] = smtp_transport
+    links: LinkSigner | None = None
+    dkim: DkimSigner | None = None
+
+    def open_transport(self) -> SmtpTransport:
+        """A transport for this run's SMTP settings."""
+        return self.transport(self.settings)
