@@ -125,6 +125,7 @@ invoices = Table(
     Column("due_date", Date, nullable=False),
     Column("status", String, nullable=False),
     Index("ix_invoices_owed_due_account", "owed", "due_date", "account_id"),  # version 7
+    Column("hosted_invoice_url", Text),  # version 8: the billing system's own payment page, when it has one
 )
 
 charges = Table(
@@ -237,6 +238,29 @@ bounce_messages = Table(
     Column("ingested_at", UtcDateTime, nullable=False),
 )
 
+# Version 8: when each group's balance changed (import and sync, dated by their --as-of), so that a
+# settlement has a date; and every click on a link an email carried.
+balance_history = Table(
+    "balance_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String, nullable=False),
+    Column("payment_method_id", String, nullable=False),
+    Column("balance", Text, nullable=False),  # JSON: {"EUR": "12.50"}; {} once nothing is owed
+    Column("live", Boolean, nullable=False),  # the group still has a live subscription
+    Column("changed_at", UtcDateTime, nullable=False),
+    Index("ix_balance_history_group_at", "account_id", "payment_method_id", "changed_at"),
+    Index("ix_balance_history_at", "changed_at"),
+)
+
+link_clicks = Table(
+    "link_clicks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String, nullable=False),  # the notice key the token was signed for
+    Column("email_id", Integer, index=True),  # the email that carried it, when the ledger has it
+    Column("purpose", String, nullable=False),  # settlement | update
+    Column("clicked_at", UtcDateTime, nullable=False),
+)
+
 V1_TABLES = (accounts, payment_methods, subscriptions, invoices, charges, emails, notices)
 
 
@@ -318,8 +342,15 @@ def _v7(conn: Connection) -> None:
                 index.create(conn, checkfirst=True)
 
 
+def _v8(conn: Connection) -> None:
+    """The balance history, link clicks, and each invoice's own payment page."""
+    metadata.create_all(conn, tables=[balance_history, link_clicks])
+    if "hosted_invoice_url" not in {column["name"] for column in inspect(conn).get_columns("invoices")}:
+        conn.execute(text("ALTER TABLE invoices ADD COLUMN hosted_invoice_url TEXT"))
+
+
 # Append-only: migration N brings a database from version N-1 to N.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
 from dunning import store
+from dunning.billing import balances
 from dunning.billing.contract import Account
 from dunning.errors import ContractViolation, RecordError
 
@@ -174,9 +176,13 @@ def unknown_fields(account: Account) -> Iterator[str]:
 
 def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int,
                   on_error: Callable[[RecordError], None] = lambda e: None,
-                  on_warning: Callable[[RecordError], None] = lambda e: None) -> ImportSummary:
-    """Import every good line of the stream; bad lines are reported through on_error and counted."""
+                  on_warning: Callable[[RecordError], None] = lambda e: None,
+                  as_of: datetime | None = None) -> ImportSummary:
+    """Import every good line of the stream; bad lines are reported through on_error and counted.
+
+    The balance changes it brings are dated as_of (default: now) in the balance history."""
     summary = ImportSummary()
+    as_of = as_of or datetime.now(UTC)
 
     def warn(error: RecordError) -> None:
         summary.warnings += 1
@@ -193,29 +199,29 @@ def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int,
             continue
         batch.append(parsed)
         if len(batch) >= batch_size:
-            _flush_or_split(engine, batch, summary, reject)
+            _flush_or_split(engine, batch, summary, reject, as_of)
             batch = []
     if batch:
-        _flush_or_split(engine, batch, summary, reject)
+        _flush_or_split(engine, batch, summary, reject, as_of)
     return summary
 
 
 def _flush_or_split(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
-                    reject: Callable[[RecordError], None]) -> None:
+                    reject: Callable[[RecordError], None], as_of: datetime) -> None:
     """Write a batch; should the database refuse it, write its lines one by one, rejecting those it refuses."""
     try:
-        _flush(engine, batch, summary, reject)
+        _flush(engine, batch, summary, reject, as_of)
     except (DataError, IntegrityError, OverflowError, UnicodeEncodeError) as exc:
         if len(batch) == 1:
             reject(RecordError(f"the database refused it: {type(exc).__name__}", line=batch[0].line,
                                account=batch[0].account.id))
             return
         for parsed in batch:
-            _flush_or_split(engine, [parsed], summary, reject)
+            _flush_or_split(engine, [parsed], summary, reject, as_of)
 
 
 def _flush(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
-           reject: Callable[[RecordError], None]) -> None:
+           reject: Callable[[RecordError], None], as_of: datetime) -> None:
     # A repeated account within one batch: the later line wins, as it would across batches.
     latest = {parsed.account.id: parsed for parsed in batch}
     with engine.begin() as conn:
@@ -227,7 +233,10 @@ def _flush(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
         for error in conflicts.values():
             reject(error)
         changed = [p for p in changed if p.line not in conflicts]
+        ids = [p.account.id for p in changed]
+        before = balances.read_balances(conn, ids)
         _replace_accounts(conn, changed)
+        balances.record_changes(conn, before, balances.read_balances(conn, ids), as_of)
     for parsed in changed:
         if parsed.account.id in known:
             summary.updated += 1
