@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from dunning import store
 from dunning.billing import importer
+from dunning.run import job
+from dunning.run.summary import RunSummary
+from dunning.settings import Settings
 
 AS_OF = datetime(2026, 11, 20, 12, tzinfo=UTC)  # 13:00 in Paris, 14:00 in Cairo: inside the send window
 
@@ -39,3 +43,9 @@ def import_accounts(url: str, accounts: list[dict], as_of: datetime) -> None:
     data = b"".join(json.dumps(a).encode() + b"\n" for a in accounts)
     summary = importer.import_stream(store.connect(url), io.BytesIO(data), batch_size=50, as_of=as_of)
     assert summary.rejected == 0
+
+
+def run_job(settings: Settings, as_of: datetime) -> RunSummary:
+    """`dunning run` at as_of, in a thread of its own: a test's browser may hold this thread's event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(job.run, settings, as_of=as_of).result()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,9 +14,8 @@ from sqlalchemy import select, update
 from dunning import store
 from dunning.delivery.capture import CaptureServer
 from dunning.links import require_signing_key, sign_token
-from dunning.run import job
 from dunning.settings import Settings, load_settings
-from tests.scenario import AS_OF, account, import_accounts
+from tests.scenario import AS_OF, account, import_accounts, run_job
 from tests.serve.conftest import RunningServer, serve
 from tests.studio.conftest import browser  # noqa: F401  (the shared Chromium fixture)
 
@@ -43,9 +41,7 @@ def landing(tmp_path, monkeypatch) -> Iterator[Landing]:
     with CaptureServer(port=0) as capture:
         monkeypatch.setenv("DUNNING_SMTP__PORT", str(capture.port))
         settings = load_settings()
-        # Playwright's loop runs in this thread (the browser is session-wide): the run gets a thread of its own.
-        with ThreadPoolExecutor(1) as pool:
-            assert pool.submit(job.run, settings, as_of=AS_OF).result().sent == 2
+        assert run_job(settings, AS_OF).sent == 2
         messages = capture.wait_for(2)
     tokens = {}
     for message in messages:

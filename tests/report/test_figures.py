@@ -1,0 +1,102 @@
+"""`dunning report --format json` on a scenario of known sends, clicks and settlements: exact figures, on SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from dunning import store
+from dunning.cli import main
+from dunning.delivery.capture import CaptureServer
+from dunning.serve import lookups
+from dunning.settings import load_settings
+from tests.scenario import AS_OF, account, import_accounts, run_job
+
+DAY = timedelta(days=1)
+EUR_100, EUR_80, USD_20 = ({"EUR": "100.00"}, {"EUR": "80.00"}, {"USD": "20.00"})
+
+
+def _accounts(paid: bool = False) -> dict[str, dict]:
+    return {
+        "acct_1": account(1, paid=paid),  # card_charge_failed, paid 3 days after its email
+        "acct_2": account(2, paid=paid, total="50.00"),  # card_charge_failed, never paid
+        "acct_3": account(3, "ar-EG", "Africa/Cairo", due="2026-11-15", total="80.00", paid=paid, segment="smb"),
+        "acct_4": account(4, "de-DE", "Europe/Berlin", due="2026-11-15", currency="JPY", total="1500", paid=paid),
+        "acct_5": account(5, "sv-SE", "Europe/Stockholm", currency="USD", total="20.00", paid=paid, segment="smb"),
+    }
+
+
+@pytest.fixture
+def scenario(database_url, monkeypatch, tmp_path):
+    """Eight emails over two weeks, three of them clicked, three settlements in the window and one after it."""
+    monkeypatch.setenv("DUNNING_DATABASE__URL", database_url)
+    monkeypatch.setenv("DUNNING_LINKS__KEYS", "report-test-signing-key")
+    import_accounts(database_url, list(_accounts().values()), AS_OF - DAY)
+    paid = _accounts(paid=True)
+    with CaptureServer(port=0) as capture:
+        monkeypatch.setenv("DUNNING_SMTP__PORT", str(capture.port))
+        settings = load_settings()
+        assert run_job(settings, AS_OF).sent == 5  # card_charge_failed ×3, past_due 1 ×2
+        import_accounts(database_url, [paid["acct_5"]], AS_OF + 1.5 * DAY)
+        assert run_job(settings, AS_OF + 3 * DAY).sent == 3  # past_due 2 ×2, balance_settled (acct_5)
+    path = tmp_path / "paid.jsonl"
+    path.write_text(json.dumps(paid["acct_1"]) + "\n")
+    assert main(["import", str(path), "--as-of", (AS_OF + 3 * DAY).isoformat()]) == 0
+    import_accounts(database_url, [paid["acct_3"]], AS_OF + 4 * DAY)
+    import_accounts(database_url, [paid["acct_4"]], AS_OF + 40 * DAY)  # past the 30-day window
+    engine = store.connect(database_url)
+    for key, times in (("card_charge_failed:acct_1:pm_1:ch_1", 2), ("card_charge_failed:acct_2:pm_2:ch_2", 1),
+                       ("past_due:acct_3:pm_3:2026-11-15:2", 1)):
+        for _ in range(times):
+            lookups.record_click(engine, key=key, email_id=lookups.email_of(engine, key), purpose="settlement",
+                                 at=AS_OF + DAY)
+    return database_url
+
+
+def _report(capsys, *args: str) -> dict:
+    capsys.readouterr()
+    assert main(["report", "--format", "json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _row(sent: int, clicked: int, settled: int, recovered: dict, median: float | None, **labels) -> dict:
+    return {**labels, "sent": sent, "clicked": clicked, "settled": settled, "recovered": recovered,
+            "median_days_to_settle": median}
+
+
+def test_the_report_gives_exact_counts_amounts_and_median_days(scenario, capsys):
+    """Each settlement counts once, for the last email to its group before it, when within 30 days of it."""
+    report = _report(capsys)
+    assert report["window_days"] == 30 and report["period"] == {"from": None, "to": None}
+    assert report["overall"] == _row(8, 3, 3, {"EUR": "180.00", "USD": "20.00"}, 1.5)
+    assert report["by_notice"] == [
+        _row(1, 0, 0, {}, None, notice="balance_settled", stage=None),
+        _row(3, 2, 2, {**EUR_100, **USD_20}, 2.25, notice="card_charge_failed", stage=None),
+        _row(2, 0, 0, {}, None, notice="past_due", stage=1),
+        _row(2, 1, 1, EUR_80, 1.0, notice="past_due", stage=2)]
+    assert [row["locale"] for row in report["by_locale"]] == ["ar-EG", "de-DE", "fr-FR", "sv-SE"]
+    assert report["by_locale"] == [
+        _row(2, 1, 1, EUR_80, 1.0, locale="ar-EG"), _row(2, 0, 0, {}, None, locale="de-DE"),
+        _row(2, 2, 1, EUR_100, 3.0, locale="fr-FR"), _row(2, 0, 1, USD_20, 1.5, locale="sv-SE")]
+    assert report["by_segment"] == [_row(4, 2, 1, EUR_100, 3.0, segment=None),
+                                    _row(4, 1, 2, {**EUR_80, **USD_20}, 1.25, segment="smb")]
+    assert report["by_week"] == [_row(5, 2, 2, {**EUR_100, **USD_20}, 2.25, week="2026-11-16"),
+                                 _row(3, 1, 1, EUR_80, 1.0, week="2026-11-23")]
+
+
+def test_a_period_counts_its_own_emails_and_credits_no_earlier_one(scenario, capsys):
+    """--from leaves earlier emails out, and a settlement whose last email came before the period counts nowhere."""
+    report = _report(capsys, "--from", "2026-11-23", "--to", "2026-11-29")
+    assert report["period"] == {"from": "2026-11-23", "to": "2026-11-29"}
+    assert report["overall"] == _row(3, 1, 1, EUR_80, 1.0)
+    assert _report(capsys, "--to", "2026-11-22")["overall"] == _row(5, 2, 2, {**EUR_100, **USD_20}, 2.25)
+
+
+def test_a_longer_window_credits_the_late_settlement(scenario, capsys, monkeypatch):
+    """report.window_days decides how late a settlement may come: at 40 days the JPY payment counts."""
+    monkeypatch.setenv("DUNNING_REPORT__WINDOW_DAYS", "40")
+    overall = _report(capsys)["overall"]
+    assert overall["settled"] == 4 and overall["recovered"] == {"EUR": "180.00", "JPY": "1500", "USD": "20.00"}
