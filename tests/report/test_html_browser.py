@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from dunning.cli import main
-from tests.report.test_figures import scenario  # noqa: F401  (the report's scenario)
-from tests.studio.conftest import browser  # noqa: F401  (the shared Chromium fixture)
 
 CHART_TITLES = ["Emails, clicks and settlements by notice", "By week of the email", "Recovered by notice",
                 "Settled per 100 emails, by language"]
@@ -18,7 +16,7 @@ CHART_TITLES = ["Emails, clicks and settlements by notice", "By week of the emai
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("name", "width"), [("phone", 390), ("desktop", 1280)])
-def test_the_html_report_draws_every_chart_offline(scenario, browser, tmp_path, name, width):  # noqa: F811
+def test_the_html_report_draws_every_chart_offline(scenario, browser, tmp_path, name, width):
     """The file loads nothing else, logs no console error, shows each chart's SVG, and fits the screen's width."""
     out = tmp_path / "report.html"
     assert main(["report", "--format", "html", "--out", str(out)]) == 0

@@ -17,7 +17,6 @@ from dunning.links import require_signing_key, sign_token
 from dunning.settings import Settings, load_settings
 from tests.scenario import AS_OF, account, import_accounts, run_job
 from tests.serve.conftest import RunningServer, serve
-from tests.studio.conftest import browser  # noqa: F401  (the shared Chromium fixture)
 
 SETTLE = re.compile(r"https://billing\.example\.com/settle/([A-Za-z0-9_.-]+)")
 PAY = "https://billing.example.com/pay/"
@@ -65,7 +64,7 @@ class Visit:
     page: object
 
 
-def _visit(browser, url: str) -> Visit:  # noqa: F811
+def _visit(browser, url: str) -> Visit:
     """Open url in a fresh page at phone width; the browser follows redirects (the payment site is unreachable)."""
     from playwright.sync_api import Error
 
@@ -80,7 +79,7 @@ def _visit(browser, url: str) -> Visit:  # noqa: F811
     return visit
 
 
-def test_an_emailed_link_redirects_to_the_payment_page_and_counts_a_click(landing, browser):  # noqa: F811
+def test_an_emailed_link_redirects_to_the_payment_page_and_counts_a_click(landing, browser):
     """The link of a sent email answers 303 to links.pay_url with the group's ids, each visit recorded as a click."""
     link = f"{landing.server.url}/settle/{landing.tokens['acct_1']}"
     for _ in range(2):
@@ -92,7 +91,7 @@ def test_an_emailed_link_redirects_to_the_payment_page_and_counts_a_click(landin
     assert again == (key, email_id, purpose)
 
 
-def test_an_open_invoice_with_its_own_payment_page_sends_there(landing, browser):  # noqa: F811
+def test_an_open_invoice_with_its_own_payment_page_sends_there(landing, browser):
     """When the group's owed invoice has a hosted invoice page (Stripe), the link goes there instead."""
     with store.connect(landing.settings.database.url).begin() as conn:
         conn.execute(update(store.invoices).where(store.invoices.c.id == "inv_1")
@@ -101,7 +100,7 @@ def test_an_open_invoice_with_its_own_payment_page_sends_there(landing, browser)
     assert visit.requested[-1] == "https://billing.example.com/hosted/inv_1"
 
 
-def test_an_update_link_goes_to_the_card_update_page(landing, browser):  # noqa: F811
+def test_an_update_link_goes_to_the_card_update_page(landing, browser):
     """An update token lands on links.card_update_url; a settlement token is refused there."""
     token = sign_token(require_signing_key(landing.settings.links), account="acct_2", payment_method="pm_2",
                        key="card_expiring:acct_2:pm_2:2028-03:1", now=AS_OF, purpose="update")
@@ -115,7 +114,7 @@ def test_an_update_link_goes_to_the_card_update_page(landing, browser):  # noqa:
 @pytest.mark.parametrize(("account_id", "lang", "direction", "title"),
                          [("acct_1", "fr-FR", "ltr", "Ce lien a expiré"),
                           ("acct_2", "ar-EG", "rtl", "انتهت صلاحية هذا الرابط")])
-def test_an_expired_link_explains_in_the_account_language(landing, browser, account_id, lang, direction,  # noqa: F811
+def test_an_expired_link_explains_in_the_account_language(landing, browser, account_id, lang, direction,
                                                           title):
     """Past links.max_age_days, the link answers 410 with a page in the account's language and direction."""
     landing.server.clock.moment += timedelta(days=landing.settings.links.max_age_days, hours=1)
@@ -140,7 +139,7 @@ def test_an_expired_link_explains_in_the_account_language(landing, browser, acco
     lambda token: token.replace(".", "x", 1),  # no longer three parts
     lambda token: "not-a-token",
 ])
-def test_a_forged_link_is_a_400_that_says_nothing(landing, browser, forge):  # noqa: F811
+def test_a_forged_link_is_a_400_that_says_nothing(landing, browser, forge):
     """A tampered or malformed token answers 400 with the same page, naming no reason, no ids, no click."""
     visit = _visit(browser, f"{landing.server.url}/settle/{forge(landing.tokens['acct_1'])}")
     assert visit.statuses == [(visit.requested[0], 400)]
