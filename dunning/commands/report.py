@@ -14,7 +14,7 @@ from dunning.errors import ExitCode, OutputError
 from dunning.report.build import build_report
 from dunning.settings import load_settings
 
-__all__ = ["NAME", "HELP", "configure", "run", "write_report"]
+__all__ = ["NAME", "HELP", "configure", "run", "overall_line", "write_report"]
 
 NAME = "report"
 HELP = "what the emails recovered: sent, clicked, settled and the money, by notice, language, segment and week"
@@ -44,7 +44,16 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(store.connect(settings.database.url), window_days=settings.report.window_days,
                           start=args.start, end=args.end)
     write_report(report, args.format, args.out)
+    if args.out is not None:
+        print(f"{overall_line(report['overall'])}: {args.out}", file=sys.stderr)
     return ExitCode.OK
+
+
+def overall_line(overall: dict[str, Any]) -> str:
+    """The overall figures in one line: sent, clicked, settled, recovered."""
+    recovered = ", ".join(f"{amount} {currency}" for currency, amount in overall["recovered"].items()) or "nothing"
+    return (f"{overall['sent']} emails sent, {overall['clicked']} clicked, {overall['settled']} settled, "
+            f"{recovered} recovered")
 
 
 def write_report(report: dict[str, Any], form: str, out: Path | None) -> None:
