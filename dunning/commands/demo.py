@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     return first.exit_code()
 
 
-def _payments_arrive(engine: Engine, settings: Settings, accounts: int, as_of: datetime, var: Path) -> importer.ImportSummary:
+def _payments_arrive(engine: Engine, settings: Settings, accounts: int, as_of: datetime,
+                     var: Path) -> importer.ImportSummary:
     """Import the sample once its settling situations are paid: their groups get balance_settled."""
     paid_file = var / "sample" / "billing-settled.jsonl"
     with paid_file.open("w", encoding="utf-8") as out:
