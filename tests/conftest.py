@@ -76,7 +76,9 @@ def postgres_url():
     yield from _postgres_schema_url()
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API runs an event loop in the main thread while it lives, which a later
+# test's asyncio.run would meet.
+@pytest.fixture(scope="module")
 def browser():
     """Debian's chromium driven by Playwright (no browser download); a missing one fails under CI."""
     if not Path(CHROMIUM).exists():

@@ -20,9 +20,7 @@ def build_report(engine: Engine, *, window_days: int, start: date | None = None,
     since = datetime.combine(start, time(), UTC) if start else None
     before = datetime.combine(end + timedelta(days=1), time(), UTC) if end else None
     with engine.connect() as conn:
-        clicked = query.clicked_emails(conn)
-        settlements = query.settlements(conn)
-        figures = compute(query.sent_emails(conn), clicked, settlements, window_days=window_days, start=since,
-                          before=before)
+        figures = compute(query.counts(conn, start=since, before=before), query.settlements(conn),
+                          window_days=window_days, start=since, before=before)
     period = {"from": start.isoformat() if start else None, "to": end.isoformat() if end else None}
     return report_dict(figures, period=period)

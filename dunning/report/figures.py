@@ -1,7 +1,8 @@
-"""Recovery figures, purely from rows: emails sent, unique clicks, and the settlements each email is credited with.
+"""Recovery figures, purely from rows: emails sent and clicked per slice, and the settlements they are credited.
 
-A settlement counts once, for the last email sent to its group before it, when that email was sent at most
-window_days before it; balance_settled confirmations ask for nothing and are never credited.
+A settlement counts once, for the last email sent to its group before it (the query finds it), when that
+email was sent in the period and at most window_days before it; balance_settled confirmations ask for
+nothing and are never credited.
 """
 
 from __future__ import annotations
@@ -12,10 +13,22 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-__all__ = ["EmailRow", "Settlement", "Tally", "Figures", "compute"]
+__all__ = ["UNCREDITED", "Count", "EmailRow", "Settlement", "Tally", "Figures", "compute"]
 
-Group = tuple[str, str | None]  # account id, payment method id
 UNCREDITED = frozenset({"balance_settled"})
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """The emails of one slice and UTC day: how many were sent, how many of them clicked."""
+
+    notice: str
+    stage: int | None
+    locale: str
+    segment: str | None
+    day: date
+    sent: int
+    clicked: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +36,6 @@ class EmailRow:
     """One sent email, at the moment its notice was decided for."""
 
     id: int
-    account: str
-    payment_method: str | None
     notice: str
     stage: int | None
     locale: str
@@ -69,53 +80,35 @@ class Figures:
     by_segment: dict[str | None, Tally] = field(default_factory=dict)
     by_week: dict[date, Tally] = field(default_factory=dict)
 
-    def tallies(self, email: EmailRow) -> Iterator[Tally]:
-        """The tallies an email counts in (created on first use)."""
+    def tallies(self, notice: str, stage: int | None, locale: str, segment: str | None, day: date) -> Iterator[Tally]:
+        """The tallies an email of this slice and day counts in (created on first use)."""
         yield self.overall
-        yield self.by_notice.setdefault((email.notice, email.stage), Tally())
-        yield self.by_locale.setdefault(email.locale, Tally())
-        yield self.by_segment.setdefault(email.segment, Tally())
-        monday = email.at.date() - timedelta(days=email.at.weekday())
-        yield self.by_week.setdefault(monday, Tally())
+        yield self.by_notice.setdefault((notice, stage), Tally())
+        yield self.by_locale.setdefault(locale, Tally())
+        yield self.by_segment.setdefault(segment, Tally())
+        yield self.by_week.setdefault(day - timedelta(days=day.weekday()), Tally())
 
 
-def compute(emails: Iterable[EmailRow], clicked: set[int], settlements: list[Settlement], *, window_days: int,
-            start: datetime | None = None, before: datetime | None = None) -> Figures:
-    """The figures of the emails sent from `start` until `before`; the others only take the credit for the
-    settlements that followed them."""
+def compute(counts: Iterable[Count], settlements: Iterable[tuple[Settlement, EmailRow | None]], *,
+            window_days: int, start: datetime | None = None, before: datetime | None = None) -> Figures:
+    """The figures of the emails sent from `start` until `before` (the counts are of those already)."""
     figures = Figures(window_days)
-    pending: dict[Group, list[int]] = {}
-    for index, settlement in enumerate(settlements):
-        pending.setdefault((settlement.account, settlement.payment_method), []).append(index)
-    credited: dict[int, EmailRow] = {}
-    for email in emails:
-        if _within(email, start, before):
-            for tally in figures.tallies(email):
-                tally.sent += 1
-                tally.clicked += email.id in clicked
-        if email.notice not in UNCREDITED:
-            for index in pending.get((email.account, email.payment_method), ()):
-                best = credited.get(index)
-                if email.at < settlements[index].at and (best is None or email.at >= best.at):
-                    credited[index] = email
-    _credit(figures, settlements, credited, start, before)
+    for count in counts:
+        for tally in figures.tallies(count.notice, count.stage, count.locale, count.segment, count.day):
+            tally.sent += count.sent
+            tally.clicked += count.clicked
+    window = timedelta(days=window_days)
+    for settlement, email in settlements:
+        if email is None or not _within(email.at, start, before) or settlement.at - email.at > window:
+            continue
+        waited = (settlement.at - email.at).total_seconds() / 86400
+        for tally in figures.tallies(email.notice, email.stage, email.locale, email.segment, email.at.date()):
+            tally.settled += 1
+            tally.days.append(waited)
+            for currency, amount in settlement.recovered.items():
+                tally.recovered[currency] = tally.recovered.get(currency, Decimal(0)) + amount
     return figures
 
 
-def _within(email: EmailRow, start: datetime | None, before: datetime | None) -> bool:
-    return (start is None or email.at >= start) and (before is None or email.at < before)
-
-
-def _credit(figures: Figures, settlements: list[Settlement], credited: dict[int, EmailRow],
-            start: datetime | None, before: datetime | None) -> None:
-    window = timedelta(days=figures.window_days)
-    for index, email in credited.items():
-        settlement = settlements[index]
-        waited = settlement.at - email.at
-        if waited > window or not _within(email, start, before):
-            continue
-        for tally in figures.tallies(email):
-            tally.settled += 1
-            tally.days.append(waited.total_seconds() / 86400)
-            for currency, amount in settlement.recovered.items():
-                tally.recovered[currency] = tally.recovered.get(currency, Decimal(0)) + amount
+def _within(moment: datetime, start: datetime | None, before: datetime | None) -> bool:
+    return (start is None or moment >= start) and (before is None or moment < before)

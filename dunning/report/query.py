@@ -1,53 +1,81 @@
-"""The report's rows from the store: sent emails with their notice's moment, unique clicks, settlements."""
+"""The report's rows from the store, counted and matched by the database: sends and clicks per slice and day,
+and each settlement with the last email sent to its group before it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, datetime
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from dunning import store
-from dunning.report.figures import EmailRow, Settlement
+from dunning.report.figures import UNCREDITED, Count, EmailRow, Settlement
 
-__all__ = ["sent_emails", "clicked_emails", "settlements"]
+__all__ = ["counts", "settlements"]
 
 _NOTHING = "{}"
 
 
-def sent_emails(conn: Connection) -> Iterator[EmailRow]:
-    """Every sent email (once, however many keys it answered), at its notice's as_of, in id order."""
-    emails, notices, accounts = store.emails, store.notices, store.accounts
-    query = (select(emails.c.id, emails.c.account_id, emails.c.payment_method_id, emails.c.notice, emails.c.stage,
-                    emails.c.locale, accounts.c.segment, notices.c.as_of)
+def _day(conn: Connection, moment: ColumnElement[datetime]) -> ColumnElement[str]:
+    """The UTC day of a moment column, as YYYY-MM-DD text."""
+    if conn.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", moment), "YYYY-MM-DD")
+    return func.substr(moment, 1, 10)  # SQLite keeps UTC moments as ISO text
+
+
+def counts(conn: Connection, *, start: datetime | None, before: datetime | None) -> Iterator[Count]:
+    """Sent and clicked emails per notice, stage, locale, segment and UTC day of the notice's as_of."""
+    emails, notices, accounts, clicks = store.emails, store.notices, store.accounts, store.link_clicks
+    clicked = select(clicks.c.email_id).where(clicks.c.email_id.is_not(None)).distinct().subquery()
+    day = _day(conn, notices.c.as_of)
+    keys = (emails.c.notice, emails.c.stage, emails.c.locale, accounts.c.segment, day)
+    query = (select(*keys, func.count(), func.count(clicked.c.email_id))
              .select_from(notices.join(emails, emails.c.id == notices.c.email_id)
+                          .outerjoin(accounts, accounts.c.id == emails.c.account_id)
+                          .outerjoin(clicked, clicked.c.email_id == emails.c.id))
+             .where(emails.c.status == "sent", notices.c.outcome == "email", notices.c.as_of.is_not(None),
+                    *_period(notices.c.as_of, start, before))
+             .group_by(*keys))
+    for notice, stage, locale, segment, on, sent, clicks_ in conn.execute(query):
+        yield Count(notice, stage, locale, segment, date.fromisoformat(on), sent, clicks_)
+
+
+def _period(moment: ColumnElement[datetime], start: datetime | None,
+            before: datetime | None) -> list[ColumnElement[bool]]:
+    return [*([moment >= start] if start else []), *([moment < before] if before else [])]
+
+
+def settlements(conn: Connection) -> Iterator[tuple[Settlement, EmailRow | None]]:
+    """Every time a group with a live subscription went from owing something to owing nothing, with the last
+    email (that asks for something) sent to the group before it, if any."""
+    history, emails, notices, accounts = store.balance_history, store.emails, store.notices, store.accounts
+    earlier = history.alias("earlier")
+    previous = (select(earlier.c.balance)
+                .where(earlier.c.account_id == history.c.account_id,
+                       earlier.c.payment_method_id == history.c.payment_method_id,
+                       or_(earlier.c.changed_at < history.c.changed_at,
+                           and_(earlier.c.changed_at == history.c.changed_at, earlier.c.id < history.c.id)))
+                .order_by(earlier.c.changed_at.desc(), earlier.c.id.desc()).limit(1).scalar_subquery())
+    last = (select(notices.c.email_id).join(emails, emails.c.id == notices.c.email_id)
+            .where(notices.c.account_id == history.c.account_id,
+                   emails.c.payment_method_id == history.c.payment_method_id, emails.c.status == "sent",
+                   notices.c.as_of < history.c.changed_at, emails.c.notice.not_in(sorted(UNCREDITED)))
+            .order_by(notices.c.as_of.desc(), notices.c.email_id.desc()).limit(1).scalar_subquery())
+    found = (select(history.c.account_id, history.c.payment_method_id, history.c.changed_at,
+                    previous.label("previous"), last.label("email_id"))
+             .where(history.c.balance == _NOTHING, history.c.live).subquery())
+    sent_at = (select(func.min(notices.c.as_of)).where(notices.c.email_id == found.c.email_id)
+               .scalar_subquery())
+    query = (select(found.c.account_id, found.c.payment_method_id, found.c.changed_at, found.c.previous,
+                    emails.c.id, emails.c.notice, emails.c.stage, emails.c.locale, accounts.c.segment,
+                    sent_at.label("sent_at"))
+             .select_from(found.outerjoin(emails, emails.c.id == found.c.email_id)
                           .outerjoin(accounts, accounts.c.id == emails.c.account_id))
-             .where(emails.c.status == "sent", notices.c.as_of.is_not(None))
-             .order_by(notices.c.email_id))
-    last = None
-    for row in conn.execution_options(yield_per=10_000).execute(query):
-        if row[0] != last:
-            last = row[0]
-            yield EmailRow(*row)
-
-
-def clicked_emails(conn: Connection) -> set[int]:
-    """The ids of the emails whose link was followed at least once."""
-    clicks = store.link_clicks
-    return set(conn.execute(select(clicks.c.email_id).where(clicks.c.email_id.is_not(None)).distinct()).scalars())
-
-
-def settlements(conn: Connection) -> list[Settlement]:
-    """Every time a group with a live subscription went from owing something to owing nothing."""
-    history = store.balance_history
-    previous = func.lag(history.c.balance).over(partition_by=(history.c.account_id, history.c.payment_method_id),
-                                                order_by=(history.c.changed_at, history.c.id)).label("previous")
-    changes = select(history.c.account_id, history.c.payment_method_id, history.c.changed_at, history.c.balance,
-                     history.c.live, previous).subquery()
-    query = (select(changes.c.account_id, changes.c.payment_method_id, changes.c.changed_at, changes.c.previous)
-             .where(and_(changes.c.balance == _NOTHING, changes.c.live, changes.c.previous.is_not(None),
-                         changes.c.previous != _NOTHING)))
-    return [Settlement(account, method, at, {currency: Decimal(amount)
-                                             for currency, amount in orjson.loads(owed).items()})
-            for account, method, at, owed in conn.execute(query)]
+             .where(found.c.previous.is_not(None), found.c.previous != _NOTHING))
+    for account, method, at, owed, email_id, notice, stage, locale, segment, sent_at_ in conn.execute(query):
+        settlement = Settlement(account, method, at, {currency: Decimal(amount)
+                                                      for currency, amount in orjson.loads(owed).items()})
+        email = None if email_id is None else EmailRow(email_id, notice, stage, locale, segment, sent_at_)
+        yield settlement, email
