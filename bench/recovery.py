@@ -8,6 +8,7 @@ groups settled two days after it (counted) and another quarter 45 days after it 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -48,8 +49,8 @@ def ledger(database: Path, emails: int) -> None:
                          "VALUES (?, ?, 'past_due', 'email', ?, ?, ?)", _notices(emails))
         conn.executemany("INSERT INTO link_clicks (key, email_id, purpose, clicked_at) "
                          "VALUES (?, ?, 'settlement', ?)", _clicks(emails))
-        conn.executemany("INSERT INTO balance_history (account_id, payment_method_id, balance, live, changed_at) "
-                         "VALUES (?, ?, ?, 1, ?)", _history(emails))
+        conn.executemany("INSERT INTO balance_history (account_id, payment_method_id, balance, previous, live, "
+                         "changed_at) VALUES (?, ?, ?, ?, 1, ?)", _history(emails))
 
 
 def _sent_at(group: int, stage: int) -> datetime:
@@ -82,10 +83,10 @@ def _clicks(emails: int) -> Iterator[tuple]:
 
 def _history(emails: int) -> Iterator[tuple]:
     for g in range(emails // 2):
-        yield f"acct_{g}", f"pm_{g}", '{"EUR": "100.00"}', _stamp(_sent_at(g, 1) - timedelta(days=1))
+        yield f"acct_{g}", f"pm_{g}", '{"EUR": "100.00"}', None, _stamp(_sent_at(g, 1) - timedelta(days=1))
         if g % 4 in (0, 1):
             later = timedelta(days=2 if g % 4 == 0 else 45)
-            yield f"acct_{g}", f"pm_{g}", "{}", _stamp(_sent_at(g, 2) + later)
+            yield f"acct_{g}", f"pm_{g}", "{}", '{"EUR": "100.00"}', _stamp(_sent_at(g, 2) + later)
 
 
 def run_report(bench: Bench, key: str, label: str, database: Path, emails: int, form: str) -> Row:
@@ -112,5 +113,6 @@ def recovery(bench: Bench, emails: int) -> None:
     database = bench.workdir / "recovery.sqlite3"
     bench.say(f"writing a ledger of {emails:,} sent emails …")
     ledger(database, emails)
+    os.sync()  # as before the no-op run: the report is not measured against the ledger's pages being written back
     run_report(bench, report.REPORT, "`dunning report`, JSON", database, emails, "json")
     run_report(bench, report.REPORT_HTML, "`dunning report`, HTML", database, emails, "html")

@@ -246,6 +246,7 @@ balance_history = Table(
     Column("account_id", String, nullable=False),
     Column("payment_method_id", String, nullable=False),
     Column("balance", Text, nullable=False),  # JSON: {"EUR": "12.50"}; {} once nothing is owed
+    Column("previous", Text),  # the balance before this change, the same way; null for a group seen first
     Column("live", Boolean, nullable=False),  # the group still has a live subscription
     Column("changed_at", UtcDateTime, nullable=False),
     Index("ix_balance_history_group_at", "account_id", "payment_method_id", "changed_at"),

@@ -55,9 +55,13 @@ def record_changes(conn: Connection, before: dict[Group, GroupBalance], after: d
         old, new = before.get(group), after.get(group, GroupBalance({}, False))
         if old is not None and old == new or old is None and not new.amounts:
             continue
-        balance = {currency: str(amount) for currency, amount in sorted(new.amounts.items())}
         rows.append({"account_id": group[0], "payment_method_id": group[1], "live": new.live,
-                     "balance": orjson.dumps(balance).decode(), "changed_at": changed_at})
+                     "balance": _json(new), "previous": None if old is None else _json(old),
+                     "changed_at": changed_at})
     if rows:
         conn.execute(store.balance_history.insert(), rows)
     return len(rows)
+
+
+def _json(balance: GroupBalance) -> str:
+    return orjson.dumps({currency: str(amount) for currency, amount in sorted(balance.amounts.items())}).decode()

@@ -4,11 +4,11 @@ and each settlement with the last email sent to its group before it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Text, func, select, type_coerce
 
 from dunning import store
 from dunning.report.figures import UNCREDITED, Count, EmailRow, Settlement
@@ -51,31 +51,34 @@ def settlements(conn: Connection) -> Iterator[tuple[Settlement, EmailRow | None]
     """Every time a group with a live subscription went from owing something to owing nothing, with the last
     email (that asks for something) sent to the group before it, if any."""
     history, emails, notices, accounts = store.balance_history, store.emails, store.notices, store.accounts
-    earlier = history.alias("earlier")
-    previous = (select(earlier.c.balance)
-                .where(earlier.c.account_id == history.c.account_id,
-                       earlier.c.payment_method_id == history.c.payment_method_id,
-                       or_(earlier.c.changed_at < history.c.changed_at,
-                           and_(earlier.c.changed_at == history.c.changed_at, earlier.c.id < history.c.id)))
-                .order_by(earlier.c.changed_at.desc(), earlier.c.id.desc()).limit(1).scalar_subquery())
     last = (select(notices.c.email_id).join(emails, emails.c.id == notices.c.email_id)
             .where(notices.c.account_id == history.c.account_id,
                    emails.c.payment_method_id == history.c.payment_method_id, emails.c.status == "sent",
                    notices.c.as_of < history.c.changed_at, emails.c.notice.not_in(sorted(UNCREDITED)))
             .order_by(notices.c.as_of.desc(), notices.c.email_id.desc()).limit(1).scalar_subquery())
-    found = (select(history.c.account_id, history.c.payment_method_id, history.c.changed_at,
-                    previous.label("previous"), last.label("email_id"))
-             .where(history.c.balance == _NOTHING, history.c.live).subquery())
+    found = (select(history.c.account_id, history.c.payment_method_id, history.c.changed_at, history.c.previous,
+                    last.label("email_id"))
+             .where(history.c.balance == _NOTHING, history.c.live, history.c.previous.is_not(None),
+                    history.c.previous != _NOTHING)
+             # Materialized: flattened into the query below, each correlated subquery would run once per use.
+             .cte("found").prefix_with("MATERIALIZED"))
     sent_at = (select(func.min(notices.c.as_of)).where(notices.c.email_id == found.c.email_id)
                .scalar_subquery())
-    query = (select(found.c.account_id, found.c.payment_method_id, found.c.changed_at, found.c.previous,
-                    emails.c.id, emails.c.notice, emails.c.stage, emails.c.locale, accounts.c.segment,
-                    sent_at.label("sent_at"))
+    # The two moments come back as the driver gives them (text on SQLite): _moment reads them without
+    # SQLAlchemy's per-value processing, which cost more than the query itself.
+    query = (select(found.c.account_id, found.c.payment_method_id, type_coerce(found.c.changed_at, Text),
+                    found.c.previous, emails.c.id, emails.c.notice, emails.c.stage, emails.c.locale,
+                    accounts.c.segment, type_coerce(sent_at, Text))
              .select_from(found.outerjoin(emails, emails.c.id == found.c.email_id)
-                          .outerjoin(accounts, accounts.c.id == emails.c.account_id))
-             .where(found.c.previous.is_not(None), found.c.previous != _NOTHING))
+                          .outerjoin(accounts, accounts.c.id == emails.c.account_id)))
     for account, method, at, owed, email_id, notice, stage, locale, segment, sent_at_ in conn.execute(query):
-        settlement = Settlement(account, method, at, {currency: Decimal(amount)
-                                                      for currency, amount in orjson.loads(owed).items()})
-        email = None if email_id is None else EmailRow(email_id, notice, stage, locale, segment, sent_at_)
+        settlement = Settlement(account, method, _moment(at), {currency: Decimal(amount)
+                                                               for currency, amount in orjson.loads(owed).items()})
+        email = None if email_id is None else EmailRow(email_id, notice, stage, locale, segment, _moment(sent_at_))
         yield settlement, email
+
+
+def _moment(value: str | datetime) -> datetime:
+    """An aware UTC moment from SQLite's text (naive UTC) or PostgreSQL's aware datetime."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
