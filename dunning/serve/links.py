@@ -56,7 +56,8 @@ def routes(settings: Settings, engine: Engine, clock: Callable[[], datetime]) ->
     def _redirect(claims: LinkClaims, purpose: Purpose) -> Response:
         email_id = lookups.email_of(engine, claims.key)
         lookups.record_click(engine, key=claims.key, email_id=email_id, purpose=purpose, at=clock())
-        log.info("%s link followed", purpose, extra={"account": claims.account, "email_id": email_id})
+        log.info("%s link followed: account %s, email %s", purpose, claims.account, email_id,
+                 extra={"account": claims.account, "email_id": email_id})
         hosted = lookups.hosted_invoice_url(engine, claims.account, claims.payment_method) \
             if purpose == "settlement" else None
         template = settings.links.pay_url if purpose == "settlement" else settings.links.card_update_url
@@ -67,7 +68,7 @@ def routes(settings: Settings, engine: Engine, clock: Callable[[], datetime]) ->
         if claims is None:
             log.info("%s link refused: %s", purpose, exc.reason)
             return HTMLResponse(pages.invalid_page(), status_code=400, headers=_HEADERS)
-        log.info("%s link expired", purpose, extra={"account": claims.account})
+        log.info("%s link expired: account %s", purpose, claims.account, extra={"account": claims.account})
         choice = catalogs.choose(lookups.locale_of(engine, claims.account) or settings.i18n.default_locale)
         page = pages.expired_page(settings, choice, catalogs.translations(choice.locale))
         return HTMLResponse(page, status_code=410, headers=_HEADERS)

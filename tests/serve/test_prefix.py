@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 
+from dunning.cli import main
 from dunning.errors import SettingsError
 from dunning.links import require_signing_key, sign_token
 from dunning.settings import load_settings
@@ -48,7 +49,8 @@ def test_the_routes_answer_under_the_prefix_alone(settings, caplog):
         assert server.url.endswith("/billing")
         assert _get(f"{server.url}/settle/{token}") == (303, "https://pay.example.com/acct_1/pm_1?email=")
         assert _get(f"{server.url.removesuffix('/billing')}/settle/{token}")[0] == 404
-    assert "settlement link followed" in caplog.text and "@" not in caplog.text and token not in caplog.text
+    assert "settlement link followed: account acct_1, email None" in caplog.text
+    assert "@" not in caplog.text and token not in caplog.text
 
 
 def test_a_prefix_must_be_a_path(monkeypatch):
@@ -56,3 +58,10 @@ def test_a_prefix_must_be_a_path(monkeypatch):
     monkeypatch.setenv("DUNNING_SERVE__PREFIX", "billing/")
     with pytest.raises(SettingsError, match="serve.prefix"):
         load_settings()
+
+
+def test_serve_refuses_to_start_without_a_signing_key(sqlite_url, monkeypatch, capsys):
+    """`dunning serve` with no DUNNING_LINKS__KEYS exits 78 (configuration) before listening."""
+    monkeypatch.setenv("DUNNING_DATABASE__URL", sqlite_url)
+    assert main(["serve", "--port", "0"]) == 78
+    assert "DUNNING_LINKS__KEYS" in capsys.readouterr().err
