@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import select
+
+from dunning import store
 from dunning.cli import main
 from tests.report.conftest import EUR_80, EUR_100, USD_20
+
+KEY_1 = "card_charge_failed:acct_1:pm_1:ch_1"
 
 
 def _report(capsys, *args: str) -> dict:
@@ -53,3 +58,12 @@ def test_a_longer_window_credits_the_late_settlement(scenario, capsys, monkeypat
     monkeypatch.setenv("DUNNING_REPORT__WINDOW_DAYS", "40")
     overall = _report(capsys)["overall"]
     assert overall["settled"] == 4 and overall["recovered"] == {"EUR": "180.00", "JPY": "1500", "USD": "20.00"}
+
+
+def test_an_email_that_answered_two_keys_counts_once(scenario, capsys):
+    """One email holding two notice keys (one per subscription it speaks for) is one email sent, one click."""
+    engine = store.connect(scenario)
+    with engine.begin() as conn:
+        first = conn.execute(select(store.notices).where(store.notices.c.key == KEY_1)).mappings().one()
+        conn.execute(store.notices.insert().values({**first, "key": KEY_1 + ":second-subscription"}))
+    assert _report(capsys)["overall"] == _row(8, 3, 3, {"EUR": "180.00", "USD": "20.00"}, 1.5)
