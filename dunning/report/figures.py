@@ -12,10 +12,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 __all__ = ["UNCREDITED", "Count", "EmailRow", "Settlement", "Tally", "Figures", "compute"]
 
 UNCREDITED = frozenset({"balance_settled"})
+K = TypeVar("K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +85,18 @@ class Figures:
     def tallies(self, notice: str, stage: int | None, locale: str, segment: str | None, day: date) -> Iterator[Tally]:
         """The tallies an email of this slice and day counts in (created on first use)."""
         yield self.overall
-        yield self.by_notice.setdefault((notice, stage), Tally())
-        yield self.by_locale.setdefault(locale, Tally())
-        yield self.by_segment.setdefault(segment, Tally())
-        yield self.by_week.setdefault(day - timedelta(days=day.weekday()), Tally())
+        yield _tally(self.by_notice, (notice, stage))
+        yield _tally(self.by_locale, locale)
+        yield _tally(self.by_segment, segment)
+        yield _tally(self.by_week, day - timedelta(days=day.weekday()))
+
+
+def _tally(tallies: dict[K, Tally], key: K) -> Tally:
+    """The tally of a key, created on first use (setdefault would build a Tally for every call)."""
+    tally = tallies.get(key)
+    if tally is None:
+        tally = tallies[key] = Tally()
+    return tally
 
 
 def compute(counts: Iterable[Count], settlements: Iterable[tuple[Settlement, EmailRow | None]], *,
