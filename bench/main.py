@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import baseline as hand_rolled
-from bench import data, phases, report
+from bench import data, phases, recovery, report
 from bench.phases import Bench, PhaseError
 from bench.prepare import Prepared, prepare
 from bench.report import Results
 from bench.sink import SinkError, install_postfix, start_sink
 
 REPO = Path(__file__).resolve().parent.parent
-SMALL = {"accounts": 300, "baseline_sample": 200, "million": 2000}
+SMALL = {"accounts": 300, "baseline_sample": 200, "million": 2000, "report_emails": 2000}
 
 
-PHASES = ("run", "baselines", "smtp-source", "million")
+PHASES = ("run", "baselines", "smtp-source", "million", "report")
 
 
 def _phases(text: str) -> tuple[str, ...]:
@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "it is the slowest phase, at a few dozen messages a second)")
     parser.add_argument("--million", type=int, default=1_000_000,
                         help="accounts with nothing due, for the import and the no-op run (default 1,000,000)")
+    parser.add_argument("--report-emails", type=int, default=1_000_000,
+                        help="sent emails in the ledger `dunning report` reads (default 1,000,000)")
     parser.add_argument("--repeat", type=int,
                         help="runs of `dunning run`, the precompiled baseline and smtp-source, each reported "
                              "by its median run (default 3; 1 with --small)")
@@ -151,6 +153,8 @@ def run_phases(bench: Bench, args: argparse.Namespace) -> None:
         attempt(bench, "smtp-source", lambda: phases.smtp_source(bench, prepared, messages, args.repeat))
     if "million" in args.only:
         attempt(bench, "million", lambda: million(bench, args))
+    if "report" in args.only:
+        attempt(bench, "report", lambda: recovery.recovery(bench, args.report_emails))
     bench.results.header = header(bench, args, prepared, load_before)
 
 

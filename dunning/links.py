@@ -41,7 +41,8 @@ from dunning.errors import LinkError, SettingsError
 from dunning.settings import LinksSettings
 
 __all__ = ["SALT", "UPDATE_SALT", "PURPOSES", "Purpose", "FORMAT", "MIN_KEY_LENGTH", "LinkClaims", "LinkSigner",
-           "require_signing_key", "key_id", "sign_token", "settlement_url", "update_url", "token_from", "verify_token"]
+           "require_signing_key", "key_id", "sign_token", "expired_claims", "settlement_url", "update_url",
+           "token_from", "verify_token"]
 
 SALT = "dunning.settlement-link"
 UPDATE_SALT = "dunning.update-link"
@@ -152,6 +153,19 @@ def verify_token(token: str, keys: Sequence[str], *, max_age_days: int,
     except BadPayload:
         raise LinkError("malformed token: the signed content cannot be read", reason="malformed") from None
     return _claims(payload, issued_at)
+
+
+def expired_claims(token: str, keys: Sequence[str], *, purpose: Purpose = "settlement") -> LinkClaims | None:
+    """The claims of a token signed by one of the keys whatever its age, else None: for an expired link's page.
+
+    Call it only after verify_token said "expired": it checks the signature, never the age."""
+    if len(token) > MAX_TOKEN or not _TOKEN.match(token):
+        return None
+    try:
+        payload, issued_at = _serializer(tuple(keys), time.time, PURPOSES[purpose]).loads(token, return_timestamp=True)
+        return _claims(payload, issued_at)
+    except (BadSignature, BadPayload, LinkError):
+        return None
 
 
 def _purpose_error(token: str, keys: Sequence[str], now: datetime | None, purpose: Purpose) -> LinkError | None:

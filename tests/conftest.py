@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("DUNNING_TEST_POSTGRES_URL")
+CHROMIUM = os.environ.get("DUNNING_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +74,21 @@ def sqlite_url(tmp_path: Path) -> str:
 def postgres_url():
     """A fresh PostgreSQL schema (for tests that are about PostgreSQL itself)."""
     yield from _postgres_schema_url()
+
+
+# Per module: Playwright's sync API runs an event loop in the main thread while it lives, which a later
+# test's asyncio.run would meet.
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (no browser download); a missing one fails under CI."""
+    if not Path(CHROMIUM).exists():
+        reason = f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.numbers import get_currency_precision, list_currencies
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from dunning.billing.addresses import normalize_address
 from dunning.errors import ContractViolation
 from dunning.i18n.locales import normalize
 
@@ -35,6 +37,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 MAX_DIGITS = 18  # significant digits of an amount (a bigint of minor units, exact in every format)
 MAX_ID, MAX_TEXT, MAX_EMAIL, MAX_ITEMS = 200, 1_000, 254, 10_000
+MAX_URL = 2_048
 
 
 def _as_date(value: Any) -> date:
@@ -120,8 +123,20 @@ def _check_locale(value: str) -> str:
 
 
 def _check_email(value: str) -> str:
+    # Accepted only if it can be sent (as delivery/mime writes it); the value is personal data: not echoed.
     if not _EMAIL.fullmatch(value):
-        raise ValueError("not an email address")  # the value itself is personal data: not echoed
+        raise ValueError("not an email address")
+    try:
+        normalize_address(value)
+    except ValueError as exc:
+        raise ValueError(f"not an email address: {exc}") from None
+    return value
+
+
+def _check_https(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("not an https:// URL")
     return value
 
 
@@ -137,6 +152,7 @@ DateField = Annotated[date, BeforeValidator(_as_date)]
 DateTimeField = Annotated[datetime, BeforeValidator(parse_moment)]
 Amount = Annotated[Decimal, BeforeValidator(_as_decimal)]
 Email = Annotated[str, Field(strict=True, max_length=MAX_EMAIL), AfterValidator(_check_email)]
+PaymentUrl = Annotated[str, Field(strict=True, max_length=MAX_URL), AfterValidator(_check_https)]
 
 
 class Record(BaseModel):
@@ -186,6 +202,7 @@ class Invoice(Record):
     issued_date: DateField
     due_date: DateField
     status: Literal["open", "paid", "void"]
+    payment_url: PaymentUrl | None = None
 
     @field_validator("total", "amount_paid")
     @classmethod

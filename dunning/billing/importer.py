@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine, Table, delete, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from dunning import store
+from dunning.billing import balances
 from dunning.billing.contract import Account
 from dunning.errors import ContractViolation, RecordError
 
@@ -173,9 +175,13 @@ def unknown_fields(account: Account) -> Iterator[str]:
 
 def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int,
                   on_error: Callable[[RecordError], None] = lambda e: None,
-                  on_warning: Callable[[RecordError], None] = lambda e: None) -> ImportSummary:
-    """Import every good line of the stream; bad lines are reported through on_error and counted."""
+                  on_warning: Callable[[RecordError], None] = lambda e: None,
+                  as_of: datetime | None = None) -> ImportSummary:
+    """Import every good line of the stream; bad lines are reported through on_error and counted.
+
+    The balance changes it brings are dated as_of (default: now) in the balance history."""
     summary = ImportSummary()
+    as_of = as_of or datetime.now(UTC)
 
     def warn(error: RecordError) -> None:
         summary.warnings += 1
@@ -192,29 +198,29 @@ def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int,
             continue
         batch.append(parsed)
         if len(batch) >= batch_size:
-            _flush_or_split(engine, batch, summary, reject)
+            _flush_or_split(engine, batch, summary, reject, as_of)
             batch = []
     if batch:
-        _flush_or_split(engine, batch, summary, reject)
+        _flush_or_split(engine, batch, summary, reject, as_of)
     return summary
 
 
 def _flush_or_split(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
-                    reject: Callable[[RecordError], None]) -> None:
+                    reject: Callable[[RecordError], None], as_of: datetime) -> None:
     """Write a batch; should the database refuse it, write its lines one by one, rejecting those it refuses."""
     try:
-        _flush(engine, batch, summary, reject)
+        _flush(engine, batch, summary, reject, as_of)
     except (DataError, IntegrityError, OverflowError, UnicodeEncodeError) as exc:
         if len(batch) == 1:
             reject(RecordError(f"the database refused it: {type(exc).__name__}", line=batch[0].line,
                                account=batch[0].account.id))
             return
         for parsed in batch:
-            _flush_or_split(engine, [parsed], summary, reject)
+            _flush_or_split(engine, [parsed], summary, reject, as_of)
 
 
 def _flush(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
-           reject: Callable[[RecordError], None]) -> None:
+           reject: Callable[[RecordError], None], as_of: datetime) -> None:
     # A repeated account within one batch: the later line wins, as it would across batches.
     latest = {parsed.account.id: parsed for parsed in batch}
     with engine.begin() as conn:
@@ -226,7 +232,10 @@ def _flush(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
         for error in conflicts.values():
             reject(error)
         changed = [p for p in changed if p.line not in conflicts]
+        ids = [p.account.id for p in changed]
+        before = balances.read_balances(conn, ids)
         _replace_accounts(conn, changed)
+        balances.record_changes(conn, before, balances.read_balances(conn, ids), as_of)
     for parsed in changed:
         if parsed.account.id in known:
             summary.updated += 1
@@ -293,7 +302,8 @@ def _child_rows(accounts: list[Account]) -> dict[str, list[dict[str, Any]]]:
         rows["invoices"] += [
             {"id": i.id, "account_id": a.id, "subscription_id": i.subscription, "currency": i.currency,
              "total": str(i.total), "amount_paid": str(i.amount_paid), "owed": i.owed,
-             "issued_date": i.issued_date, "due_date": i.due_date, "status": i.status} for i in a.invoices]
+             "issued_date": i.issued_date, "due_date": i.due_date, "status": i.status,
+             "hosted_invoice_url": i.payment_url} for i in a.invoices]
         rows["charges"] += [
             {"id": c.id, "account_id": a.id, "invoice_id": c.invoice, "payment_method_id": c.payment_method,
              "attempted_at": c.attempted_at, "outcome": c.outcome, "failure_code": c.failure_code,

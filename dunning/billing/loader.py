@@ -46,7 +46,7 @@ _CHILD_COLUMNS = (
     _columns(store.subscriptions, "account_id", "id", "name", "payment_method_id", "status", "cancelled_at",
              "cancel_reason", "data_deleted"),
     _columns(store.invoices, "account_id", "id", "subscription_id", "currency", "total", "amount_paid",
-             "issued_date", "due_date", "status"),
+             "issued_date", "due_date", "status", "hosted_invoice_url"),
     _columns(store.charges, "account_id", "id", "invoice_id", "payment_method_id", "attempted_at", "outcome",
              "failure_code", "next_retry_at"),
 )
@@ -77,8 +77,9 @@ def _account(row: _Row, payment_methods: _Rows, subscriptions: _Rows, invoices: 
             in subscriptions.get(key, ())],
         invoices=[_stored(Invoice,
             id=id_, subscription=subscription, currency=currency, total=Decimal(total),
-            amount_paid=Decimal(amount_paid), issued_date=issued_date, due_date=due_date, status=status)
-            for _, id_, subscription, currency, total, amount_paid, issued_date, due_date, status
+            amount_paid=Decimal(amount_paid), issued_date=issued_date, due_date=due_date, status=status,
+            payment_url=payment_url)
+            for _, id_, subscription, currency, total, amount_paid, issued_date, due_date, status, payment_url
             in invoices.get(key, ())],
         charges=[_stored(Charge,
             id=id_, invoice=invoice, payment_method=payment_method, attempted_at=attempted_at, outcome=outcome,

@@ -11,15 +11,19 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from dunning import store
 from dunning.billing import importer, sample
+from dunning.commands.report import overall_line, write_report
 from dunning.commands.run import print_summary, progress_reporter
 from dunning.delivery.capture import CaptureServer
 from dunning.emails.preview import build_preview
+from dunning.report.build import build_report
 from dunning.run import job
+from dunning.serve import lookups
 from dunning.settings import Settings, load_settings
+from dunning.vocabulary import DUNNING_NOTICES
 
 __all__ = ["NAME", "HELP", "DEMO_KEY", "configure", "run", "fresh", "demo_settings", "with_smtp_port",
            "load_settings_with", "show_outbox"]
@@ -59,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
         print_summary(first, as_json=False)
         again = job.run(settings, as_of=as_of)
         print(f"4. the same run again sends nothing new (never twice): {again.sent} sent")
+        clicked = _links_followed(engine, as_of + timedelta(minutes=10))
         settled = _payments_arrive(engine, settings, args.accounts, as_of, var)
-        print(f"5. payments arrive for {settled.updated} accounts; an hour later, dunning run: ", end="")
+        print(f"5. {clicked} customers follow their email's link, payments arrive for {settled.updated} accounts; "
+              "an hour later, dunning run: ", end="")
         print_summary(settled_run := job.run(settings, as_of=as_of + timedelta(hours=1)), as_json=False)
         server.wait_for(first.sent + settled_run.sent)
     show_outbox(var / "outbox")
@@ -68,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                             sender=settings.sender, default_locale=settings.i18n.default_locale)
     print(f"6. preview gallery of {len(entries)} emails (every notice × locale × scenario): "
           f"{var / 'preview' / 'index.html'}")
+    _report(engine, settings, var / "report.html")
     print("\nLook at what it did:")
     for line in next_steps(settings.database.url, as_of, var):
         print(f"  {line}")
@@ -81,7 +88,30 @@ def _payments_arrive(engine: Engine, settings: Settings, accounts: int, as_of: d
     with paid_file.open("w", encoding="utf-8") as out:
         sample.write_jsonl(out, sample.generate(accounts, as_of, settled=True))
     with paid_file.open("rb") as stream:
-        return importer.import_stream(engine, stream, batch_size=settings.database.batch_size)
+        # Paid half an hour after the emails: the balance history dates the settlements then.
+        return importer.import_stream(engine, stream, batch_size=settings.database.batch_size,
+                                      as_of=as_of + timedelta(minutes=30))
+
+
+def _links_followed(engine: Engine, at: datetime) -> int:
+    """Every other dunning email's link followed, as `dunning serve` records it: the report shows clicks."""
+    notices, emails = store.notices, store.emails
+    with engine.connect() as conn:
+        sent = conn.execute(select(notices.c.key, notices.c.email_id)
+                            .join(emails, emails.c.id == notices.c.email_id)
+                            .where(emails.c.status == "sent", notices.c.notice.in_(DUNNING_NOTICES))
+                            .order_by(notices.c.email_id)).all()[::2]
+    for key, email_id in sent:
+        lookups.record_click(engine, key=key, email_id=email_id, purpose="settlement", at=at)
+    return len(sent)
+
+
+def _report(engine: Engine, settings: Settings, out: Path) -> None:
+    """The recovery report over the demo's own emails, as HTML."""
+    report = build_report(engine, window_days=settings.report.window_days)
+    write_report(report, "html", out)
+    overall = overall_line(report["overall"])
+    print(f"7. recovery report ({overall}): {out}")
 
 
 def next_steps(database_url: str, as_of: datetime, var: Path) -> list[str]:

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from dunning import store
 from dunning.billing import importer
+from dunning.commands._arguments import as_of
 from dunning.errors import DunningError, ExitCode
 from dunning.settings import load_settings
 
@@ -23,6 +24,8 @@ SHOWN_WARNINGS = 20
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="JSON Lines file, or - for standard input")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--as-of", type=as_of, metavar="RFC3339",
+                        help="the moment the balance changes it brings happened, for the report (default: now)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     with _open(args.file) as stream:
         summary = importer.import_stream(
             engine, stream, batch_size=settings.database.batch_size,
-            on_error=lambda error: print(f"rejected: {error}", file=sys.stderr), on_warning=warn)
+            on_error=lambda error: print(f"rejected: {error}", file=sys.stderr), on_warning=warn,
+            as_of=args.as_of)
     if shown > SHOWN_WARNINGS:
         print(f"warning: {shown - SHOWN_WARNINGS} more warnings not shown", file=sys.stderr)
     counts = summary.as_dict()

@@ -1,30 +1,34 @@
-"""dunning serve: the web server (Stripe webhooks), on loopback unless told otherwise."""
+"""`dunning serve`: the web server of the emails' links and Stripe's webhooks (loopback unless told otherwise)."""
 
 from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from dunning.commands._arguments import port
-from dunning.serve.app import build_app
+from dunning.errors import ExitCode
 from dunning.settings import load_settings
 
 __all__ = ["NAME", "HELP", "configure", "run"]
 
 NAME = "serve"
-HELP = "serve Stripe's webhooks over HTTP (loopback by default: put a TLS reverse proxy in front)"
+HELP = ("serve the settlement and update links' landing and Stripe's webhooks "
+        "(127.0.0.1:8000 unless serve.host and serve.port say else; a TLS reverse proxy in front)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=port, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument("--host", help="the address to listen on (default: serve.host, 127.0.0.1)")
+    parser.add_argument("--port", type=port, help="the port to listen on (default: serve.port, 8000)")
 
 
 def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dunning.serve.app import build_app
+
     settings = load_settings(args.settings)
-    app = build_app(settings)
-    # The proxy in front terminates TLS; its X-Forwarded-* headers are trusted from loopback only (uvicorn's default).
-    uvicorn.run(app, host=args.host, port=args.port, log_level="debug" if args.verbose else "info",
+    host = args.host or settings.serve.host
+    listen_port = args.port if args.port is not None else settings.serve.port
+    # Access lines would carry the tokens: the routes log what happened, by ids.
+    uvicorn.run(build_app(settings), host=host, port=listen_port, access_log=False, log_level="info",
                 server_header=False)
-    return 0
+    return ExitCode.OK

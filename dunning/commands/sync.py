@@ -7,6 +7,7 @@ import json
 import sys
 
 from dunning import store
+from dunning.commands._arguments import as_of
 from dunning.errors import ExitCode
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
@@ -28,6 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     "refetch only the customers they touch.")
     stripe.add_argument("--full", action="store_true", help="read every customer, not only those events touched")
     stripe.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    stripe.add_argument("--as-of", type=as_of, metavar="RFC3339",
+                        help="the moment the balance changes it brings happened, for the report (default: now)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r{done} customers synced", end="", file=sys.stderr, flush=True)
 
     try:
-        summary = sync(engine, source, settings, now=SYSTEM_CLOCK.now(), full=args.full,
+        summary = sync(engine, source, settings, now=args.as_of or SYSTEM_CLOCK.now(), full=args.full,
                        on_error=lambda text: print(f"rejected: {text}", file=sys.stderr), on_progress=progress)
     finally:
         if terminal:

@@ -21,8 +21,7 @@ from email.utils import format_datetime
 from functools import lru_cache
 from typing import Protocol
 
-import idna
-
+from dunning.billing.addresses import ATEXT, FORBIDDEN, ascii_domain, normalize_address
 from dunning.errors import MessageError
 
 __all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "Renderable", "make_message_id",
@@ -33,14 +32,9 @@ MAX_LINE = 998
 FOLD_AT = 78
 _WORD_BYTES = 42  # UTF-8 bytes per encoded word: "=?utf-8?b?" + 56 base64 chars + "?=" = 68 chars
 
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_LOCAL_PART = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*\Z")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+{_LABEL}\Z")
-_PLAIN_PHRASE = re.compile(rf"(?:{_ATEXT}+ )*{_ATEXT}+\Z")
+_PLAIN_PHRASE = re.compile(rf"(?:{ATEXT}+ )*{ATEXT}+\Z")
 _LANG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
-_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_DOT_ATOM = rf"{ATEXT}+(?:\.{ATEXT}+)*"
 _MESSAGE_ID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>\Z")
 _ASCII = bytes(range(128))
 BASE64 = b"base64"
@@ -83,7 +77,7 @@ def address_domain(address: str) -> str:
 def envelope_address(address: str, header: str = "address") -> str:
     """The validated ASCII form of an address (IDN domain in punycode); MessageError names the header."""
     try:
-        return _normalize_address(address)
+        return normalize_address(address)
     except ValueError as exc:
         raise MessageError(header, str(exc)) from None
 
@@ -157,50 +151,18 @@ def _content_language(lang: str) -> str:
 
 
 def _check(header: str, value: str) -> None:
-    match = _FORBIDDEN.search(value)
+    match = FORBIDDEN.search(value)
     if match:
         char = match.group()
         what = "line break (CR/LF)" if char in "\r\n" else f"control character U+{ord(char):04X}"
         raise MessageError(header, f"{what} at position {match.start()}")
 
 
-@lru_cache(maxsize=4096)
-def _normalize_address(address: str) -> str:
-    if not isinstance(address, str) or not address:
-        raise ValueError("empty address")
-    match = _FORBIDDEN.search(address)
-    if match:
-        char = match.group()
-        raise ValueError("line break (CR/LF) in address" if char in "\r\n"
-                         else f"control character U+{ord(char):04X} in address")
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
-        raise ValueError("not an address (local@domain)")
-    if not local.isascii():
-        raise ValueError("non-ASCII local part (needs SMTPUTF8, which is not supported)")
-    if not _LOCAL_PART.match(local) or len(local) > 64:
-        raise ValueError("malformed local part (quoted local parts are not supported)")
-    result = f"{local}@{_ascii_domain(domain, None)}"
-    if len(result) > 254:
-        raise ValueError("address longer than 254 characters")
-    return result
-
-
-def _ascii_domain(domain: str, header: str | None) -> str:
+def _ascii_domain(domain: str, header: str) -> str:
     try:
-        ascii_domain = domain if domain.isascii() else _to_idna(domain)
-    except (UnicodeError, ValueError) as exc:
-        reason = f"invalid internationalized domain ({exc})"
-        raise (MessageError(header, reason) if header else ValueError(reason)) from None
-    if len(ascii_domain) > 253 or not _DOMAIN.match(ascii_domain):
-        reason = "malformed domain"
-        raise MessageError(header, reason) if header else ValueError(reason)
-    return ascii_domain
-
-
-def _to_idna(domain: str) -> str:
-    # IDNA 2008 with the UTS 46 mapping: the stdlib's codec implements the older IDNA 2003.
-    return idna.encode(domain, uts46=True).decode("ascii")
+        return ascii_domain(domain)
+    except ValueError as exc:
+        raise MessageError(header, str(exc)) from None
 
 
 def _address_list(header: str, addresses: Sequence[str]) -> str:

@@ -200,7 +200,7 @@ def write_pot(catalog: Catalog, locales_dir: Path) -> Path:
 def fingerprint(catalog: Catalog) -> list[tuple[object, ...]]:
     """Everything a catalog says about its messages, less its dates: equal fingerprints, nothing to write."""
     # Comments are compared as text: the file wraps them at its width.
-    return [(m.id, m.context, m.string or "", tuple(m.locations), " ".join(m.auto_comments),
+    return [(m.id, m.context, m.string or "", tuple(sorted(m.locations)), " ".join(m.auto_comments),
              " ".join(m.user_comments), tuple(sorted(m.flags)), tuple(m.previous_id))
             for m in [*catalog, *catalog.obsolete.values()] if m.id]
 

@@ -1,1 +1,1 @@
-"""The one web server (`dunning serve`): each route module adds its routes to one Starlette app."""
+"""The one web server (`dunning serve`): the links' landing and Stripe's webhooks, in one Starlette app."""

@@ -1,31 +1,21 @@
-"""The web app of `dunning serve`: the routes of every route module, in one Starlette application."""
+"""The web app of `dunning serve`: every route module's routes, under the configured prefix."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.routing import Mount
 
+from dunning import store
 from dunning.run.clock import SYSTEM_CLOCK, Clock
-from dunning.serve import webhooks
+from dunning.serve import links, webhooks
 from dunning.settings import Settings
 
-__all__ = ["RouteModule", "ROUTE_MODULES", "build_app"]
-
-
-class RouteModule(Protocol):
-    """A module of dunning.serve that serves some paths."""
-
-    def routes(self, settings: Settings, *, clock: Clock) -> list[BaseRoute]:
-        """Its routes; none when the settings leave its feature off."""
-        ...
-
-
-ROUTE_MODULES: Sequence[RouteModule] = (webhooks,)
+__all__ = ["build_app"]
 
 
 def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
-    """The application serving every route module's routes."""
-    return Starlette(routes=[route for module in ROUTE_MODULES for route in module.routes(settings, clock=clock)])
+    """The application serving the links' landing and, when Stripe is set up, its webhooks."""
+    # The links' landing is the server's first job: without a signing key it refuses to start (SettingsError).
+    routes = [*links.routes(settings, store.connect(settings.database.url), clock.now),
+              *webhooks.routes(settings, clock=clock)]
+    return Starlette(routes=[Mount(settings.serve.prefix, routes=routes)] if settings.serve.prefix else routes)

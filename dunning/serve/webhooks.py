@@ -103,7 +103,8 @@ class StripeWebhook:
             if found is not None:
                 summary = SyncSummary(mode="webhook")
                 store_bundles(self.engine, [self.source.bundle(found)], self.settings, summary,
-                              on_error=lambda text: log.warning("stripe webhook: rejected: %s", text))
+                              on_error=lambda text: log.warning("stripe webhook: rejected: %s", text),
+                              as_of=self.clock.now())
             state.mark_seen(self.engine, [event_id], self.clock.now())
         except DunningError as exc:
             log.warning("stripe webhook: event %s not applied, the next sync applies it: %s", event_id, exc)

@@ -17,7 +17,9 @@ from dunning.settings.model import (
     DkimSettings,
     I18nSettings,
     LinksSettings,
+    ReportSettings,
     SenderSettings,
+    ServeSettings,
     Settings,
     SmtpSettings,
     StudioSettings,
@@ -39,6 +41,7 @@ from dunning.settings.stripe import StripeMetadataKeys, StripeSettings
 __all__ = ["SECRET_PATHS", "Section", "DatabaseSettings", "PolicySettings", "CardChargeFailedSettings",
            "PastDueSettings", "CardExpiringSettings", "BalanceSettledSettings", "SegmentSettings",
            "ServiceCancelledSettings", "DeletionSettings", "PendingDeletionSettings", "SmtpSettings",
-           "SenderSettings", "BrandingSettings", "LinksSettings", "DeliverySettings", "I18nSettings", "StudioSettings",
+           "SenderSettings", "BrandingSettings", "LinksSettings", "ServeSettings",
+           "ReportSettings", "DeliverySettings", "I18nSettings", "StudioSettings",
            "BouncesSettings", "DkimSettings", "StripeMetadataKeys", "StripeSettings", "Settings",
            "settings_path", "load_settings", "resolve_paths"]

@@ -23,7 +23,9 @@ from dunning.settings.section import Section
 from dunning.settings.stripe import StripeSettings
 
 __all__ = ["SECRET_PATHS", "DatabaseSettings", "SmtpSettings", "SenderSettings", "BrandingSettings", "LinksSettings",
-           "DeliverySettings", "I18nSettings", "StudioSettings", "BouncesSettings", "DkimSettings", "Settings"]
+           "ServeSettings", "ReportSettings", "DeliverySettings", "I18nSettings", "StudioSettings", "BouncesSettings",
+           "DkimSettings",
+           "Settings"]
 
 SECRET_PATHS = (("smtp", "password"), ("links", "keys"), ("dkim", "private_key"), ("stripe", "api_key"),
                 ("stripe", "webhook_secret"))
@@ -73,6 +75,19 @@ class LinksSettings(Section):
     max_age_days: int = Field(45, gt=0)
     keys: SecretStr | None = None
 
+    # Where `dunning serve` sends a valid link: templates over the {account}, {payment_method} and {email} ids.
+    pay_url: str = "https://billing.example.com/pay/{account}?payment_method={payment_method}"
+    card_update_url: str = "https://billing.example.com/payment-method/{account}/{payment_method}/edit"
+    # Shown on the expired-link page as another way to pay; None shows the support page alone.
+    portal_url: str | None = None
+
+    @field_validator("pay_url", "card_update_url", "portal_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value
+
     @field_validator("settlement_url", "update_url")
     @classmethod
     def _has_token(cls, value: str) -> str:
@@ -86,6 +101,25 @@ class LinksSettings(Section):
     def key_list(self) -> list[str]:
         raw = self.keys.get_secret_value() if self.keys else ""
         return [key.strip() for key in raw.split(",") if key.strip()]
+
+
+class ServeSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # The path the routes answer under behind a reverse proxy, e.g. "/billing" for /billing/settle/{token}.
+    prefix: str = ""
+
+    @field_validator("prefix")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if value and (not value.startswith("/") or value.endswith("/")):
+            raise ValueError('a path starting with "/" and not ending with one, e.g. "/billing", or ""')
+        return value
+
+
+class ReportSettings(Section):
+    # A settlement counts for an email sent at most this many days before it.
+    window_days: int = Field(30, gt=0)
 
 
 class DeliverySettings(Section):
@@ -176,6 +210,8 @@ class Settings(BaseSettings):
     sender: SenderSettings = SenderSettings()
     branding: BrandingSettings = BrandingSettings()
     links: LinksSettings = LinksSettings()
+    serve: ServeSettings = ServeSettings()
+    report: ReportSettings = ReportSettings()
     delivery: DeliverySettings = DeliverySettings()
     i18n: I18nSettings = I18nSettings()
     studio: StudioSettings = StudioSettings()

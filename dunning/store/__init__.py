@@ -23,12 +23,14 @@ from dunning.store.schema import (
     V1_TABLES,
     UtcDateTime,
     accounts,
+    balance_history,
     bounce_messages,
     bounces,
     charges,
     email_payloads,
     emails,
     invoices,
+    link_clicks,
     metadata,
     notices,
     payment_methods,
@@ -42,7 +44,8 @@ from dunning.store.schema import (
 __all__ = ["Backend", "backend_of", "connect", "upgrade", "among", "UtcDateTime", "CLAIMABLE", "V1_TABLES",
            "MIGRATIONS", "SCHEMA_VERSION", "V7_REPLACED", "metadata", "schema_version", "accounts",
            "payment_methods", "subscriptions", "invoices", "charges", "emails", "email_payloads", "notices",
-           "suppressions", "bounces", "bounce_messages", "source_state", "source_events"]
+           "suppressions", "bounces", "bounce_messages", "source_state", "source_events",
+           "balance_history", "link_clicks"]
 
 # SQLAlchemy's name for each database → the module and class of its backend, imported when a store opens.
 _KNOWN = {"sqlite": ("dunning.store.sqlite", "SqliteBackend"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
@@ -84,6 +85,10 @@ class Backend(ABC):
     @abstractmethod
     def year_month(self, year: ColumnElement[int], month: ColumnElement[int]) -> ColumnElement[str]:
         """"YYYY-MM" of two integer columns."""
+
+    @abstractmethod
+    def utc_day(self, moment: ColumnElement[datetime]) -> ColumnElement[str]:
+        """"YYYY-MM-DD": the UTC day of a moment column."""
 
     @abstractmethod
     def bytewise_text(self) -> TypeEngine[str]:

@@ -12,11 +12,13 @@ from dunning.store.backend import Backend
 from dunning.store.schema import (
     V1_TABLES,
     accounts,
+    balance_history,
     bounce_messages,
     bounces,
     charges,
     email_payloads,
     invoices,
+    link_clicks,
     metadata,
     notices,
     payment_methods,
@@ -129,7 +131,14 @@ def _v9(conn: Connection, backend: Backend) -> None:
         conn.execute(text("ALTER TABLE bounces ADD COLUMN reason VARCHAR"))
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9)
+def _v10(conn: Connection, backend: Backend) -> None:
+    """The balance history, link clicks, and each invoice's own payment page."""
+    metadata.create_all(conn, tables=[balance_history, link_clicks])
+    if "hosted_invoice_url" not in _columns(conn, "invoices"):
+        conn.execute(text("ALTER TABLE invoices ADD COLUMN hosted_invoice_url TEXT"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -73,6 +74,10 @@ class PostgresBackend(Backend):
         """lpad does the padding."""
         return (func.lpad(cast(year, Text), 4, "0", type_=Text) + "-"
                 + func.lpad(cast(month, Text), 2, "0", type_=Text))
+
+    def utc_day(self, moment: ColumnElement[datetime]) -> ColumnElement[str]:
+        """The moment at UTC, formatted."""
+        return func.to_char(func.timezone("UTC", moment), "YYYY-MM-DD", type_=Text)
 
     def bytewise_text(self) -> TypeEngine[str]:
         """The "C" collation: bytewise, whatever the database's own."""

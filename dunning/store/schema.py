@@ -10,7 +10,8 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 __all__ = ["UtcDateTime", "metadata", "schema_version", "accounts", "payment_methods", "subscriptions", "invoices",
            "charges", "CLAIMABLE", "emails", "email_payloads", "notices", "suppressions", "bounces", "bounce_messages",
-           "source_state", "source_events", "V1_TABLES"]
+           "source_state", "source_events",
+           "balance_history", "link_clicks", "V1_TABLES"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -96,6 +97,7 @@ invoices = Table(
     Column("due_date", Date, nullable=False),
     Column("status", String, nullable=False),
     Index("ix_invoices_owed_due_account", "owed", "due_date", "account_id"),  # version 7
+    Column("hosted_invoice_url", Text),  # version 10: the billing system's own payment page, when it has one
 )
 
 charges = Table(
@@ -223,6 +225,30 @@ source_events = Table(
     Column("source", String, nullable=False),
     Column("seen_at", UtcDateTime, nullable=False),
     Index("ix_source_events_seen_at", "seen_at"),
+)
+
+# Version 10: when each group's balance changed (import and sync, dated by their --as-of), so that a
+# settlement has a date; and every click on a link an email carried.
+balance_history = Table(
+    "balance_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String, nullable=False),
+    Column("payment_method_id", String, nullable=False),
+    Column("balance", Text, nullable=False),  # JSON: {"EUR": "12.50"}; {} once nothing is owed
+    Column("previous", Text),  # the balance before this change, the same way; null for a group seen first
+    Column("live", Boolean, nullable=False),  # the group still has a live subscription
+    Column("changed_at", UtcDateTime, nullable=False),
+    Index("ix_balance_history_group_at", "account_id", "payment_method_id", "changed_at"),
+    Index("ix_balance_history_at", "changed_at"),
+)
+
+link_clicks = Table(
+    "link_clicks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String, nullable=False),  # the notice key the token was signed for
+    Column("email_id", Integer, index=True),  # the email that carried it, when the ledger has it
+    Column("purpose", String, nullable=False),  # settlement | update
+    Column("clicked_at", UtcDateTime, nullable=False),
 )
 
 V1_TABLES = (accounts, payment_methods, subscriptions, invoices, charges, emails, notices)

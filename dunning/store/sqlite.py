@@ -6,6 +6,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,10 @@ class SqliteBackend(Backend):
     def year_month(self, year: ColumnElement[int], month: ColumnElement[int]) -> ColumnElement[str]:
         """printf does the padding."""
         return func.printf("%04d-%02d", year, month, type_=Text)
+
+    def utc_day(self, moment: ColumnElement[datetime]) -> ColumnElement[str]:
+        """SQLite keeps UTC moments as ISO text: the day is its first ten characters."""
+        return func.substr(moment, 1, 10, type_=Text)
 
     def bytewise_text(self) -> TypeEngine[str]:
         """SQLite's default collation is bytewise."""

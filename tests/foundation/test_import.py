@@ -111,6 +111,20 @@ def test_owed_flag_follows_status_and_outstanding(database_url):
     assert owed == {"inv_1": True, "inv_2": False, "inv_3": False}
 
 
+def test_an_invoice_payment_page_is_stored_and_cleared_with_its_record(database_url):
+    """An invoice's optional payment_url is kept for the links' landing; a record without it clears it."""
+    account = copy.deepcopy(FULL)
+    account["invoices"][0]["payment_url"] = "https://pay.example.com/inv_1"
+    engine, _summary, errors = _import(database_url, _jsonl(account))
+    pages = select(store.invoices.c.id, store.invoices.c.hosted_invoice_url)
+    with engine.connect() as conn:
+        assert (errors, dict(conn.execute(pages).all())) == ([], {"inv_1": "https://pay.example.com/inv_1",
+                                                                  "inv_2": None})
+    importer.import_stream(engine, io.BytesIO(_jsonl(FULL)), batch_size=10)
+    with engine.connect() as conn:
+        assert dict(conn.execute(pages).all()) == {"inv_1": None, "inv_2": None}
+
+
 def _variant(**changes) -> dict:
     account = copy.deepcopy(FULL)
     for path, value in changes.items():
@@ -150,6 +164,8 @@ BAD_LINES = [
      'line 2 (acct_1): charges[1].invoice: unknown invoice "inv_9"'),
     ("duplicate ids", _variant(invoices__1__id="inv_1"), 'line 2 (acct_1): invoices[1].id: duplicate id "inv_1"'),
     ("bad status", _variant(invoices__0__status="pending"), "line 2 (acct_1): invoices[0].status: input should be"),
+    ("payment page not https", _variant(invoices__0__payment_url="http://pay.example.com/inv_1"),
+     "line 2 (acct_1): invoices[0].payment_url: not an https:// URL"),
     ("cancelled without date", _variant(subscriptions__1__cancelled_at=KeyError),
      "line 2 (acct_1): subscriptions[1]: cancelled_at is required when status is cancelled"),
 ]

@@ -66,6 +66,8 @@ def api(localstripe_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("DUNNING_POLICY__SEND_WINDOW", "00:00-23:59")
     # A card expiring this month is at its first stage on any day of the month.
     monkeypatch.setenv("DUNNING_CARD_EXPIRING__DAYS_BEFORE", "[31, 7]")
+    # dunning serve answers the links too, and refuses to start without their signing key.
+    monkeypatch.setenv("DUNNING_LINKS__KEYS", "stripe-tests-link-signing-key")
     return stripe.StripeClient(API_KEY, base_addresses={"api": localstripe_url}, max_network_retries=0)
 
 

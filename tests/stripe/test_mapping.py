@@ -107,6 +107,8 @@ def test_invoices_convert_minor_units_dates_and_status() -> None:
                                   "amount_paid": "0.00", "issued_date": "2026-11-19", "due_date": "2026-11-19",
                                   "status": "open"}
     assert (invoices["in_jpy"]["total"], invoices["in_jpy"]["subscription"]) == ("1500", "sub_default")
+    # Stripe's own payment page, where a settlement link lands; an invoice without one has no payment_url.
+    assert invoices["in_jpy"]["payment_url"] == "https://invoice.stripe.com/i/acct_1/test_jpy"
     assert (invoices["in_lost"]["total"], invoices["in_lost"]["status"]) == ("5.120", "void")
     transfer = invoices["in_transfer"]
     assert (transfer["total"], transfer["amount_paid"], transfer["issued_date"], transfer["due_date"]) == (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,6 @@ from dunning.emails.studio.server import StudioServer
 from dunning.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("DUNNING_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 TEST_RECIPIENTS = ["editor@example.com", "@example.org"]
 
 
@@ -50,22 +48,6 @@ def studio(settings: Settings) -> Iterator[StudioServer]:
     """The studio on a free loopback port, in a thread."""
     with StudioServer(settings, port=0) as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's chromium driven by Playwright (no browser download); a missing one fails under CI."""
-    if not Path(CHROMIUM).exists():
-        reason = f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

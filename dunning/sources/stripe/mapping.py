@@ -189,7 +189,8 @@ def _invoice(invoice: Obj, zone: ZoneInfo) -> dict[str, Any]:
     return {"id": invoice["id"], "subscription": _subscription_of(invoice), "currency": currency.upper(),
             "total": major_units(invoice.get("total") or 0, currency),
             "amount_paid": major_units(invoice.get("amount_paid") or 0, currency),
-            "issued_date": issued, "due_date": due, "status": INVOICE_STATUS[invoice["status"]]}
+            "issued_date": issued, "due_date": due, "status": INVOICE_STATUS[invoice["status"]],
+            **({"payment_url": invoice["hosted_invoice_url"]} if invoice.get("hosted_invoice_url") else {})}
 
 
 def _charge_method(charge: Obj) -> str | None:

@@ -72,7 +72,7 @@ def sync_full(engine: Engine, source: StripeSource, settings: Settings, *, now: 
               on_error: Report, on_progress: Progress) -> SyncSummary:
     """Every customer, then the cursor set to just before the pass began."""
     summary = SyncSummary(mode="full")
-    _store_all(engine, source, settings, source.customers(), summary, on_error, on_progress)
+    _store_all(engine, source, settings, source.customers(), summary, on_error, on_progress, as_of=now)
     state.write_cursor(engine, int((now - CLOCK_MARGIN).timestamp()))
     return summary
 
@@ -87,30 +87,31 @@ def sync_events(engine: Engine, source: StripeSource, settings: Settings, cursor
     summary.events = len(fresh)
     touched = dict.fromkeys(customer for event_id, _created, customer in events if customer and event_id in fresh)
     customers = (found for found in map(source.customer, touched) if found is not None)
-    _store_all(engine, source, settings, customers, summary, on_error, on_progress)
+    _store_all(engine, source, settings, customers, summary, on_error, on_progress, as_of=now)
     state.mark_seen(engine, fresh, now)
     state.write_cursor(engine, max([cursor, *(created for _id, created, _customer in events)]))
     return summary
 
 
 def _store_all(engine: Engine, source: StripeSource, settings: Settings, customers: Iterator[dict[str, Any]],
-               summary: SyncSummary, on_error: Report, on_progress: Progress) -> None:
+               summary: SyncSummary, on_error: Report, on_progress: Progress, *, as_of: datetime) -> None:
     batch_size = settings.database.batch_size
     # Requests wait on the network far more than on this process: several customers are read at once.
     with ThreadPoolExecutor(settings.stripe.concurrency, thread_name_prefix="stripe") as pool:
         while chunk := list(islice(customers, batch_size)):
-            store_bundles(engine, list(pool.map(source.bundle, chunk)), settings, summary, on_error)
+            store_bundles(engine, list(pool.map(source.bundle, chunk)), settings, summary, on_error, as_of=as_of)
             summary.customers += len(chunk)
             on_progress(summary.customers)
 
 
 def store_bundles(engine: Engine, bundles: Iterable[Bundle], settings: Settings, summary: SyncSummary,
-                  on_error: Report) -> None:
-    """Map each bundle to its record and store the records as `dunning import` stores lines."""
+                  on_error: Report, *, as_of: datetime | None = None) -> None:
+    """Map each bundle to its record and store the records as `dunning import` stores lines, the balance
+    changes they bring dated as_of (default: now)."""
     records = [account_record(bundle, settings.stripe, settings.i18n.default_locale) for bundle in bundles]
     lines = b"".join(orjson.dumps(record, option=orjson.OPT_SORT_KEYS) + b"\n" for record in records)
     counts = importer.import_stream(engine, io.BytesIO(lines), batch_size=settings.database.batch_size,
-                                    on_error=lambda error: on_error(describe(error, records)))
+                                    on_error=lambda error: on_error(describe(error, records)), as_of=as_of)
     summary.imported += counts.imported
     summary.updated += counts.updated
     summary.unchanged += counts.unchanged
