@@ -59,7 +59,7 @@ def account(id: str = "acct_1", *, tz: str = "Europe/Paris", locale: str = "fr-F
             invoices: Iterable[dict] | None = None, charges: Iterable[dict] = (),
             cc: Iterable[str] = (), paused_until: str | None = None, segment: str | None = None) -> dict:
     """One contract line; by default a card, one active subscription and one open invoice due 2026-11-01."""
-    data = {"id": id, "name": "Contoso <SARL> & Co", "email": f"billing@{id}.example", "cc": list(cc),
+    data = {"id": id, "name": "Contoso <SARL> & Co", "email": f"billing@{id.replace('_', '-')}.example", "cc": list(cc),
             "locale": locale, "timezone": tz,
             "payment_methods": list(methods if methods is not None else [card()]),
             "subscriptions": list(subs if subs is not None else [sub()]),

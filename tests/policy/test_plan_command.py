@@ -24,7 +24,7 @@ def _state() -> list[dict]:
     """A handful of accounts: due in several ways, deferred, and with nothing due at all."""
     return [scoped(line, line["id"].removeprefix("acct")) for line in (
         account("acct_c", invoices=[invoice(due="2026-11-08")], charges=[charge(at="2026-11-19T06:00:00Z")],
-                cc=["finance@acct_c.example"]),
+                cc=["finance@acct-c.example"]),
         account("acct_a", locale="ja-JP", tz="Asia/Tokyo", invoices=[invoice(currency="JPY", total="1500",
                                                                             due="2026-11-12")]),
         account("acct_paid", invoices=[invoice(status="paid", paid="100.00")]),
@@ -82,8 +82,8 @@ def test_plan_json_end_to_end(imported, capsys):
     assert objects[4] == {
         "account": "acct_c", "notice": "past_due", "stage": 2, "payment_method": "pm_1_c", "status": "send",
         "amounts": {"EUR": "100.00"}, "invoices": ["inv_1_c"], "subscriptions": ["sub_1_c"], "locale": "fr-FR",
-        "to": ["billing@acct_c.example"], "keys": ["past_due:acct_c:pm_1_c:2026-11-08:2"],
-        "cc": ["finance@acct_c.example"], "catalog": "fr", "requested_locale": "fr-FR", "locale_fallback": False}
+        "to": ["billing@acct-c.example"], "keys": ["past_due:acct_c:pm_1_c:2026-11-08:2"],
+        "cc": ["finance@acct-c.example"], "catalog": "fr", "requested_locale": "fr-FR", "locale_fallback": False}
     assert objects[1]["amounts"] == {"JPY": "1500"} and objects[1]["locale"] == "en"
 
 

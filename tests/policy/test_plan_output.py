@@ -49,7 +49,7 @@ def test_json_objects_have_the_contract_shape():
             assert isinstance(obj[name], list) and obj[name] == sorted(obj[name])
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in obj["amounts"].items())
         assert list(obj["amounts"]) == sorted(obj["amounts"])
-        assert isinstance(obj["locale"], str) and obj["to"] == ["billing@acct_1.example"]
+        assert isinstance(obj["locale"], str) and obj["to"] == ["billing@acct-1.example"]
     past_due = objects[1]
     assert past_due["amounts"] == {"EUR": "12.50", "JPY": "1500", "USD": "2.10"}
     assert past_due["invoices"] == ["inv_1", "inv_2", "inv_9"] and past_due["subscriptions"] == ["sub_1", "sub_2"]

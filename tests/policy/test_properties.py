@@ -65,7 +65,7 @@ def accounts(draw, account_id: str = "acct_1") -> Account:
     extra = {}
     if draw(st.integers(0, 3)) == 0:
         extra["dunning_paused_until"] = _rfc3339(BASE + timedelta(hours=draw(st.integers(-24 * 5, 24 * 40))))
-    return model({"id": account_id, "name": "Acme", "email": f"billing@{account_id}.example",
+    return model({"id": account_id, "name": "Acme", "email": f"billing@{account_id.replace('_', '-')}.example",
                   "locale": draw(st.sampled_from(["fr-FR", "pt-BR", "ja-JP", "en-US"])),
                   "timezone": draw(st.sampled_from(ZONES)), "payment_methods": methods, "subscriptions": subs,
                   "invoices": invoices, "charges": charges, **extra})

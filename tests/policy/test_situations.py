@@ -215,7 +215,7 @@ def test_recipients_are_the_billing_contact_and_the_cc_list():
     """Every notice goes to the billing contact, with the account's cc list (sorted, once each) in copy."""
     data = account(cc=["z@acct.example", "a@acct.example", "z@acct.example"])
     (planned,) = plan_of(data, "2026-11-02T09:00:00Z")
-    assert planned.to == ("billing@acct_1.example",)
+    assert planned.to == ("billing@acct-1.example",)
     assert planned.cc == ("a@acct.example", "z@acct.example")
 
 
