@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dunning.commands._arguments import as_of
-from dunning.run import job
+from dunning.run import job, stages
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.run.metrics import metrics_written
 from dunning.run.summary import Progress, RunSummary
@@ -30,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--no-deliver", action="store_true",
                         help="plan and enqueue only: `dunning deliver` processes send what is enqueued")
+    parser.add_argument("--profile-stages", action="store_true",
+                        help="count the CPU each stage spends (plan, enqueue, claim, render, MIME, sign, SMTP, "
+                             "record) and print it per sent email on stderr (and under \"stages\" with --json)")
     add_metrics_option(parser)
 
 
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     with metrics_written(args.metrics_file, "run", SYSTEM_CLOCK) as report, \
             progress_reporter(enabled=not args.json, show_bar=args.log_format == "text") as progress:
         summary = job.run(settings, as_of=args.as_of or SYSTEM_CLOCK.now(), dry_run=args.dry_run,
-                          progress=progress, deliver_too=not args.no_deliver)
+                          progress=progress, deliver_too=not args.no_deliver, profile=args.profile_stages)
         report.summary, report.completed = summary.as_dict(), summary.stopped is None
     return finish("run", summary, as_json=args.json)
 
@@ -53,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
 def finish(command: str, summary: RunSummary, *, as_json: bool) -> int:
     """Print the summary, say why delivery stopped early if it did; the exit code."""
     print_summary(summary, as_json=as_json)
+    if summary.stages:
+        print(stages.table(summary.stages, summary.sent), file=sys.stderr)
     if summary.stopped:
         log.warning("dunning %s: stopped early: %s", command, summary.stopped, extra={"command": command})
     return summary.exit_code()
@@ -65,6 +70,7 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
         return
     counts = summary.as_dict()
     counts.pop("stopped")
+    counts.pop("stages", None)
     print(", ".join(f"{value} {name}" for name, value in counts.items()))
     if summary.unreachable:
         print(f"{summary.unreachable} accounts due for dunning have no reachable contact (every address "
