@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
 def finish(command: str, summary: RunSummary, *, as_json: bool) -> int:
     """Print the summary, say why delivery stopped early if it did; the exit code."""
     print_summary(summary, as_json=as_json)
-    if summary.stages:
-        print(stages.table(summary.stages, summary.sent), file=sys.stderr)
+    if summary.stages:   # planned emails when none was sent here (--no-deliver)
+        emails, unit = (summary.sent, "sent email") if summary.sent else (summary.planned, "planned email")
+        print(stages.table(summary.stages, emails, unit), file=sys.stderr)
     if summary.stopped:
         log.warning("dunning %s: stopped early: %s", command, summary.stopped, extra={"command": command})
     return summary.exit_code()

@@ -72,13 +72,13 @@ def add(into: dict[str, float], seconds: Mapping[str, float]) -> None:
         into[stage] = into.get(stage, 0.0) + spent
 
 
-def table(seconds: Mapping[str, float], sent: int) -> str:
-    """The CPU budget as a markdown table: per stage, CPU seconds, microseconds per sent email and share."""
+def table(seconds: Mapping[str, float], emails: int, unit: str = "sent email") -> str:
+    """The CPU budget as a markdown table: per stage, CPU seconds, microseconds per email and share."""
     total = sum(seconds.values())
-    lines = ["| stage | CPU s | CPU µs per sent email | share |", "| --- | ---: | ---: | ---: |"]
+    lines = [f"| stage | CPU s | CPU µs per {unit} | share |", "| --- | ---: | ---: | ---: |"]
     for stage in (*STAGES, "total"):
         spent = total if stage == "total" else seconds.get(stage, 0.0)
-        per_email = f"{spent / sent * 1e6:,.0f}" if sent else "n/a"
+        per_email = f"{spent / emails * 1e6:,.0f}" if emails else "n/a"
         share = f"{spent / total:.0%}" if total else "n/a"
         lines.append(f"| {stage} | {spent:.3f} | {per_email} | {share} |")
     return "\n".join(lines)

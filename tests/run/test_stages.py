@@ -83,7 +83,18 @@ def test_the_clock_gives_each_lap_to_the_stage_it_closes():
 
 
 def test_the_table_shows_microseconds_per_sent_email():
-    text = table({"render": 0.2, "smtp": 0.3}, sent=1000)
+    text = table({"render": 0.2, "smtp": 0.3}, 1000)
     assert "| render | 0.200 | 200 | 40% |" in text
     assert "| total | 0.500 | 500 | 100% |" in text
     assert "| plan | 0.000 | 0 | 0% |" in text
+
+
+def test_a_run_that_only_plans_shows_its_budget_per_planned_email(billing, capsys):
+    """`--no-deliver --profile-stages`: nothing is sent, so the table divides by the emails planned."""
+    capsys.readouterr()
+    assert main(["run", "--json", "--no-deliver", "--profile-stages", "--as-of", AS_OF_TEXT]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["sent"] == 0 and summary["planned"] > 0
+    assert summary["stages"]["plan"] > 0 and summary["stages"]["render"] == 0
+    assert "CPU µs per planned email" in captured.err and "n/a" not in captured.err
