@@ -23,6 +23,7 @@ from dunning.run.context import RunContext
 from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal, journal_for
 from dunning.run.recipients import addressees, settle, unaddressed
+from dunning.run.render_ahead import Rendered, rendered_ahead
 from dunning.run.stages import Stages
 from dunning.run.summary import RunSummary
 from dunning.settings import Settings
@@ -94,15 +95,16 @@ async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: Smt
                      journal: Journal | None = None) -> list[ledger.Result | None]:
     """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
 
-    A send renders and builds its message before it waits for a connection; were the whole batch
-    started at once, every message of the batch would be held in memory while four connections work.
+    A send builds its message before it waits for a connection; were the whole batch started at once,
+    every message of the batch would be held in memory while four connections work. The emails are
+    rendered a chunk at a time ahead of the sends (render_ahead).
     """
     results: list[ledger.Result | None] = [None] * len(claims)
-    pending, stages = iter(enumerate(claims)), run.stages
+    pending, stages = rendered_ahead(run, claims), run.stages
 
     async def lane() -> None:
-        for n, claim in pending:
-            result = results[n] = await send_claim(run, claim, transport, summary, journal)
+        for n, claim, email in pending:
+            result = results[n] = await send_claim(run, claim, transport, summary, journal, email)
             if result is not None and journal is not None:
                 stages.lap("smtp")
                 journal.finished(result)
@@ -130,14 +132,17 @@ async def keep_leased(run: RunContext, claims: list[ledger.Claim]) -> AsyncItera
 
 
 async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransport, summary: RunSummary,
-                     journal: Journal | None = None) -> ledger.Result | None:
-    """Render, build and send one claimed email: its result, or None when it never reached a server."""
+                     journal: Journal | None = None, rendered: Rendered | None = None) -> ledger.Result | None:
+    """Render (unless rendered is given), build and send one claimed email: its result, or None when it
+    never reached a server."""
     payload, settings, stages = claim.payload, run.settings, run.stages
     stages.lap("smtp")
     try:
-        context = notice_context.revive(payload["context"])
-        email = run.renderer.render(claim.notice, payload["locale"], context)
+        email = rendered if rendered is not None else run.renderer.render(
+            claim.notice, payload["locale"], notice_context.revive(payload["context"]))
         stages.lap("render")
+        if isinstance(email, TemplateError):
+            raise email
         sender = settings.sender
         build = partial(_final_bytes, run.dkim, stages, partial(
             build_message, email, from_address=sender.from_address, from_name=sender.from_name,
