@@ -81,6 +81,7 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
                     continue
                 break
             journal = journal_for(engine, clock, delivery, recorded, flight)
+            journal.stages = stages
             try:
                 async with keep_leased(run, claims):
                     outcomes = await send_batch(run, claims, transport, summary, journal)
