@@ -17,7 +17,7 @@ from dunning.run.metrics import metrics_written
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import load_settings
 
-__all__ = ["NAME", "HELP", "configure", "run", "print_summary", "progress_reporter"]
+__all__ = ["NAME", "HELP", "configure", "run", "print_summary", "progress_reporter", "add_profile_option"]
 
 NAME = "run"
 HELP = "send every notice that is due (plan, enqueue, render, send, record)"
@@ -30,10 +30,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--no-deliver", action="store_true",
                         help="plan and enqueue only: `dunning deliver` processes send what is enqueued")
+    add_metrics_option(parser)
+    add_profile_option(parser)
+
+
+def add_profile_option(parser: argparse.ArgumentParser) -> None:
+    """--profile-stages, shared with `dunning deliver`."""
     parser.add_argument("--profile-stages", action="store_true",
                         help="count the CPU each stage spends (plan, enqueue, claim, render, MIME, sign, SMTP, "
                              "record) and print it per sent email on stderr (and under \"stages\" with --json)")
-    add_metrics_option(parser)
 
 
 def add_metrics_option(parser: argparse.ArgumentParser) -> None:

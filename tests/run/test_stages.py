@@ -98,3 +98,19 @@ def test_a_run_that_only_plans_shows_its_budget_per_planned_email(billing, capsy
     assert summary["sent"] == 0 and summary["planned"] > 0
     assert summary["stages"]["plan"] > 0 and summary["stages"]["render"] == 0
     assert "CPU µs per planned email" in captured.err and "n/a" not in captured.err
+
+
+def test_dunning_deliver_counts_the_stages_of_delivery(billing, smtp, capsys):
+    """`dunning deliver --profile-stages` after a run that only planned: delivery's stages are counted, the
+    planner's are not (another process did them)."""
+    capsys.readouterr()
+    assert main(["run", "--no-deliver", "--json", "--as-of", AS_OF_TEXT]) == 0
+    capsys.readouterr()
+    assert main(["deliver", "--json", "--profile-stages"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["sent"] == len(smtp.messages) > 0
+    spent = summary["stages"]
+    assert all(spent[stage] > 0 for stage in ("claim", "render", "mime", "smtp", "record"))
+    assert spent["plan"] == spent["enqueue"] == spent["sign"] == 0
+    assert "CPU µs per sent email" in captured.err
