@@ -49,6 +49,7 @@ def names(items: Iterable[Any]) -> str:
 
 FILTERS: dict[str, Callable[..., Any]] = {
     "money": money, "amounts": amounts, "names": names, "bidi": lambda value: value, "ltr": lambda value: value,
+    "link": lambda value: value, "number": lambda value: f"{value:,}",
     "date": lambda value, format="long": value.strftime("%B %d, %Y"),
     "datetime": lambda value, format="long": value.strftime("%B %d, %Y %H:%M %Z"),
     "card_brand": lambda brand: (brand or "").title(),

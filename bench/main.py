@@ -166,6 +166,7 @@ def pipeline(bench: Bench, args: argparse.Namespace) -> dict:
     phases.import_accounts(bench, "import", "`dunning import`, every group due", file, args.accounts, imported)
     summary = phases.run(bench, report.RUN, "`dunning run`, end to end", database, args.accounts,
                          expect_sent=True, repeat=args.repeat, pristine=imported)
+    phases.stages(bench, "`dunning run --profile-stages`: the CPU budget", database, imported)
     phases.run(bench, report.RERUN, "`dunning run` again: all handled, nothing sent twice", database,
                args.accounts, expect_sent=False)
     return summary

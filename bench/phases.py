@@ -112,9 +112,18 @@ def fresh_copy(source: Path, database: Path) -> None:
         original.backup(copy)
 
 
-def _run_once(bench: Bench, label: str, database: Path, expect_sent: bool) -> tuple[Measurement, dict, float | None]:
+def stages(bench: Bench, label: str, database: Path, pristine: Path) -> None:
+    """`dunning run --profile-stages` once more on a fresh copy (not one of the measured runs: its counters
+    cost a little): the CPU of each stage per sent email, for the report's budget table."""
+    fresh_copy(pristine, database)
+    measured, summary, _ = _run_once(bench, label, database, True, "--profile-stages")
+    bench.results.stages = report.Budget(summary.get("stages", {}), summary.get("sent", 0), measured.cpu)
+
+
+def _run_once(bench: Bench, label: str, database: Path, expect_sent: bool,
+              *options: str) -> tuple[Measurement, dict, float | None]:
     before = bench.sink.count()
-    measured, sink_cpu = bench.measure(label, dunning("run", "--as-of", bench.as_of, "--json"),
+    measured, sink_cpu = bench.measure(label, dunning("run", "--as-of", bench.as_of, "--json", *options),
                                        bench.dunning_env(database))
     summary = _json(measured, label)
     received = bench.sink.count() - before

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench.measure import Measurement
+from dunning.run.stages import table
 
 # Row keys the ratios and targets refer to.
 RUN, RERUN, PRECOMPILED, MJML, SMTP_SOURCE, NOOP = "run", "rerun", "precompiled", "mjml", "smtp-source", "noop"
@@ -78,6 +79,15 @@ class Row:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """What one `dunning run --profile-stages` counted: CPU seconds per stage, over all its processes."""
+
+    seconds: dict[str, float]
+    sent: int
+    cpu: float   # the CPU seconds its processes spent, start-up included (wait4)
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """A correctness condition: a benchmark that breaks one measured nothing worth reporting."""
 
@@ -94,6 +104,7 @@ class Results:
     checks: list[Check] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)   # phases that could not run, and why
     judged: bool = True                                 # False for --small: targets shown, not judged
+    stages: Budget | None = None                        # the CPU budget per stage, when the run phase ran
 
     def row(self, key: str) -> Row | None:
         return next((r for r in self.rows if r.key == key), None)
@@ -164,9 +175,20 @@ def render(results: Results) -> str:
     for target in targets(results):
         verdict = _verdict(target.ok, results.judged)
         lines.append(f"| {target.what} | {target.measured} | {target.goal} | {verdict} |")
+    lines += budget(results.stages)
     lines += ["", "Checks (the counts every phase must get right):", ""]
     lines += [f"- {'ok' if c.ok else 'FAILED'}: {c.what}" for c in results.checks]
     return "\n".join(lines) + "\n"
+
+
+def budget(found: Budget | None) -> list[str]:
+    """The CPU budget per sent email, stage by stage, below the targets (nothing when it was not measured)."""
+    if found is None or not found.seconds:
+        return []
+    counted = sum(found.seconds.values())
+    return ["", f"CPU budget of one more `dunning run --profile-stages` over the same accounts ({found.sent:,} "
+                f"sent; all its processes; the stages count {counted:.2f} of its {found.cpu:.2f} CPU s, the rest "
+                "is start-up: imports, settings, templates):", "", table(found.seconds, found.sent)]
 
 
 def exit_code(results: Results) -> int:

@@ -208,7 +208,13 @@ def _clock(now: datetime | None) -> Callable[[], float]:
         return time.time
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    stamp = now.astimezone(UTC).timestamp()
+    return _stopped_clock(now.astimezone(UTC).timestamp())
+
+
+@lru_cache(maxsize=32)
+def _stopped_clock(stamp: float) -> Callable[[], float]:
+    # The same clock for the same moment, so that the serializer made for it (and the keyed states it
+    # keeps) is found again by the next token signed at that moment, not made anew for every token.
     return lambda: stamp
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dunning.commands.run import add_metrics_option, finish, progress_reporter
+from dunning.commands.run import add_metrics_option, add_profile_option, finish, progress_reporter
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.run.drain import POLL_SECONDS, deliver_outbox
 from dunning.run.metrics import metrics_written
@@ -28,6 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"(default {POLL_SECONDS:g})")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_metrics_option(parser)
+    add_profile_option(parser)
 
 
 def positive_seconds(value: str) -> float:
@@ -51,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
             report.write()
 
         summary = deliver_outbox(settings, forever=args.forever, poll_seconds=args.poll_seconds, progress=progress,
-                                 after_pass=after_pass)
+                                 after_pass=after_pass, profile=args.profile_stages)
         report.summary, report.completed = summary.as_dict(), summary.stopped is None
     return finish("deliver", summary, as_json=args.json)

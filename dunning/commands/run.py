@@ -11,13 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dunning.commands._arguments import as_of
-from dunning.run import job
+from dunning.run import job, stages
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.run.metrics import metrics_written
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import load_settings
 
-__all__ = ["NAME", "HELP", "configure", "run", "print_summary", "progress_reporter"]
+__all__ = ["NAME", "HELP", "configure", "run", "print_summary", "progress_reporter", "add_profile_option"]
 
 NAME = "run"
 HELP = "send every notice that is due (plan, enqueue, render, send, record)"
@@ -31,6 +31,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-deliver", action="store_true",
                         help="plan and enqueue only: `dunning deliver` processes send what is enqueued")
     add_metrics_option(parser)
+    add_profile_option(parser)
+
+
+def add_profile_option(parser: argparse.ArgumentParser) -> None:
+    """--profile-stages, shared with `dunning deliver`."""
+    parser.add_argument("--profile-stages", action="store_true",
+                        help="count the CPU each stage spends (plan, enqueue, claim, render, MIME, sign, SMTP, "
+                             "record) and print it per sent email on stderr (and under \"stages\" with --json)")
 
 
 def add_metrics_option(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     with metrics_written(args.metrics_file, "run", SYSTEM_CLOCK) as report, \
             progress_reporter(enabled=not args.json, show_bar=args.log_format == "text") as progress:
         summary = job.run(settings, as_of=args.as_of or SYSTEM_CLOCK.now(), dry_run=args.dry_run,
-                          progress=progress, deliver_too=not args.no_deliver)
+                          progress=progress, deliver_too=not args.no_deliver, profile=args.profile_stages)
         report.summary, report.completed = summary.as_dict(), summary.stopped is None
     return finish("run", summary, as_json=args.json)
 
@@ -53,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
 def finish(command: str, summary: RunSummary, *, as_json: bool) -> int:
     """Print the summary, say why delivery stopped early if it did; the exit code."""
     print_summary(summary, as_json=as_json)
+    if summary.stages:   # planned emails when none was sent here (--no-deliver)
+        emails, unit = (summary.sent, "sent email") if summary.sent else (summary.planned, "planned email")
+        print(stages.table(summary.stages, emails, unit), file=sys.stderr)
     if summary.stopped:
         log.warning("dunning %s: stopped early: %s", command, summary.stopped, extra={"command": command})
     return summary.exit_code()
@@ -65,6 +76,7 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
         return
     counts = summary.as_dict()
     counts.pop("stopped")
+    counts.pop("stages", None)
     print(", ".join(f"{value} {name}" for name, value in counts.items()))
     if summary.unreachable:
         print(f"{summary.unreachable} accounts due for dunning have no reachable contact (every address "

@@ -12,6 +12,7 @@ from dunning.delivery.transport import SmtpTransport
 from dunning.emails.render import Renderer
 from dunning.links import LinkSigner
 from dunning.run.clock import SYSTEM_CLOCK, Clock
+from dunning.run.stages import OFF, Stages
 from dunning.run.summary import Progress
 from dunning.settings import DkimSettings, Settings
 
@@ -44,7 +45,7 @@ def dkim_signer(dkim: DkimSettings) -> DkimSigner | None:
 class RunContext:
     """The settings, the store, the renderer, the clock, where progress goes and how a transport is made;
     links: the run's link signer (None when it signs nothing: a dry run, or delivery alone); dkim: the
-    DKIM signer when DKIM is on."""
+    DKIM signer when DKIM is on; stages: the CPU counters per stage (OFF unless the run is profiled)."""
 
     settings: Settings
     engine: Engine
@@ -54,6 +55,7 @@ class RunContext:
     transport: Callable[[Settings], SmtpTransport] = smtp_transport
     links: LinkSigner | None = None
     dkim: DkimSigner | None = None
+    stages: Stages = OFF
 
     def open_transport(self) -> SmtpTransport:
         """A transport for this run's SMTP settings."""

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from dunning.run.context import RunContext
 from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal, journal_for
 from dunning.run.recipients import addressees, settle, unaddressed
+from dunning.run.render_ahead import Rendered, rendered_ahead
+from dunning.run.stages import Stages
 from dunning.run.summary import RunSummary
 from dunning.settings import Settings
 
@@ -61,7 +63,7 @@ async def deliver(run: RunContext, summary: RunSummary, *, more_coming: Callable
 
 async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, flight: FlightLog | None,
                            more_coming: Callable[[], bool], keep_going: Callable[[], bool]) -> None:
-    engine, clock, delivery = run.engine, run.clock, run.settings.delivery
+    engine, clock, delivery, stages = run.engine, run.clock, run.settings.delivery, run.stages
 
     def recorded(counts: ledger.RecordCounts) -> None:
         summary.record(counts)
@@ -69,37 +71,45 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
 
     async with run.open_transport() as transport:
         while summary.stopped is None and keep_going():
+            stages.lap("smtp")
             claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=clock.now(),
                                   lease_seconds=delivery.lease_seconds)
+            stages.lap("claim")
             if not claims:
                 if more_coming():
                     await clock.sleep(IDLE_POLL_SECONDS)
                     continue
                 break
             journal = journal_for(engine, clock, delivery, recorded, flight)
+            journal.stages = stages
             try:
                 async with keep_leased(run, claims):
                     outcomes = await send_batch(run, claims, transport, summary, journal)
+                stages.lap("smtp")
             finally:
                 journal.close()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
+            stages.lap("record")
 
 
 async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: SmtpTransport, summary: RunSummary,
                      journal: Journal | None = None) -> list[ledger.Result | None]:
     """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
 
-    A send renders and builds its message before it waits for a connection; were the whole batch
-    started at once, every message of the batch would be held in memory while four connections work.
+    A send builds its message before it waits for a connection; were the whole batch started at once,
+    every message of the batch would be held in memory while four connections work. The emails are
+    rendered a chunk at a time ahead of the sends (render_ahead).
     """
     results: list[ledger.Result | None] = [None] * len(claims)
-    pending = iter(enumerate(claims))
+    pending, stages = rendered_ahead(run, claims), run.stages
 
     async def lane() -> None:
-        for n, claim in pending:
-            result = results[n] = await send_claim(run, claim, transport, summary, journal)
+        for n, claim, email in pending:
+            result = results[n] = await send_claim(run, claim, transport, summary, journal, email)
             if result is not None and journal is not None:
+                stages.lap("smtp")
                 journal.finished(result)
+                stages.lap("record")
 
     await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * run.settings.smtp.concurrency))))
     return results
@@ -123,14 +133,19 @@ async def keep_leased(run: RunContext, claims: list[ledger.Claim]) -> AsyncItera
 
 
 async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransport, summary: RunSummary,
-                     journal: Journal | None = None) -> ledger.Result | None:
-    """Render, build and send one claimed email: its result, or None when it never reached a server."""
-    payload, settings = claim.payload, run.settings
+                     journal: Journal | None = None, rendered: Rendered | None = None) -> ledger.Result | None:
+    """Render (unless rendered is given), build and send one claimed email: its result, or None when it
+    never reached a server."""
+    payload, settings, stages = claim.payload, run.settings, run.stages
+    stages.lap("smtp")
     try:
-        context = notice_context.revive(payload["context"])
-        email = run.renderer.render(claim.notice, payload["locale"], context)
+        email = rendered if rendered is not None else run.renderer.render(
+            claim.notice, payload["locale"], notice_context.revive(payload["context"]))
+        stages.lap("render")
+        if isinstance(email, TemplateError):
+            raise email
         sender = settings.sender
-        build = partial(_final_bytes, run.dkim, partial(
+        build = partial(_final_bytes, run.dkim, stages, partial(
             build_message, email, from_address=sender.from_address, from_name=sender.from_name,
             reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"], message_id=claim.message_id,
             date=run.clock.now()))
@@ -152,7 +167,7 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
     try:
         outcome = await transport.send(envelope_sender(settings, claim.email_id), recipients, data,
                                        seven_bit=partial(build, eight_bit=False),
-                                       before_data=partial(journal.data_goes_out, claim) if journal else None)
+                                       before_data=partial(_journaled, stages, journal, claim) if journal else None)
     except DeliveryError as exc:
         # Raised only before the server could hold the message: safe to queue again as if never claimed.
         summary.stopped = summary.stopped or str(exc)
@@ -175,10 +190,24 @@ def envelope_sender(settings: Settings, email_id: int) -> str:
     return verp_address(return_path, email_id, keys[0])
 
 
-def _final_bytes(signer: DkimSigner | None, build: Callable[..., bytes], *, eight_bit: bool) -> bytes:
+def _final_bytes(signer: DkimSigner | None, stages: Stages, build: Callable[..., bytes], *, eight_bit: bool) -> bytes:
     """The message as it goes out: built, then signed over exactly these bytes when DKIM is on."""
+    stages.lap("smtp")
     data = build(eight_bit=eight_bit)
-    return signer.sign(data) if signer is not None else data
+    stages.lap("mime")
+    if signer is None:
+        return data
+    data = signer.sign(data)
+    stages.lap("sign")
+    return data
+
+
+def _journaled(stages: Stages, journal: Journal, claim: ledger.Claim) -> Awaitable[None]:
+    """journal.data_goes_out(claim), its CPU counted as recording."""
+    stages.lap("smtp")
+    written = journal.data_goes_out(claim)
+    stages.lap("record")
+    return written
 
 
 def _error(status: str, outcome: Outcome, to: list[str]) -> str:

@@ -18,6 +18,7 @@ from dunning.run.context import RunContext, quiet
 from dunning.run.deliver import deliver, run_loop
 from dunning.run.flight import expire_lapsed
 from dunning.run.job import open_run
+from dunning.run.stages import add, stage_clock
 from dunning.run.summary import Progress, RunSummary
 from dunning.settings import Settings
 
@@ -29,12 +30,19 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 def deliver_outbox(settings: Settings, *, forever: bool = False, poll_seconds: float = POLL_SECONDS,
                    progress: Progress = quiet, clock: Clock = SYSTEM_CLOCK,
-                   after_pass: Callable[[RunSummary], None] | None = None) -> RunSummary:
-    """Send what the outbox holds until it is empty (or, forever, until SIGTERM/SIGINT); the counts."""
+                   after_pass: Callable[[RunSummary], None] | None = None, profile: bool = False) -> RunSummary:
+    """Send what the outbox holds until it is empty (or, forever, until SIGTERM/SIGINT); the counts (with
+    profile, the CPU of each stage too)."""
+    stages = stage_clock(profile)
     # The links were signed when the emails were enqueued.
-    context = open_run(settings, signs=False, progress=progress, clock=clock)
+    context = open_run(settings, signs=False, progress=progress, clock=clock, stages=stages)
     summary = RunSummary()
-    run_loop(_until_signalled(context, summary, forever=forever, poll_seconds=poll_seconds, after_pass=after_pass))
+    try:
+        run_loop(_until_signalled(context, summary, forever=forever, poll_seconds=poll_seconds,
+                                  after_pass=after_pass))
+    finally:
+        stages.lap("other")
+        add(summary.stages, stages.seconds())
     return summary
 
 

@@ -12,6 +12,7 @@ from dunning.links import LinkSigner
 from dunning.planning import candidates, notice_context
 from dunning.planning.policy import PlannedNotice
 from dunning.run.context import RunContext
+from dunning.run.stages import OFF, Stages
 from dunning.run.summary import RunSummary
 from dunning.settings import Settings
 
@@ -20,17 +21,22 @@ __all__ = ["enqueue_plan", "plan_entries", "outbox_entry"]
 
 def enqueue_plan(run: RunContext, as_of: datetime, summary: RunSummary, *, dry_run: bool = False) -> None:
     """Plan every candidate batch and put what is due in the outbox; a dry run only counts (and signs nothing)."""
-    locales = run.renderer.available_locales
+    locales, stages = run.renderer.available_locales, run.stages
+    stages.lap("other")
     # Paused accounts are left out by the candidate query: nothing of theirs is sent or recorded.
     for accounts, planned in candidates.iter_batches(run.engine, as_of, run.settings, locales, include_paused=False):
+        stages.lap("plan")
         if dry_run:
             run.progress("planned", sum(notice.status == "send" for notice in count_planned(planned, summary)))
             continue
         assert run.links is not None, "a run that enqueues signs links"
-        entries = plan_entries(planned, accounts, run.settings, run.links, summary, now=run.clock.now())
+        entries = plan_entries(planned, accounts, run.settings, run.links, summary, now=run.clock.now(),
+                               stages=stages)
         run.progress("planned", sum(entry.status == "send" for entry in entries))
         if entries:
             ledger.enqueue(run.engine, entries, now=run.clock.now(), as_of=as_of)
+        stages.lap("enqueue")
+    stages.lap("plan")
 
 
 def count_planned(planned: Iterable[PlannedNotice], summary: RunSummary) -> list[PlannedNotice]:
@@ -44,10 +50,11 @@ def count_planned(planned: Iterable[PlannedNotice], summary: RunSummary) -> list
 
 
 def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], settings: Settings,
-                 links: LinkSigner, summary: RunSummary, *, now: datetime) -> list[ledger.OutboxEntry]:
+                 links: LinkSigner, summary: RunSummary, *, now: datetime,
+                 stages: Stages = OFF) -> list[ledger.OutboxEntry]:
     """Outbox entries for one batch of planned notices; deferred ones are only counted, paused ones left out."""
     by_id = {a.id: a for a in accounts}
-    entries = [outbox_entry(notice, by_id[notice.account], settings, links, now=now)
+    entries = [outbox_entry(notice, by_id[notice.account], settings, links, now=now, stages=stages)
                for notice in count_planned(planned, summary)]
     # A batch holds whole accounts, so accounts are counted once across batches.
     summary.unreachable += len({entry.account for entry in entries if entry.status == "suppressed"})
@@ -55,7 +62,7 @@ def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], 
 
 
 def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, links: LinkSigner, *,
-                 now: datetime) -> ledger.OutboxEntry:
+                 now: datetime, stages: Stages = OFF) -> ledger.OutboxEntry:
     """The ledger's record of one planned notice, with everything needed to send it later (links signed at now)."""
     status = notice.status
     if status == "deferred" or status == "paused":
@@ -65,7 +72,9 @@ def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, li
         first_key = notice.keys[0]
         expiring = notice.notice == "card_expiring"
         sign = links.update_url if expiring else links.settlement_url
+        stages.lap("enqueue")
         url = sign(account=notice.account, payment_method=notice.payment_method, key=first_key, now=now)
+        stages.lap("sign")
         context = notice_context.build_context(notice, account, settings, None if expiring else url,
                                                url if expiring else None)
         payload = notice_context.to_json({"to": list(notice.to), "cc": list(notice.cc),

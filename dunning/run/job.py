@@ -15,6 +15,7 @@ from dunning.run.context import RunContext, dkim_signer, quiet
 from dunning.run.deliver import deliver, run_loop
 from dunning.run.enqueue import enqueue_plan
 from dunning.run.flight import expire_lapsed
+from dunning.run.stages import OFF, Stages, add, stage_clock
 from dunning.run.summary import Progress, RunSummary
 from dunning.run.workers import DeliveryWorkers
 from dunning.settings import Settings
@@ -23,39 +24,51 @@ from dunning.vocabulary import NOTICES
 __all__ = ["run", "open_run", "make_renderer", "preflight"]
 
 def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress: Progress = quiet,
-        clock: Clock = SYSTEM_CLOCK, deliver_too: bool = True) -> RunSummary:
+        clock: Clock = SYSTEM_CLOCK, deliver_too: bool = True, profile: bool = False) -> RunSummary:
     """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty
     (with deliver_too False: plan and enqueue only, for `dunning deliver` processes to send). A dry run
-    records, sends and signs nothing, so it needs no signing key."""
+    records, sends and signs nothing, so it needs no signing key. profile: count the CPU of each stage
+    into the summary's stages (run/stages)."""
+    stages = stage_clock(profile)
     context = open_run(settings, signs=not dry_run, sends=deliver_too and not dry_run, progress=progress,
-                       clock=clock)
+                       clock=clock, stages=stages)
     summary = RunSummary()
+    try:
+        _run(context, as_of, summary, dry_run=dry_run, deliver_too=deliver_too)
+    finally:
+        stages.lap("other")
+        add(summary.stages, stages.seconds())
+    return summary
+
+
+def _run(context: RunContext, as_of: datetime, summary: RunSummary, *, dry_run: bool, deliver_too: bool) -> None:
+    settings, clock = context.settings, context.clock
     with fewer_collections():
         if dry_run:
             enqueue_plan(context, as_of, summary, dry_run=True)
-            return summary
+            return
         summary.expired += expire_lapsed(context.engine, settings.delivery, now=clock.now())
         if not deliver_too:
             enqueue_plan(context, as_of, summary)
             summary.queue_state(ledger.queue_state(context.engine, now=clock.now()))
-            return summary
+            return
         with DeliveryWorkers(context, settings.delivery.workers - 1) as helpers:
             enqueue_plan(context, as_of, summary)
             helpers.planning_done()
+            context.stages.lap("other")
             run_loop(deliver(context, summary))
             for counts in helpers.results():
                 summary.add(counts)
         summary.queue_state(ledger.queue_state(context.engine, now=clock.now()))
-    return summary
 
 
 def open_run(settings: Settings, *, signs: bool = True, sends: bool = True, progress: Progress = quiet,
-             clock: Clock = SYSTEM_CLOCK) -> RunContext:
+             clock: Clock = SYSTEM_CLOCK, stages: Stages = OFF) -> RunContext:
     """preflight, then the store opened (migrated if needed): the context every step of the run is given."""
     renderer = preflight(settings, signs=signs, sends=sends)
     return RunContext(settings, store.connect(settings.database.url), renderer, clock, progress,
                       links=LinkSigner(settings.links) if signs else None,
-                      dkim=dkim_signer(settings.dkim) if sends else None)
+                      dkim=dkim_signer(settings.dkim) if sends else None, stages=stages)
 
 
 def preflight(settings: Settings, *, signs: bool = True, sends: bool = True) -> Renderer:

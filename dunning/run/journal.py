@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine
 from dunning import ledger
 from dunning.run.clock import Clock
 from dunning.run.flight import FlightLog
+from dunning.run.stages import OFF, Stages
 from dunning.settings import DeliverySettings
 
 __all__ = ["Journal", "FlightJournal", "LedgerJournal", "journal_for"]
@@ -50,6 +51,7 @@ class Journal(ABC):
                  recorded: Callable[[ledger.RecordCounts], None]) -> None:
         self._engine, self._clock, self._delivery, self._recorded = engine, clock, delivery, recorded
         self._finished: list[ledger.Result] = []
+        self.stages: Stages = OFF   # where a run's profile counts the CPU of the writes
 
     @abstractmethod
     def data_goes_out(self, claim: ledger.Claim) -> Awaitable[None]:
@@ -69,8 +71,10 @@ class Journal(ABC):
         finished = self._finished
         if not finished and not starting:
             return True
+        self.stages.lap("smtp")   # a write may run as a callback of the event loop, between two sends
         counts = record(bind, finished, now=self._clock.now(), max_attempts=self._delivery.max_attempts,
                         backoff_seconds=self._delivery.retry_backoff_seconds, in_flight=starting)
+        self.stages.lap("record")
         if counts is None:
             return False
         self._finished = []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dunning.errors import ExitCode
 from dunning.ledger import QueueState, RecordCounts
+from dunning.run import stages
 from dunning.vocabulary import PlanStatus
 
 __all__ = ["RunSummary", "Progress"]
@@ -26,6 +27,7 @@ class RunSummary:
     bounces (their keys recorded); unreachable: accounts among them, due for dunning with no reachable contact
     (`dunning suppressions list --accounts`). waiting: emails in the queue waiting for a retry that is due
     later; held: emails whose outcome is unknown, from this run or earlier ones, awaiting `dunning reconcile`.
+    stages: CPU seconds per stage of every process of the run, when it is profiled (run/stages).
     """
 
     planned: int = 0
@@ -43,6 +45,7 @@ class RunSummary:
     waiting: int = 0
     held: int = 0
     stopped: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)
 
     def exit_code(self) -> ExitCode:
         """FAILED: an email failed in this run, or one is held unknown; PENDING: retries wait, or delivery
@@ -58,8 +61,11 @@ class RunSummary:
         self.waiting, self.held = state.waiting, state.held
 
     def as_dict(self) -> dict[str, Any]:
-        """The summary as JSON-able values, in field order."""
-        return asdict(self)
+        """The summary as JSON-able values, in field order (stages only when the run was profiled)."""
+        values = asdict(self)
+        if not self.stages:
+            del values["stages"]
+        return values
 
     def add(self, other: RunSummary) -> None:
         """Fold in a delivery worker's counts."""
@@ -69,6 +75,7 @@ class RunSummary:
         self.unknown += other.unknown
         self.recipients_refused += other.recipients_refused
         self.stopped = self.stopped or other.stopped
+        stages.add(self.stages, other.stages)
 
     def record(self, counts: RecordCounts) -> None:
         """Add what the ledger recorded (fenced-out outcomes are not this worker's to count)."""

@@ -44,12 +44,16 @@ def _work(parent: int, run: RunContext, planning_done: Event, report: Connection
     """One worker's delivery loop, until planning is done and the queue is empty; its summary (or what
     stopped it) goes back through report. The context comes by fork, never pickled."""
     _end_with_parent(parent)
+    stages = run.stages.fresh()  # this process's CPU, from its fork
     try:
         # Never the main process's connections: the worker opens its own.
         engine = store.connect(run.settings.database.url, migrate=False)
         summary = RunSummary()
-        run_loop(deliver(replace(run, engine=engine, progress=quiet), summary,
+        stages.lap("other")
+        run_loop(deliver(replace(run, engine=engine, progress=quiet, stages=stages), summary,
                          more_coming=lambda: not planning_done.is_set()))
+        stages.lap("other")
+        summary.stages = stages.seconds()
         report.send((True, summary))
     except Exception as exc:  # raised again in the main process, as a worker of a pool would
         report.send((False, exc))

@@ -40,3 +40,14 @@ def test_the_table_shows_every_run_and_judges_the_median() -> None:
     assert verdicts["`dunning run` notices per second, end to end"] is True
     assert verdicts["peak RSS: `dunning run`, end to end"] is False   # one run over the limit is enough
     assert report.exit_code(results) == 3
+
+
+def test_the_cpu_budget_follows_the_targets_when_measured() -> None:
+    """The profiled run's stages per sent email, and how much of its CPU they cover; nothing when not run."""
+    results = report.Results(header=[])
+    assert "CPU budget" not in report.render(results)
+    results.stages = report.Budget({"render": 0.3, "smtp": 0.2}, sent=1000, cpu=0.8)
+    text = report.render(results)
+    assert "(1,000 sent; all its processes; the stages count 0.50 of its 0.80 CPU s" in text
+    assert "| render | 0.300 | 300 | 60% |" in text
+    assert text.index("| target |") < text.index("CPU budget") < text.index("Checks")
