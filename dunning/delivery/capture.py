@@ -148,6 +148,12 @@ class CaptureServer:
         with self._lock:
             self._faults.append(fault)
 
+    def remove_fault(self, fault: Fault) -> None:
+        """Take back a fault not yet spent (one that fires every time, say); nothing if it is gone."""
+        with self._lock:
+            if fault in self._faults:
+                self._faults.remove(fault)
+
     def clear(self) -> None:
         """Forget received messages, commands, connection count and faults."""
         with self._lock:
