@@ -139,7 +139,9 @@ class CaptureServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening and close every session."""
+        """Stop listening and close every session (nothing when it is not listening)."""
+        if not self._armed:
+            return
         self._armed = False
         self._controller.stop()
 

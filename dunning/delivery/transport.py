@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import logging
 import socket
 import ssl
@@ -46,6 +47,7 @@ from aiosmtplib import (
 
 from dunning.delivery.mime import CrlfBytes, DotSafeBytes, envelope_address
 from dunning.delivery.pool import Pool
+from dunning.delivery.reconnect import Outage
 from dunning.delivery.replies import Desynchronized, Replies
 from dunning.delivery.timer import ReplyTimer
 from dunning.errors import DeliveryError, MessageError, SettingsError
@@ -56,7 +58,7 @@ __all__ = ["ATTEMPTS_PER_SEND", "Outcome", "by_code", "is_loopback", "check_sett
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS_PER_SEND = 3  # connection attempts one send makes before it reports "retry"
+ATTEMPTS_PER_SEND = 3  # connection attempts one send makes before "retry", unless an outage is ridden out
 _LOST = (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError)
 _BROKEN = (SMTPException, *_LOST)  # lost, timed out, or a reply that cannot be parsed
 
@@ -197,7 +199,7 @@ class _Connection:
 class SmtpTransport:
     """A pool of smtp.concurrency connections; send() may be called concurrently."""
 
-    def __init__(self, smtp: SmtpSettings, *, password: str | None = None) -> None:
+    def __init__(self, smtp: SmtpSettings, *, password: str | None = None, outage: Outage | None = None) -> None:
         if password is None and smtp.password is not None:
             password = smtp.password.get_secret_value()
         check_settings(smtp, password or None)
@@ -210,6 +212,7 @@ class SmtpTransport:
         self._connections: list[_Connection] = []
         self._local_hostname = "localhost"
         self._failures = 0
+        self._outage = outage or Outage(smtp.reconnect_seconds, where=self._where)
         self._fatal: DeliveryError | None = None
         self._eight_bit = smtp.eight_bit
 
@@ -219,7 +222,8 @@ class SmtpTransport:
         return self._eight_bit
 
     async def __aenter__(self) -> SmtpTransport:
-        self._local_hostname = await asyncio.to_thread(_local_hostname)
+        ehlo_name = self.settings.ehlo_name
+        self._local_hostname = ehlo_name if ehlo_name is not None else await asyncio.to_thread(_local_hostname)
         self._loop = asyncio.get_running_loop()
         self._connections = [_Connection(self._loop) for _ in range(self.settings.concurrency)]
         self._pool = Pool(self._loop, self._connections)
@@ -281,7 +285,9 @@ class SmtpTransport:
                        hand_over: Callable[[], None], before_data: Callable[[], Awaitable[None]] | None) -> Outcome:
         last = _Reconnect("no attempt made")
         data = None
-        for _ in range(ATTEMPTS_PER_SEND):
+        for attempt in itertools.count(1):
+            if self._fatal is not None:
+                raise self._fatal
             try:
                 if not self._reusable(connection):
                     await self._ready(connection)
@@ -300,15 +306,20 @@ class SmtpTransport:
                 connection.drop()
                 last = exc
                 self._connection_failed(exc)
+                if attempt >= ATTEMPTS_PER_SEND and not self._outage.riding_out():
+                    break
+                await self._outage.wait()
         return Outcome("retry", last.code, f"could not deliver to {self._where}: {last.reason}")
 
     def _connection_failed(self, exc: _Reconnect) -> None:
         self._failures += 1
+        self._outage.failed()
         log.warning("SMTP connection to %s failed (%d in a row): %s", self._where, self._failures,
                     exc.reason)
-        if self._failures >= self.settings.max_consecutive_connection_errors:
+        if self._failures >= self.settings.max_consecutive_connection_errors and not self._outage.riding_out():
             self._fatal = DeliveryError(
-                f"SMTP server {self._where}: {self._failures} connection failures in a row, stopping "
+                f"SMTP server {self._where}: {self._failures} connection failures in a row over "
+                f"{self._outage.lasted():.1f} s, stopping "
                 f"(last error: {exc.reason})", smtp_code=exc.code)
             raise self._fatal
 
@@ -427,6 +438,7 @@ class SmtpTransport:
                                "went out of step")
             return by_code(reply.code, reply.message)
         self._failures = 0
+        self._outage.ended()
         connection.transactions += 1
         refused: dict[str, tuple[int, str]] = {}
         try:

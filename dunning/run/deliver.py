@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from dunning import ledger
 from dunning.bounces.verp import verp_address
 from dunning.delivery.mime import build_message
+from dunning.delivery.reconnect import Outage
 from dunning.delivery.transport import Outcome, SmtpTransport
 from dunning.emails.render import Renderer
 from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateError
@@ -68,7 +69,10 @@ async def _deliver_batches(engine: Engine, settings: Settings, renderer: Rendere
                            more_coming: Callable[[], bool], keep_going: Callable[[], bool]) -> None:
     password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
     delivery = settings.delivery
-    async with SmtpTransport(settings.smtp, password=password) as transport:
+    outage = Outage(settings.smtp.reconnect_seconds, where=f"{settings.smtp.host}:{settings.smtp.port}",
+                    now=lambda: clock.now().timestamp(), sleep=clock.sleep,
+                    on_wait=lambda _seconds: progress("waits for the SMTP server", 1))
+    async with SmtpTransport(settings.smtp, password=password, outage=outage) as transport:
         while summary.stopped is None and keep_going():
             claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=clock.now(),
                                   lease_seconds=delivery.lease_seconds)

@@ -22,14 +22,15 @@ from dunning.run.drain import deliver_outbox
 from dunning.settings import load_settings
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, load_sample, planned, received_ids
 
-LEASE_SECONDS = 2
+LEASE_SECONDS = 120  # longer than the test: only a clock moved past it (the rerun) finds it lapsed
 BATCH = 10
 HOLD_SECONDS = 600  # longer than any test: a held reply ends only with its connection
 
 
 @pytest.fixture
 def shared(postgres_url, monkeypatch):
-    """A PostgreSQL outbox with 150 sample accounts, small batches, a short lease, one process per deliverer."""
+    """A PostgreSQL outbox with 150 sample accounts, small batches, a lease longer than the test, one process
+    per deliverer."""
     monkeypatch.setenv("DUNNING_DATABASE__URL", postgres_url)
     monkeypatch.setenv("DUNNING_LINKS__KEYS", "test-signing-key")
     monkeypatch.setenv("DUNNING_DELIVERY__BATCH_SIZE", str(BATCH))
@@ -93,7 +94,8 @@ def test_a_killed_deliverer_loses_nothing(shared, smtp, capsys):
     victim.wait(timeout=10)
     smtp.remove_fault(hold)
     others = [_deliverer() for _ in range(3)]
-    assert [process.wait(timeout=120) for process in others] == [0, 0, 0]
+    outputs = [process.communicate(timeout=120) for process in others]
+    assert [process.returncode for process in others] == [0, 0, 0], outputs
     stranded = [message_id for message_id, status in _statuses(shared).items() if status == "sending"]
     assert 0 < len(stranded) <= BATCH
     # The rerun's clock is past the victim's lease, without waiting for it.

@@ -67,6 +67,7 @@ def test_a_stopped_run_keeps_the_last_success_time(billing, capsys, tmp_path, mo
     with socket.socket() as unused:  # a port nothing listens on
         unused.bind(("127.0.0.1", 0))
         monkeypatch.setenv("DUNNING_SMTP__PORT", str(unused.getsockname()[1]))
+    monkeypatch.setenv("DUNNING_SMTP__RECONNECT_SECONDS", "0")
     code, summary = run(capsys, "--as-of", AS_OF_TEXT, "--metrics-file", str(path))
     figures = metrics(path)
     assert code == ExitCode.PENDING and summary["stopped"] and summary["sent"] == 0
