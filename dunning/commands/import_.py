@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 from dunning import store
 from dunning.billing import importer
@@ -17,6 +20,7 @@ __all__ = ["NAME", "HELP", "SHOWN_WARNINGS", "configure", "run"]
 NAME = "import"
 HELP = "import billing state (JSON Lines, one account per line) into the store"
 SHOWN_WARNINGS = 20
+log = logging.getLogger("dunning.import")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,27 +31,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
     engine = store.connect(settings.database.url)
+    say = partial(_say, as_json=args.log_format == "json")
     shown = 0
 
     def warn(error: DunningError) -> None:
         nonlocal shown
         shown += 1
         if shown <= SHOWN_WARNINGS:
-            print(f"warning: {error}", file=sys.stderr)
+            say("warning", error)
 
     with _open(args.file) as stream:
         summary = importer.import_stream(
             engine, stream, batch_size=settings.database.batch_size,
-            on_error=lambda error: print(f"rejected: {error}", file=sys.stderr), on_warning=warn)
+            on_error=partial(say, "rejected"), on_warning=warn)
     if shown > SHOWN_WARNINGS:
-        print(f"warning: {shown - SHOWN_WARNINGS} more warnings not shown", file=sys.stderr)
+        say("warning", f"{shown - SHOWN_WARNINGS} more warnings not shown")
     counts = summary.as_dict()
     print(json.dumps(counts) if args.json else
           ", ".join(f"{value} {name}" for name, value in counts.items()))
     return ExitCode.DATA if summary.rejected else ExitCode.OK
 
 
-def _open(path: Path):
+def _say(kind: str, error: DunningError | str, *, as_json: bool) -> None:
+    """A rejected line or a warning: a line on stderr for people, or one JSON log event with its ids."""
+    if not as_json:
+        print(f"{kind}: {error}", file=sys.stderr)
+        return
+    fields = {name: getattr(error, name) for name in ("line", "account", "field", "reason")
+              if getattr(error, name, None) is not None}
+    log.warning("%s: %s", kind, error, extra={"event": f"import_{kind}", **fields})
+
+
+def _open(path: Path) -> BinaryIO:
     if str(path) == "-":
         return open(sys.stdin.fileno(), "rb", closefd=False)
     try:

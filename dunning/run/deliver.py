@@ -23,6 +23,7 @@ from dunning.emails.render import Renderer
 from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.clock import Clock
+from dunning.run.events import log_result
 from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal
 from dunning.run.recipients import addressees, settle, unaddressed
@@ -108,8 +109,10 @@ async def send_batch(claims: list[ledger.Claim], settings: Settings, renderer: R
     async def lane() -> None:
         for n, claim in pending:
             result = results[n] = await send_claim(claim, settings, renderer, transport, summary, clock, journal)
-            if result is not None and journal is not None:
-                journal.finished(result)
+            if result is not None:
+                log_result(claim, result)
+                if journal is not None:
+                    journal.finished(result)
 
     await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * settings.smtp.concurrency))))
     return results

@@ -126,3 +126,29 @@ def test_json_formatter_masks_addresses_in_messages_and_tracebacks():
     assert entry["message"] == "email 42 to <Jane> <address>: bounced"
     assert "ValueError: To: invalid address '<address>'" in entry["exception"]
     assert (entry["email_id"], entry["account"], entry["level"]) == (42, "acct_7", "warning")
+
+
+def test_json_logs_give_one_event_per_email_not_sent_and_per_refused_recipient(billing, smtp, monkeypatch):
+    """Each email retried or failed, and each recipient refused, is one JSON event with ids and no address;
+    the global options are taken after the subcommand too."""
+    monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "1")
+    smtp.add_fault(Fault("data", code=451, times=2))
+    smtp.add_fault(Fault("data", code=554, times=1))
+    done = _dunning("run", "--as-of", AS_OF_TEXT, "--log-format", "json")
+    assert done.returncode == ExitCode.FAILED, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    events = [line for line in lines if str(line.get("event", "")).startswith("email_")]
+    assert sorted(line["event"] for line in events) == ["email_failed", "email_retry", "email_retry"]
+    assert all(isinstance(line["email_id"], int) and line["account"] and line["notice"] for line in events)
+    assert sorted(line["code"] for line in events) == [451, 451, 554]
+    assert "@" not in done.stderr
+
+
+def test_import_rejections_are_json_events_under_json_logs(billing, tmp_path):
+    """`import --log-format json` reports a rejected line as a JSON event naming line and reason."""
+    export = tmp_path / "billing.jsonl"
+    export.write_text('{"not json\n', encoding="utf-8")
+    done = _dunning("import", str(export), "--log-format", "json")
+    assert done.returncode == ExitCode.DATA
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert (line["event"], line["line"]) == ("import_rejected", 1) and "not valid JSON" in line["reason"]
