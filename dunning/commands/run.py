@@ -6,15 +6,15 @@ import argparse
 import json
 import logging
 import sys
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from dunning.commands._arguments import as_of
 from dunning.run import job
 from dunning.run.clock import SYSTEM_CLOCK
-from dunning.run.metrics import metrics_written
+from dunning.run.metrics import Report, metrics_written, outbox_reader
 from dunning.run.summary import RunSummary
-from dunning.settings import load_settings
+from dunning.settings import Settings, load_settings
 
 __all__ = ["NAME", "HELP", "configure", "run", "print_summary", "progress_reporter"]
 
@@ -33,15 +33,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def add_metrics_option(parser: argparse.ArgumentParser) -> None:
-    """--metrics-file, shared with `dunning deliver`."""
+    """--metrics-file and --pushgateway, shared with `dunning deliver`."""
     parser.add_argument("--metrics-file", type=Path, metavar="PATH",
                         help="write the run's figures there in Prometheus' text format (for node_exporter's "
                              "textfile collector; the name must end in .prom), replaced atomically")
+    parser.add_argument("--pushgateway", metavar="URL",
+                        help="push the figures to this Prometheus Pushgateway when the command ends (job "
+                             "dunning, label command), e.g. http://pushgateway:9091 for a Kubernetes Job")
+
+
+def metrics_report(args: argparse.Namespace, command: str, settings: Settings) -> AbstractContextManager[Report]:
+    """The metrics block of a command: its textfile, Pushgateway and outbox, as its options ask."""
+    wanted = args.metrics_file is not None or args.pushgateway is not None or getattr(args, "metrics_port", None)
+    return metrics_written(args.metrics_file, command, SYSTEM_CLOCK, pushgateway=args.pushgateway,
+                           outbox=outbox_reader(settings.database.url) if wanted else None)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
-    with metrics_written(args.metrics_file, "run", SYSTEM_CLOCK) as report, \
+    with metrics_report(args, "run", settings) as report, \
             progress_reporter(enabled=not args.json, show_bar=args.log_format == "text") as progress:
         summary = job.run(settings, as_of=args.as_of or SYSTEM_CLOCK.now(), dry_run=args.dry_run,
                           progress=progress, deliver_too=not args.no_deliver)

@@ -1,0 +1,1 @@
+"""The one web server: settlement and update links, Stripe webhooks, /metrics."""
