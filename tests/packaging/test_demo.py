@@ -30,3 +30,10 @@ def test_the_demo_ends_with_commands_that_show_its_plan_preview_and_an_email(tmp
     assert main(plan[2:]) == ExitCode.OK
     shown = capsys.readouterr().out
     assert "nothing is due" not in shown and "acct_" in shown
+
+
+def test_the_demo_warns_about_nothing_in_its_own_sample(tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture):
+    """The demo's sample segment takes the defaults quietly: no warning on stderr or in the logs."""
+    assert main(["demo", "--accounts", "12"]) == ExitCode.OK
+    assert "warn" not in capsys.readouterr().err.lower()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
