@@ -147,8 +147,8 @@ def test_json_formatter_masks_addresses_in_messages_and_tracebacks():
     assert (entry["email_id"], entry["account"], entry["level"]) == (42, "acct_7", "warning")
 
 
-def test_json_logs_give_one_event_per_email_not_sent_and_per_refused_recipient(billing, smtp, monkeypatch):
-    """Each email retried or failed, and each recipient refused, is one JSON event with ids and no address;
+def test_json_logs_give_one_event_per_email_not_sent(billing, smtp, monkeypatch):
+    """Each email retried or failed is one JSON event with its ids and the server's code, and no address;
     the global options are taken after the subcommand too."""
     monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "1")
     smtp.add_fault(Fault("data", code=451, times=2))
@@ -157,9 +157,21 @@ def test_json_logs_give_one_event_per_email_not_sent_and_per_refused_recipient(b
     assert done.returncode == ExitCode.FAILED, done.stderr
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     events = [line for line in lines if str(line.get("event", "")).startswith("email_")]
-    assert sorted(line["event"] for line in events) == ["email_failed", "email_retry", "email_retry"]
+    assert sorted((line["event"], line["code"]) for line in events) == [
+        ("email_failed", 554), ("email_retry", 451), ("email_retry", 451)]
     assert all(isinstance(line["email_id"], int) and line["account"] and line["notice"] for line in events)
-    assert sorted(line["code"] for line in events) == [451, 451, 554]
+    assert "@" not in done.stderr
+
+
+def test_json_logs_give_one_event_per_refused_recipient(billing, smtp, monkeypatch):
+    """A recipient refused for good is one JSON event naming the email and the recipient's place, not its
+    address."""
+    monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "1")
+    smtp.add_fault(Fault("rcpt", code=550, times=1))  # the first email's first recipient: its To
+    done = _dunning("--log-format", "json", "run", "--as-of", AS_OF_TEXT)
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    [refused] = [line for line in lines if line.get("event") == "recipient_refused"]
+    assert (refused["recipient"], refused["code"]) == (1, 550) and isinstance(refused["email_id"], int)
     assert "@" not in done.stderr
 
 
