@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["LOG_FORMATS", "LogFormat", "JsonFormatter", "configure", "mask_addresses"]
+__all__ = ["LOG_FORMATS", "LogFormat", "JsonFormatter", "configure", "mask_addresses", "note"]
 
 LOG_FORMATS = ("text", "json")
 LogFormat = Literal["text", "json"]
@@ -56,3 +56,12 @@ def configure(log_format: LogFormat, *, verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+
+
+def note(text: str, *, logger: str = "dunning", level: int = logging.WARNING, **fields: object) -> None:
+    """A line for people on stderr; one JSON log event with the same text (and the ids given) when the logs
+    are JSON, so that nothing else reaches a log shipper's stream."""
+    if any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers):
+        logging.getLogger(logger).log(level, "%s", text, extra=fields)
+    else:
+        print(text, file=sys.stderr)

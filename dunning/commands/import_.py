@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from functools import partial
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import BinaryIO
 from dunning import store
 from dunning.billing import importer
 from dunning.errors import DunningError, ExitCode
+from dunning.logs import note
 from dunning.settings import load_settings
 
 __all__ = ["NAME", "HELP", "SHOWN_WARNINGS", "configure", "run"]
@@ -20,7 +20,6 @@ __all__ = ["NAME", "HELP", "SHOWN_WARNINGS", "configure", "run"]
 NAME = "import"
 HELP = "import billing state (JSON Lines, one account per line) into the store"
 SHOWN_WARNINGS = 20
-log = logging.getLogger("dunning.import")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -54,12 +53,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _say(kind: str, error: DunningError | str, *, as_json: bool) -> None:
     """A rejected line or a warning: a line on stderr for people, or one JSON log event with its ids."""
-    if not as_json:
-        print(f"{kind}: {error}", file=sys.stderr)
-        return
     fields = {name: getattr(error, name) for name in ("line", "account", "field", "reason")
               if getattr(error, name, None) is not None}
-    log.warning("%s: %s", kind, error, extra={"event": f"import_{kind}", **fields})
+    note(f"{kind}: {error}", logger="dunning.import", event=f"import_{kind}", **fields)
 
 
 def _open(path: Path) -> BinaryIO:

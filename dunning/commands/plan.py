@@ -13,6 +13,7 @@ from dunning import store
 from dunning.commands._arguments import as_of
 from dunning.errors import ExitCode
 from dunning.i18n import catalogs
+from dunning.logs import note
 from dunning.planning import candidates, plan_output
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
@@ -40,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         counts = write(candidates.iter_plan(engine, as_of, settings, locales), sys.stdout)
         sys.stdout.flush()
         if not counts and _empty(engine):
-            print("dunning plan: the store holds no accounts yet: load the billing state with "
-                  "`dunning import FILE` (or `dunning sample` for sample data)", file=sys.stderr)
+            note("dunning plan: the store holds no accounts yet: load the billing state with "
+                 "`dunning import FILE` (or `dunning sample` for sample data)", event="store_empty")
     except BrokenPipeError:  # `dunning plan | head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:

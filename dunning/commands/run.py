@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from dunning.commands._arguments import as_of
+from dunning.logs import note
 from dunning.run import job
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.run.metrics import Report, metrics_written, outbox_reader
@@ -76,8 +77,9 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
     counts.pop("stopped")
     print(", ".join(f"{value} {name}" for name, value in counts.items()))
     if summary.unreachable:
-        print(f"{summary.unreachable} accounts due for dunning have no reachable contact (every address "
-              "suppressed after bounces): see `dunning suppressions list --accounts`", file=sys.stderr)
+        note(f"{summary.unreachable} accounts due for dunning have no reachable contact (every address "
+             "suppressed after bounces): see `dunning suppressions list --accounts`", event="unreachable",
+             count=summary.unreachable)
 
 
 @contextmanager

@@ -252,3 +252,12 @@ def test_a_deliverer_service_serves_its_figures_on_metrics(billing, smtp, capsys
     figures = samples(text)
     assert "dunning_outbox_emails:queued" in figures and "dunning_emails_total:sent" in figures
     assert 'command="deliver"' in text and json.loads(out.strip().splitlines()[-1])["sent"] == planned
+
+
+def test_under_json_logs_a_command_writes_nothing_but_json_on_stderr(tmp_path, monkeypatch):
+    """`plan` on an empty store and `sample --out` say what they say as JSON events under --log-format json."""
+    monkeypatch.setenv("DUNNING_DATABASE__URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    planned = _dunning("plan", "--log-format", "json")
+    sampled = _dunning("sample", "--accounts", "2", "--out", str(tmp_path / "s.jsonl"), "--log-format", "json")
+    events = [json.loads(line)["event"] for done in (planned, sampled) for line in done.stderr.splitlines()]
+    assert (planned.returncode, sampled.returncode) == (0, 0) and events == ["store_empty", "sample_written"]
