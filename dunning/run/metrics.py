@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dunning import store
-from dunning.errors import OutputError
+from dunning.errors import DunningError, OutputError
 from dunning.run.clock import Clock
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def _read(outbox: Outbox | None) -> Mapping[str, int] | None:
 
     try:
         return outbox()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, DunningError) as exc:  # the metrics must not hide why a command ended
         log.warning("the outbox could not be read for the metrics: %s", type(exc).__name__)
         return None
 

@@ -261,3 +261,13 @@ def test_under_json_logs_a_command_writes_nothing_but_json_on_stderr(tmp_path, m
     sampled = _dunning("sample", "--accounts", "2", "--out", str(tmp_path / "s.jsonl"), "--log-format", "json")
     events = [json.loads(line)["event"] for done in (planned, sampled) for line in done.stderr.splitlines()]
     assert (planned.returncode, sampled.returncode) == (0, 0) and events == ["store_empty", "sample_written"]
+
+
+def test_a_refused_run_still_writes_its_metrics_and_keeps_its_exit_code(tmp_path, monkeypatch, capsys):
+    """A run refused before its store exists (no signing key) exits 78 and leaves a metrics file saying so."""
+    monkeypatch.setenv("DUNNING_DATABASE__URL", f"sqlite:///{tmp_path / 'never.sqlite3'}")
+    monkeypatch.delenv("DUNNING_LINKS__KEYS", raising=False)
+    path = tmp_path / "dunning.prom"
+    assert main(["run", "--metrics-file", str(path)]) == ExitCode.CONFIG
+    figures = metrics(path)
+    assert figures["dunning_last_run_success"] == 0 and "dunning_outbox_emails:queued" not in figures
