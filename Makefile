@@ -7,10 +7,11 @@ MAILCHECK_NODE := mailcheck/node_modules/.installed
 
 .PHONY: demo test bench bench-small check mailcheck clean
 
-$(STAMP): pyproject.toml
+# pyproject.toml gives ranges; constraints.txt the exact versions every install here uses.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,mailcheck]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,mailcheck]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -42,8 +43,8 @@ clean:
 
 CHECK_STAMP := $(VENV)/.check-installed
 
-$(CHECK_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,check]'
+$(CHECK_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,check]'
 	touch $(CHECK_STAMP)
 
 # Lint (ruff), types (mypy) and the import layers (import-linter); each must report nothing.

@@ -17,7 +17,7 @@ from dunning import logs
 from dunning.errors import DunningError, ExitCode, OutputClosed, exit_code_for
 from dunning.version import __version__
 
-__all__ = ["command_modules", "command_name", "command_word", "build_parser", "main"]
+__all__ = ["command_modules", "command_name", "command_word", "build_parser", "CommandParser", "main"]
 
 log = logging.getLogger("dunning")
 
@@ -56,13 +56,9 @@ def build_parser(word: str | None = None) -> argparse.ArgumentParser:
         prog="dunning", allow_abbrev=False,  # an abbreviated --settings would hide the command word
         description="Tell customers, in their own language, that a payment needs their attention.")
     parser.add_argument("--version", action="version", version=f"dunning {__version__}")
-    parser.add_argument("--settings", type=Path, metavar="FILE",
-                        help="settings file (default: $DUNNING_SETTINGS, else ./settings.toml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default="text",
-                        help="log lines on stderr as text (default), or as one JSON object per line for a log "
-                             "shipper (ids only, never names or addresses)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_global_options(parser, defaults=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       parser_class=CommandParser)
     for module in command_modules(word):
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.configure(sub)
@@ -79,6 +75,29 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.set_defaults(usage_parser=self)
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--settings, -v and --log-format; a subcommand's copies have no defaults, so as not to undo the
+    value given before the subcommand."""
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--settings", type=Path, metavar="FILE", default=default(None),
+                        help="settings file (default: $DUNNING_SETTINGS, else ./settings.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log debug details")
+    parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default=default("text"),
+                        help="log lines on stderr as text (default), or as one JSON object per line for a log "
+                             "shipper (ids only, never names or addresses)")
+
+
+class CommandParser(_Parser):
+    """A subcommand's parser: the global options are taken after the subcommand's words too (argparse makes
+    the parsers of sub-subcommands of the same class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_global_options(self, defaults=False)
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:

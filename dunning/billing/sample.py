@@ -35,7 +35,7 @@ FAILURES = ("card_declined", "expired_card", "insufficient_funds", "do_not_honor
             "lost_card")
 BRANDS = ("visa", "mastercard", "amex")
 WINDOW_HOURS = range(9, 19)
-SEGMENT = "key-accounts"  # the sample's segment; the shipped settings have no section for it (defaults, a warning)
+SEGMENT = "key-accounts"  # the sample's segment; the shipped settings have no section for it (defaults)
 
 
 def generate(count: int, as_of: datetime, *, seed: int = 7, mix: Mix = "mixed",

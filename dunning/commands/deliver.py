@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from dunning.commands.run import add_metrics_option, add_profile_option, finish, progress_reporter
-from dunning.run.clock import SYSTEM_CLOCK
+from dunning.commands._arguments import port
+from dunning.commands.run import add_metrics_option, add_profile_option, finish, metrics_report, progress_reporter
+from dunning.errors import SettingsError
 from dunning.run.drain import POLL_SECONDS, deliver_outbox
-from dunning.run.metrics import metrics_written
+from dunning.run.metrics import metrics_served
 from dunning.run.summary import RunSummary
 from dunning.settings import load_settings
 
@@ -29,6 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_metrics_option(parser)
     add_profile_option(parser)
+    parser.add_argument("--metrics-port", type=port, metavar="PORT",
+                        help="with --forever: serve the figures at http://ADDRESS:PORT/metrics for Prometheus")
+    parser.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDRESS",
+                        help="the address --metrics-port listens on (default 127.0.0.1, this machine only; "
+                             "0.0.0.0 in a container scraped from outside)")
 
 
 def positive_seconds(value: str) -> float:
@@ -44,7 +50,10 @@ def positive_seconds(value: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
-    with metrics_written(args.metrics_file, "deliver", SYSTEM_CLOCK) as report, \
+    if args.metrics_port is not None and not args.forever:
+        raise SettingsError("--metrics-port serves a long-running deliverer: give --forever too")
+    with metrics_report(args, "deliver", settings) as report, \
+            metrics_served(report, args.metrics_port, args.metrics_address), \
             progress_reporter(enabled=not args.json, show_bar=args.log_format == "text") as progress:
 
         def after_pass(summary: RunSummary) -> None:

@@ -22,7 +22,7 @@ from dunning.emails.preview import build_preview
 from dunning.report.build import build_report
 from dunning.run import job
 from dunning.serve import lookups
-from dunning.settings import Settings, load_settings
+from dunning.settings import SegmentSettings, Settings, load_settings
 from dunning.vocabulary import DUNNING_NOTICES
 
 __all__ = ["NAME", "HELP", "DEMO_KEY", "configure", "run", "fresh", "demo_settings", "with_smtp_port",
@@ -141,7 +141,11 @@ def demo_settings(settings: Settings, var: Path) -> Settings:
     if not settings.links.key_list:
         print("note: DUNNING_LINKS__KEYS is not set; the demo signs its links with a throwaway demo key")
         settings = load_settings_with(settings, "links", keys=SecretStr(DEMO_KEY))
-    return load_settings_with(settings, "database", url=f"sqlite:///{var / 'demo' / 'dunning.sqlite3'}")
+    settings = load_settings_with(settings, "database", url=f"sqlite:///{var / 'demo' / 'dunning.sqlite3'}")
+    if settings.knows_segment(sample.SEGMENT):
+        return settings
+    # The sample's own segment takes the defaults without a warning: the demo shows the settings as shipped.
+    return settings.model_copy(update={"segments": {**settings.segments, sample.SEGMENT: SegmentSettings()}})
 
 
 def with_smtp_port(settings: Settings, port: int) -> Settings:

@@ -7,10 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy import Engine, literal, select
+
 from dunning import store
 from dunning.commands._arguments import as_of
 from dunning.errors import ExitCode
 from dunning.i18n import catalogs
+from dunning.logs import note
 from dunning.planning import candidates, plan_output
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
@@ -35,10 +38,19 @@ def run(args: argparse.Namespace) -> int:
     locales = catalogs.find_locales(Path(settings.i18n.locales_dir))
     write = plan_output.write_json if args.format == "json" else plan_output.write_table
     try:
-        write(candidates.iter_plan(engine, as_of, settings, locales), sys.stdout)
+        counts = write(candidates.iter_plan(engine, as_of, settings, locales), sys.stdout)
         sys.stdout.flush()
+        if not counts and _empty(engine):
+            note("dunning plan: the store holds no accounts yet: load the billing state with "
+                 "`dunning import FILE` (or `dunning sample` for sample data)", event="store_empty")
     except BrokenPipeError:  # `dunning plan | head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         engine.dispose()
     return ExitCode.OK
+
+
+def _empty(engine: Engine) -> bool:
+    """Whether the store holds no account at all."""
+    with engine.connect() as conn:
+        return conn.execute(select(literal(1)).select_from(store.accounts).limit(1)).first() is None

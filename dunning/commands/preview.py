@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
 from dunning.errors import ExitCode
 from dunning.i18n.workflow import display_path
+from dunning.logs import note
 from dunning.settings import load_settings
 
 __all__ = ["NAME", "HELP", "configure", "run"]
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
                             sender=settings.sender, default_locale=settings.i18n.default_locale)
     failed = [entry for entry in entries if entry.error]
     for entry in failed:
-        print(f"{entry.notice} {entry.locale} {entry.scenario}: {entry.error}", file=sys.stderr)
+        note(f"{entry.notice} {entry.locale} {entry.scenario}: {entry.error}", level=logging.ERROR,
+             event="preview_failed", notice=entry.notice)
     print(f"wrote {len(entries) - len(failed)} of {len(entries)} emails; open "
           f"{display_path(args.out / 'index.html')}")
     return ExitCode.FAILED if failed else ExitCode.OK

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from sqlalchemy import Engine
 
 from dunning import ledger, store
 from dunning.errors import ExitCode, ReconcileError
+from dunning.logs import note
 from dunning.run.clock import SYSTEM_CLOCK
 from dunning.settings import load_settings
 
@@ -58,8 +58,8 @@ def _show_refused(refused: list[ledger.RefusedRecipient], *, as_json: bool) -> N
     for r in refused:
         print(f"{r.email_id}	{r.account}	{r.notice}	{r.status}	refused {r.recipient}: {r.code} {r.reply}")
     if refused:
-        print(f"{len(refused)} recipients refused for good (5xx): correct the addresses in the billing system",
-              file=sys.stderr)
+        note(f"{len(refused)} recipients refused for good (5xx): correct the addresses in the billing system",
+             event="recipients_refused", count=len(refused))
 
 
 def _check(engine: Engine, mark_sent: list[int], release: list[int]) -> None:
@@ -87,8 +87,8 @@ def _show(unknown: list[ledger.UnknownEmail], *, as_json: bool) -> None:
     for email in unknown:
         print(f"{email.email_id}\t{email.account}\t{email.notice}\t{' '.join(email.keys)}\t"
               f"{email.message_id}\tsince {email.since.isoformat(timespec='seconds')}")
-    print(f"{len(unknown)} unknown: after checking the mail server's logs for each Message-ID, "
-          "run `dunning reconcile --mark-sent ID…` or `--release ID…`", file=sys.stderr)
+    note(f"{len(unknown)} unknown: after checking the mail server's logs for each Message-ID, "
+         "run `dunning reconcile --mark-sent ID…` or `--release ID…`", event="unknown", count=len(unknown))
 
 
 def _ids(ids: set[int]) -> str:

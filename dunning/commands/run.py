@@ -7,15 +7,16 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from dunning.commands._arguments import as_of
+from dunning.logs import note
 from dunning.run import job, stages
 from dunning.run.clock import SYSTEM_CLOCK
-from dunning.run.metrics import metrics_written
+from dunning.run.metrics import Report, metrics_written, outbox_reader
 from dunning.run.summary import Progress, RunSummary
-from dunning.settings import load_settings
+from dunning.settings import Settings, load_settings
 
 __all__ = ["NAME", "HELP", "configure", "run", "print_summary", "progress_reporter", "add_profile_option"]
 
@@ -42,15 +43,25 @@ def add_profile_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_metrics_option(parser: argparse.ArgumentParser) -> None:
-    """--metrics-file, shared with `dunning deliver`."""
+    """--metrics-file and --pushgateway, shared with `dunning deliver`."""
     parser.add_argument("--metrics-file", type=Path, metavar="PATH",
                         help="write the run's figures there in Prometheus' text format (for node_exporter's "
                              "textfile collector; the name must end in .prom), replaced atomically")
+    parser.add_argument("--pushgateway", metavar="URL",
+                        help="push the figures to this Prometheus Pushgateway when the command ends (job "
+                             "dunning, label command), e.g. http://pushgateway:9091 for a Kubernetes Job")
+
+
+def metrics_report(args: argparse.Namespace, command: str, settings: Settings) -> AbstractContextManager[Report]:
+    """The metrics block of a command: its textfile, Pushgateway and outbox, as its options ask."""
+    wanted = args.metrics_file is not None or args.pushgateway is not None or getattr(args, "metrics_port", None)
+    return metrics_written(args.metrics_file, command, SYSTEM_CLOCK, pushgateway=args.pushgateway,
+                           outbox=outbox_reader(settings.database.url) if wanted else None)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
-    with metrics_written(args.metrics_file, "run", SYSTEM_CLOCK) as report, \
+    with metrics_report(args, "run", settings) as report, \
             progress_reporter(enabled=not args.json, show_bar=args.log_format == "text") as progress:
         summary = job.run(settings, as_of=args.as_of or SYSTEM_CLOCK.now(), dry_run=args.dry_run,
                           progress=progress, deliver_too=not args.no_deliver, profile=args.profile_stages)
@@ -79,8 +90,9 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
     counts.pop("stages", None)
     print(", ".join(f"{value} {name}" for name, value in counts.items()))
     if summary.unreachable:
-        print(f"{summary.unreachable} accounts due for dunning have no reachable contact (every address "
-              "suppressed after bounces): see `dunning suppressions list --accounts`", file=sys.stderr)
+        note(f"{summary.unreachable} accounts due for dunning have no reachable contact (every address "
+             "suppressed after bounces): see `dunning suppressions list --accounts`", event="unreachable",
+             count=summary.unreachable)
 
 
 @contextmanager

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from dunning.billing import sample
 from dunning.commands._arguments import as_of, count
 from dunning.errors import ExitCode
+from dunning.logs import note
 
 __all__ = ["NAME", "HELP", "configure", "run"]
 
@@ -41,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as out:
         written = sample.write_jsonl(out, accounts)
-    print(f"wrote {written} accounts to {args.out}", file=sys.stderr)
+    note(f"wrote {written} accounts to {args.out}", level=logging.INFO, event="sample_written", count=written)
     return ExitCode.OK

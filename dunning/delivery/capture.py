@@ -150,7 +150,9 @@ class CaptureServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening and close every session."""
+        """Stop listening and close every session (nothing when it is not listening)."""
+        if not self._armed:
+            return
         self._armed = False
         self._controller.stop()
 
@@ -158,6 +160,12 @@ class CaptureServer:
         """Inject one more failure."""
         with self._lock:
             self._faults.append(fault)
+
+    def remove_fault(self, fault: Fault) -> None:
+        """Take back a fault not yet spent (one that fires every time, say); nothing if it is gone."""
+        with self._lock:
+            if fault in self._faults:
+                self._faults.remove(fault)
 
     def clear(self) -> None:
         """Forget received messages, commands, connection count and faults."""

@@ -27,6 +27,7 @@ end there, the next send has handed nothing over and starts again on a new conne
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -38,6 +39,7 @@ from dunning.delivery.envelope import Envelope, Opened, Verdict
 from dunning.delivery.mime import envelope_address
 from dunning.delivery.outcome import Outcome, by_code
 from dunning.delivery.pool import Pool
+from dunning.delivery.reconnect import Outage
 from dunning.delivery.replies import Replies
 from dunning.delivery.session import (
     BROKEN,
@@ -58,7 +60,7 @@ __all__ = ["ATTEMPTS_PER_SEND", "Outcome", "by_code", "is_loopback", "check_sett
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS_PER_SEND = 3  # connection attempts one send makes before it reports "retry"
+ATTEMPTS_PER_SEND = 3  # connection attempts one send makes before "retry", unless an outage is ridden out
 
 
 class SmtpTransport:
@@ -68,7 +70,8 @@ class SmtpTransport:
     (a test passes one it moves itself).
     """
 
-    def __init__(self, smtp: SmtpSettings, *, password: str | None = None, timers: Timers | None = None) -> None:
+    def __init__(self, smtp: SmtpSettings, *, password: str | None = None, timers: Timers | None = None,
+                 outage: Outage | None = None) -> None:
         if password is None and smtp.password is not None:
             password = smtp.password.get_secret_value()
         check_settings(smtp, password or None)
@@ -83,6 +86,7 @@ class SmtpTransport:
         self._connections: list[Connection] = []
         self._local_hostname = "localhost"
         self._failures = 0
+        self._outage = outage or Outage(smtp.reconnect_seconds, where=self._where)
         self._fatal: DeliveryError | None = None
         self._eight_bit = smtp.eight_bit
 
@@ -92,7 +96,8 @@ class SmtpTransport:
         return self._eight_bit
 
     async def __aenter__(self) -> SmtpTransport:
-        self._local_hostname = await asyncio.to_thread(local_hostname)
+        ehlo_name = self.settings.ehlo_name
+        self._local_hostname = ehlo_name if ehlo_name is not None else await asyncio.to_thread(local_hostname)
         self._loop = asyncio.get_running_loop()
         self._timers = self._given_timers or self._loop
         self._connections = [Connection(self._timers) for _ in range(self.settings.concurrency)]
@@ -156,7 +161,9 @@ class SmtpTransport:
                        hand_over: Callable[[], None], before_data: Callable[[], Awaitable[None]] | None) -> Outcome:
         last = Reconnect("no attempt made")
         data = None
-        for _ in range(ATTEMPTS_PER_SEND):
+        for attempt in itertools.count(1):
+            if self._fatal is not None:
+                raise self._fatal
             try:
                 if not self._reusable(connection):
                     await self._ready(connection)
@@ -175,15 +182,20 @@ class SmtpTransport:
                 connection.drop()
                 last = exc
                 self._connection_failed(exc)
+                if attempt >= ATTEMPTS_PER_SEND and not self._outage.riding_out():
+                    break
+                await self._outage.wait()
         return Outcome("retry", last.code, f"could not deliver to {self._where}: {last.reason}")
 
     def _connection_failed(self, exc: Reconnect) -> None:
         self._failures += 1
+        self._outage.failed()
         log.warning("SMTP connection to %s failed (%d in a row): %s", self._where, self._failures,
                     exc.reason)
-        if self._failures >= self.settings.max_consecutive_connection_errors:
+        if self._failures >= self.settings.max_consecutive_connection_errors and not self._outage.riding_out():
             self._fatal = DeliveryError(
-                f"SMTP server {self._where}: {self._failures} connection failures in a row, stopping "
+                f"SMTP server {self._where}: {self._failures} connection failures in a row over "
+                f"{self._outage.lasted():.1f} s, stopping "
                 f"(last error: {exc.reason})", smtp_code=exc.code)
             raise self._fatal
 
@@ -278,6 +290,7 @@ class SmtpTransport:
         connection.clean = False
         if verdict is Verdict.ACCEPTED:
             self._failures = 0
+            self._outage.ended()
             connection.transactions += 1
 
     async def _data(self, connection: Connection, replies: Replies, data: bytes,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from dunning.delivery.reconnect import Outage
 from dunning.delivery.transport import SmtpTransport
 from dunning.emails.render import Renderer
 from dunning.links import LinkSigner
@@ -26,10 +27,10 @@ def quiet(what: str, count: int) -> None:
     """A progress callback that reports nothing."""
 
 
-def smtp_transport(settings: Settings) -> SmtpTransport:
-    """The SMTP transport of these settings (not yet connected)."""
+def smtp_transport(settings: Settings, outage: Outage | None = None) -> SmtpTransport:
+    """The SMTP transport of these settings (not yet connected), riding out a relay's outage as told."""
     password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
-    return SmtpTransport(settings.smtp, password=password)
+    return SmtpTransport(settings.smtp, password=password, outage=outage)
 
 
 def dkim_signer(dkim: DkimSettings) -> DkimSigner | None:
@@ -52,11 +53,15 @@ class RunContext:
     renderer: Renderer
     clock: Clock = SYSTEM_CLOCK
     progress: Progress = quiet
-    transport: Callable[[Settings], SmtpTransport] = smtp_transport
+    transport: Callable[[Settings, Outage], SmtpTransport] = smtp_transport
     links: LinkSigner | None = None
     dkim: DkimSigner | None = None
     stages: Stages = OFF
 
     def open_transport(self) -> SmtpTransport:
-        """A transport for this run's SMTP settings."""
-        return self.transport(self.settings)
+        """A transport for this run's SMTP settings, waiting out a relay's outage on the run's clock."""
+        smtp = self.settings.smtp
+        outage = Outage(smtp.reconnect_seconds, where=f"{smtp.host}:{smtp.port}",
+                        now=lambda: self.clock.now().timestamp(), sleep=self.clock.sleep,
+                        on_wait=lambda _seconds: self.progress("waits for the SMTP server", 1))
+        return self.transport(self.settings, outage)

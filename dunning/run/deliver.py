@@ -20,6 +20,7 @@ from dunning.delivery.transport import Outcome, SmtpTransport
 from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.context import RunContext
+from dunning.run.events import log_result
 from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal, journal_for
 from dunning.run.recipients import addressees, settle, unaddressed
@@ -106,10 +107,12 @@ async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: Smt
     async def lane() -> None:
         for n, claim, email in pending:
             result = results[n] = await send_claim(run, claim, transport, summary, journal, email)
-            if result is not None and journal is not None:
-                stages.lap("smtp")
-                journal.finished(result)
-                stages.lap("record")
+            if result is not None:
+                log_result(claim, result)
+                if journal is not None:
+                    stages.lap("smtp")
+                    journal.finished(result)
+                    stages.lap("record")
 
     await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * run.settings.smtp.concurrency))))
     return results

@@ -51,6 +51,8 @@ class SmtpSettings(Section):
     messages_per_connection: int = Field(500, gt=0)
     idle_seconds: float = Field(30.0, gt=0)
     max_consecutive_connection_errors: int = Field(5, gt=0)
+    reconnect_seconds: float = Field(60.0, ge=0)
+    ehlo_name: str | None = Field(None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$")
     ca_file: str | None = None
     pipelining: bool = True
     eight_bit: bool = True

@@ -770,3 +770,12 @@ def test_an_eight_bit_message_with_no_seven_bit_form_fails_without_8bitmime(smtp
         outcome, _ = send_eight_bit(smtp_settings(port=server.port))
         assert outcome.status == "failed" and "8BITMIME" in outcome.reply
         assert server.messages == [] and server.count("MAIL") == 0
+
+
+def test_ehlo_names_the_host_given_by_smtp_ehlo_name(capture, smtp_settings):
+    """smtp.ehlo_name is the name the transport gives in EHLO; a name with a space or CR/LF is refused."""
+    send_one(smtp_settings(concurrency=1, ehlo_name="billing.example.com"))
+    assert [arg for _, command, arg in capture.commands if command == "EHLO"] == ["billing.example.com"]
+    for bad in ("two words", "evil\r\nMAIL FROM:<x@y>"):
+        with pytest.raises(ValueError):
+            smtp_settings(ehlo_name=bad)

@@ -42,3 +42,10 @@ def _demo_report(capsys) -> str:
     capsys.readouterr()
     assert main(["report"]) == ExitCode.OK
     return capsys.readouterr().out
+
+
+def test_the_demo_warns_about_nothing_in_its_own_sample(tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture):
+    """The demo's sample segment takes the defaults quietly: no warning on stderr or in the logs."""
+    assert main(["demo", "--accounts", "12"]) == ExitCode.OK
+    assert "warn" not in capsys.readouterr().err.lower()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

@@ -66,6 +66,17 @@ def test_every_package_folder_is_listed_for_the_build():
     assert {"dunning.defaults.templates", "dunning.defaults.locales"} <= listed
 
 
+def test_every_folder_holding_files_is_a_listed_package():
+    """Each folder of dunning/, templates/ and locales/ that holds a file is a package of the build, so
+    setuptools has no data folder to warn about ("Package would be ignored")."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    roots = {"dunning": "dunning", "templates": "dunning.defaults.templates", "locales": "dunning.defaults.locales"}
+    holding = {".".join((package, *path.parent.relative_to(REPO / folder).parts))
+               for folder, package in roots.items() for path in (REPO / folder).rglob("*")
+               if path.is_file() and "__pycache__" not in path.parts}
+    assert holding == listed
+
+
 def test_a_fresh_install_inits_demos_and_lints_far_from_the_checkout(dist: Path, tmp_path: Path):
     """In a new virtual environment, `dunning init acme`, then `demo` and `lint` inside it, all exit 0."""
     venv, home = tmp_path / "venv", tmp_path / "home"

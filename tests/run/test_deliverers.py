@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -24,13 +22,15 @@ from dunning.run.drain import deliver_outbox
 from dunning.settings import load_settings
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, load_sample, planned, received_ids
 
-LEASE_SECONDS = 2
+LEASE_SECONDS = 120  # longer than the test: only a clock moved past it (the rerun) finds it lapsed
 BATCH = 10
+HOLD_SECONDS = 600  # longer than any test: a held reply ends only with its connection
 
 
 @pytest.fixture
 def shared(postgres_url, monkeypatch):
-    """A PostgreSQL outbox with 150 sample accounts, small batches, a short lease, one process per deliverer."""
+    """A PostgreSQL outbox with 150 sample accounts, small batches, a lease longer than the test, one process
+    per deliverer."""
     monkeypatch.setenv("DUNNING_DATABASE__URL", postgres_url)
     monkeypatch.setenv("DUNNING_LINKS__KEYS", "test-signing-key")
     monkeypatch.setenv("DUNNING_DELIVERY__BATCH_SIZE", str(BATCH))
@@ -52,20 +52,6 @@ def _plan_and_enqueue(capsys) -> set[str]:
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["planned"] == len(expected) > 4 * BATCH and summary["sent"] == 0
     return expected
-
-
-def _wait_until_sending(url: str, process: subprocess.Popen) -> None:
-    """Return once the process has a claimed batch and has sent from it (polled, bounded to a minute)."""
-    worker = f"{socket.gethostname()}:{process.pid}"
-    deadline = time.monotonic() + 60
-    query = select(store.emails.c.status).where(store.emails.c.worker == worker)
-    while time.monotonic() < deadline and process.poll() is None:
-        with store.connect(url, migrate=False).connect() as conn:
-            statuses = set(conn.execute(query).scalars())
-        if "sending" in statuses and "sent" in statuses:
-            return
-        time.sleep(0.01)
-    pytest.fail(f"deliverer {worker} never had a batch under way")
 
 
 def _statuses(url: str) -> dict[str, str]:
@@ -92,16 +78,24 @@ def test_one_planner_and_four_deliverers_send_every_email_exactly_once(shared, s
 
 @pytest.mark.postgres
 def test_a_killed_deliverer_loses_nothing(shared, smtp, capsys):
-    """After SIGKILL of one of four deliverers, the others send the rest; once its lease has run out, a
+    """After SIGKILL of a deliverer with a batch in flight, three others send the rest; once its lease has run out, a
     rerun finds the batch it held: what was in flight is held unknown, the rest is sent now; nothing
     reaches the server twice."""
     expected = _plan_and_enqueue(capsys)
-    smtp.add_fault(Fault("data", code=250, delay=0.03, times=None))
-    victim, *others = [_deliverer() for _ in range(4)]
-    _wait_until_sending(shared, victim)
+    # The victim's first batch goes through; from its second on, the server takes each message and holds
+    # its reply until the client is gone: the victim is killed when its own data has arrived, never
+    # after it could have finished.
+    hold = Fault("data", code=250, delay=HOLD_SECONDS, times=None)
+    smtp.add_fault(Fault("data", code=250, text="2.0.0 OK", times=BATCH))
+    smtp.add_fault(hold)
+    victim = _deliverer()
+    smtp.wait_for(BATCH + 1, timeout=60)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
-    assert [process.wait(timeout=120) for process in others] == [0, 0, 0]
+    smtp.remove_fault(hold)
+    others = [_deliverer() for _ in range(3)]
+    outputs = [process.communicate(timeout=120) for process in others]
+    assert [process.returncode for process in others] == [0, 0, 0], outputs
     stranded = [message_id for message_id, status in _statuses(shared).items() if status == "sending"]
     assert 0 < len(stranded) <= BATCH
     # The rerun's clock is past the victim's lease, without waiting for it.

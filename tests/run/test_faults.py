@@ -103,6 +103,7 @@ def test_server_down_stops_early_and_marks_nothing_sent(billing, capsys, monkeyp
     """With no server listening the run stops with a clear error; every email stays queued for the next run."""
     monkeypatch.setenv("DUNNING_SMTP__PORT", "9")  # discard port: nothing listens on loopback here
     monkeypatch.setenv("DUNNING_SMTP__CONNECT_TIMEOUT", "1")
+    monkeypatch.setenv("DUNNING_SMTP__RECONNECT_SECONDS", "0")  # no outage ridden out (tests/run/test_reconnect.py)
     code, summary = run(capsys)
     err = capsys.readouterr().err
     assert code == 75 and summary["sent"] == 0 and summary["stopped"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dunning.cli import main
 from dunning.delivery.capture import Fault
 from tests.run.conftest import run
 
@@ -32,3 +33,18 @@ def test_under_resend_an_unknown_email_delivered_again_is_no_longer_reported(bil
     assert code == 1 and first["held"] == 1
     code, second = run(capsys)
     assert code == 0 and (second["sent"], second["unknown"], second["held"]) == (1, 0, 0)
+
+
+def test_plan_on_an_empty_store_says_the_store_is_empty(database_url, monkeypatch, capsys):
+    """`dunning plan` on a store without accounts says so, and how to fill it, besides "nothing is due"."""
+    monkeypatch.setenv("DUNNING_DATABASE__URL", database_url)
+    assert main(["plan"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == "nothing is due"
+    assert "no accounts yet" in captured.err and "dunning import" in captured.err
+
+
+def test_plan_with_accounts_none_due_says_only_that_nothing_is_due(billing, capsys):
+    """With accounts in the store, an empty plan does not claim that the store is empty."""
+    assert main(["plan", "--as-of", "2020-01-01T00:00:00Z"]) == 0
+    assert "no accounts yet" not in capsys.readouterr().err
