@@ -554,8 +554,9 @@ def test_a_reply_that_fits_another_command_drops_the_session_with_nothing_handed
     async def main() -> Outcome:
         server = await asyncio.start_server(session, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
+        # No outage to ride out: three connections, then "retry" (tests/delivery/test_reconnect.py waits).
         settings = SmtpSettings(host="127.0.0.1", port=port, command_timeout=2.0, concurrency=1,
-                                max_consecutive_connection_errors=10)
+                                max_consecutive_connection_errors=10, reconnect_seconds=0)
         async with server, SmtpTransport(settings) as transport:
             return await transport.send(SENDER, TO, MESSAGE)
 
