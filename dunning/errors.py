@@ -14,7 +14,7 @@ __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "Contract
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
            "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError", "SourceUnavailable",
-           "RecipientRefused", "StudioUnavailable", "EXIT_CODES", "exit_code_for"]
+           "RecipientRefused", "StudioUnavailable", "LeaseLost", "EXIT_CODES", "exit_code_for"]
 
 
 class ExitCode(IntEnum):
@@ -98,6 +98,10 @@ class DeliveryError(DunningError, ConnectionError):
     def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
         super().__init__(message, smtp_code=smtp_code)
         self.smtp_code = smtp_code
+
+
+class LeaseLost(DunningError, RuntimeError):
+    """A delivery process no longer holds the lease on emails it claimed: another may be sending them."""
 
 
 class LinkError(DunningError, ValueError):
@@ -184,6 +188,7 @@ EXIT_CODES: dict[type[DunningError], ExitCode] = {
     ProjectExistsError: ExitCode.CANT_CREATE,
     OutputClosed: ExitCode.IO,
     DeliveryError: ExitCode.PENDING,
+    LeaseLost: ExitCode.PENDING,
     BounceDeferredError: ExitCode.PENDING,
     SourceUnavailable: ExitCode.UNAVAILABLE,
 }

@@ -17,11 +17,12 @@ from dunning import ledger
 from dunning.bounces.verp import verp_address
 from dunning.delivery.mime import build_message
 from dunning.delivery.transport import Outcome, SmtpTransport
-from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateError
+from dunning.errors import DeliveryError, LeaseLost, MessageError, SettingsError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.context import RunContext
 from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal, journal_for
+from dunning.run.lease import Fenced, Lease
 from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.summary import RunSummary
 from dunning.settings import Settings
@@ -69,6 +70,8 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
 
     async with run.open_transport() as transport:
         while summary.stopped is None and keep_going():
+            lease = Lease(delivery.lease_seconds)
+            started = lease.started()
             claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=clock.now(),
                                   lease_seconds=delivery.lease_seconds)
             if not claims:
@@ -76,44 +79,59 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
                     await clock.sleep(IDLE_POLL_SECONDS)
                     continue
                 break
+            lease.renewed(started)
             journal = journal_for(engine, clock, delivery, recorded, flight)
+            outcomes: list[ledger.Result | None] = [None] * len(claims)
             try:
-                async with keep_leased(run, claims):
-                    outcomes = await send_batch(run, claims, transport, summary, journal)
+                async with keep_leased(run, claims, outcomes, lease, summary):
+                    await send_batch(run, claims, transport, summary, journal, lease, outcomes)
             finally:
                 journal.close()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
 
 
 async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: SmtpTransport, summary: RunSummary,
-                     journal: Journal | None = None) -> list[ledger.Result | None]:
-    """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
+                     journal: Journal | None, lease: Lease, results: list[ledger.Result | None]) -> None:
+    """send_claim for each claim, in order, a few at a time: twice as many as there are connections; each
+    result goes into results (None: it never reached a server).
 
     A send renders and builds its message before it waits for a connection; were the whole batch
     started at once, every message of the batch would be held in memory while four connections work.
     """
-    results: list[ledger.Result | None] = [None] * len(claims)
     pending = iter(enumerate(claims))
 
     async def lane() -> None:
         for n, claim in pending:
-            result = results[n] = await send_claim(run, claim, transport, summary, journal)
+            result = results[n] = await send_claim(run, claim, transport, summary, journal, lease)
             if result is not None and journal is not None:
                 journal.finished(result)
 
     await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * run.settings.smtp.concurrency))))
-    return results
 
 
 @asynccontextmanager
-async def keep_leased(run: RunContext, claims: list[ledger.Claim]) -> AsyncIterator[None]:
-    """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned."""
+async def keep_leased(run: RunContext, claims: list[ledger.Claim], results: list[ledger.Result | None],
+                      lease: Lease, summary: RunSummary) -> AsyncIterator[None]:
+    """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned; once an
+    email still to be sent is found taken over, the lease is lost and the batch sends nothing more."""
     lease_seconds = run.settings.delivery.lease_seconds
 
     async def heartbeat() -> None:
-        while True:
+        while lease.lost is None:
             await run.clock.sleep(lease_seconds / 3)
-            ledger.extend_leases(run.engine, claims, now=run.clock.now(), lease_seconds=lease_seconds)
+            started, now = lease.started(), run.clock.now()
+            unsent = [c for c, r in zip(claims, results, strict=True) if r is None]
+            held = ledger.extend_leases(run.engine, unsent, now=now, lease_seconds=lease_seconds)
+            # Emails with an outcome are held too until it is written; their rows may have it already.
+            ledger.extend_leases(run.engine, [c for c, r in zip(claims, results, strict=True) if r is not None],
+                                 now=now, lease_seconds=lease_seconds)
+            if held < len(unsent):
+                lease.lose(f"{len(unsent) - held} of the batch's emails still to be sent were taken over by "
+                           "another process (this one stalled past its lease)")
+                summary.stop(f"lease lost: {lease.lost}", lease_lost=True)
+                log.error("delivery stopped: lease lost: %s", lease.lost)
+            else:
+                lease.renewed(started)
 
     task = asyncio.create_task(heartbeat())
     try:
@@ -123,7 +141,7 @@ async def keep_leased(run: RunContext, claims: list[ledger.Claim]) -> AsyncItera
 
 
 async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransport, summary: RunSummary,
-                     journal: Journal | None = None) -> ledger.Result | None:
+                     journal: Journal | None, lease: Lease) -> ledger.Result | None:
     """Render, build and send one claimed email: its result, or None when it never reached a server."""
     payload, settings = claim.payload, run.settings
     try:
@@ -152,16 +170,26 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
     try:
         outcome = await transport.send(envelope_sender(settings, claim.email_id), recipients, data,
                                        seven_bit=partial(build, eight_bit=False),
-                                       before_data=partial(journal.data_goes_out, claim) if journal else None)
+                                       before_data=partial(_marked_and_fenced, lease, journal, claim))
     except DeliveryError as exc:
         # Raised only before the server could hold the message: safe to queue again as if never claimed.
-        summary.stopped = summary.stopped or str(exc)
+        summary.stop(str(exc))
         return None
+    except LeaseLost as exc:
+        # The session was dropped with DATA open, nothing handed over: a retry, if this process still
+        # holds the row (an email taken over has its fence moved on, and this outcome is not written).
+        summary.stop(str(exc), lease_lost=True)
+        return ledger.Result(claim.email_id, claim.fence, "retry", error=f"not sent: {exc}")
     settled = settle(outcome, payload["to"], claim.delivered, earlier_refused)
     summary.recipients_refused += sum(1 for code, _ in outcome.refused.values() if 500 <= code < 600)
     return ledger.Result(claim.email_id, claim.fence, settled.status, code=outcome.code, reply=outcome.reply,
                          error=_error(settled.status, outcome, payload["to"]), refused=settled.refused or None,
                          delivered=settled.delivered, primary_delivered=settled.primary_delivered)
+
+
+def _marked_and_fenced(lease: Lease, journal: Journal | None, claim: ledger.Claim) -> Fenced:
+    """Asked for as the envelope goes out: the email's mark, then awaited once DATA is open, the lease's check."""
+    return Fenced(lease, journal.data_goes_out(claim) if journal is not None else None)
 
 
 def envelope_sender(settings: Settings, email_id: int) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from dunning import ledger
+from dunning.errors import LeaseLost
 from dunning.run.clock import Clock
 from dunning.run.flight import FlightLog
 from dunning.settings import DeliverySettings
@@ -76,6 +77,11 @@ class Journal(ABC):
         self._finished = []
         if finished:
             self._recorded(counts)
+        # A mark whose email has its outcome in the same write (its envelope was refused) finds no row to mark.
+        expected = len(set(starting) - {(result.email_id, result.fence) for result in finished})
+        if counts.marked < expected:  # a row taken over, or expired, since this process claimed it
+            raise LeaseLost(f"lease lost: {expected - counts.marked} of {expected} emails about to go out are no "
+                            "longer this process's (their lease ran out and another took them over)")
         return True
 
 

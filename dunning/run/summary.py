@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dunning.errors import ExitCode
@@ -43,10 +43,13 @@ class RunSummary:
     waiting: int = 0
     held: int = 0
     stopped: str | None = None
+    lease_lost: bool = field(default=False, repr=False)  # why it stopped: another process took its claims over
 
     def exit_code(self) -> ExitCode:
-        """FAILED: an email failed in this run, or one is held unknown; PENDING: retries wait, or delivery
-        stopped early; else OK."""
+        """PENDING: the run lost its lease (another process sends what it held); FAILED: an email failed in
+        this run, or one is held unknown; PENDING: retries wait, or delivery stopped early; else OK."""
+        if self.lease_lost:
+            return ExitCode.PENDING
         if self.failed or self.held:
             return ExitCode.FAILED
         if self.waiting or self.stopped:
@@ -59,7 +62,14 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON-able values, in field order."""
-        return asdict(self)
+        values = asdict(self)
+        del values["lease_lost"]  # said by stopped
+        return values
+
+    def stop(self, reason: str, *, lease_lost: bool = False) -> None:
+        """Delivery stops early, for this reason (the first one given stays)."""
+        self.stopped = self.stopped or reason
+        self.lease_lost = self.lease_lost or lease_lost
 
     def add(self, other: RunSummary) -> None:
         """Fold in a delivery worker's counts."""
@@ -69,6 +79,7 @@ class RunSummary:
         self.unknown += other.unknown
         self.recipients_refused += other.recipients_refused
         self.stopped = self.stopped or other.stopped
+        self.lease_lost = self.lease_lost or other.lease_lost
 
     def record(self, counts: RecordCounts) -> None:
         """Add what the ledger recorded (fenced-out outcomes are not this worker's to count)."""
