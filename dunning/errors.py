@@ -14,7 +14,8 @@ __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "Contract
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
            "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError", "SourceUnavailable",
-           "RecipientRefused", "StudioUnavailable", "LeaseLost", "EXIT_CODES", "exit_code_for"]
+           "RecipientRefused", "StudioUnavailable", "LeaseLost", "StorageFailed", "WorkerLost",
+           "EXIT_CODES", "exit_code_for"]
 
 
 class ExitCode(IntEnum):
@@ -100,8 +101,12 @@ class DeliveryError(DunningError, ConnectionError):
         self.smtp_code = smtp_code
 
 
-class LeaseLost(DunningError, RuntimeError):
+class LeaseLost(DunningError, TimeoutError):
     """A delivery process no longer holds the lease on emails it claimed: another may be sending them."""
+
+
+class WorkerLost(DunningError, ChildProcessError):
+    """A delivery process of the run ended without reporting (killed): what it held waits for its lease to run out."""
 
 
 class LinkError(DunningError, ValueError):
@@ -114,6 +119,10 @@ class LinkError(DunningError, ValueError):
 
 class DatabaseUnavailable(DunningError, ConnectionError):
     """The database server named by database.url cannot be reached or refuses the connection."""
+
+
+class StorageFailed(DunningError, OSError):
+    """A file or the database cannot be read or written: the disk is full, read-only, or failing."""
 
 
 class DatabaseNotCreated(DunningError, OSError):
@@ -187,8 +196,10 @@ EXIT_CODES: dict[type[DunningError], ExitCode] = {
     OutputError: ExitCode.CANT_CREATE,
     ProjectExistsError: ExitCode.CANT_CREATE,
     OutputClosed: ExitCode.IO,
+    StorageFailed: ExitCode.IO,
     DeliveryError: ExitCode.PENDING,
     LeaseLost: ExitCode.PENDING,
+    WorkerLost: ExitCode.PENDING,
     BounceDeferredError: ExitCode.PENDING,
     SourceUnavailable: ExitCode.UNAVAILABLE,
 }

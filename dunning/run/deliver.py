@@ -106,7 +106,13 @@ async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: Smt
             if result is not None and journal is not None:
                 journal.finished(result)
 
-    await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * run.settings.smtp.concurrency))))
+    # A lane that fails stops the others (a task group cancels them) before the transport closes.
+    try:
+        async with asyncio.TaskGroup() as lanes:
+            for _ in range(min(len(claims), 2 * run.settings.smtp.concurrency)):
+                lanes.create_task(lane())
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
 
 @asynccontextmanager
