@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     with _open(args.file) as stream:
         summary = importer.import_stream(
             engine, stream, batch_size=settings.database.batch_size,
+            max_line_bytes=settings.database.max_line_bytes,
             on_error=lambda error: print(f"rejected: {error}", file=sys.stderr), on_warning=warn)
     if shown > SHOWN_WARNINGS:
         print(f"warning: {shown - SHOWN_WARNINGS} more warnings not shown", file=sys.stderr)

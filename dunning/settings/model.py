@@ -34,6 +34,7 @@ Source = PydanticBaseSettingsSource
 class DatabaseSettings(Section):
     url: str = "sqlite:///var/dunning.sqlite3"
     batch_size: int = Field(500, gt=0)
+    max_line_bytes: int = Field(16 * 1024 * 1024, gt=0)
 
 class SmtpSettings(Section):
     host: str = "127.0.0.1"

@@ -1,0 +1,63 @@
+"""Limits on hostile input: a line of any length is read in bounded memory and rejected alone."""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from dunning import store
+from dunning.billing import importer, sample
+from dunning.cli import main
+from tests.run.conftest import AS_OF
+
+LIMIT = 64 * 1024
+HUGE = 20 * 1024 * 1024
+
+
+def _hostile_file(path: Path) -> Path:
+    """Two good accounts around a line of HUGE bytes, then a last line as long without its newline."""
+    buffer = io.StringIO()
+    sample.write_jsonl(buffer, sample.generate(2, AS_OF))
+    first, second = buffer.getvalue().splitlines(keepends=True)
+    with path.open("wb") as file:
+        file.write(first.encode())
+        for _ in range(2):
+            file.write(b'{"id": "' + b"x" * HUGE + b'"}\n' if _ == 0 else second.encode())
+        file.write(b"[" + b"1," * (HUGE // 2))
+    return path
+
+
+def test_a_line_past_the_limit_is_rejected_alone_in_bounded_memory(tmp_path, sqlite_url):
+    path = _hostile_file(tmp_path / "state.jsonl")
+    engine = store.connect(sqlite_url)
+    rejected: list[str] = []
+    warm_up = io.StringIO()  # the data and caches every import loads once (currencies, statements)
+    sample.write_jsonl(warm_up, sample.generate(2, AS_OF))
+    importer.import_stream(engine, io.BytesIO(warm_up.getvalue().encode()), batch_size=10)
+    tracemalloc.start()
+    try:
+        with path.open("rb") as stream:
+            summary = importer.import_stream(engine, stream, batch_size=10, max_line_bytes=LIMIT,
+                                             on_error=lambda error: rejected.append(str(error)))
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert summary.unchanged == 2 and summary.rejected == 2
+    assert rejected == [f"line 2: longer than {LIMIT} bytes (database.max_line_bytes): skipped",
+                        f"line 4: longer than {LIMIT} bytes (database.max_line_bytes): skipped"]
+    assert peak < HUGE // 5, peak  # neither line was ever held whole
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(store.accounts)).scalar() == 2
+
+
+def test_the_import_command_takes_its_limit_from_the_settings(tmp_path, sqlite_url, monkeypatch, capsys):
+    path = _hostile_file(tmp_path / "state.jsonl")
+    monkeypatch.setenv("DUNNING_DATABASE__URL", sqlite_url)
+    monkeypatch.setenv("DUNNING_DATABASE__MAX_LINE_BYTES", str(LIMIT))
+    assert main(["import", "--json", str(path)]) == 65
+    captured = capsys.readouterr()
+    assert '"imported": 2' in captured.out and '"rejected": 2' in captured.out
+    assert f"rejected: line 2: longer than {LIMIT} bytes" in captured.err
