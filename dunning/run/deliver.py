@@ -85,8 +85,10 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
             try:
                 async with keep_leased(run, claims, outcomes, lease, summary):
                     await send_batch(run, claims, transport, summary, journal, lease, outcomes)
-            finally:
-                journal.close()
+            except BaseException:
+                journal.close(complete=False)
+                raise
+            journal.close()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
 
 

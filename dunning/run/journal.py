@@ -60,8 +60,9 @@ class Journal(ABC):
         """An outcome to record with the next write (or by close)."""
         self._finished.append(result)
 
-    def close(self) -> None:
-        """Record the outcomes not recorded yet: the batch is done."""
+    def close(self, *, complete: bool = True) -> None:
+        """Record the outcomes not recorded yet: the batch is done (complete: False, it stopped on a failure,
+        and sends may have ended with their data out and no outcome)."""
         self._write([], record=ledger.record, bind=self._engine)
 
     def _write(self, starting: list[tuple[int, int]], *, record: Callable[..., ledger.RecordCounts | None],
@@ -112,10 +113,12 @@ class FlightJournal(Journal):
         super().finished(result)
         self._flight.finished(result)
 
-    def close(self) -> None:
-        """Record the outcomes in the ledger, then empty the log: the ledger has every outcome it holds."""
+    def close(self, *, complete: bool = True) -> None:
+        """Record the outcomes in the ledger, then empty the log: the ledger has every outcome it holds. A batch
+        that stopped on a failure keeps its log: what it says was under way is unknown at the replay."""
         super().close()
-        self._flight.empty()
+        if complete:
+            self._flight.empty()
 
 
 class LedgerJournal(Journal):
@@ -146,7 +149,7 @@ class LedgerJournal(Journal):
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._try_write)
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = True) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.
 
         Records asked for by sends that never reached DATA are not written: those emails have their outcome.

@@ -33,8 +33,8 @@ RETRY_BACKOFF = 60
 
 def _start_run(**options: object) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "dunning", "run", "--json", "--as-of", AS_OF_TEXT],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-                            **options)  # type: ignore[call-overload]
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **{"env": dict(os.environ), **options})  # type: ignore[call-overload]
 
 
 def _holds_sqlite_write_lock(url: str) -> bool:
@@ -104,7 +104,8 @@ def test_a_run_stalled_past_its_lease_sends_nothing_twice(billing, smtp, capsys,
     try:
         staller.stall(stalled, billing)
         _wait_until_leases_lapse(billing, timeout=LEASE_SECONDS * 10)
-        taking_over = _start_run()
+        # B's own lease is long: B may wait for a compile lock the stopped A holds (see template_cache).
+        taking_over = _start_run(env={**os.environ, "DUNNING_DELIVERY__LEASE_SECONDS": "60"})
         _out, err_b = taking_over.communicate(timeout=120)
         assert taking_over.returncode in (0, 1), err_b  # 1: emails A had under way are held unknown
     finally:
