@@ -17,7 +17,7 @@ from dunning import ledger
 from dunning.bounces.verp import verp_address
 from dunning.delivery.mime import build_message
 from dunning.delivery.transport import Outcome, SmtpTransport
-from dunning.errors import DeliveryError, LeaseLost, MessageError, SettingsError, TemplateError
+from dunning.errors import DeliveryError, ExitCode, LeaseLost, MessageError, SettingsError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.context import RunContext
 from dunning.run.flight import FlightLog, flight_folder
@@ -136,7 +136,7 @@ async def keep_leased(run: RunContext, claims: list[ledger.Claim], results: list
             if held < len(unsent):
                 lease.lose(f"{len(unsent) - held} of the batch's emails still to be sent were taken over by "
                            "another process (this one stalled past its lease)")
-                summary.stop(f"lease lost: {lease.lost}", lease_lost=True)
+                summary.stop(f"lease lost: {lease.lost}", code=ExitCode.PENDING)
                 log.error("delivery stopped: lease lost: %s", lease.lost)
             else:
                 lease.renewed(started)
@@ -155,12 +155,16 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
     try:
         context = notice_context.revive(payload["context"])
         email = run.renderer.render(claim.notice, payload["locale"], context)
+        if _too_large(run, summary, claim, len(email.html) + len(email.text)):
+            return None
         sender = settings.sender
         build = partial(_final_bytes, run.dkim, partial(
             build_message, email, from_address=sender.from_address, from_name=sender.from_name,
             reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"], message_id=claim.message_id,
             date=run.clock.now()))
         data = build(eight_bit=transport.eight_bit)
+        if _too_large(run, summary, claim, len(data)):
+            return None
     except MessageError as exc:
         log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
         return ledger.Result(claim.email_id, claim.fence, "failed", error=str(exc))
@@ -186,13 +190,26 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
     except LeaseLost as exc:
         # The session was dropped with DATA open, nothing handed over: a retry, if this process still
         # holds the row (an email taken over has its fence moved on, and this outcome is not written).
-        summary.stop(str(exc), lease_lost=True)
+        summary.stop(str(exc), code=ExitCode.PENDING)
         return ledger.Result(claim.email_id, claim.fence, "retry", error=f"not sent: {exc}")
     settled = settle(outcome, payload["to"], claim.delivered, earlier_refused)
     summary.recipients_refused += sum(1 for code, _ in outcome.refused.values() if 500 <= code < 600)
     return ledger.Result(claim.email_id, claim.fence, settled.status, code=outcome.code, reply=outcome.reply,
                          error=_error(settled.status, outcome, payload["to"]), refused=settled.refused or None,
                          delivered=settled.delivered, primary_delivered=settled.primary_delivered)
+
+
+def _too_large(run: RunContext, summary: RunSummary, claim: ledger.Claim, size: int) -> bool:
+    """Whether the email passes delivery.max_message_bytes: then its template is wrong, the run stops (exit
+    65) and the email stays queued for when the template is fixed."""
+    limit = run.settings.delivery.max_message_bytes
+    if size <= limit:
+        return False
+    reason = (f"email {claim.email_id} ({claim.notice}, {claim.locale or 'default locale'}) is {size} bytes, more "
+              f"than delivery.max_message_bytes ({limit}): its template makes it too large; it stays queued")
+    log.error("%s", reason)
+    summary.stop(reason, code=ExitCode.DATA)
+    return True
 
 
 def _marked_and_fenced(lease: Lease, journal: Journal | None, claim: ledger.Claim) -> Fenced:

@@ -43,13 +43,14 @@ class RunSummary:
     waiting: int = 0
     held: int = 0
     stopped: str | None = None
-    lease_lost: bool = field(default=False, repr=False)  # why it stopped: another process took its claims over
+    stop_code: ExitCode | None = field(default=None, repr=False)  # the exit code its stop calls for, if any
 
     def exit_code(self) -> ExitCode:
-        """PENDING: the run lost its lease (another process sends what it held); FAILED: an email failed in
-        this run, or one is held unknown; PENDING: retries wait, or delivery stopped early; else OK."""
-        if self.lease_lost:
-            return ExitCode.PENDING
+        """The code its stop calls for (PENDING: the run lost its lease, another process sends what it held;
+        DATA: a template's email is too large); FAILED: an email failed in this run, or one is held unknown;
+        PENDING: retries wait, or delivery stopped early; else OK."""
+        if self.stop_code is not None:
+            return self.stop_code
         if self.failed or self.held:
             return ExitCode.FAILED
         if self.waiting or self.stopped:
@@ -63,13 +64,13 @@ class RunSummary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON-able values, in field order."""
         values = asdict(self)
-        del values["lease_lost"]  # said by stopped
+        del values["stop_code"]  # said by stopped
         return values
 
-    def stop(self, reason: str, *, lease_lost: bool = False) -> None:
-        """Delivery stops early, for this reason (the first one given stays)."""
-        self.stopped = self.stopped or reason
-        self.lease_lost = self.lease_lost or lease_lost
+    def stop(self, reason: str, *, code: ExitCode | None = None) -> None:
+        """Delivery stops early, for this reason (the first one given stays), calling for this exit code."""
+        if self.stopped is None:
+            self.stopped, self.stop_code = reason, code
 
     def add(self, other: RunSummary) -> None:
         """Fold in a delivery worker's counts."""
@@ -78,8 +79,8 @@ class RunSummary:
         self.failed += other.failed
         self.unknown += other.unknown
         self.recipients_refused += other.recipients_refused
-        self.stopped = self.stopped or other.stopped
-        self.lease_lost = self.lease_lost or other.lease_lost
+        if self.stopped is None:
+            self.stopped, self.stop_code = other.stopped, other.stop_code
 
     def record(self, counts: RecordCounts) -> None:
         """Add what the ledger recorded (fenced-out outcomes are not this worker's to count)."""

@@ -97,6 +97,7 @@ class DeliverySettings(Section):
     retry_backoff_seconds: int = Field(300, gt=0)
     unknown: Literal["hold", "resend"] = "hold"
     outbox_dir: str = "var/outbox"
+    max_message_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
 
 class I18nSettings(Section):

@@ -54,10 +54,10 @@ def test_a_lost_lease_is_said_and_exits_75_whatever_else_the_queue_holds():
     with pytest.raises(LeaseLost, match="lease lost: taken over"):
         lease.check()
     summary = RunSummary(held=3, failed=1)
-    summary.stop("lease lost: taken over", lease_lost=True)
+    summary.stop("lease lost: taken over", code=ExitCode.PENDING)
     summary.stop("a later reason")
     assert summary.exit_code() == ExitCode.PENDING == EXIT_CODES[LeaseLost] == 75
-    assert summary.stopped == "lease lost: taken over" and "lease_lost" not in summary.as_dict()
+    assert summary.stopped == "lease lost: taken over" and "stop_code" not in summary.as_dict()
     folded = RunSummary()
     folded.add(summary)
     assert folded.exit_code() == ExitCode.PENDING

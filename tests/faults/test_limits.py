@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 from dunning import store
 from dunning.billing import importer, sample
 from dunning.cli import main
-from tests.run.conftest import AS_OF
+from tests.run.conftest import AS_OF, billing, load_sample, run, smtp
+
+__all__ = ["billing", "smtp"]  # the fixtures of the run tests, used here by name
 
 LIMIT = 64 * 1024
 HUGE = 20 * 1024 * 1024
@@ -61,3 +63,20 @@ def test_the_import_command_takes_its_limit_from_the_settings(tmp_path, sqlite_u
     captured = capsys.readouterr()
     assert '"imported": 2' in captured.out and '"rejected": 2' in captured.out
     assert f"rejected: line 2: longer than {LIMIT} bytes" in captured.err
+
+
+def test_a_template_whose_email_passes_the_largest_message_stops_the_run_before_it_sends(billing, smtp, capsys,
+                                                                                         monkeypatch):
+    """Every email of the shipped templates passes a 5,000-byte limit: the run stops at the first (exit 65, one
+    line naming the email and the setting), sends nothing, and leaves every email queued for a rerun."""
+    load_sample(billing, 45)
+    monkeypatch.setenv("DUNNING_DELIVERY__MAX_MESSAGE_BYTES", "5000")
+    code, summary = run(capsys)
+    assert code == 65 and summary["sent"] == 0 and smtp.messages == []
+    assert "more than delivery.max_message_bytes (5000): its template makes it too large" in summary["stopped"]
+    with store.connect(billing, migrate=False).connect() as conn:
+        statuses = set(conn.execute(select(store.emails.c.status)).scalars())
+    assert statuses == {"queued"}
+    monkeypatch.delenv("DUNNING_DELIVERY__MAX_MESSAGE_BYTES")
+    code, summary = run(capsys)
+    assert code == 0 and summary["sent"] == len(smtp.messages) > 0
