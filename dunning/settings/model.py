@@ -131,6 +131,7 @@ class BouncesSettings(Section):
     soft_limit: int = Field(3, gt=0)
     window_days: int = Field(14, gt=0)
     unparsed: str = "var/bounces/unparsed"
+    max_message_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
     @field_validator("return_path")
     @classmethod
