@@ -106,6 +106,7 @@ class I18nSettings(Section):
     templates_dir: str = "templates/emails"
     # Numbers in Latin digits even where the locale writes others by default (ar-EG: Arabic-Indic).
     latin_digits: bool = False
+    render_seconds: float = Field(10.0, gt=0)
 
 
 _TEST_RECIPIENT = re.compile(r"[^@\s]*@[^@\s.][^@\s]*\Z")
