@@ -18,7 +18,7 @@ def test_a_bounce_past_the_limit_is_kept_aside_unread_and_the_next_is_read(bounc
                                                                               monkeypatch):
     verp = _sender(capsys, smtp, bounce_settings)
     good = dsn("postfix_user_unknown.eml", verp=verp, recipient="jane@contoso.example")
-    huge = good.replace(b"\n\n", b"\nX-Padding: " + b"x" * (40 * LIMIT) + b"\n\n", 1)
+    huge = good + (b"x" * 76 + b"\n") * (160 * LIMIT // 77)
     box = maildir_with(tmp_path / "in", huge, good)
     monkeypatch.setenv("DUNNING_BOUNCES__MAX_MESSAGE_BYTES", str(LIMIT))
     tracemalloc.start()
@@ -30,4 +30,4 @@ def test_a_bounce_past_the_limit_is_kept_aside_unread_and_the_next_is_read(bounc
     assert report["messages"] == 2 and report["unparsed"] == 1 and report["hard"] == 1
     kept = mailbox.Maildir(tmp_path / "unparsed")
     assert [len(kept.get_bytes(key)) for key in kept.iterkeys()] == [len(huge)]
-    assert peak < 4 * len(huge), peak  # read once, never parsed
+    assert peak < len(huge) // 4, peak  # never read whole: its file is copied aside line by line
