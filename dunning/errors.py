@@ -14,7 +14,7 @@ __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "Contract
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
            "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError", "SourceUnavailable",
-           "RecipientRefused", "StudioUnavailable", "LeaseLost", "StorageFailed", "WorkerLost",
+           "RecipientRefused", "StudioUnavailable", "LeaseLost", "StorageFailed", "WorkerLost", "EmailTooLarge",
            "EXIT_CODES", "exit_code_for"]
 
 
@@ -79,6 +79,10 @@ class TemplateError(DunningError, ValueError):
                  locale: str | None = None) -> None:
         super().__init__(message, template=template, line=line, locale=locale)
         self.template, self.line, self.locale = template, line, locale
+
+
+class EmailTooLarge(TemplateError):
+    """A template makes an email larger than the largest one allowed (delivery.max_message_bytes)."""
 
 
 class ScenarioError(DunningError, ValueError):
@@ -183,6 +187,7 @@ EXIT_CODES: dict[type[DunningError], ExitCode] = {
     DkimError: ExitCode.CONFIG,
     RecordError: ExitCode.DATA,
     TemplateError: ExitCode.DATA,
+    EmailTooLarge: ExitCode.DATA,
     ScenarioError: ExitCode.DATA,
     MessageError: ExitCode.DATA,
     LinkError: ExitCode.DATA,

@@ -17,7 +17,7 @@ from dunning import ledger
 from dunning.bounces.verp import verp_address
 from dunning.delivery.mime import build_message
 from dunning.delivery.transport import Outcome, SmtpTransport
-from dunning.errors import DeliveryError, ExitCode, LeaseLost, MessageError, SettingsError, TemplateError
+from dunning.errors import DeliveryError, EmailTooLarge, ExitCode, LeaseLost, MessageError, SettingsError, TemplateError
 from dunning.planning import notice_context
 from dunning.run.context import RunContext
 from dunning.run.flight import FlightLog, flight_folder
@@ -165,6 +165,9 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
         data = build(eight_bit=transport.eight_bit)
         if _too_large(run, summary, claim, len(data)):
             return None
+    except EmailTooLarge as exc:
+        _refused(summary, claim, f"is too large: {exc}")
+        return None
     except MessageError as exc:
         log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
         return ledger.Result(claim.email_id, claim.fence, "failed", error=str(exc))
@@ -205,11 +208,16 @@ def _too_large(run: RunContext, summary: RunSummary, claim: ledger.Claim, size: 
     limit = run.settings.delivery.max_message_bytes
     if size <= limit:
         return False
-    reason = (f"email {claim.email_id} ({claim.notice}, {claim.locale or 'default locale'}) is {size} bytes, more "
-              f"than delivery.max_message_bytes ({limit}): its template makes it too large; it stays queued")
+    _refused(summary, claim, f"is {size} bytes, more than delivery.max_message_bytes ({limit}): its template "
+             "makes it too large")
+    return True
+
+
+def _refused(summary: RunSummary, claim: ledger.Claim, why: str) -> None:
+    """Stop the run (exit 65) for an email its template makes too large; the email stays queued."""
+    reason = f"email {claim.email_id} ({claim.notice}, {claim.locale or 'default locale'}) {why}; it stays queued"
     log.error("%s", reason)
     summary.stop(reason, code=ExitCode.DATA)
-    return True
 
 
 def _marked_and_fenced(lease: Lease, journal: Journal | None, claim: ledger.Claim) -> Fenced:

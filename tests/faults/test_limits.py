@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tracemalloc
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from dunning import store
 from dunning.billing import importer, sample
 from dunning.cli import main
+from dunning.emails.render import Renderer
+from dunning.emails.scenarios import load_scenarios
+from dunning.errors import EmailTooLarge
 from tests.run.conftest import AS_OF, billing, load_sample, run, smtp
 
 __all__ = ["billing", "smtp"]  # the fixtures of the run tests, used here by name
 
+REPO = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 1024
 HUGE = 20 * 1024 * 1024
 
@@ -73,10 +79,31 @@ def test_a_template_whose_email_passes_the_largest_message_stops_the_run_before_
     monkeypatch.setenv("DUNNING_DELIVERY__MAX_MESSAGE_BYTES", "5000")
     code, summary = run(capsys)
     assert code == 65 and summary["sent"] == 0 and smtp.messages == []
-    assert "more than delivery.max_message_bytes (5000): its template makes it too large" in summary["stopped"]
+    assert "(delivery.max_message_bytes)" in summary["stopped"] and "it stays queued" in summary["stopped"]
     with store.connect(billing, migrate=False).connect() as conn:
         statuses = set(conn.execute(select(store.emails.c.status)).scalars())
     assert statuses == {"queued"}
     monkeypatch.delenv("DUNNING_DELIVERY__MAX_MESSAGE_BYTES")
     code, summary = run(capsys)
     assert code == 0 and summary["sent"] == len(smtp.messages) > 0
+
+
+def test_a_template_that_writes_too_much_is_stopped_as_it_renders(tmp_path):
+    """A part that would be 100 MB stops at max_output characters: the rest is never rendered or held."""
+    templates, locales = tmp_path / "templates", tmp_path / "locales"
+    shutil.copytree(REPO / "templates" / "emails", templates)
+    shutil.copytree(REPO / "locales", locales)
+    scenario = next(s for s in load_scenarios(templates) if s.name.startswith("past_due"))
+    text = templates / "past_due.txt"
+    text.write_text(text.read_text().replace(
+        "{% block content %}", '{% block content %}{% for i in range(100000) %}{{ "x" * 1000 }}{% endfor %}', 1))
+    renderer = Renderer(templates, locales, cache_dir=False, max_output=1_000_000)
+    renderer.prepare("past_due", "en")
+    tracemalloc.start()
+    try:
+        with pytest.raises(EmailTooLarge, match=r"passes 1000000 characters \(delivery.max_message_bytes\)"):
+            renderer.render("past_due", "en", scenario.context)
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000, peak
