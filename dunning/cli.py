@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mail.log").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     # The stripe library logs every request at INFO.
     logging.getLogger("stripe").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # A connection found lost is logged by the pool with a traceback; the command's own line says it.
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.DEBUG if args.verbose else logging.CRITICAL)
     try:
         try:
             return int(args.handler(args) or 0)
@@ -130,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         return complain(args, f"error: {exc}", exit_code_for(exc))
     except KeyboardInterrupt:
         return complain(args, "interrupted", ExitCode.INTERRUPTED)
-    except Exception:
+    except Exception as exc:
+        from dunning.store.failures import known_failure  # loaded only when a command fails
+        known = known_failure(exc)
+        if known is not None:
+            return complain(args, f"error: {known}", exit_code_for(known))
         log.exception("internal error in %s", args.command, extra={"command": args.command})
         return complain(args, "internal error (see the traceback above); please report it", ExitCode.INTERNAL)
 

@@ -14,7 +14,8 @@ __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "Contract
            "ScenarioError", "MessageError", "DeliveryError", "LinkError", "ReconcileError", "OutputError",
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
            "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError", "SourceUnavailable",
-           "RecipientRefused", "StudioUnavailable", "EXIT_CODES", "exit_code_for"]
+           "RecipientRefused", "StudioUnavailable", "LeaseLost", "StorageFailed", "WorkerLost", "EmailTooLarge",
+           "EXIT_CODES", "exit_code_for"]
 
 
 class ExitCode(IntEnum):
@@ -80,6 +81,10 @@ class TemplateError(DunningError, ValueError):
         self.template, self.line, self.locale = template, line, locale
 
 
+class EmailTooLarge(TemplateError):
+    """A template makes an email larger than the largest one allowed (delivery.max_message_bytes)."""
+
+
 class ScenarioError(DunningError, ValueError):
     """A scenario file is not valid JSON or not shaped like a render context."""
 
@@ -100,6 +105,14 @@ class DeliveryError(DunningError, ConnectionError):
         self.smtp_code = smtp_code
 
 
+class LeaseLost(DunningError, TimeoutError):
+    """A delivery process no longer holds the lease on emails it claimed: another may be sending them."""
+
+
+class WorkerLost(DunningError, ChildProcessError):
+    """A delivery process of the run ended without reporting (killed): what it held waits for its lease to run out."""
+
+
 class LinkError(DunningError, ValueError):
     """A settlement-link token is expired, tampered with, or signed by an unknown key."""
 
@@ -110,6 +123,10 @@ class LinkError(DunningError, ValueError):
 
 class DatabaseUnavailable(DunningError, ConnectionError):
     """The database server named by database.url cannot be reached or refuses the connection."""
+
+
+class StorageFailed(DunningError, OSError):
+    """A file or the database cannot be read or written: the disk is full, read-only, or failing."""
 
 
 class DatabaseNotCreated(DunningError, OSError):
@@ -170,6 +187,7 @@ EXIT_CODES: dict[type[DunningError], ExitCode] = {
     DkimError: ExitCode.CONFIG,
     RecordError: ExitCode.DATA,
     TemplateError: ExitCode.DATA,
+    EmailTooLarge: ExitCode.DATA,
     ScenarioError: ExitCode.DATA,
     MessageError: ExitCode.DATA,
     LinkError: ExitCode.DATA,
@@ -183,7 +201,10 @@ EXIT_CODES: dict[type[DunningError], ExitCode] = {
     OutputError: ExitCode.CANT_CREATE,
     ProjectExistsError: ExitCode.CANT_CREATE,
     OutputClosed: ExitCode.IO,
+    StorageFailed: ExitCode.IO,
     DeliveryError: ExitCode.PENDING,
+    LeaseLost: ExitCode.PENDING,
+    WorkerLost: ExitCode.PENDING,
     BounceDeferredError: ExitCode.PENDING,
     SourceUnavailable: ExitCode.UNAVAILABLE,
 }

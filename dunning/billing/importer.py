@@ -23,8 +23,8 @@ from dunning.errors import ContractViolation, RecordError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_NESTING", "CHILDREN", "ParsedLine", "ImportSummary", "parse_lines", "parse_line", "field_path",
-           "unknown_fields", "import_stream"]
+__all__ = ["MAX_NESTING", "MAX_LINE_BYTES", "CHILDREN", "ParsedLine", "ImportSummary", "parse_lines", "parse_line",
+           "field_path", "unknown_fields", "import_stream"]
 
 CHILDREN = (("payment_methods", store.payment_methods), ("subscriptions", store.subscriptions),
             ("invoices", store.invoices), ("charges", store.charges))
@@ -50,15 +50,34 @@ class ImportSummary:
                 "rejected": self.rejected, "warnings": self.warnings}
 
 
-def parse_lines(stream: BinaryIO, warn: Callable[[RecordError], None]) -> Iterator[ParsedLine | RecordError]:
+MAX_LINE_BYTES = 16 * 1024 * 1024  # database.max_line_bytes's default
+_SKIP_CHUNK = 64 * 1024  # what a line past the limit is read over in, never held whole
+
+
+def parse_lines(stream: BinaryIO, warn: Callable[[RecordError], None],
+                max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[ParsedLine | RecordError]:
     """Each non-blank line as a validated account or as the RecordError that rejects it."""
-    for number, raw in enumerate(stream, start=1):
-        if raw.strip():
+    for number, raw in enumerate(_bounded_lines(stream, max_line_bytes), start=1):
+        if raw is None:
+            yield RecordError(f"longer than {max_line_bytes} bytes (database.max_line_bytes): skipped", line=number)
+        elif raw.strip():
             try:
                 yield parse_line(raw, number, warn)
             except Exception as exc:  # one line, however hostile, rejects itself alone
                 log.debug("line %d raised", number, exc_info=True)
                 yield RecordError(f"cannot be read: {type(exc).__name__}", line=number)
+
+
+def _bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """Each line of the stream, or None for one longer than limit: memory stays bounded by the limit
+    whatever the file holds (a line of gigabytes, a file without a newline)."""
+    while raw := stream.readline(limit + 1):
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while raw and not raw.endswith(b"\n"):
+            raw = stream.readline(_SKIP_CHUNK)
+        yield None
 
 
 # The contract nests four levels (account, list, record, value); far less than the interpreter's recursion
@@ -173,7 +192,7 @@ def unknown_fields(account: Account) -> Iterator[str]:
                 yield f"{name}[{index}].{extra}"
 
 
-def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int,
+def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int, max_line_bytes: int = MAX_LINE_BYTES,
                   on_error: Callable[[RecordError], None] = lambda e: None,
                   on_warning: Callable[[RecordError], None] = lambda e: None,
                   as_of: datetime | None = None) -> ImportSummary:
@@ -192,7 +211,7 @@ def import_stream(engine: Engine, stream: BinaryIO, *, batch_size: int,
         on_error(error)
 
     batch: list[ParsedLine] = []
-    for parsed in parse_lines(stream, warn):
+    for parsed in parse_lines(stream, warn, max_line_bytes):
         if isinstance(parsed, RecordError):
             reject(parsed)
             continue

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     engine = store.connect(settings.database.url)
     try:
-        messages = chain.from_iterable(read_source(source) for source in args.sources)
+        messages = chain.from_iterable(read_source(source, settings.bounces.max_message_bytes)
+                                       for source in args.sources)
         report = ingest(engine, messages, settings.bounces, keys, now=SYSTEM_CLOCK.now())
     finally:
         engine.dispose()

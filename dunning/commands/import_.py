@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     with _open(args.file) as stream:
         summary = importer.import_stream(
             engine, stream, batch_size=settings.database.batch_size,
+            max_line_bytes=settings.database.max_line_bytes,
             on_error=partial(say, "rejected"), on_warning=warn, as_of=args.as_of)
     if shown > SHOWN_WARNINGS:
         say("warning", f"{shown - SHOWN_WARNINGS} more warnings not shown")

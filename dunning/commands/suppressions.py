@@ -68,9 +68,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_addresses(addresses: list[str]) -> None:
     """Refuse the whole request, changing nothing, if any argument is not an address."""
-    bad = [a for a in addresses if not _ADDRESS.match(a.strip())]
+    bad = [a for a in addresses if not _utf8(a) or not _ADDRESS.match(a.strip())]
     if bad:
         raise SuppressionError(f"not an email address: {', '.join(repr(a) for a in bad)}; nothing changed")
+
+
+def _utf8(argument: str) -> bool:
+    """Whether an argument was given as UTF-8 (bytes that are not come in as lone surrogates)."""
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _remove(engine: Engine, args: argparse.Namespace) -> int:

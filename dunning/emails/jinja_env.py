@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
 from types import CodeType
@@ -27,8 +29,8 @@ from markupsafe import Markup, escape
 
 from dunning.i18n.formats import DateFormat, Formats
 
-__all__ = ["GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape", "EmailEnvironment", "email_filters",
-           "escape_output", "card_brand", "unit_words"]
+__all__ = ["RenderTimeout", "RENDER_DEADLINE", "GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape",
+           "EmailEnvironment", "email_filters", "escape_output", "card_brand", "unit_words"]
 
 _N = TypeVar("_N", bound=nodes.Node)
 GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
@@ -43,6 +45,15 @@ CARD_BRANDS = {
 def autoescape(name: str | None) -> bool:
     """Escape HTML in the email's HTML template only (not in text, subject or preheader)."""
     return name is not None and name.endswith(".mjml")
+
+
+class RenderTimeout(Exception):
+    """A render ran past its deadline (RENDER_DEADLINE)."""
+
+
+# The moment, on the monotonic clock, by which the render under way must end: checked at every call a template
+# makes, so that nested loops (each inner loop calls range) stop as well as loops that write.
+RENDER_DEADLINE: ContextVar[float] = ContextVar("RENDER_DEADLINE", default=float("inf"))
 
 
 class EmailEnvironment(ImmutableSandboxedEnvironment):
@@ -72,6 +83,12 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         if type(obj) is dict and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Every call a template makes, once the render's deadline is checked."""
+        if time.monotonic() > RENDER_DEADLINE.get():
+            raise RenderTimeout
+        return super().call(context, obj, *args, **kwargs)
 
     def template(self, code: CodeType) -> Template:
         """The template of compiled code, as from_code makes it, with outputs escaped into plain text."""

@@ -27,7 +27,7 @@ from jinja2 import TemplateError as JinjaError
 
 from dunning.emails.compiler import Compiled, compile_notice
 from dunning.emails.compose import Source
-from dunning.emails.jinja_env import EmailEnvironment
+from dunning.emails.jinja_env import RENDER_DEADLINE, EmailEnvironment, RenderTimeout
 from dunning.emails.template_cache import (
     TemplateCache,
     default_cache_dir,
@@ -38,11 +38,13 @@ from dunning.emails.template_cache import (
     load_code,
     runtime_tag,
 )
-from dunning.errors import TemplateError
+from dunning.errors import EmailTooLarge, TemplateError
 from dunning.i18n.catalogs import Catalogs, LocaleChoice
 from dunning.i18n.formats import Formats
 
-__all__ = ["PARTS", "RenderedEmail", "Renderer", "tidy_text"]
+__all__ = ["PARTS", "RENDER_SECONDS", "RenderedEmail", "Renderer", "tidy_text"]
+
+RENDER_SECONDS = 10.0  # i18n.render_seconds's default: an email renders in milliseconds
 
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -83,13 +85,17 @@ class Renderer:
 
     def __init__(self, templates_dir: Path, locales_dir: Path, default_locale: str = "en", *,
                  reload_interval: float = 1.0, cache_dir: Path | Literal[False] | None = None,
-                 latin_digits: bool = False) -> None:
+                 latin_digits: bool = False, render_seconds: float = RENDER_SECONDS,
+                 max_output: int | None = None) -> None:
         """reload_interval: seconds between checks of the template and .po files for changes (0: every email).
 
         cache_dir: where compiled templates are kept for the next processes (default: the user's cache
         directory, see template_cache.default_cache_dir; False: nowhere). latin_digits: numbers in Latin
-        digits even where the locale's default numbering system has others (ar_EG).
+        digits even where the locale's default numbering system has others (ar_EG). render_seconds: the longest
+        an email may take to render (a template's loop that does not end is stopped). max_output: the most
+        characters one part of an email may have (the render stops there, raising EmailTooLarge).
         """
+        self.render_seconds, self.max_output = render_seconds, max_output
         self.templates_dir = Path(templates_dir)
         self.reload_interval = reload_interval
         self.latin_digits = latin_digits
@@ -157,16 +163,27 @@ class Renderer:
             raise _with_locale(exc, choice.locale) from None
         templates = localized.templates
         variables = {**localized.globals, **context}
+        deadline = RENDER_DEADLINE.set(time.monotonic() + self.render_seconds)
         try:
-            subject = " ".join(_run(templates["subject"], variables).split())
-            preheader = " ".join(_run(templates["preheader"], variables).split())
+            subject = " ".join(_run(templates["subject"], variables, self.max_output).split())
+            preheader = " ".join(_run(templates["preheader"], variables, self.max_output).split())
             variables.update(subject=subject, preheader=preheader)
-            html = _run(templates["html"], variables)
-            text = tidy_text(_run(templates["text"], variables))
+            html = _run(templates["html"], variables, self.max_output)
+            text = tidy_text(_run(templates["text"], variables, self.max_output))
+        except _TooLarge:
+            raise EmailTooLarge(f"{notice}: its email passes {self.max_output} characters "
+                                "(delivery.max_message_bytes): a template that writes too much?",
+                                template=notice, locale=choice.locale) from None
+        except RenderTimeout:
+            raise TemplateError(f"{notice}: rendering took longer than {self.render_seconds:g} s "
+                                "(i18n.render_seconds): a loop in its template that does not end?",
+                                template=notice, locale=choice.locale) from None
         except TemplateError as exc:
             raise _with_locale(exc, choice.locale) from None
         except Exception as exc:
             raise _render_error(exc, localized.compiled, choice.locale) from exc
+        finally:
+            RENDER_DEADLINE.reset(deadline)
         return RenderedEmail(notice=notice, locale=choice.locale, subject=subject, preheader=preheader,
                              html=html, text=text, lang=choice.lang, dir=choice.dir)
 
@@ -237,11 +254,25 @@ class Renderer:
         return cached[1], cached[2]
 
 
-def _run(template: Template, variables: dict[str, Any]) -> str:
+class _TooLarge(Exception):
+    """A part of an email passed the renderer's max_output."""
+
+
+def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> str:
     """template.render(variables), sharing one dict of globals and variables across an email's four parts."""
     context = template.new_context(variables, shared=True)   # render() copies both dicts for every part
+    deadline, parts, size, limit = RENDER_DEADLINE.get(), [], 0, max_output or float("inf")
     try:
-        return "".join(template.root_render_func(context))
+        for part in template.root_render_func(context):  # a loop that writes is stopped here
+            parts.append(part)
+            size += len(part)
+            if size > limit:
+                raise _TooLarge
+            if time.monotonic() > deadline:
+                raise RenderTimeout
+        return "".join(parts)
+    except (RenderTimeout, _TooLarge):
+        raise
     except Exception:
         template.environment.handle_exception()   # raises, with the traceback at template lines
         raise

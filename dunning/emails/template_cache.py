@@ -18,6 +18,7 @@ import marshal
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,9 @@ __all__ = ["default_cache_dir", "digest", "TemplateCache", "dump_build", "load_b
            "runtime_tag"]
 
 log = logging.getLogger(__name__)
+
+LOCK_PATIENCE_SECONDS = 5.0  # a compile takes far less: a holder still at it longer has stalled
+LOCK_POLL_SECONDS = 0.01
 
 _MAGIC = b"dunning-template-cache-1\n"
 _DIGEST = 32
@@ -120,10 +124,27 @@ class TemplateCache:
             yield
             return
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            if not _lock_within(handle, LOCK_PATIENCE_SECONDS):
+                # The holder may be stopped or stalled: waiting on would stall this process with it.
+                log.info("template cache: %s is still being compiled by another process; compiling it here too",
+                         slot)
             yield
         finally:
             os.close(handle)
+
+
+def _lock_within(handle: int, seconds: float) -> bool:
+    """Take the exclusive lock of an open file, waiting at most this long; whether it was taken."""
+    assert fcntl is not None
+    give_up = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(LOCK_POLL_SECONDS)
 
 
 def dump_build(compiled: Compiled, templates_dir: Path) -> bytes | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -46,6 +46,7 @@ class RecordCounts:
     failed: int = 0
     unknown: int = 0
     fenced_out: int = 0  # outcomes of workers that no longer held the row: nothing written
+    marked: int = 0  # emails marked as having their data go out (those of in_flight still held)
 
 
 def record(bind: Engine | Connection, results: Sequence[Result], *, now: datetime, max_attempts: int,
@@ -128,6 +129,7 @@ def try_record(conn: Connection, results: Sequence[Result], *, now: datetime, ma
             bound_now = stamp(now)
             cursor.executemany(_statements(backend).in_flight, [{"now": bound_now, "email_id": email_id, "fence": fence}
                                                          for email_id, fence in in_flight])
+            counts = replace(counts, marked=cursor.rowcount)
         driver.commit()
     except BaseException:
         driver.rollback()

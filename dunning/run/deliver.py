@@ -17,12 +17,21 @@ from dunning import ledger
 from dunning.bounces.verp import verp_address
 from dunning.delivery.mime import build_message
 from dunning.delivery.transport import Outcome, SmtpTransport
-from dunning.errors import DeliveryError, MessageError, SettingsError, TemplateError
+from dunning.errors import (
+    DeliveryError,
+    EmailTooLarge,
+    ExitCode,
+    LeaseLost,
+    MessageError,
+    SettingsError,
+    TemplateError,
+)
 from dunning.planning import notice_context
 from dunning.run.context import RunContext
 from dunning.run.events import log_result
 from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal, journal_for
+from dunning.run.lease import Fenced, Lease
 from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.render_ahead import Rendered, rendered_ahead
 from dunning.run.stages import Stages
@@ -73,6 +82,8 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
     async with run.open_transport() as transport:
         while summary.stopped is None and keep_going():
             stages.lap("smtp")
+            lease = Lease(delivery.lease_seconds)
+            started = lease.started()
             claims = ledger.claim(engine, worker=worker, limit=delivery.batch_size, now=clock.now(),
                                   lease_seconds=delivery.lease_seconds)
             stages.lap("claim")
@@ -81,32 +92,36 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
                     await clock.sleep(IDLE_POLL_SECONDS)
                     continue
                 break
+            lease.renewed(started)
             journal = journal_for(engine, clock, delivery, recorded, flight)
             journal.stages = stages
+            outcomes: list[ledger.Result | None] = [None] * len(claims)
             try:
-                async with keep_leased(run, claims):
-                    outcomes = await send_batch(run, claims, transport, summary, journal)
+                async with keep_leased(run, claims, outcomes, lease, summary):
+                    await send_batch(run, claims, transport, summary, journal, lease, outcomes)
                 stages.lap("smtp")
-            finally:
-                journal.close()
+            except BaseException:
+                journal.close(complete=False)
+                raise
+            journal.close()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
             stages.lap("record")
 
 
 async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: SmtpTransport, summary: RunSummary,
-                     journal: Journal | None = None) -> list[ledger.Result | None]:
-    """send_claim for each claim, in order, a few at a time: twice as many as there are connections.
+                     journal: Journal | None, lease: Lease, results: list[ledger.Result | None]) -> None:
+    """send_claim for each claim, in order, a few at a time: twice as many as there are connections; each
+    result goes into results (None: it never reached a server).
 
     A send builds its message before it waits for a connection; were the whole batch started at once,
     every message of the batch would be held in memory while four connections work. The emails are
     rendered a chunk at a time ahead of the sends (render_ahead).
     """
-    results: list[ledger.Result | None] = [None] * len(claims)
     pending, stages = rendered_ahead(run, claims), run.stages
 
     async def lane() -> None:
         for n, claim, email in pending:
-            result = results[n] = await send_claim(run, claim, transport, summary, journal, email)
+            result = results[n] = await send_claim(run, claim, transport, summary, journal, lease, email)
             if result is not None:
                 log_result(claim, result)
                 if journal is not None:
@@ -114,19 +129,38 @@ async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: Smt
                     journal.finished(result)
                     stages.lap("record")
 
-    await asyncio.gather(*(lane() for _ in range(min(len(claims), 2 * run.settings.smtp.concurrency))))
-    return results
+    # A lane that fails stops the others (a task group cancels them) before the transport closes.
+    try:
+        async with asyncio.TaskGroup() as lanes:
+            for _ in range(min(len(claims), 2 * run.settings.smtp.concurrency)):
+                lanes.create_task(lane())
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
 
 @asynccontextmanager
-async def keep_leased(run: RunContext, claims: list[ledger.Claim]) -> AsyncIterator[None]:
-    """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned."""
+async def keep_leased(run: RunContext, claims: list[ledger.Claim], results: list[ledger.Result | None],
+                      lease: Lease, summary: RunSummary) -> AsyncIterator[None]:
+    """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned; once an
+    email still to be sent is found taken over, the lease is lost and the batch sends nothing more."""
     lease_seconds = run.settings.delivery.lease_seconds
 
     async def heartbeat() -> None:
-        while True:
+        while lease.lost is None:
             await run.clock.sleep(lease_seconds / 3)
-            ledger.extend_leases(run.engine, claims, now=run.clock.now(), lease_seconds=lease_seconds)
+            started, now = lease.started(), run.clock.now()
+            unsent = [c for c, r in zip(claims, results, strict=True) if r is None]
+            held = ledger.extend_leases(run.engine, unsent, now=now, lease_seconds=lease_seconds)
+            # Emails with an outcome are held too until it is written; their rows may have it already.
+            ledger.extend_leases(run.engine, [c for c, r in zip(claims, results, strict=True) if r is not None],
+                                 now=now, lease_seconds=lease_seconds)
+            if held < len(unsent):
+                lease.lose(f"{len(unsent) - held} of the batch's emails still to be sent were taken over by "
+                           "another process (this one stalled past its lease)")
+                summary.stop(f"lease lost: {lease.lost}", code=ExitCode.PENDING)
+                log.error("delivery stopped: lease lost: %s", lease.lost)
+            else:
+                lease.renewed(started)
 
     task = asyncio.create_task(heartbeat())
     try:
@@ -136,7 +170,7 @@ async def keep_leased(run: RunContext, claims: list[ledger.Claim]) -> AsyncItera
 
 
 async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransport, summary: RunSummary,
-                     journal: Journal | None = None, rendered: Rendered | None = None) -> ledger.Result | None:
+                     journal: Journal | None, lease: Lease, rendered: Rendered | None = None) -> ledger.Result | None:
     """Render (unless rendered is given), build and send one claimed email: its result, or None when it
     never reached a server."""
     payload, settings, stages = claim.payload, run.settings, run.stages
@@ -147,12 +181,19 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
         stages.lap("render")
         if isinstance(email, TemplateError):
             raise email
+        if _too_large(run, summary, claim, len(email.html) + len(email.text)):
+            return None
         sender = settings.sender
         build = partial(_final_bytes, run.dkim, stages, partial(
             build_message, email, from_address=sender.from_address, from_name=sender.from_name,
             reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"], message_id=claim.message_id,
             date=run.clock.now()))
         data = build(eight_bit=transport.eight_bit)
+        if _too_large(run, summary, claim, len(data)):
+            return None
+    except EmailTooLarge as exc:
+        _refused(summary, claim, f"is too large: {exc}")
+        return None
     except MessageError as exc:
         log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
         return ledger.Result(claim.email_id, claim.fence, "failed", error=str(exc))
@@ -170,11 +211,16 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
     try:
         outcome = await transport.send(envelope_sender(settings, claim.email_id), recipients, data,
                                        seven_bit=partial(build, eight_bit=False),
-                                       before_data=partial(_journaled, stages, journal, claim) if journal else None)
+                                       before_data=partial(_marked_and_fenced, stages, lease, journal, claim))
     except DeliveryError as exc:
         # Raised only before the server could hold the message: safe to queue again as if never claimed.
-        summary.stopped = summary.stopped or str(exc)
+        summary.stop(str(exc))
         return None
+    except LeaseLost as exc:
+        # The session was dropped with DATA open, nothing handed over: a retry, if this process still
+        # holds the row (an email taken over has its fence moved on, and this outcome is not written).
+        summary.stop(str(exc), code=ExitCode.PENDING)
+        return ledger.Result(claim.email_id, claim.fence, "retry", error=f"not sent: {exc}")
     settled = settle(outcome, payload["to"], claim.delivered, earlier_refused)
     summary.recipients_refused += sum(1 for code, _ in outcome.refused.values() if 500 <= code < 600)
     return ledger.Result(claim.email_id, claim.fence, settled.status, code=outcome.code, reply=outcome.reply,
@@ -205,12 +251,31 @@ def _final_bytes(signer: DkimSigner | None, stages: Stages, build: Callable[...,
     return data
 
 
-def _journaled(stages: Stages, journal: Journal, claim: ledger.Claim) -> Awaitable[None]:
-    """journal.data_goes_out(claim), its CPU counted as recording."""
+def _too_large(run: RunContext, summary: RunSummary, claim: ledger.Claim, size: int) -> bool:
+    """Whether the email passes delivery.max_message_bytes: then its template is wrong, the run stops (exit
+    65) and the email stays queued for when the template is fixed."""
+    limit = run.settings.delivery.max_message_bytes
+    if size <= limit:
+        return False
+    _refused(summary, claim, f"is {size} bytes, more than delivery.max_message_bytes ({limit}): its template "
+             "makes it too large")
+    return True
+
+
+def _refused(summary: RunSummary, claim: ledger.Claim, why: str) -> None:
+    """Stop the run (exit 65) for an email its template makes too large; the email stays queued."""
+    reason = f"email {claim.email_id} ({claim.notice}, {claim.locale or 'default locale'}) {why}; it stays queued"
+    log.error("%s", reason)
+    summary.stop(reason, code=ExitCode.DATA)
+
+
+def _marked_and_fenced(stages: Stages, lease: Lease, journal: Journal | None, claim: ledger.Claim) -> Fenced:
+    """Asked for as the envelope goes out: the email's mark (its CPU counted as recording), then, awaited
+    once DATA is open, the lease's check."""
     stages.lap("smtp")
-    written = journal.data_goes_out(claim)
+    marked = journal.data_goes_out(claim) if journal is not None else None
     stages.lap("record")
-    return written
+    return Fenced(lease, marked)
 
 
 def _error(status: str, outcome: Outcome, to: list[str]) -> str:

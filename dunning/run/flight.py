@@ -77,14 +77,30 @@ class FlightLog:
         folder.mkdir(exist_ok=True)
         self.path = folder / f"{_file_stem(worker)}.{secrets.token_hex(4)}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        self._failed: OSError | None = None
 
     def under_way(self, email_id: int, fence: int) -> None:
         """Record that this email's data goes out now (before it does)."""
-        os.write(self._fd, _UNDER_WAY_LINE % (email_id, fence))
+        self._append(_UNDER_WAY_LINE % (email_id, fence))
 
     def finished(self, result: ledger.Result) -> None:
         """Record an email's outcome, as the ledger will get it (orjson writes the dataclass's fields)."""
-        os.write(self._fd, orjson.dumps([_OUTCOME, result]) + b"\n")
+        self._append(orjson.dumps([_OUTCOME, result]) + b"\n")
+
+    def _append(self, record: bytes) -> None:
+        """Write the whole record (a short write goes on from where it stopped), or raise. Once a write has
+        failed, every later one fails too: a record written after a cut one would share its line, and both
+        would be left out at the replay."""
+        if self._failed is not None:
+            raise OSError(self._failed.errno, f"the flight log could not be written: {self._failed.strerror}",
+                          str(self.path))
+        left = memoryview(record)
+        try:
+            while left:
+                left = left[os.write(self._fd, left):]
+        except OSError as exc:
+            self._failed = exc
+            raise
 
     def empty(self) -> None:
         """The ledger holds every outcome logged so far: start over."""

@@ -90,4 +90,5 @@ def preflight(settings: Settings, *, signs: bool = True, sends: bool = True) -> 
 def make_renderer(settings: Settings) -> Renderer:
     """The renderer over the configured templates and catalogs."""
     return Renderer(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir),
-                    default_locale=settings.i18n.default_locale, latin_digits=settings.i18n.latin_digits)
+                    default_locale=settings.i18n.default_locale, latin_digits=settings.i18n.latin_digits,
+                    render_seconds=settings.i18n.render_seconds, max_output=settings.delivery.max_message_bytes)

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from dunning import ledger
+from dunning.errors import LeaseLost
 from dunning.run.clock import Clock
 from dunning.run.flight import FlightLog
 from dunning.run.stages import OFF, Stages
@@ -61,8 +62,9 @@ class Journal(ABC):
         """An outcome to record with the next write (or by close)."""
         self._finished.append(result)
 
-    def close(self) -> None:
-        """Record the outcomes not recorded yet: the batch is done."""
+    def close(self, *, complete: bool = True) -> None:
+        """Record the outcomes not recorded yet: the batch is done (complete: False, it stopped on a failure,
+        and sends may have ended with their data out and no outcome)."""
         self._write([], record=ledger.record, bind=self._engine)
 
     def _write(self, starting: list[tuple[int, int]], *, record: Callable[..., ledger.RecordCounts | None],
@@ -80,6 +82,11 @@ class Journal(ABC):
         self._finished = []
         if finished:
             self._recorded(counts)
+        # A mark whose email has its outcome in the same write (its envelope was refused) finds no row to mark.
+        expected = len(set(starting) - {(result.email_id, result.fence) for result in finished})
+        if counts.marked < expected:  # a row taken over, or expired, since this process claimed it
+            raise LeaseLost(f"lease lost: {expected - counts.marked} of {expected} emails about to go out are no "
+                            "longer this process's (their lease ran out and another took them over)")
         return True
 
 
@@ -110,10 +117,12 @@ class FlightJournal(Journal):
         super().finished(result)
         self._flight.finished(result)
 
-    def close(self) -> None:
-        """Record the outcomes in the ledger, then empty the log: the ledger has every outcome it holds."""
+    def close(self, *, complete: bool = True) -> None:
+        """Record the outcomes in the ledger, then empty the log: the ledger has every outcome it holds. A batch
+        that stopped on a failure keeps its log: what it says was under way is unknown at the replay."""
         super().close()
-        self._flight.empty()
+        if complete:
+            self._flight.empty()
 
 
 class LedgerJournal(Journal):
@@ -144,7 +153,7 @@ class LedgerJournal(Journal):
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._try_write)
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = True) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.
 
         Records asked for by sends that never reached DATA are not written: those emails have their outcome.

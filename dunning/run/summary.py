@@ -46,10 +46,14 @@ class RunSummary:
     held: int = 0
     stopped: str | None = None
     stages: dict[str, float] = field(default_factory=dict)
+    stop_code: ExitCode | None = field(default=None, repr=False)  # the exit code its stop calls for, if any
 
     def exit_code(self) -> ExitCode:
-        """FAILED: an email failed in this run, or one is held unknown; PENDING: retries wait, or delivery
-        stopped early; else OK."""
+        """The code its stop calls for (PENDING: the run lost its lease, another process sends what it held;
+        DATA: a template's email is too large); FAILED: an email failed in this run, or one is held unknown;
+        PENDING: retries wait, or delivery stopped early; else OK."""
+        if self.stop_code is not None:
+            return self.stop_code
         if self.failed or self.held:
             return ExitCode.FAILED
         if self.waiting or self.stopped:
@@ -63,9 +67,15 @@ class RunSummary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON-able values, in field order (stages only when the run was profiled)."""
         values = asdict(self)
+        del values["stop_code"]  # said by stopped
         if not self.stages:
             del values["stages"]
         return values
+
+    def stop(self, reason: str, *, code: ExitCode | None = None) -> None:
+        """Delivery stops early, for this reason (the first one given stays), calling for this exit code."""
+        if self.stopped is None:
+            self.stopped, self.stop_code = reason, code
 
     def add(self, other: RunSummary) -> None:
         """Fold in a delivery worker's counts."""
@@ -74,7 +84,8 @@ class RunSummary:
         self.failed += other.failed
         self.unknown += other.unknown
         self.recipients_refused += other.recipients_refused
-        self.stopped = self.stopped or other.stopped
+        if self.stopped is None:
+            self.stopped, self.stop_code = other.stopped, other.stop_code
         stages.add(self.stages, other.stages)
 
     def record(self, counts: RecordCounts) -> None:

@@ -20,10 +20,12 @@ from multiprocessing.synchronize import Event
 from typing import cast
 
 from dunning import store
+from dunning.errors import WorkerLost
 from dunning.run.collector import frozen_while_forked
 from dunning.run.context import RunContext, quiet
 from dunning.run.deliver import deliver, run_loop
 from dunning.run.summary import RunSummary
+from dunning.store.failures import known_failure
 
 __all__ = ["DeliveryWorkers"]
 
@@ -56,7 +58,7 @@ def _work(parent: int, run: RunContext, planning_done: Event, report: Connection
         summary.stages = stages.seconds()
         report.send((True, summary))
     except Exception as exc:  # raised again in the main process, as a worker of a pool would
-        report.send((False, exc))
+        report.send((False, known_failure(exc) or exc))
     finally:
         report.close()
 
@@ -76,8 +78,9 @@ class _Worker:
             ok, value = self._receive.recv()
         except EOFError:
             self._process.join()
-            raise RuntimeError(f"delivery process {self._process.pid} stopped without reporting "
-                               f"(exit code {self._process.exitcode})") from None
+            raise WorkerLost(f"delivery process {self._process.pid} stopped without reporting (exit code "
+                             f"{self._process.exitcode}): the emails it held go back to the queue, or are held "
+                             "unknown if their data was under way, once their lease runs out") from None
         if not ok:
             raise value
         return cast(RunSummary, value)

@@ -40,6 +40,10 @@ class _TomlFile(PydanticBaseSettingsSource):
             data: dict[str, Any] = tomllib.loads(self.path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{self.path}: not valid TOML: {exc}") from None
+        except IsADirectoryError:
+            raise SettingsError(f"{self.path}: is a directory, not a settings file") from None
+        except OSError as exc:
+            raise SettingsError(f"{self.path}: cannot read the settings file: {exc.strerror}") from None
         for section, key in SECRET_PATHS:
             if key in data.get(section, {}):
                 env = f"DUNNING_{section.upper()}__{key.upper()}"

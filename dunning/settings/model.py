@@ -36,6 +36,7 @@ Source = PydanticBaseSettingsSource
 class DatabaseSettings(Section):
     url: str = "sqlite:///var/dunning.sqlite3"
     batch_size: int = Field(500, gt=0)
+    max_line_bytes: int = Field(16 * 1024 * 1024, gt=0)
 
 class SmtpSettings(Section):
     host: str = "127.0.0.1"
@@ -132,6 +133,7 @@ class DeliverySettings(Section):
     retry_backoff_seconds: int = Field(300, gt=0)
     unknown: Literal["hold", "resend"] = "hold"
     outbox_dir: str = "var/outbox"
+    max_message_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
 
 class I18nSettings(Section):
@@ -140,6 +142,7 @@ class I18nSettings(Section):
     templates_dir: str = "templates/emails"
     # Numbers in Latin digits even where the locale writes others by default (ar-EG: Arabic-Indic).
     latin_digits: bool = False
+    render_seconds: float = Field(10.0, gt=0)
 
 
 _TEST_RECIPIENT = re.compile(r"[^@\s]*@[^@\s.][^@\s]*\Z")
@@ -165,6 +168,7 @@ class BouncesSettings(Section):
     soft_limit: int = Field(3, gt=0)
     window_days: int = Field(14, gt=0)
     unparsed: str = "var/bounces/unparsed"
+    max_message_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
     @field_validator("return_path")
     @classmethod

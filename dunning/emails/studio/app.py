@@ -80,6 +80,8 @@ def create_app(settings: Settings, *, hosts: list[str], settings_file: Path | No
         return JSONResponse(await run_in_threadpool(bench.translations))
 
     async def source(request: Request) -> Response:
+        if "\x00" in request.path_params["path"]:
+            return Response("a path cannot hold a NUL byte\n", 400, media_type="text/plain")
         path = folders.readable(request.path_params["area"], request.path_params["path"])
         if path is None:
             return Response("not a template, catalog or scenario of this studio\n", 404, media_type="text/plain")
@@ -97,7 +99,7 @@ def create_app(settings: Settings, *, hosts: list[str], settings_file: Path | No
         try:
             data = await request.json()
             scenario, locale, to = (str(data[key]) for key in ("scenario", "locale", "to"))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
             return JSONResponse({"ok": False, "message": 'expected {"scenario", "locale", "to"}'}, 400)
         entry = await run_in_threadpool(bench.find, scenario)
         if entry is None or entry.scenario is None:
