@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from dunning.delivery.timer import Timers
 from dunning.delivery.transport import SmtpTransport
 from dunning.emails.render import Renderer
 from dunning.links import LinkSigner
@@ -26,10 +27,11 @@ def quiet(what: str, count: int) -> None:
     """A progress callback that reports nothing."""
 
 
-def smtp_transport(settings: Settings) -> SmtpTransport:
-    """The SMTP transport of these settings (not yet connected)."""
+def smtp_transport(settings: Settings, timers: Timers | None = None) -> SmtpTransport:
+    """The SMTP transport of these settings (not yet connected); timers: the clock of its reply timeouts
+    (the event loop's unless given)."""
     password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
-    return SmtpTransport(settings.smtp, password=password)
+    return SmtpTransport(settings.smtp, password=password, timers=timers)
 
 
 def dkim_signer(dkim: DkimSettings) -> DkimSigner | None:

@@ -126,11 +126,13 @@ class ManualTimers:
         self.now = 0.0
         self._due: list[tuple[float, int, ManualCall]] = []
         self._order = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the latest call_at
 
     def time(self) -> float:
         return self.now
 
     def call_at(self, when: float, callback: Callable[[], object], /) -> ManualCall:
+        self._loop = asyncio.get_running_loop()
         call = ManualCall(when, callback)
         heapq.heappush(self._due, (when, next(self._order), call))
         return call
@@ -141,6 +143,12 @@ class ManualTimers:
         loop = asyncio.get_running_loop()
         while self._due and self._due[0][0] <= self.now:
             loop.call_soon(heapq.heappop(self._due)[2].run)
+
+    def advance_from_thread(self, seconds: float) -> None:
+        """advance(), from a thread beside the event loop's (a test beside the run it started): time
+        moves in the loop's next turn, never while a step of the loop reads it."""
+        assert self._loop is not None, "nothing was scheduled on these timers yet"
+        self._loop.call_soon_threadsafe(self.advance, seconds)
 
 
 @pytest.fixture

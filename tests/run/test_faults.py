@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 from sqlalchemy import select
 
 from dunning import ledger, store
 from dunning.delivery.capture import Fault
+from dunning.run import job
 from dunning.run.clock import ShiftedClock
-from tests.run.conftest import planned, received_ids, run
+from dunning.settings import load_settings
+from tests.delivery.conftest import ManualTimers
+from tests.run.conftest import AS_OF, planned, received_ids, run
 
 
 def _statuses(url: str) -> Counter:
@@ -77,12 +81,34 @@ def test_one_refused_recipient_is_recorded_and_the_others_get_the_email(billing,
     assert with_cc["cc"][0] in only and "550" in only
 
 
+def _time_out(fault: Fault, timers: ManualTimers, seconds: float) -> threading.Thread:
+    """A thread that moves the transport's clock on by `seconds` once the server holds the fault's reply
+    (which the client was already waiting for: it arms the timeout as it writes the final dot)."""
+    def once_reached() -> None:
+        if fault.reached.wait(10):
+            timers.advance_from_thread(seconds)
+    thread = threading.Thread(target=once_reached, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_lost_final_reply_is_unknown_and_never_resent_under_hold(billing, smtp, capsys, monkeypatch):
     """A drop after the final dot, or a final reply slower than the timeout, is unknown; hold sends neither again."""
     monkeypatch.setenv("DUNNING_SMTP__DATA_TIMEOUT", "0.5")
+    # One connection in the run's own process: when the clock moves, the held reply is the only one awaited.
+    monkeypatch.setenv("DUNNING_SMTP__CONCURRENCY", "1")
+    monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "1")
     smtp.add_fault(Fault("data", drop=True))
-    smtp.add_fault(Fault("data", delay=1.5, code=250))
-    code, first = run(capsys)
+    late = Fault("data", 250, held=True)  # answered only after the client gave up on it
+    smtp.add_fault(late)
+    timers = ManualTimers()
+    mover = _time_out(late, timers, 0.51)
+    try:
+        summary = job.run(load_settings(), as_of=AS_OF, timers=timers)
+    finally:
+        late.release()
+        mover.join(10)
+    code, first = summary.exit_code(), summary.as_dict()
     assert code == 1 and first["unknown"] == 2
     assert _statuses(billing)["unknown"] == 2
     held = Counter(received_ids(smtp))
