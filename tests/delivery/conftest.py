@@ -10,6 +10,7 @@ import heapq
 import itertools
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,11 +145,16 @@ class ManualTimers:
         while self._due and self._due[0][0] <= self.now:
             loop.call_soon(heapq.heappop(self._due)[2].run)
 
-    def advance_from_thread(self, seconds: float) -> None:
-        """advance(), from a thread beside the event loop's (a test beside the run it started): time
-        moves in the loop's next turn, never while a step of the loop reads it."""
-        assert self._loop is not None, "nothing was scheduled on these timers yet"
-        self._loop.call_soon_threadsafe(self.advance, seconds)
+    def advance_once(self, event: threading.Event, seconds: float) -> threading.Thread:
+        """A started thread that calls advance(seconds) once event is set (by a server holding a reply while
+        the test runs the client): time moves in the loop's next turn, never while a step of it reads time."""
+        def when_set() -> None:
+            if event.wait(30):
+                assert self._loop is not None, "nothing was scheduled on these timers yet"
+                self._loop.call_soon_threadsafe(self.advance, seconds)
+        thread = threading.Thread(target=when_set, daemon=True)
+        thread.start()
+        return thread
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ because the server may really have it).
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -122,17 +121,6 @@ def _ledger(url: str) -> list:
                             .join(store.email_payloads, store.email_payloads.c.email_id == store.emails.c.id)).all()
 
 
-def _past_timeout(server: FaultServer, timers: ManualTimers) -> threading.Thread:
-    """A thread that moves the transport's clock past its reply timeouts once the server holds a reply
-    (which the client, having just written that command, already waits for)."""
-    def once_holding() -> None:
-        if server.holding.wait(30):
-            timers.advance_from_thread(TIMEOUT + 0.01)
-    thread = threading.Thread(target=once_holding, daemon=True)
-    thread.start()
-    return thread
-
-
 def _exercise(case: Case, monkeypatch) -> tuple[RunSummary, list[int], FaultServer]:
     """The first run with the fault, then runs (time moved on a day each) until no email waits."""
     monkeypatch.setenv("DUNNING_SMTP__PIPELINING", "true" if case.pipelining else "false")
@@ -141,7 +129,8 @@ def _exercise(case: Case, monkeypatch) -> tuple[RunSummary, list[int], FaultServ
     with FaultServer([replace(act, seen=0) for act in case.acts]) as server:  # the table's acts stay unspent
         monkeypatch.setenv("DUNNING_SMTP__PORT", str(server.port))
         settings = load_settings()
-        mover = _past_timeout(server, timers) if any(act.held for act in case.acts) else None
+        # The client arms the timeout of a reply as it writes the command: before the server holds the reply.
+        mover = timers.advance_once(server.holding, TIMEOUT + 0.01) if any(a.held for a in case.acts) else None
         summary = first = job.run(settings, as_of=AS_OF, clock=clock, timers=timers if mover else None)
         if mover is not None:
             mover.join(30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 from sqlalchemy import select
@@ -81,17 +80,6 @@ def test_one_refused_recipient_is_recorded_and_the_others_get_the_email(billing,
     assert with_cc["cc"][0] in only and "550" in only
 
 
-def _time_out(fault: Fault, timers: ManualTimers, seconds: float) -> threading.Thread:
-    """A thread that moves the transport's clock on by `seconds` once the server holds the fault's reply
-    (which the client was already waiting for: it arms the timeout as it writes the final dot)."""
-    def once_reached() -> None:
-        if fault.reached.wait(10):
-            timers.advance_from_thread(seconds)
-    thread = threading.Thread(target=once_reached, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_lost_final_reply_is_unknown_and_never_resent_under_hold(billing, smtp, capsys, monkeypatch):
     """A drop after the final dot, or a final reply slower than the timeout, is unknown; hold sends neither again."""
     monkeypatch.setenv("DUNNING_SMTP__DATA_TIMEOUT", "0.5")
@@ -102,7 +90,8 @@ def test_lost_final_reply_is_unknown_and_never_resent_under_hold(billing, smtp, 
     late = Fault("data", 250, held=True)  # answered only after the client gave up on it
     smtp.add_fault(late)
     timers = ManualTimers()
-    mover = _time_out(late, timers, 0.51)
+    # The client arms its timeout as it writes the final dot: before the server holds the reply.
+    mover = timers.advance_once(late.reached, 0.51)
     try:
         summary = job.run(load_settings(), as_of=AS_OF, timers=timers)
     finally:
