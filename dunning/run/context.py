@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from dunning.delivery.reconnect import Outage
+from dunning.delivery.timer import Timers
 from dunning.delivery.transport import SmtpTransport
 from dunning.emails.render import Renderer
 from dunning.links import LinkSigner
@@ -27,10 +28,11 @@ def quiet(what: str, count: int) -> None:
     """A progress callback that reports nothing."""
 
 
-def smtp_transport(settings: Settings, outage: Outage | None = None) -> SmtpTransport:
-    """The SMTP transport of these settings (not yet connected), riding out a relay's outage as told."""
+def smtp_transport(settings: Settings, outage: Outage | None = None, *, timers: Timers | None = None) -> SmtpTransport:
+    """The SMTP transport of these settings (not yet connected), riding out a relay's outage as told; timers:
+    the clock of its reply timeouts (the event loop's unless given)."""
     password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
-    return SmtpTransport(settings.smtp, password=password, outage=outage)
+    return SmtpTransport(settings.smtp, password=password, outage=outage, timers=timers)
 
 
 def dkim_signer(dkim: DkimSettings) -> DkimSigner | None:

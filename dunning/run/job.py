@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from dunning import ledger, links, store
+from dunning.delivery.timer import Timers
 from dunning.delivery.transport import check_settings, tls_context
 from dunning.emails.render import Renderer
 from dunning.links import LinkSigner
 from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.collector import fewer_collections
-from dunning.run.context import RunContext, dkim_signer, quiet
+from dunning.run.context import RunContext, dkim_signer, quiet, smtp_transport
 from dunning.run.deliver import deliver, run_loop
 from dunning.run.enqueue import enqueue_plan
 from dunning.run.flight import expire_lapsed
@@ -24,14 +26,16 @@ from dunning.vocabulary import NOTICES
 __all__ = ["run", "open_run", "make_renderer", "preflight"]
 
 def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress: Progress = quiet,
-        clock: Clock = SYSTEM_CLOCK, deliver_too: bool = True, profile: bool = False) -> RunSummary:
+        clock: Clock = SYSTEM_CLOCK, deliver_too: bool = True, profile: bool = False,
+        timers: Timers | None = None) -> RunSummary:
     """Plan and enqueue while helper processes deliver, then deliver with them until the queue is empty
     (with deliver_too False: plan and enqueue only, for `dunning deliver` processes to send). A dry run
     records, sends and signs nothing, so it needs no signing key. profile: count the CPU of each stage
-    into the summary's stages (run/stages)."""
+    into the summary's stages (run/stages). timers: the clock of the SMTP reply timeouts (the event loop's
+    unless given)."""
     stages = stage_clock(profile)
     context = open_run(settings, signs=not dry_run, sends=deliver_too and not dry_run, progress=progress,
-                       clock=clock, stages=stages)
+                       clock=clock, stages=stages, timers=timers)
     summary = RunSummary()
     try:
         _run(context, as_of, summary, dry_run=dry_run, deliver_too=deliver_too)
@@ -63,10 +67,11 @@ def _run(context: RunContext, as_of: datetime, summary: RunSummary, *, dry_run: 
 
 
 def open_run(settings: Settings, *, signs: bool = True, sends: bool = True, progress: Progress = quiet,
-             clock: Clock = SYSTEM_CLOCK, stages: Stages = OFF) -> RunContext:
+             clock: Clock = SYSTEM_CLOCK, stages: Stages = OFF, timers: Timers | None = None) -> RunContext:
     """preflight, then the store opened (migrated if needed): the context every step of the run is given."""
     renderer = preflight(settings, signs=signs, sends=sends)
     return RunContext(settings, store.connect(settings.database.url), renderer, clock, progress,
+                      partial(smtp_transport, timers=timers),
                       links=LinkSigner(settings.links) if signs else None,
                       dkim=dkim_signer(settings.dkim) if sends else None, stages=stages)
 

@@ -10,6 +10,7 @@ import heapq
 import itertools
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -127,11 +128,13 @@ class ManualTimers:
         self.now = 0.0
         self._due: list[tuple[float, int, ManualCall]] = []
         self._order = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the latest call_at
 
     def time(self) -> float:
         return self.now
 
     def call_at(self, when: float, callback: Callable[[], object], /) -> ManualCall:
+        self._loop = asyncio.get_running_loop()
         call = ManualCall(when, callback)
         heapq.heappush(self._due, (when, next(self._order), call))
         return call
@@ -142,6 +145,17 @@ class ManualTimers:
         loop = asyncio.get_running_loop()
         while self._due and self._due[0][0] <= self.now:
             loop.call_soon(heapq.heappop(self._due)[2].run)
+
+    def advance_once(self, event: threading.Event, seconds: float) -> threading.Thread:
+        """A started thread that calls advance(seconds) once event is set (by a server holding a reply while
+        the test runs the client): time moves in the loop's next turn, never while a step of it reads time."""
+        def when_set() -> None:
+            if event.wait(30):
+                assert self._loop is not None, "nothing was scheduled on these timers yet"
+                self._loop.call_soon_threadsafe(self.advance, seconds)
+        thread = threading.Thread(target=when_set, daemon=True)
+        thread.start()
+        return thread
 
 
 @pytest.fixture

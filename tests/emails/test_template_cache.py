@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -178,28 +180,46 @@ def test_the_default_cache_is_private_and_under_xdg_cache_home(tmp_path: Path, s
 
 
 CHILD = """\
-import sys, time
+import sys
 from pathlib import Path
 import dunning.emails.render
 real = dunning.emails.render.compile_notice
 def slow(env, root, notice):
     print("compiling", flush=True)
-    time.sleep(0.4)  # the parent, already loaded, asks for the same build within milliseconds
+    sys.stdin.readline()  # holding the build's lock until the parent is seen waiting for it
     return real(env, root, notice)
 dunning.emails.render.compile_notice = slow
 dunning.emails.render.Renderer(Path(sys.argv[1]), Path(sys.argv[2]), cache_dir=Path(sys.argv[3])).compile("past_due")
 """
 
 
+def _wait_until_blocked_on(lock: Path) -> None:
+    """Return once this process waits for the lock on that file (a blocked flock, listed in /proc/locks)."""
+    waiting = re.compile(rf"^\d+: -> FLOCK\s+\S+\s+WRITE\s+{os.getpid()}\s+\S+:{lock.stat().st_ino}\s", re.MULTILINE)
+    for _ in range(2000):
+        if waiting.search(Path("/proc/locks").read_text()):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"never seen waiting for {lock.name}")
+
+
 def test_a_process_waits_for_the_build_another_is_making(tmp_path: Path, compiles) -> None:
     """While one process builds a notice, another asking for it waits and takes that build instead of compiling."""
     cache = tmp_path / "cache"
     argv = [sys.executable, "-c", textwrap.dedent(CHILD), str(TEMPLATES), str(LOCALES), str(cache)]
-    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
-        assert child.stdout is not None and child.stdout.readline() == "compiling\n"
-        compiled = Renderer(TEMPLATES, LOCALES, cache_dir=cache).compile("past_due")
+        assert child.stdin is not None and child.stdout is not None and child.stdout.readline() == "compiling\n"
+        (lock,) = cache.glob("build-*-past_due.lock")
+        with ThreadPoolExecutor(1) as pool:
+            compiling = pool.submit(Renderer(TEMPLATES, LOCALES, cache_dir=cache).compile, "past_due")
+            _wait_until_blocked_on(lock)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            compiled = compiling.result(timeout=60)
     finally:
+        if child.stdin is not None:
+            child.stdin.close()  # a child still waiting reads end of file and goes on
         assert child.wait(timeout=60) == 0
     assert compiles["mjml"] == [] and compiled.html.text.startswith("<!doctype html>")
 

@@ -24,7 +24,9 @@ NORMAL = {"greeting": b"220 faults.test ESMTP\r\n", "mail": b"250 2.1.0 Sender o
 @dataclass
 class Act:
     """At the `after`+1st command of `stage` (of `recipient`, for rcpt): wait `delay`, send `reply` in place
-    of the usual one (None: say nothing at all), then close the connection if `close`; `times` in a row."""
+    of the usual one (None: say nothing at all), then close the connection if `close`; `times` in a row.
+    `held`: the reply is not sent while the session lasts, so that it can only come too late (the server
+    sets `holding` meanwhile, for the test to move the client's clock past its timeout)."""
 
     stage: Stage
     reply: bytes | None = b""
@@ -33,6 +35,7 @@ class Act:
     after: int = 0
     times: int = 1
     recipient: str | None = None
+    held: bool = False
     seen: int = 0
 
     def matches(self, stage: str, recipient: str | None) -> bool:
@@ -69,6 +72,7 @@ class FaultServer:
     script: list[Act] = field(default_factory=list)
     kept: list[Kept] = field(default_factory=list)
     port: int = 0
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> FaultServer:
         self._loop = asyncio.new_event_loop()
@@ -125,6 +129,9 @@ class FaultServer:
         """Send the decided reply (late, if scripted so); whether the session goes on."""
         if act is not None and act.delay:
             await asyncio.sleep(act.delay)
+        if act is not None and act.held:
+            self.holding.set()
+            await asyncio.Event().wait()  # until the session is cancelled as the server stops
         if reply is not None:
             writer.write(reply)
         if act is not None and act.close:

@@ -23,6 +23,7 @@ from dunning.run import job
 from dunning.run.clock import ShiftedClock
 from dunning.run.summary import RunSummary
 from dunning.settings import load_settings
+from tests.delivery.conftest import ManualTimers
 from tests.faults.server import Act, FaultServer
 from tests.run.conftest import AS_OF, load_sample
 from tests.run.conftest import planned as plan_of
@@ -30,17 +31,20 @@ from tests.run.conftest import planned as plan_of
 ACCOUNTS = 20
 IN_STEP_OR_NOT = (0, 1)
 GARBAGE = b"hello there, this is not SMTP\r\n"
+TIMEOUT = 0.3  # the reply timeouts of these runs
 
 
 @dataclass(frozen=True)
 class Case:
-    """One row of the table: a fault, whether the client pipelines, and the first run's exit code."""
+    """One row of the table: a fault, whether the client pipelines, and the first run's exit code; with
+    `concurrency` connections."""
 
     name: str
     acts: tuple[Act, ...]
     exit_code: int
     pipelining: bool = True
     unknown: tuple[int, ...] = (0,)  # how many emails the run may leave unknown (their data reached the server)
+    concurrency: int = 2
     extra: dict = field(default_factory=dict)
 
 
@@ -66,9 +70,12 @@ CASES = [
     Case("garbage reply to the final dot", (at("dot", GARBAGE),), 1, unknown=(1,)),
     Case("354 in reply to the final dot", (at("dot", b"354 Again\r\n"),), 1, unknown=(1,)),
     Case("no reply to MAIL", (at("mail", None),), 75, unknown=IN_STEP_OR_NOT),
-    Case("no reply to the final dot", (at("dot", None),), 1, unknown=(1,)),
-    Case("late 250 to the final dot", (at("dot", b"", delay=0.6),), 1, unknown=(1,)),
-    Case("late 250 to RCPT", (at("rcpt", b"", delay=0.6),), 75),
+    Case("no reply to the final dot", (at("dot", None, held=True),), 1, unknown=(1,), concurrency=1),
+    # A held reply times out as the test moves the clock on: one connection, so that no other reply is
+    # awaited meanwhile, which the move would time out too; not pipelined at RCPT, so that the client waits
+    # for that very reply (not still for MAIL's) once the server holds it.
+    Case("late 250 to the final dot", (at("dot", b"", held=True),), 1, unknown=(1,), concurrency=1),
+    Case("late 250 to RCPT", (at("rcpt", b"", held=True),), 75, pipelining=False, concurrency=1),
     Case("close at the greeting", (Act("greeting", None, close=True),), 0),
     Case("close at MAIL", (at("mail", None, close=True),), 0),
     Case("close at RCPT", (at("rcpt", None, close=True),), 75),
@@ -101,9 +108,8 @@ def billing(database_url, monkeypatch):
     monkeypatch.setenv("DUNNING_DATABASE__URL", database_url)
     monkeypatch.setenv("DUNNING_LINKS__KEYS", "test-signing-key")
     monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "1")
-    monkeypatch.setenv("DUNNING_SMTP__CONCURRENCY", "2")
-    monkeypatch.setenv("DUNNING_SMTP__COMMAND_TIMEOUT", "0.3")
-    monkeypatch.setenv("DUNNING_SMTP__DATA_TIMEOUT", "0.3")
+    monkeypatch.setenv("DUNNING_SMTP__COMMAND_TIMEOUT", str(TIMEOUT))
+    monkeypatch.setenv("DUNNING_SMTP__DATA_TIMEOUT", str(TIMEOUT))
     load_sample(database_url, ACCOUNTS)
     return database_url
 
@@ -118,11 +124,16 @@ def _ledger(url: str) -> list:
 def _exercise(case: Case, monkeypatch) -> tuple[RunSummary, list[int], FaultServer]:
     """The first run with the fault, then runs (time moved on a day each) until no email waits."""
     monkeypatch.setenv("DUNNING_SMTP__PIPELINING", "true" if case.pipelining else "false")
-    clock = ShiftedClock()
+    monkeypatch.setenv("DUNNING_SMTP__CONCURRENCY", str(case.concurrency))
+    clock, timers = ShiftedClock(), ManualTimers()
     with FaultServer([replace(act, seen=0) for act in case.acts]) as server:  # the table's acts stay unspent
         monkeypatch.setenv("DUNNING_SMTP__PORT", str(server.port))
         settings = load_settings()
-        summary = first = job.run(settings, as_of=AS_OF, clock=clock)
+        # The client arms the timeout of a reply as it writes the command: before the server holds the reply.
+        mover = timers.advance_once(server.holding, TIMEOUT + 0.01) if any(a.held for a in case.acts) else None
+        summary = first = job.run(settings, as_of=AS_OF, clock=clock, timers=timers if mover else None)
+        if mover is not None:
+            mover.join(30)
         codes = [int(first.exit_code())]
         for _ in range(4):
             if not summary.waiting:

@@ -8,8 +8,11 @@ from sqlalchemy import select
 
 from dunning import ledger, store
 from dunning.delivery.capture import Fault
+from dunning.run import job
 from dunning.run.clock import ShiftedClock
-from tests.run.conftest import planned, received_ids, run
+from dunning.settings import load_settings
+from tests.delivery.conftest import ManualTimers
+from tests.run.conftest import AS_OF, planned, received_ids, run
 
 
 def _statuses(url: str) -> Counter:
@@ -80,9 +83,21 @@ def test_one_refused_recipient_is_recorded_and_the_others_get_the_email(billing,
 def test_lost_final_reply_is_unknown_and_never_resent_under_hold(billing, smtp, capsys, monkeypatch):
     """A drop after the final dot, or a final reply slower than the timeout, is unknown; hold sends neither again."""
     monkeypatch.setenv("DUNNING_SMTP__DATA_TIMEOUT", "0.5")
+    # One connection in the run's own process: when the clock moves, the held reply is the only one awaited.
+    monkeypatch.setenv("DUNNING_SMTP__CONCURRENCY", "1")
+    monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "1")
     smtp.add_fault(Fault("data", drop=True))
-    smtp.add_fault(Fault("data", delay=1.5, code=250))
-    code, first = run(capsys)
+    late = Fault("data", 250, held=True)  # answered only after the client gave up on it
+    smtp.add_fault(late)
+    timers = ManualTimers()
+    # The client arms its timeout as it writes the final dot: before the server holds the reply.
+    mover = timers.advance_once(late.reached, 0.51)
+    try:
+        summary = job.run(load_settings(), as_of=AS_OF, timers=timers)
+    finally:
+        late.release()
+        mover.join(10)
+    code, first = summary.exit_code(), summary.as_dict()
     assert code == 1 and first["unknown"] == 2
     assert _statuses(billing)["unknown"] == 2
     held = Counter(received_ids(smtp))
