@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import dunning.emails.render
+from dunning.emails import template_cache
 from dunning.emails.jinja_env import EmailEnvironment
 from dunning.emails.render import Renderer
 from dunning.errors import TemplateError
@@ -193,27 +195,34 @@ dunning.emails.render.Renderer(Path(sys.argv[1]), Path(sys.argv[2]), cache_dir=P
 """
 
 
-def _wait_until_blocked_on(lock: Path) -> None:
-    """Return once this process waits for the lock on that file (a blocked flock, listed in /proc/locks)."""
-    waiting = re.compile(rf"^\d+: -> FLOCK\s+\S+\s+WRITE\s+{os.getpid()}\s+\S+:{lock.stat().st_ino}\s", re.MULTILINE)
-    for _ in range(2000):
-        if waiting.search(Path("/proc/locks").read_text()):
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"never seen waiting for {lock.name}")
+def _waiting_for_locks(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event set once this process starts waiting for a build's lock that another process holds."""
+    waiting, real = threading.Event(), template_cache._lock_within
+
+    def lock_within(handle: int, seconds: float) -> bool:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting.set()
+            return real(handle, seconds)
+        return True
+
+    monkeypatch.setattr(template_cache, "_lock_within", lock_within)
+    return waiting
 
 
-def test_a_process_waits_for_the_build_another_is_making(tmp_path: Path, compiles) -> None:
+def test_a_process_waits_for_the_build_another_is_making(tmp_path: Path, compiles,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """While one process builds a notice, another asking for it waits and takes that build instead of compiling."""
     cache = tmp_path / "cache"
     argv = [sys.executable, "-c", textwrap.dedent(CHILD), str(TEMPLATES), str(LOCALES), str(cache)]
     child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         assert child.stdin is not None and child.stdout is not None and child.stdout.readline() == "compiling\n"
-        (lock,) = cache.glob("build-*-past_due.lock")
+        waiting = _waiting_for_locks(monkeypatch)
         with ThreadPoolExecutor(1) as pool:
             compiling = pool.submit(Renderer(TEMPLATES, LOCALES, cache_dir=cache).compile, "past_due")
-            _wait_until_blocked_on(lock)
+            assert waiting.wait(timeout=60), "never waited for the child's lock"
             child.stdin.write("go\n")
             child.stdin.flush()
             compiled = compiling.result(timeout=60)
