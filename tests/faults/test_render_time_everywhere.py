@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from dunning import store
 from dunning.cli import main
 from dunning.emails.studio.server import StudioServer
 from dunning.settings import Settings
-from tests.run.conftest import AS_OF_TEXT, billing, smtp
+from tests.run.conftest import AS_OF_TEXT, billing, run, smtp
 from tests.studio.conftest import capture, settings, tree
 from tests.studio.test_guards import request
 
@@ -81,6 +82,22 @@ def test_a_run_refuses_the_template_before_it_writes_or_sends_anything(endless, 
         assert conn.execute(select(func.count()).select_from(store.emails)).scalar() == 0
 
 
+def test_a_run_stops_at_the_first_email_out_of_time_when_no_sample_tried_it(endless, billing, smtp, capsys):
+    """With no sample scenarios nothing is tried up front: the first past_due email out of time stops the run
+    (exit 65, naming the email and the setting); no past_due email is sent, each stays queued for a rerun."""
+    shutil.rmtree(endless / "scenarios")
+    started = time.monotonic()
+    code, summary = run(capsys)
+    assert time.monotonic() - started < 30
+    assert code == 65 and "past_due" in summary["stopped"] and SAYS in summary["stopped"], summary
+    assert "it stays queued" in summary["stopped"]
+    with store.connect(billing, migrate=False).connect() as conn:
+        rows = conn.execute(select(store.emails.c.status, store.emails.c.message_id)
+                            .where(store.emails.c.notice == "past_due")).all()
+    assert rows and {status for status, _ in rows} == {"queued"}
+    assert not {message_id for _, message_id in rows} & {m.parsed()["Message-ID"] for m in smtp.messages}
+
+
 def _view(studio: StudioServer) -> dict:
     status, body = request(studio, "GET", "/api/view?scenario=past_due--stage-1-card")
     assert status == 200
@@ -106,3 +123,16 @@ def test_the_studio_shows_the_stopped_render_answers_meanwhile_and_renders_the_f
         (templates / "past_due.txt").write_text(shipped)
         fixed = _view(studio)
         assert all("error" not in email and email["text"] for email in fixed["emails"]), fixed
+
+
+def test_the_studio_answers_other_requests_while_a_render_runs_out_of_time(settings: Settings, tree: Path):
+    """A page and a source file are served while the view's render runs toward its limit in a worker thread."""
+    limited = settings.model_copy(update=dict(i18n=settings.i18n.model_copy(update=dict(render_seconds=2.0))))
+    _endless(tree / "templates" / "emails")
+    with StudioServer(limited, port=0) as studio, ThreadPoolExecutor(1) as pool:
+        viewing = pool.submit(_view, studio)
+        assert request(studio, "GET", "/")[0] == 200
+        status, body = request(studio, "GET", "/source/templates/past_due.txt")
+        assert status == 200 and b"range(100000)" in body
+        assert not viewing.done()
+        assert all("rendering took longer than 2 s" in email["error"] for email in viewing.result()["emails"])
