@@ -1,5 +1,6 @@
 """Hostile sizes in a real `dunning` process, its peak resident memory measured by the kernel (wait4's rusage):
-a 200 MB bounce on standard input or in an mbox file, a 2 GB import line, a template that writes 100 MB."""
+a 200 MB bounce on standard input (ingested or spooled) or in an mbox file, a 2 GB import line, a template that
+writes 100 MB."""
 
 from __future__ import annotations
 
@@ -108,6 +109,18 @@ def test_a_200_mb_bounce_on_standard_input_is_kept_aside_in_bounded_memory(bounc
         assert ran.peak < PEAK, ran.peak
     finally:
         shutil.rmtree(tmp_path / "unparsed", ignore_errors=True)
+
+
+def test_spool_passes_a_200_mb_message_into_the_maildir_in_bounded_memory(tmp_path):
+    """The MTA pipe's end reads no settings and no limit: it copies the message a block at a time."""
+    folder = tmp_path / "spool"
+    try:
+        ran = dunning("bounces", "spool", str(folder), feed=_message(b"Subject: large\n\n", BOUNCE))
+        assert ran.code == 0 and ran.out == ran.err == "", ran.err
+        assert _kept(folder) == [BOUNCE]
+        assert ran.peak < PEAK, ran.peak
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_200_mb_bounce_in_an_mbox_is_kept_aside_and_the_next_is_read(bounce_settings, smtp, capsys, tmp_path):
