@@ -15,6 +15,7 @@ __all__ = ["ExitCode", "DunningError", "SettingsError", "RecordError", "Contract
            "DatabaseUnavailable", "DatabaseNotCreated", "OutputClosed", "ProjectExistsError",
            "BounceSourceError", "BounceDeferredError", "SuppressionError", "DkimError", "SourceUnavailable",
            "RecipientRefused", "StudioUnavailable", "LeaseLost", "StorageFailed", "WorkerLost", "EmailTooLarge",
+           "RenderTooSlow",
            "EXIT_CODES", "exit_code_for"]
 
 
@@ -83,6 +84,10 @@ class TemplateError(DunningError, ValueError):
 
 class EmailTooLarge(TemplateError):
     """A template makes an email larger than the largest one allowed (delivery.max_message_bytes)."""
+
+
+class RenderTooSlow(TemplateError):
+    """A template takes longer than i18n.render_seconds to render one email (a loop that does not end)."""
 
 
 class ScenarioError(DunningError, ValueError):
@@ -188,6 +193,7 @@ EXIT_CODES: dict[type[DunningError], ExitCode] = {
     RecordError: ExitCode.DATA,
     TemplateError: ExitCode.DATA,
     EmailTooLarge: ExitCode.DATA,
+    RenderTooSlow: ExitCode.DATA,
     ScenarioError: ExitCode.DATA,
     MessageError: ExitCode.DATA,
     LinkError: ExitCode.DATA,

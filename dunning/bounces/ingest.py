@@ -126,8 +126,8 @@ def _ingest_one(engine: Engine, raw: RawMessage, settings: BouncesSettings, keys
     """Record one message; its outcome (hard, soft, ours, feedback, …, duplicates)."""
     size = raw.unread if raw.unread is not None else len(raw.data)
     if size > settings.max_message_bytes:  # parsed, it would take several times its size in memory
-        log.warning("%s: %d bytes, more than bounces.max_message_bytes (%d): kept aside unread", raw.origin,
-                    size, settings.max_message_bytes)
+        log.warning("%s: more than bounces.max_message_bytes (%d bytes): kept aside unread", raw.origin,
+                    settings.max_message_bytes)
         _keep_aside(raw, Path(settings.unparsed))
         return "unparsed"
     message = email.message_from_bytes(raw.data)

@@ -87,11 +87,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _spool(folder: str) -> int:
     import sys
+    from functools import partial
 
-    from dunning.bounces.sources import add_to_maildir
+    from dunning.bounces.sources import BLOCK, add_to_maildir
 
-    try:
-        add_to_maildir(sys.stdin.buffer.read(), Path(folder))
+    try:  # copied a block at a time: a message of any size passes through in bounded memory
+        add_to_maildir(iter(partial(sys.stdin.buffer.read, BLOCK), b""), Path(folder))
     except OSError as exc:
         raise BounceDeferredError(f"{folder}: the message cannot be spooled: {exc.strerror or exc}") from exc
     return ExitCode.OK

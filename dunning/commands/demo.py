@@ -18,6 +18,7 @@ from dunning.billing import importer, sample
 from dunning.commands.report import overall_line, write_report
 from dunning.commands.run import print_summary, progress_reporter
 from dunning.delivery.capture import CaptureServer
+from dunning.emails.limits import RenderLimits
 from dunning.emails.preview import build_preview
 from dunning.report.build import build_report
 from dunning.run import job
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         server.wait_for(first.sent + settled_run.sent)
     show_outbox(var / "outbox")
     entries = build_preview(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir), var / "preview",
-                            sender=settings.sender, default_locale=settings.i18n.default_locale)
+                            sender=settings.sender, default_locale=settings.i18n.default_locale,
+                            limits=RenderLimits.of(settings))
     print(f"6. preview gallery of {len(entries)} emails (every notice × locale × scenario): "
           f"{var / 'preview' / 'index.html'}")
     _report(engine, settings, var / "report.html")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dunning.emails import lint
+from dunning.emails.limits import RenderLimits
 from dunning.emails.lint_tree import lint_tree
 from dunning.errors import ExitCode
 from dunning.settings import load_settings
@@ -22,9 +23,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    i18n = load_settings(args.settings).i18n
-    problems = lint_tree(Path(i18n.templates_dir), Path(i18n.locales_dir),
-                         default_locale=i18n.default_locale, render=not args.no_render)
+    settings = load_settings(args.settings)
+    i18n = settings.i18n
+    problems = lint_tree(Path(i18n.templates_dir), Path(i18n.locales_dir), default_locale=i18n.default_locale,
+                         render=not args.no_render, limits=RenderLimits.of(settings))
     for problem in problems:
         print(problem)
     errors, warnings = lint.count(problems)

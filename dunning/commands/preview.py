@@ -23,15 +23,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dunning.emails.preview import build_preview  # needs the renderer; other commands must not
+    from dunning.emails.limits import RenderLimits
+    from dunning.emails.preview import Entry, build_preview  # needs the renderer; other commands must not
 
     settings = load_settings(args.settings)
     entries = build_preview(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir), args.out,
-                            sender=settings.sender, default_locale=settings.i18n.default_locale)
+                            sender=settings.sender, default_locale=settings.i18n.default_locale,
+                            limits=RenderLimits.of(settings))
     failed = [entry for entry in entries if entry.error]
-    for entry in failed:
-        note(f"{entry.notice} {entry.locale} {entry.scenario}: {entry.error}", level=logging.ERROR,
-             event="preview_failed", notice=entry.notice)
+    alike: dict[str | None, list[Entry]] = {}
+    for entry in failed:  # a template out of time fails all its emails alike: one line says it
+        alike.setdefault(entry.error, []).append(entry)
+    for error, group in alike.items():
+        first, more = group[0], f" (and {len(group) - 1} more emails)" if len(group) > 1 else ""
+        note(f"{first.notice} {first.locale} {first.scenario}: {error}{more}", level=logging.ERROR,
+             event="preview_failed", notice=first.notice)
     print(f"wrote {len(entries) - len(failed)} of {len(entries)} emails; open "
           f"{display_path(args.out / 'index.html')}")
     return ExitCode.FAILED if failed else ExitCode.OK

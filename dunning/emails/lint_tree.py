@@ -12,6 +12,7 @@ from jinja2 import Environment
 from jinja2.sandbox import SandboxedEnvironment
 
 from dunning.emails import lint
+from dunning.emails.limits import DEFAULT_LIMITS, RenderLimits, SlowNotices
 from dunning.emails.lint import Problem
 from dunning.emails.lint_text import check_bare_text, check_structure, text_link_problems
 from dunning.errors import DunningError
@@ -27,8 +28,9 @@ SOURCE_LANGUAGE = "en"   # msgids are English: an English catalog need not repea
 
 
 def lint_tree(templates_dir: Path, locales_dir: Path, *, default_locale: str = "en",
-              render: bool = True) -> list[Problem]:
-    """Every problem of the templates, the catalogs and (unless render=False) the rendered emails."""
+              render: bool = True, limits: RenderLimits = DEFAULT_LIMITS) -> list[Problem]:
+    """Every problem of the templates, the catalogs and (unless render=False) the rendered emails, each
+    rendered within limits (the Renderer's defaults unless given)."""
     problems = _guard(templates_dir, lambda: _lint_templates(templates_dir))
     template = None
     try:
@@ -38,7 +40,7 @@ def lint_tree(templates_dir: Path, locales_dir: Path, *, default_locale: str = "
     problems += _guard(locales_dir, lambda: _lint_catalogs(locales_dir, template))
     if render:
         problems += _unexplained(problems, _guard(templates_dir, lambda: _lint_rendering(
-            templates_dir, locales_dir, default_locale)))
+            templates_dir, locales_dir, default_locale, limits)))
     return _unique(problems)
 
 
@@ -67,6 +69,8 @@ def _from_error(exc: DunningError, fallback: Path, label: str = "", *,
         path = Path(str(template))
         if not path.is_absolute() and not path.exists() and base_dir is not None:
             path = base_dir / path
+        if not path.exists():  # a notice's name, not a file: the error is about the file given
+            path = fallback
         for prefix in (f"{display_path(path)}:{line}: ", f"{template}:{line}: ", f"{template} line {line}: ",
                        f"{path}: ", f"{display_path(path)}: "):
             text = text.removeprefix(prefix)
@@ -138,13 +142,13 @@ def _style_problems(name: str, catalog: Catalog, locale: str) -> list[Problem]:
 
 # -- rendered emails ----------------------------------------------------------------------------
 
-def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str) -> list[Problem]:
-    from dunning.emails.render import Renderer
+def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str,
+                    limits: RenderLimits) -> list[Problem]:
     from dunning.emails.scenarios import load_scenarios
     from dunning.vocabulary import NOTICES
 
     try:
-        renderer = Renderer(templates_dir, locales_dir, default_locale)
+        renderer = limits.renderer(templates_dir, locales_dir, default_locale)
         scenarios = load_scenarios(templates_dir)
     except DunningError as exc:
         return _from_error(exc, templates_dir, base_dir=templates_dir)
@@ -154,12 +158,15 @@ def _lint_rendering(templates_dir: Path, locales_dir: Path, default_locale: str)
     sources = [*template_files(templates_dir), *workflow.catalog_paths(locales_dir).values(),
                *sorted((templates_dir / "scenarios").glob("*.json"))]
     locales = _readable_locales(locales_dir, renderer.available_locales)
+    slow = SlowNotices(renderer)
     for scenario in (s for s in scenarios if s.notice in compiled):
         notice_file = _notice_file(templates_dir, scenario.notice)
         for locale in locales:
             label = f"[{locale}, scenario {scenario.name}] "
+            if scenario.notice in slow.stopped:  # reported once: each of its emails would take as long
+                continue
             try:
-                email = renderer.render(scenario.notice, locale, scenario.context)
+                email = slow.render(scenario.notice, locale, scenario.context)
             except DunningError as exc:
                 problems += _from_error(exc, notice_file, label, base_dir=templates_dir)
                 continue

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from dunning.delivery.mime import address_domain, build_message, make_message_id
+from dunning.emails.limits import DEFAULT_LIMITS, RenderLimits, SlowNotices
 from dunning.emails.render import Renderer
 from dunning.emails.scenarios import load_scenarios
 from dunning.errors import DunningError
@@ -39,13 +40,16 @@ class Entry:
 
 
 def build_preview(templates_dir: Path, locales_dir: Path, out_dir: Path, *, sender: SenderSettings,
-                  default_locale: str = "en", date: datetime | None = None) -> list[Entry]:
-    """Render every sample scenario in every locale into out_dir and write out_dir/index.html."""
-    renderer = Renderer(templates_dir, locales_dir, default_locale)
+                  default_locale: str = "en", date: datetime | None = None,
+                  limits: RenderLimits = DEFAULT_LIMITS) -> list[Entry]:
+    """Render every sample scenario in every locale into out_dir and write out_dir/index.html, each email
+    within limits (the Renderer's defaults unless given)."""
+    renderer = limits.renderer(templates_dir, locales_dir, default_locale)
+    slow = SlowNotices(renderer)
     date = date or datetime.now(UTC).replace(microsecond=0)
     order = {notice: index for index, notice in enumerate(NOTICES)}
     scenarios = sorted(load_scenarios(templates_dir), key=lambda s: (order.get(s.notice, len(order)), s.name))
-    entries = [_write_email(renderer, out_dir, scenario.notice, locale, scenario.name, scenario.context,
+    entries = [_write_email(slow, out_dir, scenario.notice, locale, scenario.name, scenario.context,
                             sender, date)
                for scenario in scenarios for locale in sorted(renderer.available_locales)]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +57,7 @@ def build_preview(templates_dir: Path, locales_dir: Path, out_dir: Path, *, send
     return entries
 
 
-def _write_email(renderer: Renderer, out_dir: Path, notice: str, locale: str, scenario: str,
+def _write_email(renderer: Renderer | SlowNotices, out_dir: Path, notice: str, locale: str, scenario: str,
                  context: dict[str, Any], sender: SenderSettings, date: datetime) -> Entry:
     stem = stem_for(notice, locale, scenario)
     try:

@@ -38,7 +38,7 @@ from dunning.emails.template_cache import (
     load_code,
     runtime_tag,
 )
-from dunning.errors import EmailTooLarge, TemplateError
+from dunning.errors import EmailTooLarge, RenderTooSlow, TemplateError
 from dunning.i18n.catalogs import Catalogs, LocaleChoice
 from dunning.i18n.formats import Formats
 
@@ -175,7 +175,7 @@ class Renderer:
                                 "(delivery.max_message_bytes): a template that writes too much?",
                                 template=notice, locale=choice.locale) from None
         except RenderTimeout:
-            raise TemplateError(f"{notice}: rendering took longer than {self.render_seconds:g} s "
+            raise RenderTooSlow(f"{notice}: rendering took longer than {self.render_seconds:g} s "
                                 "(i18n.render_seconds): a loop in its template that does not end?",
                                 template=notice, locale=choice.locale) from None
         except TemplateError as exc:

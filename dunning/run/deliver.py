@@ -23,6 +23,7 @@ from dunning.errors import (
     ExitCode,
     LeaseLost,
     MessageError,
+    RenderTooSlow,
     SettingsError,
     TemplateError,
 )
@@ -194,6 +195,9 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
     except EmailTooLarge as exc:
         _refused(summary, claim, f"is too large: {exc}")
         return None
+    except RenderTooSlow as exc:
+        _refused(summary, claim, f"takes too long to render: {exc}")
+        return None
     except MessageError as exc:
         log.warning("email %s (account %s) cannot be sent: %s", claim.email_id, claim.account, exc)
         return ledger.Result(claim.email_id, claim.fence, "failed", error=str(exc))
@@ -263,7 +267,7 @@ def _too_large(run: RunContext, summary: RunSummary, claim: ledger.Claim, size: 
 
 
 def _refused(summary: RunSummary, claim: ledger.Claim, why: str) -> None:
-    """Stop the run (exit 65) for an email its template makes too large; the email stays queued."""
+    """Stop the run (exit 65) for an email its template makes too large or too slow; the email stays queued."""
     reason = f"email {claim.email_id} ({claim.notice}, {claim.locale or 'default locale'}) {why}; it stays queued"
     log.error("%s", reason)
     summary.stop(reason, code=ExitCode.DATA)

@@ -9,6 +9,7 @@ from pathlib import Path
 from dunning import ledger, links, store
 from dunning.delivery.timer import Timers
 from dunning.delivery.transport import check_settings, tls_context
+from dunning.emails.limits import RenderLimits, refuse_over_limits
 from dunning.emails.render import Renderer
 from dunning.links import LinkSigner
 from dunning.run.clock import SYSTEM_CLOCK, Clock
@@ -78,7 +79,8 @@ def open_run(settings: Settings, *, signs: bool = True, sends: bool = True, prog
 
 def preflight(settings: Settings, *, signs: bool = True, sends: bool = True) -> Renderer:
     """Every check that can refuse a run, before it writes anything: the signing key (when it signs
-    links), the SMTP and TLS settings (when it sends), and every template compiled; the renderer, ready."""
+    links), the SMTP and TLS settings (when it sends), every template compiled, and its sample scenarios
+    rendered within the limits; the renderer, ready."""
     if signs:
         links.require_signing_key(settings.links)
     if sends:
@@ -89,11 +91,11 @@ def preflight(settings: Settings, *, signs: bool = True, sends: bool = True) -> 
     renderer = make_renderer(settings)
     for notice in NOTICES:  # a syntax error shows in any locale: the default's compiled code is used anyway
         renderer.prepare(notice, settings.i18n.default_locale)
+    refuse_over_limits(renderer, Path(settings.i18n.templates_dir), settings.i18n.default_locale)
     return renderer
 
 
 def make_renderer(settings: Settings) -> Renderer:
     """The renderer over the configured templates and catalogs."""
-    return Renderer(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir),
-                    default_locale=settings.i18n.default_locale, latin_digits=settings.i18n.latin_digits,
-                    render_seconds=settings.i18n.render_seconds, max_output=settings.delivery.max_message_bytes)
+    return RenderLimits.of(settings).renderer(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir),
+                                              settings.i18n.default_locale, latin_digits=settings.i18n.latin_digits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dunning import ledger
+from dunning.emails.limits import SlowNotices
 from dunning.emails.render import RenderedEmail
 from dunning.errors import TemplateError
 from dunning.planning import notice_context
@@ -27,17 +28,18 @@ def rendered_ahead(run: RunContext, claims: list[ledger.Claim]) -> Iterator[tupl
     """(position, claim, its email or why it did not render) for each claim in order, rendered CHUNK at a
     time when the previous chunk is taken; several sends may share the iterator (it never awaits)."""
     stages, chunk = run.stages, CHUNK
+    slow = SlowNotices(run.renderer)  # a notice out of time fails the batch's other emails of it at once
     for start in range(0, len(claims), chunk):
         part = claims[start:start + chunk]
         stages.lap("smtp")
-        emails = [_render(run, claim) for claim in part]
+        emails = [_render(slow, claim) for claim in part]
         stages.lap("render")
         yield from zip(range(start, start + len(part)), part, emails, strict=True)
 
 
-def _render(run: RunContext, claim: ledger.Claim) -> Rendered:
+def _render(renderer: SlowNotices, claim: ledger.Claim) -> Rendered:
     payload = claim.payload
     try:
-        return run.renderer.render(claim.notice, payload["locale"], notice_context.revive(payload["context"]))
+        return renderer.render(claim.notice, payload["locale"], notice_context.revive(payload["context"]))
     except TemplateError as exc:
         return exc

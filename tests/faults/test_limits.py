@@ -16,7 +16,7 @@ from dunning.cli import main
 from dunning.emails.render import Renderer
 from dunning.emails.scenarios import load_scenarios
 from dunning.errors import EmailTooLarge
-from tests.run.conftest import AS_OF, billing, load_sample, run, smtp
+from tests.run.conftest import AS_OF, AS_OF_TEXT, billing, load_sample, run, smtp
 
 __all__ = ["billing", "smtp"]  # the fixtures of the run tests, used here by name
 
@@ -71,11 +71,29 @@ def test_the_import_command_takes_its_limit_from_the_settings(tmp_path, sqlite_u
     assert f"rejected: line 2: longer than {LIMIT} bytes" in captured.err
 
 
+def test_a_template_whose_sample_passes_the_largest_message_is_refused_before_anything_is_written(
+        billing, smtp, capsys, monkeypatch):
+    """Every sample scenario passes a 5,000-byte limit: the run is refused up front (exit 65, one line naming the
+    notice and the setting), nothing is enqueued or sent."""
+    monkeypatch.setenv("DUNNING_DELIVERY__MAX_MESSAGE_BYTES", "5000")
+    assert main(["run", "--json", "--as-of", AS_OF_TEXT]) == 65
+    captured = capsys.readouterr()
+    assert captured.out == "" and "(delivery.max_message_bytes)" in captured.err.strip().splitlines()[-1]
+    assert smtp.messages == []
+    with store.connect(billing, migrate=False).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(store.emails)).scalar() == 0
+
+
 def test_a_template_whose_email_passes_the_largest_message_stops_the_run_before_it_sends(billing, smtp, capsys,
-                                                                                         monkeypatch):
-    """Every email of the shipped templates passes a 5,000-byte limit: the run stops at the first (exit 65, one
-    line naming the email and the setting), sends nothing, and leaves every email queued for a rerun."""
+                                                                                         monkeypatch, tmp_path):
+    """Every email of the shipped templates passes a 5,000-byte limit, and no sample scenario tries them up front:
+    the run stops at the first (exit 65, one line naming the email and the setting), sends nothing, and leaves
+    every email queued for a rerun."""
     load_sample(billing, 45)
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates" / "emails", templates, ignore=shutil.ignore_patterns("scenarios"))
+    monkeypatch.setenv("DUNNING_I18N__TEMPLATES_DIR", str(templates))
+    monkeypatch.setenv("DUNNING_I18N__LOCALES_DIR", str(REPO / "locales"))
     monkeypatch.setenv("DUNNING_DELIVERY__MAX_MESSAGE_BYTES", "5000")
     code, summary = run(capsys)
     assert code == 65 and summary["sent"] == 0 and smtp.messages == []

@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from watchfiles import Change
 
+from dunning.emails.limits import RenderLimits
 from dunning.emails.studio.folders import Folders
 from dunning.emails.studio.recipients import Recipients
 from dunning.emails.studio.sender import TEST_MARK, send_test
@@ -44,7 +45,7 @@ def create_app(settings: Settings, *, hosts: list[str], settings_file: Path | No
     settings_file: where the test recipients are read again whenever it changes.
     """
     folders = Folders.at(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir))
-    bench = Workbench(folders, settings.i18n.default_locale)
+    bench = Workbench(folders, settings.i18n.default_locale, RenderLimits.of(settings))
     broadcast = Broadcast()
     recipients = Recipients(settings.studio.test_recipients, settings_file)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dunning.emails.limits import DEFAULT_LIMITS, RenderLimits, SlowNotices
 from dunning.emails.lint import Problem
 from dunning.emails.lint_tree import lint_tree
 from dunning.emails.render import RenderedEmail, Renderer
@@ -40,11 +41,13 @@ class ScenarioEntry:
 
 
 class Workbench:
-    """Renders from the live template and catalog files; one lock, since a Renderer is not thread-safe."""
+    """Renders from the live template and catalog files, within limits; one lock, since a Renderer is not
+    thread-safe."""
 
-    def __init__(self, folders: Folders, default_locale: str = "en") -> None:
+    def __init__(self, folders: Folders, default_locale: str = "en", limits: RenderLimits = DEFAULT_LIMITS) -> None:
         self.folders = folders
         self.default_locale = default_locale
+        self.limits = limits
         self._lock = threading.Lock()
         self._renderer: Renderer | None = None
         self._lint_lock = threading.Lock()
@@ -65,8 +68,8 @@ class Workbench:
     def renderer(self) -> Renderer:
         """The Renderer; reload_interval=0, so each render checks its files' stamps and re-reads what changed."""
         if self._renderer is None:
-            self._renderer = Renderer(self.folders.templates, self.folders.locales, self.default_locale,
-                                      reload_interval=0)
+            self._renderer = self.limits.renderer(self.folders.templates, self.folders.locales,
+                                                  self.default_locale, reload_interval=0)
         return self._renderer
 
     def scenarios(self) -> list[ScenarioEntry]:
@@ -96,11 +99,13 @@ class Workbench:
         """The scenario of that name, read afresh."""
         return next((entry for entry in self.scenarios() if entry.name == name), None)
 
-    def render(self, entry: ScenarioEntry, locale: str) -> RenderedEmail:
-        """One email of a readable scenario, from the files as they are now."""
+    def render(self, entry: ScenarioEntry, locale: str, slow: SlowNotices | None = None) -> RenderedEmail:
+        """One email of a readable scenario, from the files as they are now (through slow when given: a notice
+        that ran out of time there is not rendered again)."""
         assert entry.scenario is not None
         with self._lock:
-            return self.renderer().render(entry.scenario.notice, locale, entry.scenario.context)
+            renderer = slow if slow is not None else self.renderer()
+            return renderer.render(entry.scenario.notice, locale, entry.scenario.context)
 
     def view(self, name: str) -> dict[str, Any]:
         """The scenario's email in every locale, each rendered or the error that stopped it."""
@@ -111,15 +116,17 @@ class Workbench:
             return {"scenario": name, "error": entry.error, "source": self.source(entry.path)}
         try:
             with self._lock:
-                locales = sorted(self.renderer().available_locales)
+                renderer = self.renderer()
+                locales = sorted(renderer.available_locales)
         except DunningError as exc:
             return {"scenario": name, "error": exc.message}
+        slow = SlowNotices(renderer)   # a template out of time fails the other locales at once
         return {"scenario": name, "notice": entry.notice, "description": entry.scenario.description,
-                "emails": [self._email(entry, locale) for locale in locales]}
+                "emails": [self._email(entry, locale, slow) for locale in locales]}
 
-    def _email(self, entry: ScenarioEntry, locale: str) -> dict[str, Any]:
+    def _email(self, entry: ScenarioEntry, locale: str, slow: SlowNotices) -> dict[str, Any]:
         try:
-            email = self.render(entry, locale)
+            email = self.render(entry, locale, slow)
         except DunningError as exc:
             template, line = exc.context.get("template"), exc.context.get("line")
             where = self._template_path(str(template)) if template else None
@@ -154,7 +161,7 @@ class Workbench:
             version = self._version
             if self._linted is None or self._linted[0] != version:
                 self._linted = (version, lint_tree(self.folders.templates, self.folders.locales,
-                                                   default_locale=self.default_locale))
+                                                   default_locale=self.default_locale, limits=self.limits))
             return self._linted[1]
 
     def _files_of(self, entry: ScenarioEntry) -> set[Path] | None:
