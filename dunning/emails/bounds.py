@@ -1,0 +1,154 @@
+"""The sizes a template's operations may reach: `*`, `**`, `+`, `%`, `~` and the filters that pad, repeat or
+join text are refused (ValueTooLarge) before they build a value past the bound, not after.
+
+The bound is the most characters a part of an email may have (delivery.max_message_bytes): a longer value
+could not be written anyway. Integers are held to the digits Python writes as text
+(sys.int_info.default_max_str_digits): a larger power or product could not be written either, and computing
+it takes one call the render's deadline cannot interrupt.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, ItemsView, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import filters, pass_environment, pass_eval_context, runtime
+from jinja2.environment import Environment
+from jinja2.exceptions import TemplateRuntimeError
+from jinja2.nodes import EvalContext
+
+__all__ = ["DEFAULT_BOUND", "ValueTooLarge", "Bounds", "text_size"]
+
+DEFAULT_BOUND = 10 * 1024 * 1024   # delivery.max_message_bytes's default, for a renderer given no limit
+_INT_BITS = sys.int_info.default_max_str_digits * 10 // 3 + 1
+_SEQUENCES = (str, list, tuple)
+# a %-conversion's width and precision: "%-*.3f" → ("*", "3")
+_CONVERSION = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+
+
+class ValueTooLarge(TemplateRuntimeError):
+    """An operation of a template would build a value past the bound."""
+
+
+def text_size(value: Any, limit: int) -> int:
+    """About how many characters str(value) has: exact for text; a list is counted until it passes limit."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Mapping):
+        value = value.items()
+    if not isinstance(value, (list, tuple, set, frozenset, ItemsView)):
+        return 1   # a number (held to _INT_BITS), a date, a boolean: short
+    size = 2
+    for item in value:
+        size += text_size(item, limit - size) + 2
+        if size > limit:
+            break
+    return size
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The most characters a value a template builds may have; checks operations before they run."""
+
+    limit: int = DEFAULT_BOUND
+
+    def refuse(self, what: str, size: int) -> None:
+        """Raise ValueTooLarge when size passes the limit."""
+        if size > self.limit:
+            raise ValueTooLarge(f"{what} would make a value of more than {self.limit} characters "
+                                "(delivery.max_message_bytes)")
+
+    def binop(self, operator: str, left: Any, right: Any) -> None:
+        """Refuse `left operator right` when its result would pass the limit (or Python's digits, for ints)."""
+        if type(left) is int and type(right) is int:
+            bits = _int_bits(operator, left, right)
+            if bits > _INT_BITS:
+                raise ValueTooLarge(f"`{operator}` would make an integer of more than "
+                                    f"{sys.int_info.default_max_str_digits} digits (more than Python writes)")
+        elif operator == "*":
+            count, sequence = (right, left) if isinstance(right, int) else (left, right)
+            if isinstance(count, int) and isinstance(sequence, _SEQUENCES) and sequence and count > 1:
+                self.refuse("`*`", text_size(sequence, self.limit) * count)
+        elif operator == "+" and isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
+            self.refuse("`+`", text_size(left, self.limit) + text_size(right, self.limit))
+        elif operator == "%" and isinstance(left, str):
+            self.refuse("`%`", format_size(left, right, self.limit))
+
+    def joins(self) -> dict[str, Callable[[Iterable[Any]], str]]:
+        """str_join and markup_join (what `~` calls in compiled templates), refusing a result past the limit."""
+
+        def str_join(seq: Iterable[Any]) -> str:
+            seq = list(seq)
+            self.refuse("`~`", sum([text_size(value, self.limit) for value in seq]))
+            return runtime.str_join(seq)
+
+        def markup_join(seq: Iterable[Any]) -> str:
+            seq = list(seq)
+            self.refuse("`~`", sum([text_size(value, self.limit) for value in seq]))
+            return runtime.markup_join(seq)
+
+        return {"str_join": str_join, "markup_join": markup_join}
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        """center, indent, wordwrap, format, join and replace, refusing a result past the limit."""
+        refuse, limit = self.refuse, self.limit
+
+        def center(value: str, width: int = 80) -> str:
+            refuse("center", max(width, 0))
+            return filters.do_center(value, width)
+
+        def indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+            text = str(s)
+            pad = width if isinstance(width, int) else text_size(width, limit)
+            refuse("indent", len(text) + pad * (text.count("\n") + 1))
+            return filters.do_indent(s, width, first, blank)
+
+        @pass_environment
+        def wordwrap(environment: Environment, s: str, width: int = 79, break_long_words: bool = True,
+                     wrapstring: str | None = None, break_on_hyphens: bool = True) -> str:
+            refuse("wordwrap", len(s) * (1 + len(wrapstring or environment.newline_sequence)))
+            return filters.do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+        def format(value: str, *args: Any, **kwargs: Any) -> str:
+            refuse("format", format_size(value, kwargs or args, limit))
+            return filters.do_format(value, *args, **kwargs)
+
+        @pass_eval_context
+        def join(eval_ctx: EvalContext, value: Iterable[Any], d: str = "",
+                 attribute: str | int | None = None) -> str:
+            items = list(value)
+            refuse("join", text_size(items, limit) + len(d) * len(items))
+            return filters.sync_do_join(eval_ctx, items, d, attribute)
+
+        @pass_eval_context
+        def replace(eval_ctx: EvalContext, s: str, old: str, new: str, count: int | None = None) -> str:
+            text, old, new = str(s), str(old), str(new)
+            found = text.count(old) if count is None or count < 0 else min(count, text.count(old))
+            refuse("replace", len(text) + found * (len(new) - len(old)))
+            return filters.do_replace(eval_ctx, s, old, new, count)
+
+        return {"center": center, "indent": indent, "wordwrap": wordwrap, "format": format, "join": join,
+                "replace": replace}
+
+
+def _int_bits(operator: str, left: int, right: int) -> int:
+    """At least how many bits `left operator right` has: 0 where it cannot grow past its operands."""
+    if operator == "**":
+        return (abs(left).bit_length() - 1) * right if right > 0 else 0
+    if operator == "*":
+        return left.bit_length() + right.bit_length() - 1
+    return 0
+
+
+def format_size(text: str, values: Any, limit: int) -> int:
+    """About how many characters `text % values` has: its text, widths, precisions and the values' own text."""
+    args = values if isinstance(values, tuple) else (values,)
+    size = len(text) + sum([text_size(value, limit) for value in args])
+    for match in _CONVERSION.finditer(text):
+        size += sum([int(number) for number in match.groups() if number and number != "*"])
+    if "*" in text:
+        size += sum([abs(value) for value in args if type(value) is int])
+    return size
