@@ -20,12 +20,17 @@ from jinja2.environment import Environment
 from jinja2.exceptions import TemplateRuntimeError
 from jinja2.nodes import EvalContext
 
-__all__ = ["DEFAULT_BOUND", "ValueTooLarge", "Bounds", "text_size"]
+__all__ = ["DEFAULT_BOUND", "TEXT_METHODS", "ValueTooLarge", "Bounds", "text_size"]
 
 DEFAULT_BOUND = 10 * 1024 * 1024   # delivery.max_message_bytes's default, for a renderer given no limit
 _INT_BITS = sys.int_info.default_max_str_digits * 10 // 3 + 1
 _SEQUENCES = (str, list, tuple)
 # a %-conversion's width and precision: "%-*.3f" → ("*", "3")
+# the str methods whose result can be much longer than the text and their arguments
+TEXT_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "join", "replace", "format",
+                          "format_map"})
+_FIELD_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")   # "{0:>20}" → ">20"
+_NESTED_FIELD = re.compile(r"\{[^{}]*?:[^{}]*\{")    # "{:>{width}}": a width given as an argument
 _CONVERSION = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
 
 
@@ -132,6 +137,38 @@ class Bounds:
 
         return {"center": center, "indent": indent, "wordwrap": wordwrap, "format": format, "join": join,
                 "replace": replace}
+
+    def method(self, text: str, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        """text's method name (one of TEXT_METHODS, as the sandbox gives it), refusing a result past the limit."""
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            if name == "join":
+                args = (list(args[0]), *args[1:])
+            self.refuse(f"str.{name}", _method_size(text, name, args, kwargs, self.limit))
+            return method(*args, **kwargs)
+
+        return bounded
+
+
+def _method_size(text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], limit: int) -> int:
+    """About how many characters text.name(*args, **kwargs) has, for the str methods in TEXT_METHODS."""
+    values = [*args, *kwargs.values()]
+    if name in ("center", "ljust", "rjust", "zfill"):
+        return max([len(text), *[v for v in values[:1] if type(v) is int]])
+    if name == "expandtabs":
+        return len(text) + text.count("\t") * max([8, *[v for v in values[:1] if type(v) is int]])
+    if name == "join":
+        return text_size(values[0], limit) + len(text) * len(values[0])
+    if name == "replace":
+        old, new, count = (*values, -1)[:3]
+        found = text.count(old) if count < 0 else min(count, text.count(old))
+        return len(text) + found * (len(new) - len(old))
+    size = len(text) + text_size(values, limit)   # format, format_map: widths as %-conversions have them
+    for spec in _FIELD_SPEC.findall(text):
+        size += sum([int(number) for number in re.findall(r"\d+", spec)])
+    if _NESTED_FIELD.search(text):
+        size += sum([abs(v) for v in values if type(v) is int])
+    return size
 
 
 def _int_bits(operator: str, left: int, right: int) -> int:

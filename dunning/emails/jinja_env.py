@@ -27,7 +27,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
-from dunning.emails.bounds import Bounds
+from dunning.emails.bounds import TEXT_METHODS, Bounds
 from dunning.i18n.formats import DateFormat, Formats
 
 __all__ = ["RenderTimeout", "RENDER_DEADLINE", "GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape",
@@ -87,6 +87,8 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         """`invoice.due_date` on a dict reads its item first (fast, and never a dict method)."""
         if type(obj) is dict and attribute in obj:
             return obj[attribute]
+        if isinstance(obj, str) and attribute in TEXT_METHODS:
+            return self.bounds.method(obj, attribute, super().getattr(obj, attribute))
         return super().getattr(obj, attribute)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:

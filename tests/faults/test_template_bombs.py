@@ -106,3 +106,21 @@ def test_small_values_render_and_a_value_up_to_the_bound_is_built(tmp_path):
     assert refused.value.line == 3 and refused.value.template == "past_due.txt"
     assert str(refused.value) == ("past_due: past_due.txt line 3: `*` would make a value of more than 100000 "
                                   "characters (delivery.max_message_bytes)")
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ('{{ "x".center(10**9) }}', "str.center"),
+    ('{{ "x".ljust(10**9) }}', "str.ljust"),
+    ('{{ "{:>1000000000}".format(1) }}', "str.format"),
+    ('{{ "{:>{w}}".format(1, w=10**9) }}', "str.format"),
+    ('{{ ("x" * 1000).join(range(100000)|map("string")) }}', "str.join"),
+    ('{{ ("x" * 10**7).replace("x", "yy") }}', "str.replace"),
+    ('{{ "%*s" % (10**9, "x") }}', "`%`"),
+    ('{{ range(100000)|join("x" * 1000) }}', "join"),
+    ('{{ ("x\n" * 10**6)|indent(100) }}', "indent"),
+    ('{{ [("x" * 10**7)] * 2 }}', "`*`"),
+], ids=["center", "ljust", "format", "format-nested", "str.join", "replace", "percent", "join", "indent", "list"])
+def test_the_str_methods_and_other_operations_that_grow_text_are_refused(tmp_path, content, says):
+    with pytest.raises(EmailTooLarge) as refused:
+        _render(tmp_path, content, LIMIT)
+    assert str(refused.value) == f"past_due: past_due.txt line 3: {says} {TOO_LARGE}"
