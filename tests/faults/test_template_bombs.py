@@ -119,7 +119,10 @@ def test_small_values_render_and_a_value_up_to_the_bound_is_built(tmp_path):
     ('{{ range(100000)|join("x" * 1000) }}', "join"),
     ('{{ ("x\n" * 10**6)|indent(100) }}', "indent"),
     ('{{ [("x" * 10**7)] * 2 }}', "`*`"),
-], ids=["center", "ljust", "format", "format-nested", "str.join", "replace", "percent", "join", "indent", "list"])
+    ('{{ "x" * 1000000000 }}', "`*`"),              # constants: not folded when the template is compiled
+    ('{{ "x"|center(1000000000) }}', "center"),
+], ids=["center", "ljust", "format", "format-nested", "str.join", "replace", "percent", "join", "indent", "list",
+        "constant", "constant-filter"])
 def test_the_str_methods_and_other_operations_that_grow_text_are_refused(tmp_path, content, says):
     with pytest.raises(EmailTooLarge) as refused:
         _render(tmp_path, content, LIMIT)
