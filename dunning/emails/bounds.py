@@ -25,12 +25,12 @@ __all__ = ["DEFAULT_BOUND", "TEXT_METHODS", "ValueTooLarge", "Bounds", "text_siz
 DEFAULT_BOUND = 10 * 1024 * 1024   # delivery.max_message_bytes's default, for a renderer given no limit
 _INT_BITS = sys.int_info.default_max_str_digits * 10 // 3 + 1
 _SEQUENCES = (str, list, tuple)
-# a %-conversion's width and precision: "%-*.3f" → ("*", "3")
 # the str methods whose result can be much longer than the text and their arguments
 TEXT_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "join", "replace", "format",
                           "format_map"})
 _FIELD_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")   # "{0:>20}" → ">20"
 _NESTED_FIELD = re.compile(r"\{[^{}]*?:[^{}]*\{")    # "{:>{width}}": a width given as an argument
+# a %-conversion's width and precision: "%-*.3f" → ("*", "3")
 _CONVERSION = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
 
 
@@ -85,17 +85,15 @@ class Bounds:
     def joins(self) -> dict[str, Callable[[Iterable[Any]], str]]:
         """str_join and markup_join (what `~` calls in compiled templates), refusing a result past the limit."""
 
-        def str_join(seq: Iterable[Any]) -> str:
-            seq = list(seq)
-            self.refuse("`~`", sum([text_size(value, self.limit) for value in seq]))
-            return runtime.str_join(seq)
+        def bounded(join: Callable[[Iterable[Any]], str]) -> Callable[[Iterable[Any]], str]:
+            def concat(seq: Iterable[Any]) -> str:
+                seq = list(seq)
+                self.refuse("`~`", sum([text_size(value, self.limit) for value in seq]))
+                return join(seq)
 
-        def markup_join(seq: Iterable[Any]) -> str:
-            seq = list(seq)
-            self.refuse("`~`", sum([text_size(value, self.limit) for value in seq]))
-            return runtime.markup_join(seq)
+            return concat
 
-        return {"str_join": str_join, "markup_join": markup_join}
+        return {"str_join": bounded(runtime.str_join), "markup_join": bounded(runtime.markup_join)}
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         """center, indent, wordwrap, format, join and replace, refusing a result past the limit."""
@@ -130,9 +128,7 @@ class Bounds:
 
         @pass_eval_context
         def replace(eval_ctx: EvalContext, s: str, old: str, new: str, count: int | None = None) -> str:
-            text, old, new = str(s), str(old), str(new)
-            found = text.count(old) if count is None or count < 0 else min(count, text.count(old))
-            refuse("replace", len(text) + found * (len(new) - len(old)))
+            refuse("replace", _replaced_size(str(s), str(old), str(new), -1 if count is None else count))
             return filters.do_replace(eval_ctx, s, old, new, count)
 
         return {"center": center, "indent": indent, "wordwrap": wordwrap, "format": format, "join": join,
@@ -160,15 +156,19 @@ def _method_size(text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, 
     if name == "join":
         return text_size(values[0], limit) + len(text) * len(values[0])
     if name == "replace":
-        old, new, count = (*values, -1)[:3]
-        found = text.count(old) if count < 0 else min(count, text.count(old))
-        return len(text) + found * (len(new) - len(old))
+        return _replaced_size(text, *(*values, -1)[:3])
     size = len(text) + text_size(values, limit)   # format, format_map: widths as %-conversions have them
     for spec in _FIELD_SPEC.findall(text):
         size += sum([int(number) for number in re.findall(r"\d+", spec)])
     if _NESTED_FIELD.search(text):
         size += sum([abs(v) for v in values if type(v) is int])
     return size
+
+
+def _replaced_size(text: str, old: str, new: str, count: int) -> int:
+    """How many characters text.replace(old, new, count) has."""
+    found = text.count(old) if count < 0 else min(count, text.count(old))
+    return len(text) + found * (len(new) - len(old))
 
 
 def _int_bits(operator: str, left: int, right: int) -> int:
