@@ -51,7 +51,7 @@ def _lint(templates: Path) -> Measured:
 
 
 @pytest.fixture(scope="module")
-def shipped_peak(tmp_path_factory) -> int:
+def shipped_peak() -> int:
     """The peak memory of linting the shipped templates."""
     ran = _lint(REPO / "templates" / "emails")
     assert ran.code == 0, ran.out
