@@ -27,6 +27,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
+from dunning.emails.bounds import TEXT_METHODS, Bounds
 from dunning.i18n.formats import DateFormat, Formats
 
 __all__ = ["RenderTimeout", "RENDER_DEADLINE", "GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape",
@@ -57,10 +58,13 @@ RENDER_DEADLINE: ContextVar[float] = ContextVar("RENDER_DEADLINE", default=float
 
 
 class EmailEnvironment(ImmutableSandboxedEnvironment):
-    """Sandboxed, autoescaped HTML, StrictUndefined, trimmed newstyle gettext, email filters."""
+    """Sandboxed, autoescaped HTML, StrictUndefined, trimmed newstyle gettext, email filters, bounded values."""
+
+    # the operators that can build a value much larger than their operands (see bounds)
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, translations: NullTranslations | None = None, formats: Formats | None = None,
-                 constants: Mapping[str, str] | None = None) -> None:
+                 constants: Mapping[str, str] | None = None, bounds: Bounds | None = None) -> None:
         super().__init__(autoescape=autoescape, undefined=StrictUndefined, extensions=["jinja2.ext.i18n"],
                          lstrip_blocks=True, auto_reload=False)
         self.policies["ext.i18n.trimmed"] = True
@@ -73,7 +77,8 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         else:
             self.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
             self.filters[PLURAL_FILTER] = _plural_filter(translations, formats)
-        self.filters["unit_words"] = unit_words
+        self.bounds = bounds or Bounds()
+        self.filters.update(self.bounds.filters(), unit_words=unit_words)
         self.globals.update(self.constants)
         if formats is not None:
             self.filters.update(email_filters(formats, rtl=self.constants.get("dir") == "rtl"))
@@ -82,6 +87,8 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         """`invoice.due_date` on a dict reads its item first (fast, and never a dict method)."""
         if type(obj) is dict and attribute in obj:
             return obj[attribute]
+        if isinstance(obj, str) and attribute in TEXT_METHODS:
+            return self.bounds.method(obj, attribute, super().getattr(obj, attribute))
         return super().getattr(obj, attribute)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -90,6 +97,13 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
             raise RenderTimeout
         return super().call(context, obj, *args, **kwargs)
 
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """`*`, `**`, `+` and `%`, once the deadline is checked and the result's size is known to be bounded."""
+        if time.monotonic() > RENDER_DEADLINE.get():
+            raise RenderTimeout
+        self.bounds.binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
     def template(self, code: CodeType) -> Template:
         """The template of compiled code, as from_code makes it, with outputs escaped into plain text."""
         namespace: dict[str, Any] = {"environment": self, "__file__": code.co_filename}
@@ -97,6 +111,7 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         # Jinja joins outputs into the text, or marks a buffer of them safe as a whole: building a
         # Markup for each one (escape's result) is wasted work.
         namespace["escape"] = escape_output
+        namespace.update(self.bounds.joins())   # `~`, which the sandbox does not intercept
         # A plain dict, not the ChainMap of make_globals: a locale's environment never changes its
         # globals (a new catalog makes a new environment).
         return self.template_class.from_module_dict(self, namespace, dict(self.globals))

@@ -10,6 +10,7 @@ rendered.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import time
@@ -25,6 +26,7 @@ from babel.support import NullTranslations
 from jinja2 import Template, TemplateSyntaxError, nodes
 from jinja2 import TemplateError as JinjaError
 
+from dunning.emails.bounds import DEFAULT_BOUND, Bounds, ValueTooLarge
 from dunning.emails.compiler import Compiled, compile_notice
 from dunning.emails.compose import Source
 from dunning.emails.jinja_env import RENDER_DEADLINE, EmailEnvironment, RenderTimeout
@@ -249,7 +251,7 @@ class Renderer:
             constants = {"locale": choice.locale, "lang": choice.lang, "dir": choice.dir,
                          "start": start, "end": end}
             formats = Formats(choice.format_locale, latin_digits=self.latin_digits)
-            env = EmailEnvironment(translations, formats, constants)
+            env = EmailEnvironment(translations, formats, constants, Bounds(self.max_output or DEFAULT_BOUND))
             cached = self._envs[key] = (translations, env, catalog)
         return cached[1], cached[2]
 
@@ -334,5 +336,11 @@ def _render_error(exc: Exception, compiled: Compiled, locale: str) -> TemplateEr
             break
     detail = str(exc) if isinstance(exc, JinjaError) else f"{type(exc).__name__}: {exc}"
     where = f"{template} line {line}" if line else template
+    if isinstance(exc, ValueTooLarge):   # the same in every locale: said once
+        # Jinja's rewritten traceback keeps the template's frames, and the values they built, in a reference
+        # cycle: freed now rather than at the next full collection, so that refusals in a row add no memory.
+        exc.__traceback__ = None
+        gc.collect()
+        return EmailTooLarge(f"{compiled.notice}: {where}: {detail}", template=template, line=line, locale=locale)
     return TemplateError(f"cannot render {compiled.notice} in {locale}: {where}: {detail}",
                          template=template, line=line, locale=locale)

@@ -9,6 +9,7 @@ import json
 import mailbox
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,20 +57,27 @@ class Measured:
     peak: int
 
 
-def dunning(*args: str, feed: Iterable[bytes] | None = None, env: dict[str, str] | None = None) -> Measured:
+def dunning(*args: str, feed: Iterable[bytes] | None = None, env: dict[str, str] | None = None,
+            timeout: float | None = None) -> Measured:
     """Run `python -m dunning ARGS`, writing feed to its standard input as it reads it; its peak resident memory
-    from wait4's rusage (ru_maxrss is in KiB on Linux)."""
+    from wait4's rusage (ru_maxrss is in KiB on Linux). Past timeout seconds, the process is killed and the test
+    fails."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r") as peak:
         process = subprocess.Popen([sys.executable, "-c", _MEASURE, peak.name, *args], stdout=out, stderr=err,
                                    stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
-                                   env={**os.environ, **(env or {})})
+                                   env={**os.environ, **(env or {})}, start_new_session=True)
         if feed is not None:
             assert process.stdin is not None
             with process.stdin:
                 for block in feed:
                     process.stdin.write(block)
-        process.wait()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)   # the measuring interpreter and the command it spawned
+            process.wait()
+            raise AssertionError(f"dunning {' '.join(args)} still ran after {timeout:g} s") from None
         out.seek(0)
         err.seek(0)
         return Measured(process.returncode, out.read(100_000).decode(), err.read(100_000).decode(),
