@@ -125,7 +125,9 @@ class _Fold(NodeTransformer):
 
     def visit_Template(self, node: nodes.Template) -> nodes.Node:
         self.stored = {n.name for n in node.find_all(nodes.Name) if n.ctx != "load"}
-        return self.generic_visit(node)
+        tree = self.generic_visit(node)
+        _join_outputs(tree)
+        return tree
 
     def visit_Name(self, node: nodes.Name) -> nodes.Node:
         if node.ctx == "load" and node.name in self.env.constants and node.name not in self.stored:
@@ -177,6 +179,22 @@ class _Fold(NodeTransformer):
         new.set_lineno(old.lineno)
         new.set_environment(self.env)
         return new
+
+
+def _join_outputs(node: nodes.Node) -> None:
+    """Outputs next to each other (a folded translation between text) made one, so their texts are one string."""
+    for field in node.fields:
+        value = getattr(node, field, None)
+        if isinstance(value, list) and any(isinstance(item, nodes.Output) for item in value):
+            joined: list[Any] = []
+            for item in value:
+                if isinstance(item, nodes.Output) and joined and isinstance(joined[-1], nodes.Output):
+                    joined[-1].nodes = joined[-1].nodes + item.nodes
+                else:
+                    joined.append(item)
+            setattr(node, field, joined)
+    for child in node.iter_child_nodes():
+        _join_outputs(child)
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
@@ -317,8 +335,17 @@ def unit_words(eval_ctx: EvalContext, value: str) -> str:
     return Markup(" ".join([f'<span class="unit">{escape_output(word)}</span>' for word in value.split()]))
 
 
+try:   # markupsafe's own escaping of a str, without the Markup that escape() wraps it in
+    from markupsafe._speedups import _escape_inner as _escape_text
+except ImportError:   # markupsafe built without its C speedups
+    def _escape_text(text: str, /) -> str:
+        return str(escape(text))
+
+
 def escape_output(value: Any) -> str:
-    """markupsafe.escape(value): what autoescaped output writes (a Markup comes back as it is)."""
+    """markupsafe.escape(value) as a plain string: what autoescaped output writes (a Markup comes back as it is)."""
+    if type(value) is str:   # most values: no Markup made only to be joined into the text
+        return _escape_text(value)
     return escape(value)
 
 

@@ -28,3 +28,12 @@ def test_a_template_escapes_each_output_once() -> None:
     out = template.render(name="A&B <i>", safe=Markup("<em>ok</em>"), amount=Decimal("1.50"))
     assert out == ("A&amp;B &lt;i&gt;|A&amp;B &lt;i&gt;|<em>ok</em>|<b>A&amp;B &lt;i&gt;</b>|1.50|"
                    "Hi A&amp;B &lt;i&gt;")
+
+
+def test_a_translated_sentence_between_template_text_is_written_as_one_piece() -> None:
+    """Text, a folded {% trans %} and text again render as before, and come out of the template as one output."""
+    env = EmailEnvironment(NullTranslations(), Formats("en"))
+    source = "<p>{% trans %}Pay now{% endtrans %}</p><i>{% trans n=name %}Hi {{ n }}{% endtrans %}</i>"
+    template = env.template(env.compile(source, "x.mjml", "<x.mjml>"))
+    context = template.new_context({"name": "A&B"}, shared=True)
+    assert list(template.root_render_func(context)) == ["<p>Pay now</p><i>Hi ", "A&amp;B", "</i>"]
