@@ -291,7 +291,9 @@ def _with_locale(exc: TemplateError, locale: str) -> TemplateError:
 
 def tidy_text(text: str) -> str:
     """Trailing spaces dropped (but the `-- ` signature separator kept), at most one blank line in a row."""
-    if " \n" in text or "\t\n" in text:   # line by line: a regex tries a match at every space
+    # Line by line (a regex tries a match at every space), and only when a line other than the signature
+    # separator ends in a blank.
+    if ("\t\n" in text or "\n--\n" in text or text.count(" \n") != text.count("\n-- \n")):
         text = "\n".join([line.rstrip(" \t") for line in text.split("\n")]).replace("\n--\n", "\n-- \n")
     while "\n\n\n" in text:   # str.replace: a regex is slow on non-ASCII text
         text = text.replace("\n\n\n", "\n\n")

@@ -37,3 +37,13 @@ def test_a_translated_sentence_between_template_text_is_written_as_one_piece() -
     template = env.template(env.compile(source, "x.mjml", "<x.mjml>"))
     context = template.new_context({"name": "A&B"}, shared=True)
     assert list(template.root_render_func(context)) == ["<p>Pay now</p><i>Hi ", "A&amp;B", "</i>"]
+
+
+def test_a_loop_that_writes_constant_text_a_set_number_of_times_is_written_when_compiled() -> None:
+    """`{% for pad in range(3) %}ab{% endfor %}` becomes the text written three times, one output, no call;
+    a loop over a count the email gives is left to run."""
+    env = EmailEnvironment(NullTranslations(), Formats("en"))
+    source = "{{ name }}{% for pad in range(3) %}ab{% endfor %}!{% for i in range(n) %}c{% endfor %}"
+    template = env.template(env.compile(source, "x.mjml", "<x.mjml>"))
+    context = template.new_context({"name": "A&B", "n": 2})
+    assert list(template.root_render_func(context)) == ["A&amp;B", "ababab!", "c", "c"]
