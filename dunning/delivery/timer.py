@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-__all__ = ["Timer", "Timers", "ReplyTimer", "GiveUpTimer"]
+__all__ = ["Timer", "Timers", "armed", "ReplyTimer", "GiveUpTimer"]
 
 
 class Timer(Protocol):
@@ -42,6 +42,16 @@ class Timers(Protocol):
         ...
 
 
+def armed(timers: Timers, handle: Timer | None, due: float, fire: Callable[[], object]) -> Timer:
+    """The timer to keep for a wait until `due`: the one scheduled already unless it comes too late (a timer
+    that comes early moves itself on when it fires)."""
+    if handle is not None and handle.when() <= due:
+        return handle
+    if handle is not None:
+        handle.cancel()
+    return timers.call_at(due, fire)
+
+
 class ReplyTimer:
     """Times out the reply a send awaits, with one timer per connection that is re-armed lazily.
 
@@ -65,11 +75,7 @@ class ReplyTimer:
     async def reply(self, replies: Replies, seconds: float) -> SMTPResponse:
         """The server's next reply; SMTPReadTimeoutError when it takes longer than `seconds`."""
         due = self._timers.time() + seconds
-        handle = self._handle
-        if handle is None or handle.when() > due:
-            if handle is not None:
-                handle.cancel()
-            self._handle = self._timers.call_at(due, self._fire)
+        self._handle = armed(self._timers, self._handle, due, self._fire)
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
@@ -121,11 +127,7 @@ class GiveUpTimer:
         """The future's result, or default once `seconds` have passed (a cancelled wait cancels the future)."""
         if not future.done():
             due = self._timers.time() + seconds
-            handle = self._handle
-            if handle is None or handle.when() > due:
-                if handle is not None:
-                    handle.cancel()
-                self._handle = self._timers.call_at(due, self._fire)
+            self._handle = armed(self._timers, self._handle, due, self._fire)
             self._future, self._due, self._default = future, due, default
             try:
                 await future
