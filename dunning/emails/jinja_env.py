@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 from babel.support import NullTranslations
 from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_eval_context
@@ -233,8 +233,11 @@ except ImportError:   # markupsafe built without its C speedups
 
 def escape_output(value: Any) -> str:
     """markupsafe.escape(value) as a plain string: what autoescaped output writes (a Markup comes back as it is)."""
-    if type(value) is str:   # most values: no Markup made only to be joined into the text
+    kind = type(value)
+    if kind is str:   # most values: no Markup made only to be joined into the text
         return _escape_text(value)
+    if kind is Markup:   # a filter's HTML, written as it is (escape() would copy it into a new Markup)
+        return cast(Markup, value)
     return escape(value)
 
 
