@@ -20,6 +20,7 @@ __all__ = ["PLURAL_FILTER", "Fold"]
 
 _N = TypeVar("_N", bound=nodes.Node)
 PLURAL_FILTER = "_ngettext"   # what a folded {% trans count=… %} calls
+_FOLDED_TEXT = 4096   # the longest text a loop of constant text is folded into
 
 
 class Fold(NodeTransformer):
@@ -63,7 +64,10 @@ class Fold(NodeTransformer):
         if any(not isinstance(output, nodes.Output) for output in node.body) or any(
                 not isinstance(text, nodes.TemplateData) for text in texts):
             return node
-        data = "".join(text.data for text in texts if isinstance(text, nodes.TemplateData)) * count
+        data = "".join(text.data for text in texts if isinstance(text, nodes.TemplateData))
+        if len(data) * count > _FOLDED_TEXT:   # a large text stays a loop, bounded as it renders
+            return node
+        data *= count
         return self._new(nodes.Output([self._new(nodes.TemplateData(data), node)]), node)
 
     def visit_Call(self, call: nodes.Call) -> nodes.Node:

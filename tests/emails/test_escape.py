@@ -47,3 +47,14 @@ def test_a_loop_that_writes_constant_text_a_set_number_of_times_is_written_when_
     template = env.template(env.compile(source, "x.mjml", "<x.mjml>"))
     context = template.new_context({"name": "A&B", "n": 2})
     assert list(template.root_render_func(context)) == ["A&amp;B", "ababab!", "c", "c"]
+
+
+def test_a_loop_that_would_write_a_long_constant_text_is_left_to_run() -> None:
+    """A loop whose text, repeated, would pass a few kilobytes stays a loop (bounded as it renders, never
+    built whole when the template is compiled); so does one over a count too large to fold."""
+    env = EmailEnvironment(NullTranslations(), Formats("en"))
+    source = "{% for i in range(1000) %}" + "x" * 100 + "{% endfor %}{% for i in range(5000) %}y{% endfor %}"
+    template = env.template(env.compile(source, "x.mjml", "<x.mjml>"))
+    context = template.new_context({})
+    outputs = list(template.root_render_func(context))
+    assert len(outputs) == 1000 + 5000 and "".join(outputs) == "x" * 100_000 + "y" * 5000
