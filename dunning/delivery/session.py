@@ -20,7 +20,7 @@ from aiosmtplib import (
 from dunning.delivery.checks import ssl_cause
 from dunning.delivery.mime import CrlfBytes, DotSafeBytes
 from dunning.delivery.replies import Replies
-from dunning.delivery.timer import ReplyTimer, Timers
+from dunning.delivery.timer import GiveUpTimer, ReplyTimer, Timers
 from dunning.errors import DeliveryError
 from dunning.settings import SmtpSettings
 
@@ -43,7 +43,7 @@ class Connection:
     """One pooled SMTP connection, used by one send at a time."""
 
     __slots__ = ("replies", "transactions", "last_used", "clean", "size", "pipelining", "eight_bit", "timer",
-                 "previous_reader", "in_step")
+                 "previous_reader", "in_step", "in_step_timer")
 
     def __init__(self, timers: Timers) -> None:
         self.replies: Replies | None = None  # the session, once aiosmtplib has opened it
@@ -52,6 +52,7 @@ class Connection:
         self.clean = True  # False after an aborted transaction: RSET before the next MAIL
         self.size = self.pipelining = self.eight_bit = False  # what the server announced
         self.timer = ReplyTimer(timers)
+        self.in_step_timer = GiveUpTimer(timers)  # how long the send before waits to hear it was in step
         self.previous_reader: asyncio.Future[None] | None = None  # done once the sender before has its final reply
         # The send before, which read its final reply on this session, waits to hear whether the
         # replies after it were in step: a reply it missed would have made it read the next send's.
@@ -89,6 +90,11 @@ class Connection:
             self.drop()
         else:
             replies.close()
+
+    def ready(self, replies: Replies) -> SMTPResponse | None:
+        """The session's next reply if it can be read now without waiting, else None."""
+        previous = self.previous_reader
+        return replies.next_ready() if previous is None or previous.done() else None
 
     async def read(self, replies: Replies, timeout: float) -> SMTPResponse:
         """The session's next reply, once the send that handed this connection over has read its own."""
@@ -133,19 +139,9 @@ def done_reading(read: asyncio.Future[None] | None) -> None:
         read.set_result(None)
 
 
-async def stayed_in_step(in_step: asyncio.Future[bool], timers: Timers, seconds: float) -> bool:
+async def stayed_in_step(in_step: asyncio.Future[bool], timer: GiveUpTimer, seconds: float) -> bool:
     """Whether the next send found the replies after ours in step (yes, if it could not tell in time)."""
-    if not in_step.done():
-        def give_up() -> None:
-            if not in_step.done():
-                in_step.set_result(True)
-
-        timer = timers.call_at(timers.time() + seconds, give_up)
-        try:
-            await asyncio.shield(in_step)
-        finally:
-            timer.cancel()
-    return in_step.result()
+    return await timer.wait(in_step, seconds, True)
 
 
 async def open_session(settings: SmtpSettings, *, local_hostname: str, tls: ssl.SSLContext | None,

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiosmtplib import SMTPReadTimeoutError, SMTPResponse
 
 if TYPE_CHECKING:
     from dunning.delivery.replies import Replies
 
-__all__ = ["Timer", "Timers", "ReplyTimer"]
+_T = TypeVar("_T")
+
+__all__ = ["Timer", "Timers", "armed", "ReplyTimer", "GiveUpTimer"]
 
 
 class Timer(Protocol):
@@ -40,6 +42,16 @@ class Timers(Protocol):
         ...
 
 
+def armed(timers: Timers, handle: Timer | None, due: float, fire: Callable[[], object]) -> Timer:
+    """The timer to keep for a wait until `due`: the one scheduled already unless it comes too late (a timer
+    that comes early moves itself on when it fires)."""
+    if handle is not None and handle.when() <= due:
+        return handle
+    if handle is not None:
+        handle.cancel()
+    return timers.call_at(due, fire)
+
+
 class ReplyTimer:
     """Times out the reply a send awaits, with one timer per connection that is re-armed lazily.
 
@@ -49,7 +61,7 @@ class ReplyTimer:
     or else moves itself to the deadline of the wait in progress, if any.
     """
 
-    __slots__ = ("_timers", "_handle", "_due", "_task", "_cancelling", "_expired")
+    __slots__ = ("_timers", "_handle", "_due", "_task", "_cancelling", "_expired", "_loop")
 
     def __init__(self, timers: Timers) -> None:
         self._timers = timers
@@ -58,16 +70,16 @@ class ReplyTimer:
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
         self._expired = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # asked for once: each asking costs a system call
 
     async def reply(self, replies: Replies, seconds: float) -> SMTPResponse:
         """The server's next reply; SMTPReadTimeoutError when it takes longer than `seconds`."""
         due = self._timers.time() + seconds
-        handle = self._handle
-        if handle is None or handle.when() > due:
-            if handle is not None:
-                handle.cancel()
-            self._handle = self._timers.call_at(due, self._fire)
-        task = self._task = asyncio.current_task()
+        self._handle = armed(self._timers, self._handle, due, self._fire)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = self._task = asyncio.current_task(loop)
         assert task is not None
         self._cancelling, self._due = task.cancelling(), due
         try:
@@ -96,3 +108,39 @@ class ReplyTimer:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+
+class GiveUpTimer:
+    """Ends a wait for a future after `seconds` by giving it a default result, with one timer re-armed lazily
+    (as ReplyTimer does) instead of a timer scheduled and cancelled for every wait; one wait at a time."""
+
+    __slots__ = ("_timers", "_handle", "_due", "_future", "_default")
+
+    def __init__(self, timers: Timers) -> None:
+        self._timers = timers
+        self._handle: Timer | None = None
+        self._due: float | None = None
+        self._future: asyncio.Future[Any] | None = None
+        self._default: object = None
+
+    async def wait(self, future: asyncio.Future[_T], seconds: float, default: _T) -> _T:
+        """The future's result, or default once `seconds` have passed (a cancelled wait cancels the future)."""
+        if not future.done():
+            due = self._timers.time() + seconds
+            self._handle = armed(self._timers, self._handle, due, self._fire)
+            self._future, self._due, self._default = future, due, default
+            try:
+                await future
+            finally:
+                self._future = self._due = None
+        return future.result()
+
+    def _fire(self) -> None:
+        self._handle = None
+        future, due = self._future, self._due
+        if future is None or due is None:
+            return  # nothing waits: the next wait arms the timer again
+        if self._timers.time() < due:
+            self._handle = self._timers.call_at(due, self._fire)
+        elif not future.done():
+            future.set_result(self._default)

@@ -126,8 +126,11 @@ class SmtpTransport:
         if self._fatal is not None:
             raise self._fatal
         originals: dict[str, str] = {}  # envelope (ASCII) address -> the caller's spelling
+        respelled = False
         for recipient in recipients:
-            originals.setdefault(envelope_address(recipient, "RCPT TO"), recipient)
+            address = envelope_address(recipient, "RCPT TO")
+            originals.setdefault(address, recipient)
+            respelled = respelled or address != recipient
         if not originals:
             raise MessageError("RCPT TO", "no recipient")
         if not isinstance(message, bytes):
@@ -151,7 +154,7 @@ class SmtpTransport:
             raise
         finally:
             hand_over()
-        if outcome.refused or outcome.accepted:
+        if respelled and (outcome.refused or outcome.accepted):
             outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()},
                               accepted=tuple(originals[a] for a in outcome.accepted))
         return outcome
@@ -268,7 +271,7 @@ class SmtpTransport:
             try:
                 if step.write is not None:
                     replies.write(step.write, step.asks)
-                reply = await connection.read(replies, self.settings.command_timeout)
+                reply = connection.ready(replies) or await connection.read(replies, self.settings.command_timeout)
             except BROKEN as exc:
                 step = envelope.lost(exc)
                 break
@@ -298,7 +301,8 @@ class SmtpTransport:
                     hand_over: Callable[[], None]) -> Outcome:
         """Write the message data on the session that opened DATA (which the send before may have ended
         meanwhile: the write then fails, with nothing handed over), and read the final reply."""
-        loop, pool = asyncio.get_running_loop(), self._pool
+        loop, pool = self._loop, self._pool
+        assert loop is not None  # inside `async with`
         chained = (connection.pipelining and pool is not None and pool.waiting
                    and connection.transactions < self.settings.messages_per_connection)
         read: asyncio.Future[None] | None = None
@@ -336,7 +340,7 @@ class SmtpTransport:
             connection.drop_session(replies)
         outcome = by_code(reply.code, reply.message, refused, accepted)
         if in_step is not None and outcome.status != "unknown" and not await stayed_in_step(
-                in_step, self._timers_(), self.settings.command_timeout * 3):
+                in_step, connection.in_step_timer, self.settings.command_timeout * 3):
             return Outcome("unknown", reply.code, f"the replies after {reply.code} {reply.message} to the end of "
                            "data were out of step: it may have answered another command; the server may hold "
                            "the message", refused)

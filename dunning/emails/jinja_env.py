@@ -4,38 +4,35 @@ HTML templates (`*.mjml`) are autoescaped; text templates (`*.txt`), the subject
 preheader are plain text. Each locale gets its own environment: its catalog and formats, and
 its constant strings translated once, when a template is compiled (`{{ _("Invoice") }}` and a
 `{% trans %}` without plural become text; their named values are still filled and escaped per
-email). The locale constants (lang, dir, start, end, locale) are folded the same way.
+email). The locale constants (lang, dir, start, end, locale) are folded the same way (dunning.emails.folding).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
 from types import CodeType
-from typing import Any, TypeVar
+from typing import Any
 
 from babel.support import NullTranslations
 from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_eval_context
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
 from dunning.emails.bounds import TEXT_METHODS, Bounds
+from dunning.emails.folding import PLURAL_FILTER, Fold
 from dunning.i18n.formats import DateFormat, Formats
 
 __all__ = ["RenderTimeout", "RENDER_DEADLINE", "GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape",
            "EmailEnvironment", "email_filters", "escape_output", "card_brand", "unit_words"]
 
-_N = TypeVar("_N", bound=nodes.Node)
 GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
-PLURAL_FILTER = "_ngettext"   # what a folded {% trans count=… %} calls
 CARD_BRANDS = {
     "amex": "American Express", "american_express": "American Express", "cartes_bancaires": "Cartes Bancaires",
     "diners": "Diners Club", "discover": "Discover", "jcb": "JCB", "mastercard": "Mastercard",
@@ -125,98 +122,8 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         """Compile with this locale's constant strings and constants folded in."""
         if self.translations is not None:
             tree = self.parse(source, name, filename) if isinstance(source, str) else source
-            source = _Fold(self).visit(tree)
+            source = Fold(self, self.translations, self.constants).visit(tree)
         return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload]
-
-
-class _Fold(NodeTransformer):
-    """Replaces constant gettext calls with their translation and locale constants with their value."""
-
-    def __init__(self, env: EmailEnvironment) -> None:
-        self.env = env
-        self.stored: set[str] = set()
-        # folded call → the pieces a {{ }} may write in turn (the node is kept so that its id stays its own)
-        self.pieces: dict[int, tuple[nodes.Node | None, list[nodes.Expr]]] = {}
-
-    def visit_Template(self, node: nodes.Template) -> nodes.Node:
-        self.stored = {n.name for n in node.find_all(nodes.Name) if n.ctx != "load"}
-        return self.generic_visit(node)
-
-    def visit_Name(self, node: nodes.Name) -> nodes.Node:
-        if node.ctx == "load" and node.name in self.env.constants and node.name not in self.stored:
-            return self._new(nodes.Const(self.env.constants[node.name]), node)
-        return node
-
-    def visit_Output(self, output: nodes.Output) -> nodes.Node:
-        node = self.generic_visit(output)
-        assert isinstance(node, nodes.Output)
-        children: list[nodes.Expr] = []
-        for child in node.nodes:
-            folded, pieces = self.pieces.get(id(child), (None, []))
-            children += pieces if folded is child else [child]
-        node.nodes = children
-        return node
-
-    def visit_Call(self, call: nodes.Call) -> nodes.Node:
-        node = self.generic_visit(call)
-        assert isinstance(node, nodes.Call)
-        callee = node.node
-        if not isinstance(callee, nodes.Name) or callee.name in self.stored or node.dyn_args or node.dyn_kwargs:
-            return node
-        constant = [isinstance(a, nodes.Const) for a in node.args]
-        if callee.name == "ngettext" and constant[:2] == [True, True] and len(constant) == 3:
-            # the form depends on the count, known per email: a filter call, without the sandbox's call checks
-            return self._new(nodes.Filter(node.args[2], PLURAL_FILTER, node.args[:2], node.kwargs, None, None), node)
-        if not all(constant):
-            return node
-        translations, args = self.env.translations, [a.value for a in node.args if isinstance(a, nodes.Const)]
-        assert translations is not None  # folding runs only with a catalog
-        variables = {k.key: k.value for k in node.kwargs}
-        if callee.name in ("gettext", "_") and len(args) == 1:
-            text = translations.gettext(args[0])
-        elif callee.name == "pgettext" and len(args) == 2:
-            text = str(translations.pgettext(*args))
-            variables.setdefault("context", nodes.Const(args[0]))
-        else:
-            return node
-        folded = self._new(nodes.Mod(nodes.MarkSafeIfAutoescape(nodes.Const(text)),
-                                     nodes.Dict([nodes.Pair(nodes.Const(k), v) for k, v in variables.items()])),
-                           node)
-        pieces = _pieces(text, variables)
-        if pieces is not None:
-            self.pieces[id(folded)] = (folded, [self._new(p, node) if isinstance(p, nodes.TemplateData) else p
-                                                for p in pieces])
-        return folded
-
-    def _new(self, new: _N, old: nodes.Node) -> _N:
-        new.set_lineno(old.lineno)
-        new.set_environment(self.env)
-        return new
-
-
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
-
-
-def _pieces(text: str, variables: dict[str, nodes.Expr]) -> list[nodes.Expr] | None:
-    """`Hello %(name)s,` → [text "Hello ", the name's value, text ","]; None unless plain %(name)s only.
-
-    The text is the translator's, trusted as newstyle gettext trusts it; each value is written on
-    its own, so it is escaped in HTML as `Markup(text) % values` would escape it.
-    """
-    if "%" in _PLACEHOLDER.sub("", text):
-        return None
-    pieces: list[nodes.Expr] = []
-    position = 0
-    for match in _PLACEHOLDER.finditer(text):
-        name = match.group(1)
-        if name is not None and name not in variables:
-            return None
-        pieces.append(nodes.TemplateData(text[position:match.start()] + ("%" if name is None else "")))
-        if name is not None:
-            pieces.append(variables[name])
-        position = match.end()
-    pieces.append(nodes.TemplateData(text[position:]))
-    return [p for p in pieces if not (isinstance(p, nodes.TemplateData) and not p.data)]
 
 
 def _plural_filter(translations: NullTranslations, formats: Formats | None = None) -> Callable[..., str]:
@@ -334,6 +241,8 @@ def unit_words(eval_ctx: EvalContext, value: str) -> str:
 
 def escape_output(value: Any) -> str:
     """markupsafe.escape(value): what autoescaped output writes (a Markup comes back as it is)."""
+    if type(value) is Markup:   # a filter's HTML, written as it is (escape() would copy it into a new Markup)
+        return value
     return escape(value)
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import gc
 import os
 import re
+import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from types import CodeType
 from typing import Any, Literal
@@ -50,6 +52,7 @@ RENDER_SECONDS = 10.0  # i18n.render_seconds's default: an email renders in mill
 
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_BATCH = 64  # outputs of a template taken between two checks of the size and the deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,11 +266,13 @@ class _TooLarge(Exception):
 def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> str:
     """template.render(variables), sharing one dict of globals and variables across an email's four parts."""
     context = template.new_context(variables, shared=True)   # render() copies both dicts for every part
-    deadline, parts, size, limit = RENDER_DEADLINE.get(), [], 0, max_output or float("inf")
+    deadline, limit = RENDER_DEADLINE.get(), max_output or sys.maxsize
+    stream, parts, size = template.root_render_func(context), [], 0
     try:
-        for part in template.root_render_func(context):  # a loop that writes is stopped here
-            parts.append(part)
-            size += len(part)
+        # Taken a few outputs at a time, in C: a loop that writes is still stopped within a batch.
+        while batch := list(islice(stream, _BATCH)):
+            parts += batch
+            size += sum(map(len, batch))
             if size > limit:
                 raise _TooLarge
             if time.monotonic() > deadline:
@@ -288,7 +293,9 @@ def _with_locale(exc: TemplateError, locale: str) -> TemplateError:
 
 def tidy_text(text: str) -> str:
     """Trailing spaces dropped (but the `-- ` signature separator kept), at most one blank line in a row."""
-    if " \n" in text or "\t\n" in text:   # line by line: a regex tries a match at every space
+    # Line by line (a regex tries a match at every space), and only when a line other than the signature
+    # separator ends in a blank.
+    if ("\t\n" in text or "\n--\n" in text or text.count(" \n") != text.count("\n-- \n")):
         text = "\n".join([line.rstrip(" \t") for line in text.split("\n")]).replace("\n--\n", "\n-- \n")
     while "\n\n\n" in text:   # str.replace: a regex is slow on non-ASCII text
         text = text.replace("\n\n\n", "\n\n")

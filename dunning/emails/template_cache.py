@@ -206,9 +206,9 @@ def _checksum(payload: bytes) -> bytes:
 
 
 # The modules whose code shapes what a compiled template contains.
-_COMPILED_BY = ("dunning.emails.compose", "dunning.emails.compiler", "dunning.emails.jinja_env",
-                "dunning.emails.render", "dunning.emails.template_cache", "dunning.i18n.catalogs",
-                "dunning.i18n.formats")
+_COMPILED_BY = ("dunning.emails.compose", "dunning.emails.compiler", "dunning.emails.folding",
+                "dunning.emails.jinja_env", "dunning.emails.render", "dunning.emails.template_cache",
+                "dunning.i18n.catalogs", "dunning.i18n.formats")
 
 
 @functools.cache

@@ -9,13 +9,12 @@ import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvloop
 
 from dunning import ledger
 from dunning.bounces.verp import verp_address
-from dunning.delivery.mime import build_message
 from dunning.delivery.transport import Outcome, SmtpTransport
 from dunning.errors import (
     DeliveryError,
@@ -27,20 +26,16 @@ from dunning.errors import (
     SettingsError,
     TemplateError,
 )
-from dunning.planning import notice_context
 from dunning.run.context import RunContext
 from dunning.run.events import log_result
 from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal, journal_for
 from dunning.run.lease import Fenced, Lease
 from dunning.run.recipients import addressees, settle, unaddressed
-from dunning.run.render_ahead import Rendered, rendered_ahead
+from dunning.run.render_ahead import Prepared, prepare, prepared_ahead
 from dunning.run.stages import Stages
 from dunning.run.summary import RunSummary
 from dunning.settings import Settings
-
-if TYPE_CHECKING:
-    from dunning.delivery.dkim import DkimSigner
 
 __all__ = ["deliver", "run_loop", "envelope_sender"]
 
@@ -116,13 +111,13 @@ async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: Smt
 
     A send builds its message before it waits for a connection; were the whole batch started at once,
     every message of the batch would be held in memory while four connections work. The emails are
-    rendered a chunk at a time ahead of the sends (render_ahead).
+    rendered and built a chunk at a time ahead of the sends (render_ahead).
     """
-    pending, stages = rendered_ahead(run, claims), run.stages
+    pending, stages = prepared_ahead(run, claims, lambda: transport.eight_bit), run.stages
 
     async def lane() -> None:
-        for n, claim, email in pending:
-            result = results[n] = await send_claim(run, claim, transport, summary, journal, lease, email)
+        for n, claim, ready in pending:
+            result = results[n] = await send_claim(run, claim, transport, summary, journal, lease, ready)
             if result is not None:
                 log_result(claim, result)
                 if journal is not None:
@@ -171,25 +166,22 @@ async def keep_leased(run: RunContext, claims: list[ledger.Claim], results: list
 
 
 async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransport, summary: RunSummary,
-                     journal: Journal | None, lease: Lease, rendered: Rendered | None = None) -> ledger.Result | None:
-    """Render (unless rendered is given), build and send one claimed email: its result, or None when it
+                     journal: Journal | None, lease: Lease, ready: Prepared | None = None) -> ledger.Result | None:
+    """Send one claimed email, rendered and built now unless ready is given: its result, or None when it
     never reached a server."""
-    payload, settings, stages = claim.payload, run.settings, run.stages
-    stages.lap("smtp")
+    settings, stages = run.settings, run.stages
     try:
-        email = rendered if rendered is not None else run.renderer.render(
-            claim.notice, payload["locale"], notice_context.revive(payload["context"]))
-        stages.lap("render")
+        if ready is None:
+            stages.lap("smtp")
+            ready = prepare(run, claim, transport.eight_bit)
+        email, data = ready.email, ready.data
         if isinstance(email, TemplateError):
             raise email
         if _too_large(run, summary, claim, len(email.html) + len(email.text)):
             return None
-        sender = settings.sender
-        build = partial(_final_bytes, run.dkim, stages, partial(
-            build_message, email, from_address=sender.from_address, from_name=sender.from_name,
-            reply_to=sender.reply_to, to=payload["to"], cc=payload["cc"], message_id=claim.message_id,
-            date=run.clock.now()))
-        data = build(eight_bit=transport.eight_bit)
+        if isinstance(data, MessageError):
+            raise data
+        assert data is not None and ready.build is not None   # built whenever it rendered and was not too large
         if _too_large(run, summary, claim, len(data)):
             return None
     except EmailTooLarge as exc:
@@ -206,15 +198,16 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
         return ledger.Result(claim.email_id, claim.fence, "retry", error=str(exc))
     if summary.stopped:
         return None
+    to, cc = ready.to, ready.cc
     earlier_refused = claim.refused
-    recipients = addressees(payload["to"], payload["cc"], claim.delivered, earlier_refused)
+    recipients = addressees(to, cc, claim.delivered, earlier_refused)
     if not recipients:  # every recipient has it, or refused it for good
-        status = unaddressed(payload["to"], claim.delivered)
+        status = unaddressed(to, claim.delivered)
         return ledger.Result(claim.email_id, claim.fence, status, refused=earlier_refused or None,
                              delivered=claim.delivered, error="" if status == "sent" else "every recipient refused it")
     try:
         outcome = await transport.send(envelope_sender(settings, claim.email_id), recipients, data,
-                                       seven_bit=partial(build, eight_bit=False),
+                                       seven_bit=partial(ready.build, eight_bit=False),
                                        before_data=partial(_marked_and_fenced, stages, lease, journal, claim))
     except DeliveryError as exc:
         # Raised only before the server could hold the message: safe to queue again as if never claimed.
@@ -225,10 +218,10 @@ async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransp
         # holds the row (an email taken over has its fence moved on, and this outcome is not written).
         summary.stop(str(exc), code=ExitCode.PENDING)
         return ledger.Result(claim.email_id, claim.fence, "retry", error=f"not sent: {exc}")
-    settled = settle(outcome, payload["to"], claim.delivered, earlier_refused)
+    settled = settle(outcome, to, claim.delivered, earlier_refused)
     summary.recipients_refused += sum(1 for code, _ in outcome.refused.values() if 500 <= code < 600)
     return ledger.Result(claim.email_id, claim.fence, settled.status, code=outcome.code, reply=outcome.reply,
-                         error=_error(settled.status, outcome, payload["to"]), refused=settled.refused or None,
+                         error=_error(settled.status, outcome, to), refused=settled.refused or None,
                          delivered=settled.delivered, primary_delivered=settled.primary_delivered)
 
 
@@ -241,18 +234,6 @@ def envelope_sender(settings: Settings, email_id: int) -> str:
     if not keys:
         raise SettingsError("bounces.return_path is set but no key signs bounce addresses: set DUNNING_LINKS__KEYS")
     return verp_address(return_path, email_id, keys[0])
-
-
-def _final_bytes(signer: DkimSigner | None, stages: Stages, build: Callable[..., bytes], *, eight_bit: bool) -> bytes:
-    """The message as it goes out: built, then signed over exactly these bytes when DKIM is on."""
-    stages.lap("smtp")
-    data = build(eight_bit=eight_bit)
-    stages.lap("mime")
-    if signer is None:
-        return data
-    data = signer.sign(data)
-    stages.lap("sign")
-    return data
 
 
 def _too_large(run: RunContext, summary: RunSummary, claim: ledger.Claim, size: int) -> bool:
