@@ -37,11 +37,11 @@ LEASE_SECONDS = 300  # the default, whose heartbeat waits a third of it
 
 
 class Run:
-    """What a test has at hand: the disk, the server, whether enough went out, the clock's offset."""
+    """What a test has at hand: the disk, whether enough went out, the clock's offset."""
 
-    def __init__(self, smtp: CaptureServer) -> None:
+    def __init__(self) -> None:
         self.monkeypatch = pytest.MonkeyPatch()  # what makes the disk fill, undone once there is room again
-        self.smtp, self.disk = smtp, Disk()
+        self.disk = Disk()
         self.out = threading.Event()  # the server holds OUT_BEFORE_FULL messages
         self.offset = timedelta(0)
         self.main_pid = os.getpid()
@@ -167,11 +167,18 @@ SITES = {
 
 
 @pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[CaptureServer]:
-    with CaptureServer(port=0) as server, WireTap(server.port) as tap:
-        monkeypatch.setenv("DUNNING_SMTP__PORT", str(tap.port))
-        server.tap = tap  # type: ignore[attr-defined]
+def smtp() -> Iterator[CaptureServer]:
+    """A capture server on loopback, which keeps every message it took."""
+    with CaptureServer(port=0) as server:
         yield server
+
+
+@pytest.fixture
+def tap(smtp: CaptureServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[WireTap]:
+    """The wire tap the runs connect through, in front of the capture server."""
+    with WireTap(smtp.port) as relay:
+        monkeypatch.setenv("DUNNING_SMTP__PORT", str(relay.port))
+        yield relay
 
 
 def prepare(url: str, smtp: CaptureServer, monkeypatch: pytest.MonkeyPatch) -> Run:
@@ -180,7 +187,7 @@ def prepare(url: str, smtp: CaptureServer, monkeypatch: pytest.MonkeyPatch) -> R
                         "DELIVERY__BATCH_SIZE": "10", "DELIVERY__LEASE_SECONDS": str(LEASE_SECONDS)}.items():
         monkeypatch.setenv(f"DUNNING_{name}", value)
     load_sample(url, 80)
-    state = Run(smtp)
+    state = Run()
     smtp.on_message = lambda _message: len(smtp.messages) >= OUT_BEFORE_FULL and state.out.set()
     monkeypatch.setattr(SystemClock, "now", lambda _clock: datetime.now(UTC) + state.offset)
     state.monkeypatch.setattr("sqlite3.dbapi2.connect", full_sqlite(state.disk))
@@ -220,7 +227,9 @@ def ledger_rows(url: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("where", [pytest.param(where, marks=[pytest.mark.postgres] * (site.database == "postgres"))
                                    for where, site in SITES.items()])
-def test_a_disk_that_fills_stops_the_run_with_74_and_a_rerun_sends_the_rest(where, smtp, monkeypatch, capsys, request):
+def test_a_disk_that_fills_stops_the_run_with_74_and_a_rerun_sends_the_rest(where, smtp, tap, monkeypatch, capsys,
+                                                                             request):
+    """The disk fills at one place a run writes, after some emails went out (see the module docstring)."""
     site = SITES[where]
     url = request.getfixturevalue(f"{site.database}_url")
     state = prepare(url, smtp, monkeypatch)
@@ -242,12 +251,12 @@ def test_a_disk_that_fills_stops_the_run_with_74_and_a_rerun_sends_the_rest(wher
     state.disk.free()
     state.monkeypatch.undo()  # room again, and nothing fills it any more
     state.later()
-    rerun_sends_the_rest(url, smtp, capsys, expected, in_doubt=site.in_doubt)
+    rerun_sends_the_rest(url, smtp, tap, capsys, expected, in_doubt=site.in_doubt)
     assert first >= OUT_BEFORE_FULL
 
 
-def rerun_sends_the_rest(url: str, smtp: CaptureServer, capsys: pytest.CaptureFixture[str], expected: set[str], *,
-                         in_doubt: int) -> None:
+def rerun_sends_the_rest(url: str, smtp: CaptureServer, tap: WireTap, capsys: pytest.CaptureFixture[str],
+                         expected: set[str], *, in_doubt: int) -> None:
     """A rerun completes; every message the server took, across the runs, was whole and taken once; each planned
     email is sent, or unknown (at most in_doubt of them: those under way when the run stopped)."""
     code, summary = run(capsys)
@@ -255,7 +264,9 @@ def rerun_sends_the_rest(url: str, smtp: CaptureServer, capsys: pytest.CaptureFi
     rows = ledger_rows(url)
     for message in smtp.messages:
         well_formed(message, set(rows))
-    for wire in smtp.tap.wires():  # a session's data ends whole, or never began
+    wires = tap.wires()
+    assert sum(len(wire.messages) for wire in wires) >= len(smtp.messages)  # every message came through the tap
+    for wire in wires:  # a session's data ends whole, or never began
         assert wire.left_open in (None, b""), wire.left_open[:200]
     received = Counter(message.parsed()["Message-ID"] for message in smtp.messages)
     assert [mid for mid, count in received.items() if count > 1] == []
@@ -292,7 +303,7 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def test_a_real_small_disk_that_fills_mid_run_stops_it_with_74_and_a_rerun_sends_the_rest(small_disk, smtp,
+def test_a_real_small_disk_that_fills_mid_run_stops_it_with_74_and_a_rerun_sends_the_rest(small_disk, smtp, tap,
                                                                                           monkeypatch, capsys):
     """The SQLite file and its flight logs on a small tmpfs that fills after some emails went out: whichever
     write meets it first, the run stops with 74 and one line; once the filler is gone, a rerun sends the rest."""
@@ -308,4 +319,4 @@ def test_a_real_small_disk_that_fills_mid_run_stops_it_with_74_and_a_rerun_sends
     assert filled and OUT_BEFORE_FULL <= len(smtp.messages) < len(expected)
     filled[0].unlink()  # space freed
     state.later()
-    rerun_sends_the_rest(url, smtp, capsys, expected, in_doubt=LANES)
+    rerun_sends_the_rest(url, smtp, tap, capsys, expected, in_doubt=LANES)
