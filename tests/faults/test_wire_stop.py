@@ -114,10 +114,10 @@ def test_a_session_with_pipelined_commands_unanswered_is_closed_without_a_word(c
             return stopped
 
     outcome = run(main())
-    if held == "mail":
-        assert isinstance(outcome, DeliveryError) and "was closed" in str(outcome)
-    else:
-        assert isinstance(outcome, Outcome) and outcome.status == "retry"
+    # Nothing handed over either way: stopped (MAIL's reply not read as the transport closed, and no new session
+    # opened), or a retry (MAIL's reply read before the close, which the server sent before it held RCPT's).
+    stopped = isinstance(outcome, DeliveryError) and "was closed" in str(outcome)
+    assert stopped or (held == "rcpt" and isinstance(outcome, Outcome) and outcome.status == "retry"), outcome
     wire = only_session(tap)
     assert wire.commands[-3:] == [b"MAIL FROM:<billing@example.com> SIZE=%d" % (len(MESSAGE) + 3),
                                   b"RCPT TO:<compta@contoso.example>", b"DATA"]
