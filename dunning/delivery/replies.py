@@ -12,6 +12,9 @@ end of the event loop's current turn when none come.
 Every write says how many replies it asks for. A reply that arrives when none is due (a stray or
 extra line) means the session is out of step: it is then failed with Desynchronized, and each
 later read raises, so no reply is ever taken for another command's.
+
+A session is idle once every reply asked for was read and the last one was not a 354: only then may a
+command that ends it (QUIT) go; one with message data owed or replies outstanding is only closed.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class Desynchronized(SMTPException):
 class Replies(asyncio.Protocol):
     """The protocol of one session once it is established: write commands, read replies in order."""
 
-    __slots__ = ("_loop", "transport", "_buffer", "_replies", "_waiter", "_error", "_deferred", "_due")
+    __slots__ = ("_loop", "transport", "_buffer", "_replies", "_waiter", "_error", "_deferred", "_due", "_data_owed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport) -> None:
         self._loop = loop
@@ -47,6 +50,7 @@ class Replies(asyncio.Protocol):
         self._error: Exception | None = None
         self._deferred: bytes | None = None
         self._due = 0  # replies asked for and not arrived yet
+        self._data_owed = False  # the latest reply was a 354: whatever is written next is message data
 
     @classmethod
     def take_over(cls, smtp: aiosmtplib.SMTP) -> Replies:
@@ -107,6 +111,12 @@ class Replies(asyncio.Protocol):
         if isinstance(self._error, Desynchronized):
             raise self._error
         return self._replies.popleft() if self._replies else None
+
+    @property
+    def idle(self) -> bool:
+        """Whether the session is open and between transactions: every reply asked for read, no message data
+        owed (QUIT written now would be read as the start of a message that the data after it completes)."""
+        return self.open and self._due == 0 and not self._replies and not self._data_owed
 
     @property
     def waiting(self) -> bool:
@@ -189,8 +199,9 @@ class Replies(asyncio.Protocol):
             return
         self._due -= 1
         if raw[3:4] == b" " and raw[:3].isdigit() and raw.count(b"\n") == 1:  # one line, the usual reply
-            self._replies.append(SMTPResponse(int(raw[:3]), raw[4:].strip(b" \t\r\n").decode(
-                "utf-8", "surrogateescape")))
+            first = int(raw[:3])
+            self._data_owed = first == 354
+            self._replies.append(SMTPResponse(first, raw[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape")))
             return
         code, lines = None, []
         for line in raw.split(b"\n")[:-1]:
@@ -205,6 +216,7 @@ class Replies(asyncio.Protocol):
             code = line_code
             lines.append(line[4:].strip(b" \t\r"))
         assert code is not None  # every line above carried one
+        self._data_owed = code == 354
         self._replies.append(SMTPResponse(code, b"\n".join(lines).decode("utf-8", "surrogateescape")))
 
     def _fail(self, error: Exception) -> None:

@@ -117,18 +117,20 @@ class Connection:
         self.clean = True
 
     async def quit(self, timeout: float) -> None:
-        """QUIT and close, waiting a little for the server's goodbye."""
-        if self.connected and self.replies is not None:
+        """QUIT and close, waiting a little for the server's goodbye; a session in a transaction is only closed."""
+        replies = self.replies
+        if replies is not None and replies.idle:
             try:
-                self.replies.write(b"QUIT\r\n")
-                await self.read(self.replies, timeout)
+                replies.write(b"QUIT\r\n")
+                await self.read(replies, timeout)
             except BROKEN:
                 pass
         self.drop()
 
     def retire(self) -> None:
-        """Say QUIT and close without waiting for the reply (recycling must not stall a send)."""
-        if self.replies is not None and self.replies.open:
+        """Say QUIT and close without waiting for the reply (recycling must not stall a send); a session in a
+        transaction is only closed."""
+        if self.replies is not None and self.replies.idle:
             self.replies.write(b"QUIT\r\n")
         self.drop()
 

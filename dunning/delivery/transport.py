@@ -105,6 +105,9 @@ class SmtpTransport:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Say QUIT on each session between transactions; close the others without a word (a command written
+        while DATA is open would become message data); a send still under way opens no new session."""
+        self._fatal = self._fatal or DeliveryError(f"the SMTP transport to {self._where} was closed")
         await asyncio.gather(*(c.quit(min(2.0, self.settings.command_timeout)) for c in self._connections),
                              return_exceptions=True)
         self._pool = None

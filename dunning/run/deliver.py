@@ -138,7 +138,8 @@ async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: Smt
 async def keep_leased(run: RunContext, claims: list[ledger.Claim], results: list[ledger.Result | None],
                       lease: Lease, summary: RunSummary) -> AsyncIterator[None]:
     """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned; once an
-    email still to be sent is found taken over, the lease is lost and the batch sends nothing more."""
+    email still to be sent is found taken over, the lease is lost and the batch sends nothing more. A renewal
+    that fails (a full disk) stops the batch's sends as a failed send does, and is raised."""
     lease_seconds = run.settings.delivery.lease_seconds
 
     async def heartbeat() -> None:
@@ -158,11 +159,15 @@ async def keep_leased(run: RunContext, claims: list[ledger.Claim], results: list
             else:
                 lease.renewed(started)
 
-    task = asyncio.create_task(heartbeat())
     try:
-        yield
-    finally:
-        task.cancel()
+        async with asyncio.TaskGroup() as beating:  # a heartbeat that fails cancels the block, then is raised
+            beat = beating.create_task(heartbeat())
+            try:
+                yield
+            finally:
+                beat.cancel()
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
 
 async def send_claim(run: RunContext, claim: ledger.Claim, transport: SmtpTransport, summary: RunSummary,

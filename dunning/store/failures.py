@@ -7,10 +7,11 @@ import errno
 
 from dunning.errors import DatabaseUnavailable, DunningError, SettingsError, StorageFailed
 
-__all__ = ["STORAGE_ERRNOS", "known_failure"]
+__all__ = ["STORAGE_ERRNOS", "DISK_FULL", "known_failure"]
 
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG})
 _DRIVERS = ("sqlalchemy", "sqlite3", "psycopg")
+DISK_FULL = "53100"  # PostgreSQL's SQLSTATE for a server whose disk is full
 
 
 def known_failure(exc: BaseException) -> DunningError | None:
@@ -23,7 +24,8 @@ def known_failure(exc: BaseException) -> DunningError | None:
     cause = getattr(exc, "orig", None) or exc
     text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     lowered, kinds = text.lower(), {kind.__name__ for kind in type(cause).__mro__}
-    if "disk is full" in lowered or "disk i/o error" in lowered:
+    full = getattr(cause, "sqlstate", None) == DISK_FULL or "no space left on device" in lowered
+    if full or "disk is full" in lowered or "disk i/o error" in lowered:
         return StorageFailed(f"the database cannot be written: {text}")
     if "not a database" in lowered or "malformed" in lowered:
         return SettingsError(f"database.url: the file is not a usable SQLite database: {text}")

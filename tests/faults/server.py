@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tests.faults.loopback import Listener
+
 Stage = Literal["greeting", "mail", "rcpt", "data", "dot"]
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S[^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 NORMAL = {"greeting": b"220 faults.test ESMTP\r\n", "mail": b"250 2.1.0 Sender ok\r\n",
@@ -66,42 +68,13 @@ class Kept:
 
 
 @dataclass
-class FaultServer:
+class FaultServer(Listener):
     """The server, running on its own event loop in a thread; `script` is consumed as commands come."""
 
     script: list[Act] = field(default_factory=list)
     kept: list[Kept] = field(default_factory=list)
     port: int = 0
     holding: threading.Event = field(default_factory=threading.Event)
-
-    def __enter__(self) -> FaultServer:
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
-        self._thread.start()
-        started.wait(5)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _stop(self) -> None:
-        """Close the listener and end every session still open (a late reply, a silent one)."""
-        self._server.close()
-        sessions = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in sessions:
-            task.cancel()
-        await asyncio.gather(*sessions, return_exceptions=True)
-
-    def _serve(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(asyncio.start_server(self._session, "127.0.0.1", 0))
-        self.port = self._server.sockets[0].getsockname()[1]
-        started.set()
-        self._loop.run_forever()
 
     def delivered_to(self, message_id: str, recipient: str) -> int:
         """How many copies the server accepted (2xx to the dot) for this recipient."""
