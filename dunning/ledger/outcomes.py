@@ -196,8 +196,10 @@ def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, ba
             "now": bound_now, "email_id": result.email_id, "fence": result.fence}
 
 
+@cache
 def _datetime_parameter(dialect: Dialect) -> Callable[[datetime | None], object]:
-    """What the driver is given for a UtcDateTime value, as SQLAlchemy would bind it on this database."""
+    """What the driver is given for a UtcDateTime value, as SQLAlchemy would bind it on this database (made once
+    per dialect: a delivery process asks at every write)."""
     process = store.UtcDateTime().bind_processor(dialect)
     return process if process is not None else lambda value: value
 
