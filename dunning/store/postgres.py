@@ -53,8 +53,9 @@ _CLAIM = text(
 # The outcomes and the in-flight marks of one ledger write, each a JSON array of objects: one statement,
 # one round trip, and parameters the driver passes as they are. Its conditions are those of
 # ledger.outcomes' fenced record and mark, whose parameters the objects hold by name. Rows are found by
-# their primary key alone: `status || ''` keeps the planner from scanning every row being sent through
-# the status index, which it would pick for a prepared plan that cannot know how few rows the arrays hold.
+# their primary key alone (`id = ANY(…)` names the keys, `status || ''` is no index condition): a prepared
+# plan cannot know how few rows the arrays hold, and would otherwise scan every row being sent through the
+# status index.
 _RECORD_AT_ONCE = (
     "WITH outcome AS (UPDATE emails e SET status = v.status, attempts = e.attempts + 1, next_attempt_at = v.next_at, "
     "code = v.code, reply = v.reply, error = v.error, refused = v.refused, delivered = v.delivered, "
@@ -69,6 +70,14 @@ _RECORD_AT_ONCE = (
     "WHERE e.id = ANY(ARRAY(SELECT (jsonb_array_elements(%(marks)s::jsonb) ->> 'email_id')::integer)) "
     "AND e.id = m.email_id AND e.fence = m.fence AND e.status || '' = 'sending' RETURNING e.id) "
     "SELECT status, count(*) FROM outcome GROUP BY status UNION ALL SELECT NULL, count(*) FROM mark")
+
+
+def _record_counts(cursor: DBAPICursor, parameters: dict[str, object]) -> tuple[dict[str, int], int]:
+    """Run _RECORD_AT_ONCE: the outcomes written, by status, and the marks."""
+    cursor.execute(_RECORD_AT_ONCE, parameters)
+    rows = cursor.fetchall()
+    return ({status: count for status, count in rows if status is not None},
+            sum(count for status, count in rows if status is None))
 
 
 class PostgresBackend(Backend):
@@ -119,19 +128,14 @@ class PostgresBackend(Backend):
             [{"email_id": email_id, "fence": fence} for email_id, fence in marks]).decode()}
         driver: Any = cursor.connection  # a psycopg cursor names its connection
         if driver.autocommit:  # a journal's own connection (impatient)
-            cursor.execute(_RECORD_AT_ONCE, parameters)
-            rows = cursor.fetchall()
-        else:
-            driver.commit()  # what was read before (a retry's attempts); nothing when no transaction is open
-            driver.autocommit = True
-            try:
-                cursor.execute(_RECORD_AT_ONCE, parameters)
-                rows = cursor.fetchall()
-            finally:
-                if not driver.broken:
-                    driver.autocommit = False
-        written = {status: count for status, count in rows if status is not None}
-        return written, sum(count for status, count in rows if status is None)
+            return _record_counts(cursor, parameters)
+        driver.commit()  # what was read before (a retry's attempts); nothing when no transaction is open
+        driver.autocommit = True
+        try:
+            return _record_counts(cursor, parameters)
+        finally:
+            if not driver.broken:
+                driver.autocommit = False
 
     @contextmanager
     def impatient(self, conn: Connection) -> Iterator[None]:
