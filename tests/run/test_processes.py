@@ -70,6 +70,8 @@ def test_killed_run_loses_nothing_and_sends_nothing_twice(billing, smtp, capsys,
     assert set(after_kill.values()) <= {1} and not (set(after_kill) & unknown)
     assert not set(after_kill) & set(before_kill.message_ids)  # what the killed run had sent is not sent again
     assert len(set(before_kill.message_ids)) == len(before_kill.message_ids)
+    sent = {message_id for message_id, status in rows if status == "sent"}
+    assert sent <= set(after_kill) | set(before_kill.message_ids)  # every email recorded sent was received
 
 
 def test_delivery_workers_share_the_queue(billing, smtp, capsys, monkeypatch):
