@@ -21,7 +21,9 @@ With PIPELINING, a send whose message data is ready hands its connection to the 
 before the final reply: the data then goes out in the same write as that send's MAIL, RCPT and DATA
 (RFC 2920 lets message content open a group of commands), one round trip a message instead of two.
 Replies come in order, so the next send reads only after the final reply was read; should the session
-end there, the next send has handed nothing over and starts again on a new connection.
+end there, the next send has handed nothing over and starts again on a new connection. The next send asks
+for its record (before_data) only once the send before has returned its outcome, so that whoever records
+outcomes has that one before the next message goes out on the connection.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class SmtpTransport:
         self._outage = outage or Outage(smtp.reconnect_seconds, where=self._where)
         self._fatal: DeliveryError | None = None
         self._eight_bit = smtp.eight_bit
+        # A connection handed over before its send returned: done once that send has returned its outcome.
+        self._returning: dict[Connection, asyncio.Future[None]] = {}
 
     @property
     def eight_bit(self) -> bool:
@@ -111,6 +115,7 @@ class SmtpTransport:
         await asyncio.gather(*(c.quit(min(2.0, self.settings.command_timeout)) for c in self._connections),
                              return_exceptions=True)
         self._pool = None
+        self._returning.clear()
 
     async def send(self, sender: str, recipients: Sequence[str], message: bytes, *,
                    seven_bit: Callable[[], bytes] | None = None,
@@ -122,7 +127,8 @@ class SmtpTransport:
         before_data is called as MAIL, RCPT and DATA go out, and what it returns is awaited once the
         server opened DATA, before the message goes out (to record that it may now be delivered: the
         record can be written while the server answers); should that raise, the session is dropped with
-        nothing handed over.
+        nothing handed over. On a connection handed over by a send that has not returned yet, before_data
+        is called only once that send has returned, and its caller, in the same step, has the outcome.
         """
         if self._pool is None:
             raise RuntimeError("SmtpTransport is used outside `async with`")
@@ -141,12 +147,19 @@ class SmtpTransport:
         mail_from = envelope_address(sender, "MAIL FROM")
         connection = await self._pool.get()
         released = False
+        returning: asyncio.Future[None] | None = None  # made when handed over before this send returns
 
-        def hand_over() -> None:
+        def release() -> None:
             nonlocal released
             if not released and self._pool is not None:
                 released = True
                 self._pool.put(connection)
+
+        def hand_over() -> None:
+            nonlocal returning
+            if not released and self._loop is not None:
+                returning = self._returning[connection] = self._loop.create_future()
+            release()
 
         try:
             outcome = await self._send_on(connection, mail_from, list(originals), message, seven_bit, hand_over,
@@ -156,7 +169,9 @@ class SmtpTransport:
                 connection.drop()
             raise
         finally:
-            hand_over()
+            release()
+            if returning is not None and not returning.done():  # cancelled if the next send was
+                returning.set_result(None)
         if respelled and (outcome.refused or outcome.accepted):
             outcome = replace(outcome, refused={originals[a]: r for a, r in outcome.refused.items()},
                               accepted=tuple(originals[a] for a in outcome.accepted))
@@ -243,15 +258,22 @@ class SmtpTransport:
         """MAIL, RCPT and DATA, then the message; the send before hears whether the replies were in step."""
         replies = connection.replies
         assert replies is not None
-        going_out = before_data() if before_data is not None else None
+        previous = self._returning.get(connection)
+        if previous is not None and previous.done():
+            previous = None
+        going_out = before_data() if before_data is not None and previous is None else None
         try:
             ready = await self._envelope(connection, sender, recipients, data)
         finally:
             connection.vouch(replies)
         if isinstance(ready, Outcome):
             return ready
-        if going_out is not None:
+        if before_data is not None:
             try:
+                if going_out is None:  # the send before on this connection returns first (it read its reply)
+                    if previous is not None:
+                        await previous
+                    going_out = before_data()
                 await going_out
             except BaseException:
                 connection.drop_session(replies)  # DATA is open: only closing ends it without a message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -121,27 +121,48 @@ def try_record(conn: Connection, results: Sequence[Result], *, now: datetime, ma
     stamp = _datetime_parameter(conn.dialect)
     cursor = driver.cursor()
     try:
-        if not backend.try_begin_write(cursor):
-            return None
-        counts = _record(backend, cursor, results, now, max_attempts, backoff_seconds, stamp) \
-            if results else RecordCounts()
-        if in_flight:
-            bound_now = stamp(now)
-            cursor.executemany(_statements(backend).in_flight, [{"now": bound_now, "email_id": email_id, "fence": fence}
-                                                         for email_id, fence in in_flight])
-            counts = replace(counts, marked=cursor.rowcount)
-        driver.commit()
+        rows = _outcome_rows(backend, cursor, results, now, max_attempts, backoff_seconds, stamp)
+        # A mark whose email has its outcome in the same write (its envelope was refused) is left out: it
+        # would find no row to mark, and one statement must not write a row twice.
+        finishing = {(result.email_id, result.fence) for result in results}
+        marks = [mark for mark in in_flight if mark not in finishing]
+        written = backend.record_at_once(cursor, rows, marks, stamp(now))
+        if written is None:
+            if not backend.try_begin_write(cursor):
+                return None
+            written = _record(_statements(backend), cursor, rows, marks, stamp(now))
+            driver.commit()
     except BaseException:
         driver.rollback()
         raise
     finally:
         cursor.close()
-    return counts
+    by_status, marked = written
+    counts = {status: by_status.get(status, 0) for status in OUTCOMES}
+    return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()), marked=marked)
 
 
-def _record(backend: Backend, cursor: Any, results: Sequence[Result], now: datetime, max_attempts: int,
-            backoff_seconds: int, stamp: Callable[[datetime | None], object]) -> RecordCounts:
-    counts = dict.fromkeys(OUTCOMES, 0)
+def _record(statements: _Statements, cursor: Any, rows: list[dict[str, object]], marks: Sequence[tuple[int, int]],
+            bound_now: object) -> tuple[dict[str, int], int]:
+    """The write as a statement per status of outcome and one for the marks, in the transaction begun: how
+    many outcomes of each status and how many marks held."""
+    counts: dict[str, int] = {}
+    for status in OUTCOMES:  # one batch per status, so each rowcount says how many of them held
+        batch = [row for row in rows if row["status"] == status]
+        if batch:
+            cursor.executemany(statements.record, batch)
+            counts[status] = cursor.rowcount
+    marked = 0
+    if marks:
+        cursor.executemany(statements.in_flight, [{"now": bound_now, "email_id": email_id, "fence": fence}
+                                                  for email_id, fence in marks])
+        marked = cursor.rowcount
+    return counts, marked
+
+
+def _outcome_rows(backend: Backend, cursor: Any, results: Sequence[Result], now: datetime, max_attempts: int,
+                  backoff_seconds: int, stamp: Callable[[datetime | None], object]) -> list[dict[str, object]]:
+    """The parameters of each outcome's fenced write, in the order of the emails' ids (the order rows lock in)."""
     # Only a retry's outcome depends on how many attempts came before (back off, or give up); the others
     # are written without reading the row first, which most writes of a run are spared.
     retries = [result.email_id for result in results if result.status == "retry"]
@@ -150,17 +171,10 @@ def _record(backend: Backend, cursor: Any, results: Sequence[Result], now: datet
         cursor.execute(_statements(backend).attempts, {"ids": orjson.dumps(retries).decode()})
         attempts = dict(cursor.fetchall())
     bound_now = stamp(now)
-    rows = [_outcome(result, attempts.get(result.email_id, 0) + 1, now, max_attempts, backoff_seconds, stamp,
+    return [_outcome(result, attempts.get(result.email_id, 0) + 1, now, max_attempts, backoff_seconds, stamp,
                      bound_now)
             for result in sorted(results, key=lambda r: r.email_id)
             if result.status != "retry" or result.email_id in attempts]
-    statement = _statements(backend).record
-    for status in counts:  # one batch per status, so each rowcount says how many of them held
-        batch = [row for row in rows if row["status"] == status]
-        if batch:
-            cursor.executemany(statement, batch)
-            counts[status] = cursor.rowcount
-    return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()))
 
 
 def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, backoff_seconds: int,
@@ -182,8 +196,10 @@ def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, ba
             "now": bound_now, "email_id": result.email_id, "fence": result.fence}
 
 
+@cache
 def _datetime_parameter(dialect: Dialect) -> Callable[[datetime | None], object]:
-    """What the driver is given for a UtcDateTime value, as SQLAlchemy would bind it on this database."""
+    """What the driver is given for a UtcDateTime value, as SQLAlchemy would bind it on this database (made once
+    per dialect: a delivery process asks at every write)."""
     process = store.UtcDateTime().bind_processor(dialect)
     return process if process is not None else lambda value: value
 

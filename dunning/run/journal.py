@@ -6,13 +6,15 @@ as it happens, and the ledger gets the outcomes when the batch is done (FlightJo
 (LedgerJournal).
 
 Before a send lets its message data go out, the ledger records that the email's data is under way;
-the outcomes of sends that have finished are recorded with the same writes, and the writes of a
+the outcomes of sends that have finished are recorded in the same statement, and the writes of a
 batch share one connection. A send asks for its record as its envelope (MAIL, RCPT, DATA) goes out,
-and the record is written only once some send waits for it, after the server's reply to DATA: every
-record asked for by then, by the process's other connections too, shares that one write. A connection
-has one email at a time in flight, so after a crash at most one email per connection can be without
-an outcome: an email whose lease ran out is unknown only if its record was written and no outcome
-was; the others go back to the queue.
+or, behind a send still awaiting its final reply on a pipelined connection, once that send has returned
+its outcome (the transport sees to it); the record is written only once some send waits for it, after
+the server's reply to DATA: every record asked for by then, by the process's other connections too, and
+every outcome finished by then share that one write. So an email's outcome is recorded before the next
+email's data goes out on its connection, and after a crash at most one email per connection can be
+without an outcome: an email whose lease ran out is unknown only if its record was written and no
+outcome was; the others go back to the queue.
 
 When another process holds the database's write lock, the write is tried again a moment later instead of
 waiting in SQLite (which would stop the event loop with it): meanwhile the other sends go on

@@ -7,7 +7,7 @@ database it is.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -127,6 +127,14 @@ class Backend(ABC):
     @abstractmethod
     def driver_sql(self, statement: ClauseElement) -> str:
         """The statement as the driver's own SQL, taking its parameters as a dict by name."""
+
+    def record_at_once(self, cursor: DBAPICursor, outcomes: Sequence[Mapping[str, object]],
+                       marks: Sequence[tuple[int, int]], now: object) -> tuple[dict[str, int], int] | None:
+        """Write outcomes (the parameters of the ledger's fenced record, by name) and in-flight marks (email id,
+        fence; none of an email among the outcomes) in one statement, committed on its own: how many outcomes
+        of each status and how many marks held. None where the database has no such statement: the ledger
+        then writes them one by one in a transaction."""
+        return None
 
     def flight_folder(self, url: URL) -> Path | None:
         """Where delivery processes keep their flight logs; None when the ledger records what is under way."""

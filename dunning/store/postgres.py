@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -48,6 +50,35 @@ _CLAIM = text(
     + " RETURNING id, fence, attempts, message_id, account_id, notice, payment_method_id, stage, locale, "
     "delivered, refused")
 
+# The outcomes and the in-flight marks of one ledger write, each a JSON array of objects: one statement,
+# one round trip, and parameters the driver passes as they are. Its conditions are those of
+# ledger.outcomes' fenced record and mark, whose parameters the objects hold by name. Rows are found by
+# their primary key alone (`id = ANY(…)` names the keys, `status || ''` is no index condition): a prepared
+# plan cannot know how few rows the arrays hold, and would otherwise scan every row being sent through the
+# status index.
+_RECORD_AT_ONCE = (
+    "WITH outcome AS (UPDATE emails e SET status = v.status, attempts = e.attempts + 1, next_attempt_at = v.next_at, "
+    "code = v.code, reply = v.reply, error = v.error, refused = v.refused, delivered = v.delivered, "
+    "updated_at = %(now)s, lease_until = NULL "
+    "FROM jsonb_to_recordset(%(outcomes)s::jsonb) AS v(email_id integer, fence integer, status text, "
+    "next_at timestamptz, code integer, reply text, error text, refused text, delivered text) "
+    "WHERE e.id = ANY(ARRAY(SELECT (jsonb_array_elements(%(outcomes)s::jsonb) ->> 'email_id')::integer)) "
+    "AND e.id = v.email_id AND e.fence = v.fence AND e.status || '' IN ('sending', 'unknown') "
+    "AND e.lease_until IS NOT NULL RETURNING e.status), "
+    "mark AS (UPDATE emails e SET data_at = %(now)s "
+    "FROM jsonb_to_recordset(%(marks)s::jsonb) AS m(email_id integer, fence integer) "
+    "WHERE e.id = ANY(ARRAY(SELECT (jsonb_array_elements(%(marks)s::jsonb) ->> 'email_id')::integer)) "
+    "AND e.id = m.email_id AND e.fence = m.fence AND e.status || '' = 'sending' RETURNING e.id) "
+    "SELECT status, count(*) FROM outcome GROUP BY status UNION ALL SELECT NULL, count(*) FROM mark")
+
+
+def _record_counts(cursor: DBAPICursor, parameters: dict[str, object]) -> tuple[dict[str, int], int]:
+    """Run _RECORD_AT_ONCE: the outcomes written, by status, and the marks."""
+    cursor.execute(_RECORD_AT_ONCE, parameters)
+    rows = cursor.fetchall()
+    return ({status: count for status, count in rows if status is not None},
+            sum(count for status, count in rows if status is None))
+
 
 class PostgresBackend(Backend):
     """PostgreSQL: row locks skipped by claims, JSON through jsonb, the ledger recording what is under way."""
@@ -89,6 +120,29 @@ class PostgresBackend(Backend):
     def try_begin_write(self, cursor: DBAPICursor) -> bool:
         """The driver begins a transaction with the first statement; row locks are waited for."""
         return True
+
+    def record_at_once(self, cursor: DBAPICursor, outcomes: Sequence[Mapping[str, object]],
+                       marks: Sequence[tuple[int, int]], now: object) -> tuple[dict[str, int], int]:
+        """One statement over JSON arrays, in autocommit: no BEGIN and COMMIT of their own."""
+        parameters = {"now": now, "outcomes": orjson.dumps(outcomes).decode(), "marks": orjson.dumps(
+            [{"email_id": email_id, "fence": fence} for email_id, fence in marks]).decode()}
+        driver: Any = cursor.connection  # a psycopg cursor names its connection
+        if driver.autocommit:  # a journal's own connection (impatient)
+            return _record_counts(cursor, parameters)
+        driver.commit()  # what was read before (a retry's attempts); nothing when no transaction is open
+        driver.autocommit = True
+        try:
+            return _record_counts(cursor, parameters)
+        finally:
+            if not driver.broken:
+                driver.autocommit = False
+
+    @contextmanager
+    def impatient(self, conn: Connection) -> Iterator[None]:
+        """Row locks are waited for, as everywhere; the connection commits each statement (the ledger's writes on
+        it are one statement each), until the pool takes it back."""
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield
 
     def claim_statement(self) -> TextClause:
         """The due rows locked (skipping those locked elsewhere), then taken."""

@@ -8,7 +8,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dunning import ledger, store
 from dunning.run.journal import LedgerJournal
@@ -126,3 +126,34 @@ def test_try_record_gives_up_at_once_and_the_connection_goes_back_patient(engine
     assert data_at(engine, [claim]) == [T0]
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+
+
+def test_outcomes_of_every_kind_and_the_next_marks_share_one_write(engine, sends):
+    """On the journal's own connection one write records a sent, a retry (backed off by the attempts before),
+    a failed and an unknown outcome, leaves out the late outcome of a row taken over, and marks the next
+    emails; a second write finds that connection as it left it."""
+    *finished, taken_over, after_one, after_two = claimed(engine, sends, 7)
+    sent, retry, failed, unknown = finished
+    with engine.begin() as conn:  # another worker's claim moved the fence on
+        conn.execute(update(store.emails).where(store.emails.c.id == taken_over.email_id)
+                     .values(fence=taken_over.fence + 1))
+    results = [ledger.Result(sent.email_id, sent.fence, "sent", code=250, reply="ok", delivered=("a@example.com",)),
+               ledger.Result(retry.email_id, retry.fence, "retry", code=451, reply="later"),
+               ledger.Result(failed.email_id, failed.fence, "failed", code=550, reply="no such user",
+                             refused={"a@example.com": [550, "no such user"]}),
+               ledger.Result(unknown.email_id, unknown.fence, "unknown", error="no reply to the final dot"),
+               ledger.Result(taken_over.email_id, taken_over.fence, "sent", code=250, reply="late")]
+    how = {"now": T0, "max_attempts": 3, "backoff_seconds": 60}
+    with ledger.impatient_connection(engine) as conn:
+        counts = ledger.try_record(conn, results, in_flight=[(after_one.email_id, after_one.fence)], **how)
+        again = ledger.try_record(conn, [], in_flight=[(after_two.email_id, after_two.fence)], **how)
+    assert counts == ledger.RecordCounts(sent=1, retry=1, failed=1, unknown=1, fenced_out=1, marked=1)
+    assert again == ledger.RecordCounts(marked=1)
+    with engine.connect() as conn:
+        rows = {row.id: row for row in conn.execute(select(store.emails))}
+    assert [rows[c.email_id].status for c in finished] == ["sent", "retry", "failed", "unknown"]
+    assert rows[retry.email_id].next_attempt_at == T0 + timedelta(seconds=60) and rows[retry.email_id].attempts == 1
+    assert rows[failed.email_id].refused is not None and rows[sent.email_id].delivered is not None
+    assert rows[taken_over.email_id].status == "sending" and rows[taken_over.email_id].reply is None
+    assert data_at(engine, [after_one, after_two]) == [T0, T0]
+    assert all(rows[c.email_id].lease_until is None for c in finished)
