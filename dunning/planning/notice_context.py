@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from dunning.billing.contract import Account, PaymentMethod
 from dunning.planning.policy import PlannedNotice
-from dunning.settings import Settings
+from dunning.settings import BrandingSettings, Settings
 
 __all__ = ["build_context", "to_json", "revive"]
 
@@ -43,9 +44,15 @@ def build_context(planned: PlannedNotice, account: Account, settings: Settings, 
         "settlement_url": settlement_url,
         "update_url": update_url,
         "support_url": settings.branding.support_url,
-        "branding": settings.branding.model_dump(),
+        "branding": dict(_branding(settings.branding)),
         "timezone": account.timezone,
     }
+
+
+@lru_cache(maxsize=8)
+def _branding(branding: BrandingSettings) -> dict[str, Any]:
+    """The branding section as a dict: made once per section rather than once per email."""
+    return branding.model_dump()
 
 
 def _valid_until(method: PaymentMethod) -> date | None:
