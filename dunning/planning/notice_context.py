@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -49,10 +48,18 @@ def build_context(planned: PlannedNotice, account: Account, settings: Settings, 
     }
 
 
-@lru_cache(maxsize=8)
+_BRANDINGS: dict[int, tuple[BrandingSettings, dict[str, Any]]] = {}
+
+
 def _branding(branding: BrandingSettings) -> dict[str, Any]:
-    """The branding section as a dict: made once per section rather than once per email."""
-    return branding.model_dump()
+    """The branding section as a dict: made once per section rather than once per email. Found by identity:
+    hashing a settings section hashes every field, which costs more than the dump."""
+    held = _BRANDINGS.get(id(branding))
+    if held is None or held[0] is not branding:
+        if len(_BRANDINGS) >= 8:
+            _BRANDINGS.clear()
+        held = _BRANDINGS[id(branding)] = (branding, branding.model_dump())
+    return held[1]
 
 
 def _valid_until(method: PaymentMethod) -> date | None:
