@@ -175,9 +175,12 @@ def _drop(conn: Connection, email_ids: list[int], keys: list[str]) -> None:
         conn.execute(delete(emails).where(emails.c.id.in_(email_ids)))
 
 
+_OUTCOMES = frozenset(("email", *KEY_OUTCOMES))
+
+
 def _key_row(entry: OutboxEntry, key: str, email_id: int | None) -> tuple[str, str, str, str, int | None]:
     outcome = "email" if entry.status == "send" else entry.status
-    if outcome not in ("email", *KEY_OUTCOMES):
+    if outcome not in _OUTCOMES:
         raise ValueError(f"cannot enqueue a notice with status {entry.status!r}")
     return (key, entry.account, entry.notice, outcome, email_id)
 

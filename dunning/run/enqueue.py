@@ -79,7 +79,7 @@ def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, li
         stages.lap("sign")
         context = notice_context.build_context(notice, account, settings, None if expiring else url,
                                                url if expiring else None)
-        payload = notice_context.to_json({"to": list(notice.to), "cc": list(notice.cc),
+        payload = notice_context.to_json({"to": notice.to, "cc": notice.cc,
                                           "locale": notice.locale, "context": context})
         message_id = make_message_id(first_key, domain or address_domain(settings.sender.from_address))
     return ledger.OutboxEntry(account=notice.account, payment_method=notice.payment_method,
