@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, Integer, Table, bindparam, delete, literal
+from sqlalchemy import Connection, Engine, Integer, Table, bindparam, delete, insert, literal
 from sqlalchemy.sql.dml import Insert
 
 from dunning import store
@@ -63,17 +63,20 @@ def enqueue(engine: Engine, entries: Iterable[OutboxEntry], *, now: datetime,
         emailed = list(zip(sends, _insert_emails(conn, sends, now), strict=True))
         owned: list[tuple[OutboxEntry, int | None]] = [*emailed]
         owned += [(entry, None) for entry in entries if entry.status != "send"]
-        got = _insert_keys(conn, [_key_row(entry, key, email_id) for entry, email_id in owned
-                                  for key in entry.keys], now, as_of or now)
+        rows = [_key_row(entry, key, email_id) for entry, email_id in owned for key in entry.keys]
+        got = _insert_keys(conn, rows, now, as_of or now)
+        every_key_free = len(got) == len(rows)  # what a run meets, unless another one planned the same keys
         # An email goes out only if every key it speaks for is its own: a key another run holds
         # must not be mentioned twice; its free keys stay free and the next run plans them again.
-        dropped = [(entry, email_id) for entry, email_id in emailed
-                   if not all((key, email_id) in got for key in entry.keys)]
+        dropped = [] if every_key_free else [(entry, email_id) for entry, email_id in emailed
+                                             if not all((key, email_id) in got for key in entry.keys)]
         released = {(key, email_id) for entry, email_id in dropped for key in entry.keys} & got
         _drop(conn, [email_id for _, email_id in dropped], [key for key, _ in released])
         gone = {email_id for _, email_id in dropped}
         _insert_payloads(conn, [(email_id, payload) for (_, email_id), payload in zip(emailed, payloads, strict=True)
                                 if email_id not in gone])
+    if every_key_free:
+        return EnqueueCounts(emails=len(sends), keys=len(got))
     return EnqueueCounts(
         emails=len(sends) - len(dropped), keys=len(got) - len(released),
         held=sum(not any((key, email_id) in got for key in entry.keys) for entry, email_id in owned),
@@ -87,7 +90,6 @@ def _payload_text(payload: dict[str, Any] | str | None) -> str:
 
 _EMAIL_COLUMNS = ("account_id", "payment_method_id", "notice", "stage", "locale", "message_id")
 _KEY_COLUMNS = ("key", "account_id", "notice", "outcome", "email_id")
-_PAYLOAD_COLUMNS = ("email_id", "payload")
 
 
 # Each statement is one INSERT … SELECT of every row, the rows passed as a single JSON array parameter:
@@ -108,8 +110,11 @@ def _keys_insert(backend: Backend) -> Insert:
 
 
 @cache
-def _payloads_insert(backend: Backend) -> Insert:
-    return _from_rows(backend, email_payloads, _PAYLOAD_COLUMNS, {})
+def _payloads_insert(backend: Backend) -> str:
+    """For the driver's executemany: a payload is long JSON text, which one JSON array of the rows would
+    escape, and the database then parse and unescape again."""
+    return backend.driver_sql(insert(email_payloads).values(email_id=bindparam("email_id"),
+                                                            payload=bindparam("payload")))
 
 
 def _now() -> Any:
@@ -143,12 +148,20 @@ def _insert_keys(conn: Connection, rows: list[tuple[Any, ...]], now: datetime,
     # Sorted, so overlapping runs wait on each other's keys in one order and never deadlock.
     rows = sorted(rows, key=lambda row: row[0])  # stable: of two entries naming a key, the first wins
     result = conn.execute(_keys_insert(store.backend_of(conn)), {"rows": _json(rows), "now": now, "as_of": as_of})
-    return {(key, email_id) for key, email_id in result}
+    return {(key, email_id) for key, email_id in result.all()}
 
 
 def _insert_payloads(conn: Connection, rows: list[tuple[int, str]]) -> None:
-    if rows:
-        conn.execute(_payloads_insert(store.backend_of(conn)), {"rows": _json(rows)})
+    if not rows:
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None  # the transaction's connection is open
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(_payloads_insert(store.backend_of(conn)),
+                           [{"email_id": email_id, "payload": payload} for email_id, payload in rows])
+    finally:
+        cursor.close()
 
 
 def _json(rows: Sequence[tuple[Any, ...]]) -> str:
@@ -162,9 +175,12 @@ def _drop(conn: Connection, email_ids: list[int], keys: list[str]) -> None:
         conn.execute(delete(emails).where(emails.c.id.in_(email_ids)))
 
 
+_OUTCOMES = frozenset(("email", *KEY_OUTCOMES))
+
+
 def _key_row(entry: OutboxEntry, key: str, email_id: int | None) -> tuple[str, str, str, str, int | None]:
     outcome = "email" if entry.status == "send" else entry.status
-    if outcome not in ("email", *KEY_OUTCOMES):
+    if outcome not in _OUTCOMES:
         raise ValueError(f"cannot enqueue a notice with status {entry.status!r}")
     return (key, entry.account, entry.notice, outcome, email_id)
 

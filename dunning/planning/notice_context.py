@@ -10,7 +10,7 @@ import orjson
 
 from dunning.billing.contract import Account, PaymentMethod
 from dunning.planning.policy import PlannedNotice
-from dunning.settings import Settings
+from dunning.settings import BrandingSettings, Settings
 
 __all__ = ["build_context", "to_json", "revive"]
 
@@ -43,9 +43,23 @@ def build_context(planned: PlannedNotice, account: Account, settings: Settings, 
         "settlement_url": settlement_url,
         "update_url": update_url,
         "support_url": settings.branding.support_url,
-        "branding": settings.branding.model_dump(),
+        "branding": dict(_branding(settings.branding)),
         "timezone": account.timezone,
     }
+
+
+_BRANDINGS: dict[int, tuple[BrandingSettings, dict[str, Any]]] = {}
+
+
+def _branding(branding: BrandingSettings) -> dict[str, Any]:
+    """The branding section as a dict: made once per section rather than once per email. Found by identity:
+    hashing a settings section hashes every field, which costs more than the dump."""
+    held = _BRANDINGS.get(id(branding))
+    if held is None or held[0] is not branding:
+        if len(_BRANDINGS) >= 8:
+            _BRANDINGS.clear()
+        held = _BRANDINGS[id(branding)] = (branding, branding.model_dump())
+    return held[1]
 
 
 def _valid_until(method: PaymentMethod) -> date | None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -89,16 +89,16 @@ class _Facts:
     account: Account
     as_of: datetime
     local_now: datetime
+    local_date: date
     handled: Container[str]
     settings: Settings
     sent: Mapping[str, datetime]  # this account's sent dunning keys: the as_of each was recorded at
-    live: dict[str, Subscription] = field(default_factory=dict)
-    owed: dict[str, list[Invoice]] = field(default_factory=lambda: defaultdict(list))
-    charges: list[Charge] = field(default_factory=list)
-
-    @property
-    def local_date(self) -> date:
-        return self.local_now.date()
+    live: dict[str, Subscription]
+    live_on: dict[str, list[str]]  # the live subscriptions each payment method pays, sorted
+    owed: dict[str, list[Invoice]]
+    charges: list[Charge]
+    language: tuple[str, str, bool]  # choose_locale's answer for the account
+    cc: tuple[str, ...]
 
 
 def plan(accounts: Iterable[Account], handled: Container[str], as_of: datetime, settings: Settings, *,
@@ -124,7 +124,7 @@ def plan_account(account: Account, handled: Container[str], as_of: datetime, set
     `suppressed`, normalized, is never mailed)."""
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("as_of must be an aware datetime")
-    facts = _facts(account, handled, as_of, settings.for_segment(account.segment), sent or {})
+    facts = _facts(account, handled, as_of, settings.for_segment(account.segment), sent or {}, locales)
     drafts: list[_Draft] = []
     for method in account.payment_methods:
         drafts.extend(_group_drafts(facts, method))
@@ -133,12 +133,14 @@ def plan_account(account: Account, handled: Container[str], as_of: datetime, set
     if paused_until is not None and as_of < paused_until:
         until = paused_until.astimezone(facts.local_now.tzinfo).strftime("%Y-%m-%d %H:%M")
         drafts = [replace(d, status="paused", why=f"dunning paused until {until} local; {d.why}") for d in drafts]
-    elif not in_send_window(facts.local_now.time().replace(tzinfo=None), facts.settings.policy.window):
+    elif not in_send_window(facts.local_now.time().replace(tzinfo=None), _window(facts.settings)):
         clock = facts.local_now.strftime("%H:%M")
         drafts = [replace(d, status="deferred", why=f"outside the send window ({clock} local); {d.why}")
                   for d in drafts]
-    planned = [reachable(_finish(draft, facts, locales), suppressed) for draft in drafts]
-    return sorted(planned, key=_order)
+    planned = [_finish(draft, facts) for draft in drafts]
+    if suppressed:
+        planned = [reachable(notice, suppressed) for notice in planned]
+    return sorted(planned, key=_order) if len(planned) > 1 else planned
 
 
 def reachable(notice: PlannedNotice, suppressed: Container[str]) -> PlannedNotice:
@@ -159,14 +161,19 @@ def reachable(notice: PlannedNotice, suppressed: Container[str]) -> PlannedNotic
 
 
 def _facts(account: Account, handled: Container[str], as_of: datetime, settings: Settings,
-           sent: Mapping[str, datetime]) -> _Facts:
-    facts = _Facts(account, as_of, as_of.astimezone(zone(account.timezone)), handled, settings, sent)
-    facts.live = {s.id: s for s in account.subscriptions if not _cancelled(s, as_of)}
+           sent: Mapping[str, datetime], locales: frozenset[str]) -> _Facts:
+    local_now = as_of.astimezone(zone(account.timezone))
+    live = {s.id: s for s in account.subscriptions if not _cancelled(s, as_of)}
+    live_on: dict[str, list[str]] = defaultdict(list)
+    for sub_id in sorted(live):
+        live_on[live[sub_id].payment_method].append(sub_id)
+    owed: dict[str, list[Invoice]] = defaultdict(list)
     for invoice in account.invoices:
         if invoice.owed:
-            facts.owed[invoice.subscription].append(invoice)
-    facts.charges = [c for c in account.charges if c.attempted_at <= as_of]
-    return facts
+            owed[invoice.subscription].append(invoice)
+    return _Facts(account, as_of, local_now, local_now.date(), handled, settings, sent, live, live_on, owed,
+                  [c for c in account.charges if c.attempted_at <= as_of],
+                  choose_locale(account.locale, locales, settings.i18n.default_locale), tuple(sorted(set(account.cc))))
 
 
 def _cancelled(subscription: Subscription, as_of: datetime) -> bool:
@@ -183,7 +190,7 @@ def _order(notice: PlannedNotice) -> tuple[str, str, int, int, date, tuple[str, 
 # card_charge_failed, past_due, card_expiring, balance_settled: a group is one account and one payment method.
 
 def _group_drafts(facts: _Facts, method: PaymentMethod) -> list[_Draft]:
-    live = sorted(s for s, sub in facts.live.items() if sub.payment_method == method.id)
+    live = facts.live_on.get(method.id, [])
     drafts = _dunning_drafts(facts, method, live)
     dunning = any(d.status == "send" for d in drafts)
     return drafts + _expiring_drafts(facts, method, live, superseded=dunning) + _settled_drafts(facts, method, live)
@@ -352,25 +359,37 @@ def _in_days(delta: timedelta) -> str:
     return {0: "today", 1: "in 1 day"}.get(delta.days, f"in {delta.days} days")
 
 
-def _finish(draft: _Draft, facts: _Facts, locales: frozenset[str]) -> PlannedNotice:
+def _finish(draft: _Draft, facts: _Facts) -> PlannedNotice:
     account = facts.account
-    catalog, locale, fallback = choose_locale(account.locale, locales, facts.settings.i18n.default_locale)
+    catalog, locale, fallback = facts.language
     amounts: dict[str, Decimal] = defaultdict(Decimal)
     for invoice in draft.invoices:
         amounts[invoice.currency] += invoice.outstanding
-    on_method = {s.id for s in facts.live.values() if s.payment_method == draft.payment_method}
+    on_method = facts.live_on.get(draft.payment_method, [])
     return PlannedNotice(
         account=account.id, notice=draft.notice, stage=draft.stage, payment_method=draft.payment_method,
         status=draft.status, amounts=dict(sorted(amounts.items())),
         invoices=tuple(sorted(i.id for i in draft.invoices)), subscriptions=tuple(sorted(draft.subscriptions)),
         locale=locale, catalog=catalog, requested_locale=account.locale, locale_fallback=fallback,
         to=(account.email,),
-        cc=tuple(sorted(set(account.cc))), keys=tuple(sorted(draft.keys)), local_date=facts.local_date,
+        cc=facts.cc, keys=tuple(sorted(draft.keys)), local_date=facts.local_date,
         trigger_charge=draft.trigger, episode_start=draft.episode_start, disable_date=draft.disable_date,
         deletion_date=draft.deletion_date,
         days_left=(draft.deletion_date - facts.local_date).days if draft.deletion_date else None,
-        final_stage=draft.final_stage, shared_card=len(on_method | set(draft.subscriptions)) > 1,
+        final_stage=draft.final_stage, shared_card=len({*on_method, *draft.subscriptions}) > 1,
         why=draft.why)
+
+
+_WINDOWS: dict[str, tuple[time, time]] = {}
+
+
+def _window(settings: Settings) -> tuple[time, time]:
+    """The send window, parsed once per distinct setting rather than once per account."""
+    text = settings.policy.send_window
+    window = _WINDOWS.get(text)
+    if window is None:
+        window = _WINDOWS[text] = settings.policy.window
+    return window
 
 
 def in_send_window(moment: time, window: tuple[time, time]) -> bool:

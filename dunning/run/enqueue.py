@@ -54,7 +54,8 @@ def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], 
                  stages: Stages = OFF) -> list[ledger.OutboxEntry]:
     """Outbox entries for one batch of planned notices; deferred ones are only counted, paused ones left out."""
     by_id = {a.id: a for a in accounts}
-    entries = [outbox_entry(notice, by_id[notice.account], settings, links, now=now, stages=stages)
+    domain = address_domain(settings.sender.from_address)
+    entries = [outbox_entry(notice, by_id[notice.account], settings, links, now=now, stages=stages, domain=domain)
                for notice in count_planned(planned, summary)]
     # A batch holds whole accounts, so accounts are counted once across batches.
     summary.unreachable += len({entry.account for entry in entries if entry.status == "suppressed"})
@@ -62,8 +63,9 @@ def plan_entries(planned: Iterable[PlannedNotice], accounts: Iterable[Account], 
 
 
 def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, links: LinkSigner, *,
-                 now: datetime, stages: Stages = OFF) -> ledger.OutboxEntry:
-    """The ledger's record of one planned notice, with everything needed to send it later (links signed at now)."""
+                 now: datetime, stages: Stages = OFF, domain: str | None = None) -> ledger.OutboxEntry:
+    """The ledger's record of one planned notice, with everything needed to send it later (links signed at now);
+    domain: the sender's ASCII domain, for its Message-ID (found from the settings unless given)."""
     status = notice.status
     if status == "deferred" or status == "paused":
         raise ValueError(f"a {status} notice is never enqueued: {notice.keys}")
@@ -77,9 +79,9 @@ def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, li
         stages.lap("sign")
         context = notice_context.build_context(notice, account, settings, None if expiring else url,
                                                url if expiring else None)
-        payload = notice_context.to_json({"to": list(notice.to), "cc": list(notice.cc),
+        payload = notice_context.to_json({"to": notice.to, "cc": notice.cc,
                                           "locale": notice.locale, "context": context})
-        message_id = make_message_id(first_key, address_domain(settings.sender.from_address))
+        message_id = make_message_id(first_key, domain or address_domain(settings.sender.from_address))
     return ledger.OutboxEntry(account=notice.account, payment_method=notice.payment_method,
                               notice=notice.notice, stage=notice.stage, locale=notice.locale,
                               status=status, keys=tuple(notice.keys), message_id=message_id,

@@ -51,3 +51,32 @@ def test_the_cpu_budget_follows_the_targets_when_measured() -> None:
     assert "(1,000 sent; all its processes; the stages count 0.50 of its 0.80 CPU s" in text
     assert "| render | 0.300 | 300 | 60% |" in text
     assert text.index("| target |") < text.index("CPU budget") < text.index("Checks")
+
+
+def _row(key: str, phase: str, count: int, wall: float) -> report.Row:
+    return report.Row(key, phase, count, "notices", (_run(wall, 100),))
+
+
+def test_smtp_source_target_is_half_its_rate() -> None:
+    """`dunning run` must reach half of smtp-source's rate: 0.49× fails, 0.5× passes."""
+    for source_wall, ok in ((0.49, False), (0.5, True)):
+        results = report.Results(header=[])
+        results.rows += [_row(report.RUN, "`dunning run`, end to end", 1000, 1.0),
+                         _row(report.SMTP_SOURCE, "smtp-source", 1000, source_wall)]
+        verdicts = {t.what: t.ok for t in report.targets(results)}
+        assert verdicts["`dunning run` ÷ smtp-source"] is ok
+
+
+def test_the_postgresql_fleet_is_judged_against_the_sqlite_run_only_when_it_ran() -> None:
+    """The fleet's rate must be at least 0.8× the single SQLite run's; without its row the target is not measured
+    and does not fail the benchmark."""
+    results = report.Results(header=[])
+    results.rows.append(_row(report.RUN, "`dunning run`, end to end", 3000, 1.0))
+    assert {t.what: t.ok for t in report.targets(results)}[report.FLEET_RATIO] is None
+    assert report.exit_code(results) == 0   # the rate target (3,000/s) passes; the missing ratios fail nothing
+    results.rows.append(_row(report.FLEET, "1 planner + 2 `dunning deliver`, PostgreSQL", 3000, 1.3))
+    fleet = next(t for t in report.targets(results) if t.what == report.FLEET_RATIO)
+    assert (fleet.measured, fleet.goal, fleet.ok) == ("0.77×", "≥ 0.8×", False)
+    assert f"| {report.FLEET_RATIO} | 0.77× |" in report.render(results)
+    results.rows[-1] = _row(report.FLEET, "1 planner + 2 `dunning deliver`, PostgreSQL", 3000, 1.25)
+    assert {t.what: t.ok for t in report.targets(results)}[report.FLEET_RATIO] is True
