@@ -30,7 +30,7 @@ from tests.faults.wiretap import WireTap
 from tests.run.conftest import AS_OF_TEXT, expected_message_ids, load_sample, planned, run
 
 OUT_BEFORE_FULL = 3  # messages the server holds before the disk fills
-LANES = 2 * 4  # send lanes of a delivery process (twice smtp.concurrency): at most one email each in flight
+CONNECTIONS = 4  # smtp.concurrency of a delivery process: at most one email of each in flight
 HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version")
 COMMANDS = (b"QUIT", b"RSET", b"MAIL FROM:", b"RCPT TO:", b"DATA", b"NOOP", b"EHLO")
 LEASE_SECONDS = 300  # the default, whose heartbeat waits a third of it
@@ -152,17 +152,17 @@ class Site:
 
 
 SITES = {
-    "flight log: data under way": Site(_flight_record(b"d"), in_doubt=LANES),
-    "flight log: an outcome": Site(_flight_record(b"o"), in_doubt=LANES),
-    "flight log: created": Site(_flight_opened, in_doubt=LANES, workers=2),
-    "ledger: enqueue": Site(_ledger("enqueue", wait_after=1), in_doubt=LANES, workers=2),
+    "flight log: data under way": Site(_flight_record(b"d"), in_doubt=CONNECTIONS),
+    "flight log: an outcome": Site(_flight_record(b"o"), in_doubt=CONNECTIONS),
+    "flight log: created": Site(_flight_opened, in_doubt=2 * CONNECTIONS, workers=2),
+    "ledger: enqueue": Site(_ledger("enqueue", wait_after=1), in_doubt=2 * CONNECTIONS, workers=2),
     "ledger: claim": Site(_ledger("claim")),
     "ledger: outcomes": Site(_ledger("record")),
-    "ledger: lease renewal": Site(_lease_renewal, in_doubt=LANES),
-    "ledger: flight log replayed": Site(_ledger("record"), in_doubt=LANES, replays=True),
-    "ledger: leases expired": Site(_ledger("expire_leases"), in_doubt=LANES, replays=True),
+    "ledger: lease renewal": Site(_lease_renewal, in_doubt=CONNECTIONS),
+    "ledger: flight log replayed": Site(_ledger("record"), in_doubt=CONNECTIONS, replays=True),
+    "ledger: leases expired": Site(_ledger("expire_leases"), in_doubt=CONNECTIONS, replays=True),
     "metrics textfile": Site(_metrics_file, args=("--metrics-file", "run.prom")),
-    "ledger journal on PostgreSQL": Site(_postgresql_full, in_doubt=LANES, database="postgres"),
+    "ledger journal on PostgreSQL": Site(_postgresql_full, in_doubt=CONNECTIONS, database="postgres"),
 }
 
 
@@ -319,4 +319,4 @@ def test_a_real_small_disk_that_fills_mid_run_stops_it_with_74_and_a_rerun_sends
     assert filled and OUT_BEFORE_FULL <= len(smtp.messages) < len(expected)
     filled[0].unlink()  # space freed
     state.later()
-    rerun_sends_the_rest(url, smtp, tap, capsys, expected, in_doubt=LANES)
+    rerun_sends_the_rest(url, smtp, tap, capsys, expected, in_doubt=CONNECTIONS)
