@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from abc import ABC, abstractmethod
 from typing import TypeVar
 
 __all__ = ["Listener"]
@@ -11,7 +12,7 @@ __all__ = ["Listener"]
 L = TypeVar("L", bound="Listener")
 
 
-class Listener:
+class Listener(ABC):
     """Listens on 127.0.0.1 (a free port, in `port` once entered); each connection goes to `_session`. On exit,
     the sessions still open are ended."""
 
@@ -31,8 +32,9 @@ class Listener:
         self._thread.join(5)
         self._loop.close()
 
+    @abstractmethod
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
+        """Serve one connection."""
 
     async def _stop(self) -> None:
         """Close the listener and end every session still open (a late reply, a silent one)."""
