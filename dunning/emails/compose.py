@@ -7,7 +7,6 @@ the blocks and the partials, so what is rendered per email is one flat template.
 
 from __future__ import annotations
 
-import ast
 import bisect
 import hashlib
 from collections.abc import Iterator
@@ -65,7 +64,7 @@ def scan(env: Environment, source: str, name: str) -> list[Unit]:
         elif kind == "comment_begin":
             units.append(Tag(value + _until(tokens, "comment_end")[0], name, line, COMMENT))
         elif kind == "block_begin":
-            units.append(_statement(tokens, value, name, line))
+            units.append(_statement(env, tokens, value, name, line))
     return units
 
 
@@ -81,7 +80,7 @@ def _until(tokens: Iterator[tuple[int, str, str]], end: str) -> tuple[str, list[
     raise TemplateError(f"unexpected end of template, expected {end}")
 
 
-def _statement(tokens: Iterator[tuple[int, str, str]], begin: str, name: str, line: int) -> Tag:
+def _statement(env: Environment, tokens: Iterator[tuple[int, str, str]], begin: str, name: str, line: int) -> Tag:
     rest, words = _until(tokens, "block_end")
     word = words[0][1] if words and words[0][0] == "name" else None
     text = begin + rest
@@ -96,7 +95,9 @@ def _statement(tokens: Iterator[tuple[int, str, str]], begin: str, name: str, li
     if word == "block" and len(words) > 1:
         arg = words[1][1]
     elif word in ("extends", "include") and len(words) == 2 and words[1][0] == "string":
-        arg = ast.literal_eval(words[1][1])
+        # Jinja's own unescaping, not ast.literal_eval: CPython 3.11's ast.parse is not safe beside another
+        # thread's, and the studio renders in worker threads.
+        arg = next(env.lexer.wrap(iter([(line, "string", words[1][1])]), name)).value
     return Tag(text, name, line, word, arg)
 
 
