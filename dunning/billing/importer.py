@@ -244,7 +244,7 @@ def _flush(engine: Engine, batch: list[ParsedLine], summary: ImportSummary,
     latest = {parsed.account.id: parsed for parsed in batch}
     with engine.begin() as conn:
         known = dict(conn.execute(select(store.accounts.c.id, store.accounts.c.content_hash)
-                                  .where(store.accounts.c.id.in_(list(latest)))).all())
+                                  .where(store.among(conn, store.accounts.c.id, list(latest)))).all())
         changed = [p for p in latest.values() if known.get(p.account.id) != p.digest]
         summary.unchanged += len(latest) - len(changed)
         conflicts = _ownership_conflicts(conn, changed)
@@ -266,11 +266,9 @@ def _ownership_conflicts(conn: Connection, changed: list[ParsedLine]) -> dict[in
     """Lines listing a child id that another account already owns (in the store or earlier in the batch)."""
     conflicts: dict[int, RecordError] = {}  # by line number
     for name, table in CHILDREN:
-        claimed: dict[str, str] = {}
         wanted = [c.id for p in changed for c in getattr(p.account, name)]
-        for chunk in _chunks(wanted, 500):
-            claimed.update(conn.execute(select(table.c.id, table.c.account_id)
-                                        .where(table.c.id.in_(chunk))).all())
+        claimed: dict[str, str] = dict(conn.execute(select(table.c.id, table.c.account_id)
+                                                    .where(store.among(conn, table.c.id, wanted))).all())
         for parsed in changed:
             for index, child in enumerate(getattr(parsed.account, name)):
                 owner = claimed.setdefault(child.id, parsed.account.id)
@@ -286,7 +284,7 @@ def _replace_accounts(conn: Connection, changed: list[ParsedLine]) -> None:
         return
     ids = [p.account.id for p in changed]
     for _name, table in CHILDREN:
-        conn.execute(delete(table).where(table.c.account_id.in_(ids)))
+        conn.execute(delete(table).where(store.among(conn, table.c.account_id, ids)))
     _upsert(conn, store.accounts, [_account_row(p) for p in changed])
     rows = _child_rows([p.account for p in changed])
     for _name, table in CHILDREN:
@@ -328,8 +326,3 @@ def _child_rows(accounts: list[Account]) -> dict[str, list[dict[str, Any]]]:
              "attempted_at": c.attempted_at, "outcome": c.outcome, "failure_code": c.failure_code,
              "next_retry_at": c.next_retry_at} for c in a.charges]
     return rows
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -8,10 +8,10 @@ import json
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from dunning import store
-from dunning.billing import importer
+from dunning.billing import balances, importer
 from dunning.cli import main
 
 ACCOUNT = {
@@ -72,3 +72,25 @@ def test_import_takes_as_of(sqlite_url, tmp_path, monkeypatch):
     path.write_text(json.dumps(ACCOUNT) + "\n")
     assert main(["import", str(path), "--as-of", "2026-11-02T09:00:00Z"]) == 0
     assert _history(store.connect(sqlite_url))[0][-1] == T1
+
+
+def test_balances_are_read_by_account_not_over_every_owed_invoice(sqlite_url):
+    """Each query of a balance read finds its rows by the accounts' ids: a walk of the owed-invoice index
+    would read every owed invoice of the store for each batch an import writes."""
+    engine = store.connect(sqlite_url)
+    _import(engine, ACCOUNT, T1)
+    statements: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append((statement, parameters))
+
+    with engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", keep)
+        assert balances.read_balances(conn, ["acct_1"])["acct_1", "pm_1"].amounts
+        event.remove(conn, "before_cursor_execute", keep)
+        plans = [[row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+                 for statement, parameters in statements]
+    searches = [step for plan in plans for step in plan if step.startswith(("SEARCH", "SCAN"))
+                and "VIRTUAL TABLE" not in step]
+    assert len(plans) == 2 and searches, plans
+    assert all("(account_id=?)" in step or "(id=?)" in step for step in searches), plans
