@@ -110,9 +110,11 @@ def unreachable_accounts(engine: Engine) -> list[UnreachableAccount]:
         dead = [row for row in rows if addresses[row.id] and set(addresses[row.id]) <= held]
         balance: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         if dead:
-            owed = select(i.c.account_id, i.c.currency, i.c.total, i.c.amount_paid).where(
-                i.c.owed.is_(True), store.among(conn, i.c.account_id, [row.id for row in dead]))
-            for account, currency, total, paid in conn.execute(owed):
-                balance[account][currency] += Decimal(total) - Decimal(paid)
+            # Owed is tested on the rows: in the WHERE, SQLite walks the owed-invoice index over the whole store.
+            invoices = select(i.c.account_id, i.c.currency, i.c.total, i.c.amount_paid, i.c.owed).where(
+                store.among(conn, i.c.account_id, [row.id for row in dead]))
+            for account, currency, total, paid, owed in conn.execute(invoices):
+                if owed:
+                    balance[account][currency] += Decimal(total) - Decimal(paid)
     return [UnreachableAccount(row.id, row.name, addresses[row.id], dict(sorted(balance[row.id].items())))
             for row in dead if balance[row.id]]

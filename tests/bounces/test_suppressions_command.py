@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+from dunning import store
+from dunning.bounces.suppressions import unreachable_accounts
 from dunning.bounces.verp import parse_verp, verp_address
+from tests.query_plans import table_steps
 
 from .conftest import account, cli, import_accounts
 
@@ -39,6 +42,20 @@ def test_accounts_lists_who_owes_money_with_no_reachable_contact(bounce_settings
     found = json.loads(cli(capsys, "suppressions", "list", "--accounts", "--json")[1])
     assert found == [{"account": "acct_1", "name": "acct_1 SARL", "addresses": ["jane@contoso.example"],
                       "balance": {"EUR": "1234.50"}}]
+
+
+def test_unreachable_balances_are_read_by_account(sqlite_url, monkeypatch, capsys):
+    """The balances of unreachable accounts are read by their ids, not by a walk of every owed invoice in the
+    store (whose count has no bound)."""
+    monkeypatch.setenv("DUNNING_DATABASE__URL", sqlite_url)
+    import_accounts(sqlite_url, account("acct_1", "jane@contoso.example"), account("acct_2", "joe@fabrikam.example"))
+    cli(capsys, "suppressions", "add", "jane@contoso.example")
+    found: list = []
+    engine = store.connect(sqlite_url)
+    plans = table_steps(engine, lambda: found.extend(unreachable_accounts(engine)))
+    assert [unreachable.account for unreachable in found] == ["acct_1"]
+    invoice_steps = [step for plan in plans for step in plan if "invoices" in step]
+    assert invoice_steps and all("(account_id=?)" in step for step in invoice_steps), plans
 
 
 def test_verp_round_trip_and_refusals():

@@ -8,11 +8,12 @@ import json
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from dunning import store
 from dunning.billing import balances, importer
 from dunning.cli import main
+from tests.query_plans import table_steps
 
 ACCOUNT = {
     "id": "acct_1", "name": "Contoso", "email": "compta@contoso.example", "locale": "fr-FR",
@@ -79,18 +80,9 @@ def test_balances_are_read_by_account_not_over_every_owed_invoice(sqlite_url):
     would read every owed invoice of the store for each batch an import writes."""
     engine = store.connect(sqlite_url)
     _import(engine, ACCOUNT, T1)
-    statements: list[tuple[str, object]] = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append((statement, parameters))
-
+    read: dict = {}
     with engine.connect() as conn:
-        event.listen(conn, "before_cursor_execute", keep)
-        assert balances.read_balances(conn, ["acct_1"])["acct_1", "pm_1"].amounts
-        event.remove(conn, "before_cursor_execute", keep)
-        plans = [[row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
-                 for statement, parameters in statements]
-    searches = [step for plan in plans for step in plan if step.startswith(("SEARCH", "SCAN"))
-                and "VIRTUAL TABLE" not in step]
-    assert len(plans) == 2 and searches, plans
-    assert all("(account_id=?)" in step or "(id=?)" in step for step in searches), plans
+        plans = table_steps(engine, lambda: read.update(balances.read_balances(conn, ["acct_1"])))
+    assert read["acct_1", "pm_1"].amounts
+    assert len(plans) == 2 and all(plans), plans
+    assert all("(account_id=?)" in step or "(id=?)" in step for plan in plans for step in plan), plans
