@@ -25,15 +25,17 @@ __all__ = ["DEFAULT_LIMITS", "RenderLimits", "SlowNotices", "refuse_over_limits"
 @dataclass(frozen=True, slots=True)
 class RenderLimits:
     """The longest an email may take to render, and the most characters one of its parts may have (None: the
-    Renderer's defaults)."""
+    Renderer's defaults); and whether numbers are written in Latin digits whatever the locale, so that every
+    command renders the emails a run sends."""
 
     render_seconds: float | None = None
     max_output: int | None = None
+    latin_digits: bool = False
 
     @classmethod
     def of(cls, settings: Settings) -> RenderLimits:
-        """The limits the settings give (i18n.render_seconds, delivery.max_message_bytes)."""
-        return cls(settings.i18n.render_seconds, settings.delivery.max_message_bytes)
+        """The limits the settings give (i18n.render_seconds, delivery.max_message_bytes, i18n.latin_digits)."""
+        return cls(settings.i18n.render_seconds, settings.delivery.max_message_bytes, settings.i18n.latin_digits)
 
     def renderer(self, templates_dir: Path, locales_dir: Path, default_locale: str = "en",
                  **options: Any) -> Renderer:
@@ -42,7 +44,8 @@ class RenderLimits:
 
         if self.render_seconds is not None:
             options["render_seconds"] = self.render_seconds
-        return Renderer(templates_dir, locales_dir, default_locale, max_output=self.max_output, **options)
+        return Renderer(templates_dir, locales_dir, default_locale, max_output=self.max_output,
+                        latin_digits=self.latin_digits, **options)
 
 
 DEFAULT_LIMITS = RenderLimits()

@@ -98,4 +98,4 @@ def preflight(settings: Settings, *, signs: bool = True, sends: bool = True) -> 
 def make_renderer(settings: Settings) -> Renderer:
     """The renderer over the configured templates and catalogs."""
     return RenderLimits.of(settings).renderer(Path(settings.i18n.templates_dir), Path(settings.i18n.locales_dir),
-                                              settings.i18n.default_locale, latin_digits=settings.i18n.latin_digits)
+                                              settings.i18n.default_locale)

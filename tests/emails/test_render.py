@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 import dunning.emails.render
+from dunning.emails.limits import RenderLimits
 from dunning.emails.render import Renderer
 from dunning.errors import TemplateError
+from dunning.settings import load_settings
 from dunning.vocabulary import NOTICES
 
 from .conftest import LOCALES, SHIPPED_LOCALES, TEMPLATES, scenario_names, visible_text
@@ -468,6 +470,17 @@ def test_egyptian_arabic_writes_arabic_indic_digits_unless_latin_ones_are_chosen
     assert "خلال 7 أيام" in shipped_renderer.render("pending_deletion", "ar", context).subject
     latin = Renderer(TEMPLATES, LOCALES, cache_dir=tmp_path, latin_digits=True)
     assert "خلال 7 أيام" in latin.render("pending_deletion", "ar-EG", context).subject
+
+
+def test_every_command_renders_with_the_settings_digits(scenario, tmp_path, monkeypatch) -> None:
+    """The renderer that run, lint, preview and the studio make from the settings writes Latin digits in ar-EG
+    when i18n.latin_digits is set, and the locale's own when it is not."""
+    context = scenario("pending_deletion--30-days")
+    context["days_left"] = 7
+    for chosen, expected in (("true", "خلال 7 أيام"), ("false", "خلال ٧ أيام")):
+        monkeypatch.setenv("DUNNING_I18N__LATIN_DIGITS", chosen)
+        renderer = RenderLimits.of(load_settings()).renderer(TEMPLATES, LOCALES, cache_dir=tmp_path)
+        assert expected in renderer.render("pending_deletion", "ar-EG", context).subject
 
 
 def test_the_ninety_days_are_written_in_the_locale_digits(shipped_renderer: Renderer, scenario) -> None:
