@@ -66,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(tree: Path, host: str, port: int, messages: int) -> float:
     """One child run of this tree: CPU µs per message."""
-    # This file run as a script: the tree's own dunning is imported, whether or not the tree has this file.
+    # This file run as a script (-P: without its folder on the path): the tree's own dunning is imported.
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", host, str(port), "--messages", str(messages)]
+    script = str(Path(__file__).resolve())
+    argv = [sys.executable, "-P", script, "--child", host, str(port), "--messages", str(messages)]
     done = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{tree}: the transport run failed: {done.stderr[-2000:]}")
