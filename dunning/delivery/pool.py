@@ -44,7 +44,10 @@ class Pool(Generic[T]):
     @property
     def waiting(self) -> bool:
         """Whether a task is waiting for an item (a cancelled task's waiter is done, and not counted)."""
-        return any(not waiter.done() for waiter in self._waiters)
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # put() would skip these anyway
+            waiters.popleft()
+        return bool(waiters)  # the first one is not done
 
     def put(self, item: T) -> None:
         """Release an item: to the longest-waiting task, else back to the idle ones."""

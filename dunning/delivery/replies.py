@@ -25,11 +25,14 @@ from collections import deque
 import aiosmtplib
 from aiosmtplib import SMTPException, SMTPResponse, SMTPResponseException, SMTPServerDisconnected
 
-__all__ = ["MAX_REPLY", "Replies"]
+__all__ = ["MAX_REPLY", "Replies", "parse_reply"]
 
 MAX_REPLY = 32 * 1024  # a longer reply (many lines, or no line end) is a broken or hostile server
 _INVALID = 500  # the code aiosmtplib gives a reply that cannot be parsed
 _AFTER_CODE = (b" ", b"-", b"\r", b"")  # what may follow a reply line's code
+# Replies already parsed, as they came (a server repeats the same few): parsed once per process, bounded.
+_KNOWN: dict[bytes, SMTPResponse] = {}
+_KNOWN_MAX, _KNOWN_LENGTH = 256, 512
 
 
 class Desynchronized(SMTPException):
@@ -162,20 +165,21 @@ class Replies(asyncio.Protocol):
         if self._error is not None:
             return
         buffer = self._buffer
-        buffer += data
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            if buffer[start + 3:start + 4] != b"-":  # the last line of a reply
-                self._complete(bytes(buffer[:end + 1]))
-                del buffer[:end + 1]
-                start = 0
+        if buffer:
+            buffer += data
+            data = bytes(buffer)
+            buffer.clear()
+        begin = start = 0  # where the reply being read begins; where its next line does
+        while (end := data.find(b"\n", start)) >= 0:
+            line_code_ends = start + 3
+            start = end + 1
+            if data[line_code_ends:line_code_ends + 1] != b"-":  # the last line of a reply
+                self._complete(data[begin:start])
                 if self._error is not None:
                     return
-            else:
-                start = end + 1
+                begin = start
+        if begin < len(data):
+            buffer += data[begin:]
         if len(buffer) > MAX_REPLY:
             self._fail(SMTPResponseException(_INVALID, "Response too long"))
         elif self._replies:
@@ -192,32 +196,23 @@ class Replies(asyncio.Protocol):
         self.transport = None
 
     def _complete(self, raw: bytes) -> None:
-        """Parse one whole reply (one or more lines) and queue it; one that nothing asked for desynchronizes."""
+        """Queue one whole reply (one or more lines); one that nothing asked for desynchronizes."""
         if self._due <= 0:
             text = raw[:200].decode("utf-8", "replace").strip()
             self._fail(Desynchronized(f"a reply no command asked for: {text!r}"))
             return
         self._due -= 1
-        if raw[3:4] == b" " and raw[:3].isdigit() and raw.count(b"\n") == 1:  # one line, the usual reply
-            first = int(raw[:3])
-            self._data_owed = first == 354
-            self._replies.append(SMTPResponse(first, raw[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape")))
-            return
-        code, lines = None, []
-        for line in raw.split(b"\n")[:-1]:
+        reply = _KNOWN.get(raw)
+        if reply is None:
             try:
-                line_code = int(line[:3])
-            except ValueError:
-                line_code = None
-            if line_code is None or (code is not None and line_code != code) or line[3:4] not in _AFTER_CODE:
-                text = line.decode("utf-8", "replace").strip()
-                self._fail(SMTPResponseException(_INVALID, f"Malformed SMTP response line: {text}"))
+                reply = parse_reply(raw)
+            except SMTPResponseException as exc:
+                self._fail(exc)
                 return
-            code = line_code
-            lines.append(line[4:].strip(b" \t\r"))
-        assert code is not None  # every line above carried one
-        self._data_owed = code == 354
-        self._replies.append(SMTPResponse(code, b"\n".join(lines).decode("utf-8", "surrogateescape")))
+            if len(_KNOWN) < _KNOWN_MAX and len(raw) <= _KNOWN_LENGTH:
+                _KNOWN[raw] = reply
+        self._data_owed = reply.code == 354
+        self._replies.append(reply)
 
     def _fail(self, error: Exception) -> None:
         if self._error is None:
@@ -227,3 +222,23 @@ class Replies(asyncio.Protocol):
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+def parse_reply(raw: bytes) -> SMTPResponse:
+    """One whole reply (one or more lines, each ending in LF): its code and text; SMTPResponseException when a
+    line is malformed or its code differs from the first line's."""
+    if raw[3:4] == b" " and raw[:3].isdigit() and raw.count(b"\n") == 1:  # one line, the usual reply
+        return SMTPResponse(int(raw[:3]), raw[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape"))
+    code, lines = None, []
+    for line in raw.split(b"\n")[:-1]:
+        try:
+            line_code = int(line[:3])
+        except ValueError:
+            line_code = None
+        if line_code is None or (code is not None and line_code != code) or line[3:4] not in _AFTER_CODE:
+            text = line.decode("utf-8", "replace").strip()
+            raise SMTPResponseException(_INVALID, f"Malformed SMTP response line: {text}")
+        code = line_code
+        lines.append(line[4:].strip(b" \t\r"))
+    assert code is not None  # every line above carried one
+    return SMTPResponse(code, b"\n".join(lines).decode("utf-8", "surrogateescape"))

@@ -180,7 +180,7 @@ class SmtpTransport:
     async def _send_on(self, connection: Connection, sender: str, recipients: list[str],
                        message: bytes, seven_bit: Callable[[], bytes] | None,
                        hand_over: Callable[[], None], before_data: Callable[[], Awaitable[None]] | None) -> Outcome:
-        last = Reconnect("no attempt made")
+        last: Reconnect | None = None
         data = None
         for attempt in itertools.count(1):
             if self._fatal is not None:
@@ -206,6 +206,7 @@ class SmtpTransport:
                 if attempt >= ATTEMPTS_PER_SEND and not self._outage.riding_out():
                     break
                 await self._outage.wait()
+        assert last is not None  # the loop ends only after a failed attempt
         return Outcome("retry", last.code, f"could not deliver to {self._where}: {last.reason}")
 
     def _connection_failed(self, exc: Reconnect) -> None:
@@ -375,13 +376,11 @@ class SmtpTransport:
                            "end of data; the server may hold the message")
         return outcome
 
-    def _timers_(self) -> Timers:
-        if self._timers is None:
-            raise RuntimeError("SmtpTransport is used outside `async with`")
-        return self._timers
-
     def _now(self) -> float:
-        return self._timers_().time()
+        timers = self._timers
+        if timers is None:
+            raise RuntimeError("SmtpTransport is used outside `async with`")
+        return timers.time()
 
     @staticmethod
     def _lost(connection: Connection, replies: Replies, outcome: Outcome) -> Outcome:

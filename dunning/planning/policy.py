@@ -362,22 +362,23 @@ def _in_days(delta: timedelta) -> str:
 def _finish(draft: _Draft, facts: _Facts) -> PlannedNotice:
     account = facts.account
     catalog, locale, fallback = facts.language
-    amounts: dict[str, Decimal] = defaultdict(Decimal)
+    amounts: dict[str, Decimal] = {}
     for invoice in draft.invoices:
-        amounts[invoice.currency] += invoice.outstanding
+        amounts[invoice.currency] = amounts.get(invoice.currency, 0) + invoice.outstanding
     on_method = facts.live_on.get(draft.payment_method, [])
     return PlannedNotice(
         account=account.id, notice=draft.notice, stage=draft.stage, payment_method=draft.payment_method,
-        status=draft.status, amounts=dict(sorted(amounts.items())),
-        invoices=tuple(sorted(i.id for i in draft.invoices)), subscriptions=tuple(sorted(draft.subscriptions)),
-        locale=locale, catalog=catalog, requested_locale=account.locale, locale_fallback=fallback,
-        to=(account.email,),
-        cc=facts.cc, keys=tuple(sorted(draft.keys)), local_date=facts.local_date,
-        trigger_charge=draft.trigger, episode_start=draft.episode_start, disable_date=draft.disable_date,
-        deletion_date=draft.deletion_date,
+        status=draft.status, amounts=dict(sorted(amounts.items())) if len(amounts) > 1 else amounts,
+        invoices=_sorted([i.id for i in draft.invoices]), subscriptions=_sorted(draft.subscriptions), locale=locale,
+        catalog=catalog, requested_locale=account.locale, locale_fallback=fallback, to=(account.email,),
+        cc=facts.cc, keys=_sorted(draft.keys), local_date=facts.local_date, trigger_charge=draft.trigger,
+        episode_start=draft.episode_start, disable_date=draft.disable_date, deletion_date=draft.deletion_date,
         days_left=(draft.deletion_date - facts.local_date).days if draft.deletion_date else None,
-        final_stage=draft.final_stage, shared_card=len({*on_method, *draft.subscriptions}) > 1,
-        why=draft.why)
+        final_stage=draft.final_stage, shared_card=len({*on_method, *draft.subscriptions}) > 1, why=draft.why)
+
+
+def _sorted(items: list[str]) -> tuple[str, ...]:
+    return tuple(items) if len(items) < 2 else tuple(sorted(items))  # most hold one item or none
 
 
 _WINDOWS: dict[str, tuple[time, time]] = {}

@@ -69,6 +69,15 @@ def test_replies_before_a_lost_connection_are_still_read_then_the_loss():
     assert isinstance(second, SMTPServerDisconnected)
 
 
+def test_replies_parsed_before_read_the_same_and_a_malformed_one_still_fails():
+    """A server repeats its replies, which are parsed once: read again they are the same, and a reply whose
+    last line was seen in a good reply still fails when its first line does not fit."""
+    assert read_after_feeding([STREAM], 3) == EXPECTED
+    assert read_after_feeding([STREAM * 2], 6) == EXPECTED * 2
+    [result] = read_after_feeding([b"250-PIPELINING\r\n354 Go ahead\r\n"], 1)
+    assert isinstance(result, SMTPResponseException) and "Malformed" in result.message
+
+
 @pytest.mark.parametrize("stream", [b"hello\r\n", b"250-one\r\n451 two\r\n", b"2500 ok\r\n"])
 def test_a_malformed_reply_is_an_error(stream):
     """A line without a code, a multi-line reply changing code, or a code too long cannot be parsed."""

@@ -435,6 +435,29 @@ def test_a_send_cancelled_as_a_connection_is_handed_to_it_passes_the_connection_
     assert asyncio.run(main())
 
 
+def test_the_pool_counts_only_waiting_sends_that_are_still_waiting():
+    """A cancelled send ahead of a waiting one does not hide it; once none waits, none is counted."""
+    from dunning.delivery.pool import Pool
+
+    async def main() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        connection = object()
+        pool = Pool(loop, [connection])  # type: ignore[list-item]
+        seen = [pool.waiting]
+        held = await pool.get()
+        gone, waiting = asyncio.create_task(pool.get()), asyncio.create_task(pool.get())
+        await asyncio.sleep(0)  # both wait now
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        seen.append(pool.waiting)  # the cancelled one first, then one still waiting
+        pool.put(held)
+        assert await asyncio.wait_for(waiting, 1.0) is connection
+        seen.append(pool.waiting)
+        return seen
+    assert asyncio.run(main()) == [False, True, False]
+
+
 def test_messages_from_build_message_keep_their_leading_dots(capture, smtp_settings, make_email):
     """Body lines starting with a dot (7bit or quoted-printable) arrive intact; dot-safe ones unchanged."""
     from datetime import datetime
