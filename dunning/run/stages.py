@@ -4,9 +4,7 @@ The counters are laps of the process's CPU clock: each boundary between two stag
 since the previous boundary to the stage that just ended, so the stages of a process add up to its CPU
 time from the first lap to the last. Delivery interleaves its sends on one event loop; a send's own steps
 (render, MIME, record…) are each closed by a lap opened just before them, and whatever ran between two of
-them (the event loop, the transport reading replies and writing data) is counted as SMTP. The ledger's
-writes on PostgreSQL run on a thread of their own: their CPU, by that thread's clock, is counted as record,
-and the laps after give it back (the process's clock counted it in whatever lap ran meanwhile). Off, a run
+them (the event loop, the transport reading replies and writing data) is counted as SMTP. Off, a run
 holds OFF, whose lap does nothing.
 """
 
@@ -29,9 +27,6 @@ class Stages:
     def lap(self, stage: str) -> None:
         """The CPU since the previous lap was spent in stage."""
 
-    def elsewhere(self, stage: str, seconds: float) -> None:
-        """CPU another thread of this process spent in stage (its own clock says how much)."""
-
     def fresh(self) -> Stages:
         """Counters of the same kind, from zero (a forked process counts its own)."""
         return self
@@ -47,26 +42,17 @@ OFF = Stages()
 class StageClock(Stages):
     """CPU seconds per stage of this process, from the moment it is made."""
 
-    __slots__ = ("_spent", "_last", "_clock", "_owed")
+    __slots__ = ("_spent", "_last", "_clock")
 
     def __init__(self) -> None:
         self._clock = time.process_time
         self._spent = dict.fromkeys(STAGES, 0.0)
         self._last = self._clock()
-        self._owed = 0.0  # CPU of other threads, booked to their stage and still to leave the laps'
 
     def lap(self, stage: str) -> None:
         now = self._clock()
-        spent, self._last = now - self._last, now
-        given_back = min(spent, self._owed)
-        self._owed -= given_back
-        self._spent[stage] += spent - given_back
-
-    def elsewhere(self, stage: str, seconds: float) -> None:
-        """The process's clock counts another thread's CPU in the laps that run meanwhile: it goes to its own
-        stage, and the laps that follow give as much back, so the stages still add up to the process's CPU."""
-        self._spent[stage] += seconds
-        self._owed += seconds
+        self._spent[stage] += now - self._last
+        self._last = now
 
     def fresh(self) -> StageClock:
         return StageClock()

@@ -69,9 +69,6 @@ class Backend(ABC):
     """What a database needs done its own way: opening, write locks, the claim, JSON parameters, upserts."""
 
     name: ClassVar[str]  # SQLAlchemy's name for the database
-    # Whether a delivery process's ledger writes may wait on a thread of their own, off its event loop: the
-    # database locks rows, not the whole of it, and any thread may use a connection of the pool.
-    writes_off_the_loop: ClassVar[bool] = False
 
     @abstractmethod
     def create_engine(self, url: URL) -> Engine:

@@ -84,7 +84,6 @@ class PostgresBackend(Backend):
     """PostgreSQL: row locks skipped by claims, JSON through jsonb, the ledger recording what is under way."""
 
     name = "postgresql"
-    writes_off_the_loop = True
 
     def __init__(self) -> None:
         self._psycopg: Dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import resource
-import threading
 import time
 
 import pytest
@@ -80,31 +79,6 @@ def test_the_clock_gives_each_lap_to_the_stage_it_closes():
     assert sum(clock.fresh().seconds().values()) == 0
     assert stage_clock(False) is OFF and OFF.fresh() is OFF
     OFF.lap("render")
-    assert OFF.seconds() == {}
-
-
-def test_cpu_of_another_thread_goes_to_its_stage_and_the_laps_after_give_it_back():
-    """A thread's CPU booked elsewhere counts in its stage once, not again in the laps of the process's clock
-    that counted it meanwhile: the stages still add up to the process's CPU."""
-    clock = StageClock()
-    started = time.process_time()
-    spent = []
-
-    def busy() -> None:
-        begun = time.thread_time()
-        while time.thread_time() - begun < 0.02:
-            pass
-        spent.append(time.thread_time() - begun)
-
-    worker = threading.Thread(target=busy)
-    worker.start()
-    worker.join()
-    clock.elsewhere("record", spent[0])
-    clock.lap("smtp")
-    seconds = clock.seconds()
-    assert seconds["record"] == spent[0] and seconds["smtp"] < 0.01
-    assert abs(sum(seconds.values()) - (time.process_time() - started)) < 0.005
-    OFF.elsewhere("record", 1.0)
     assert OFF.seconds() == {}
 
 
