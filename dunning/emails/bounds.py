@@ -1,5 +1,8 @@
-"""The sizes a template's operations may reach: `*`, `**`, `+`, `%`, `~` and the filters that pad, repeat or
-join text are refused (ValueTooLarge) before they build a value past the bound, not after.
+"""The sizes a template's operations may reach: `*`, `**`, `+`, `%`, `~`, the filters that pad, repeat, join,
+sum or fill, and writing a list are refused (ValueTooLarge) before they build a value past the bound, not after.
+
+A list may hold the same list many times (`{% set a = [a, a] %}` doubles it without copying anything): its text
+is sized by walking it with each shared part counted once, before anything writes it.
 
 The bound is the most characters a part of an email may have (delivery.max_message_bytes): a longer value
 could not be written anyway. Integers are held to the digits Python writes as text
@@ -11,20 +14,28 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, ItemsView, Iterable, Mapping
+from collections.abc import Callable, Collection, ItemsView, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from jinja2 import filters, pass_environment, pass_eval_context, runtime
+from jinja2 import filters, pass_environment, pass_eval_context, runtime, utils
 from jinja2.environment import Environment
 from jinja2.exceptions import TemplateRuntimeError
 from jinja2.nodes import EvalContext
+from jinja2.utils import Namespace
+from markupsafe import Markup, escape, soft_str
 
 __all__ = ["DEFAULT_BOUND", "TEXT_METHODS", "ValueTooLarge", "Bounds", "text_size"]
 
 DEFAULT_BOUND = 10 * 1024 * 1024   # delivery.max_message_bytes's default, for a renderer given no limit
 _INT_BITS = sys.int_info.default_max_str_digits * 10 // 3 + 1
 _SEQUENCES = (str, list, tuple)
+_CONTAINERS = (list, tuple, set, frozenset, Mapping, ItemsView)
+# what a template can write whose text holds other values' text (a dict's items and values views included)
+_WRITTEN_CONTAINERS = frozenset({list, tuple, set, frozenset, dict, type({}.items()), type({}.values())})
+# a namespace's text is its attributes' (a list among them too): an email has no use for it
+_NAMESPACE_WRITTEN = "a namespace written as text: write one of its attributes"
+_LIPSUM_WORD = 13   # characters a word of lipsum's text and the space after it take at most
 # the str methods whose result can be much longer than the text and their arguments
 TEXT_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "join", "replace", "format",
                           "format_map"})
@@ -40,17 +51,22 @@ class ValueTooLarge(TemplateRuntimeError):
 
 def text_size(value: Any, limit: int) -> int:
     """About how many characters str(value) has: exact for text; a list is counted until it passes limit."""
+    return _size(value, limit, {})
+
+
+def _size(value: Any, limit: int, known: dict[int, int]) -> int:
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, Mapping):
-        value = value.items()
-    if not isinstance(value, (list, tuple, set, frozenset, ItemsView)):
+    if not isinstance(value, _CONTAINERS):
         return 1   # a number (held to _INT_BITS), a date, a boolean: short
+    if id(value) in known:   # the same list again: its text again, without walking it again
+        return known[id(value)]
     size = 2
-    for item in value:
-        size += text_size(item, limit - size) + 2
+    for item in (value.items() if isinstance(value, Mapping) else value):
+        size += _size(item, limit - size, known) + 2
         if size > limit:
             break
+    known[id(value)] = size
     return size
 
 
@@ -81,6 +97,43 @@ class Bounds:
             self.refuse("`+`", text_size(left, self.limit) + text_size(right, self.limit))
         elif operator == "%" and isinstance(left, str):
             self.refuse("`%`", format_size(left, right, self.limit))
+
+    def writers(self) -> dict[str, Callable[[Any], str]]:
+        """escape and str, as compiled templates call them to write a value, refusing a list whose text would
+        pass the limit (a Markup, a filter's HTML, is written as it is)."""
+        refuse, limit = self.refuse, self.limit
+
+        def sized(kind: type, value: Any) -> None:
+            if kind in _WRITTEN_CONTAINERS:
+                refuse("writing a list", text_size(value, limit))
+            elif kind is Namespace:
+                raise ValueTooLarge(_NAMESPACE_WRITTEN)
+
+        def write_html(value: Any) -> str:
+            kind = type(value)
+            if kind is Markup:
+                return cast(Markup, value)
+            if kind is not str:
+                sized(kind, value)
+            return escape(value)
+
+        def write_text(value: Any) -> str:
+            kind = type(value)
+            if kind is str:
+                return cast(str, value)
+            sized(kind, value)
+            return str(value)
+
+        return {"escape": write_html, "str": write_text}
+
+    def lipsum(self) -> Callable[..., str]:
+        """The lipsum global, refusing more text than the limit."""
+
+        def lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+            self.refuse("lipsum", n * max * _LIPSUM_WORD)
+            return utils.generate_lorem_ipsum(n, html, min, max)
+
+        return lipsum
 
     def joins(self) -> dict[str, Callable[[Iterable[Any]], str]]:
         """str_join and markup_join (what `~` calls in compiled templates), refusing a result past the limit."""
@@ -132,7 +185,50 @@ class Bounds:
             return filters.do_replace(eval_ctx, s, old, new, count)
 
         return {"center": center, "indent": indent, "wordwrap": wordwrap, "format": format, "join": join,
-                "replace": replace}
+                "replace": replace, **self._container_filters()}
+
+    def _container_filters(self) -> dict[str, Callable[..., Any]]:
+        """The filters that write a list as text, or build a list larger than their input."""
+        refuse, limit = self.refuse, self.limit
+
+        def writing(name: str, write: Callable[..., Any]) -> Callable[..., Any]:
+            def bounded(value: Any, *args: Any, **kwargs: Any) -> Any:
+                refuse(name, text_size(value, limit))
+                return write(value, *args, **kwargs)
+
+            return bounded
+
+        @pass_environment
+        def sum(environment: Environment, iterable: Iterable[Any], attribute: str | int | None = None,
+                start: Any = 0) -> Any:
+            items = list(iterable)
+            if not isinstance(start, (int, float)):   # a sum of lists or text: as long as their parts together
+                refuse("sum", text_size(start, limit) + text_size(items, limit))
+            return filters.sync_do_sum(environment, items, attribute, start)
+
+        def batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
+            if fill_with is not None:
+                refuse("batch", linecount * (text_size(fill_with, limit) + 2))
+            return filters.do_batch(value, linecount, fill_with)
+
+        def slice(value: Collection[Any], slices: int, fill_with: Any = None) -> Any:
+            refuse("slice", slices * 4)
+            return filters.sync_do_slice(value, slices, fill_with)
+
+        @pass_eval_context
+        def tojson(eval_ctx: EvalContext, value: Any, indent: int | None = None) -> Markup:
+            refuse("tojson", text_size(value, limit))
+            return filters.do_tojson(eval_ctx, value, indent)
+
+        def list_filter(value: Iterable[Any]) -> list[Any]:
+            if isinstance(value, str):   # a list of its characters: five of its own for each ("'x', ")
+                refuse("list", len(value) * 5)
+            return filters.sync_do_list(value)
+
+        return {"string": writing("string", soft_str), "e": writing("escape", escape),
+                "escape": writing("escape", escape), "forceescape": writing("forceescape", filters.do_forceescape),
+                "pprint": writing("pprint", filters.do_pprint), "tojson": tojson,
+                "sum": sum, "batch": batch, "slice": slice, "list": list_filter}
 
     def method(self, text: str, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         """text's method name (one of TEXT_METHODS, as the sandbox gives it), refusing a result past the limit."""

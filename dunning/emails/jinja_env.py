@@ -76,7 +76,7 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
             self.filters[PLURAL_FILTER] = _plural_filter(translations, formats)
         self.bounds = bounds or Bounds()
         self.filters.update(self.bounds.filters(), unit_words=unit_words)
-        self.globals.update(self.constants)
+        self.globals.update(self.constants, lipsum=self.bounds.lipsum())
         if formats is not None:
             self.filters.update(email_filters(formats, rtl=self.constants.get("dir") == "rtl"))
 
@@ -105,9 +105,9 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         """The template of compiled code, as from_code makes it, with outputs escaped into plain text."""
         namespace: dict[str, Any] = {"environment": self, "__file__": code.co_filename}
         exec(code, namespace)
-        # Jinja joins outputs into the text, or marks a buffer of them safe as a whole: building a
-        # Markup for each one (escape's result) is wasted work.
-        namespace["escape"] = escape_output
+        # Outputs call escape (HTML) and str (text): a list's text is sized before it is made, since
+        # str() of a list that holds one list many times can grow without bound inside one call.
+        namespace.update(self.bounds.writers())
         namespace.update(self.bounds.joins())   # `~`, which the sandbox does not intercept
         # A plain dict, not the ChainMap of make_globals: a locale's environment never changes its
         # globals (a new catalog makes a new environment).

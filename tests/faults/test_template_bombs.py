@@ -1,7 +1,8 @@
 """Templates that would build a huge value before writing any of it: `"x" * 10**8`, `10 ** (10 ** 8)`, a
-namespace doubled with `~`, `"x" | center(10**9)`. Each is refused where the value would be built, with a
-template error naming the line and delivery.max_message_bytes, in a real `dunning` process whose peak memory
-the kernel measures, and in bounded time; `*`, `**`, `+`, `%` and `~` on small values still render."""
+namespace doubled with `~`, `"x" | center(10**9)`, a list that holds one list twice, forty times over. Each
+is refused where the value would be built, with a template error naming the line and
+delivery.max_message_bytes, in a real `dunning` process whose peak memory the kernel measures, and in
+bounded time; `*`, `**`, `+`, `%` and `~` on small values still render."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ BOMBS = {
     "doubling": ('{% set ns = namespace(s="x") %}{% for i in range(27) %}{% set ns.s = ns.s ~ ns.s %}'
                  "{% endfor %}{{ ns.s|length }}", f"`~` {TOO_LARGE}"),
     "center": ('{{ "x" | center(10**9) }}', f"center {TOO_LARGE}"),
+    # a list holding one list twice, forty times over: a few hundred bytes whose text has 2**40 numbers
+    "shared": ("{% set ns = namespace(a=[1]) %}{% for i in range(40) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}"
+               "{{ ns.a }}", f"writing a list {TOO_LARGE}"),
 }
 
 
@@ -108,6 +112,10 @@ def test_small_values_render_and_a_value_up_to_the_bound_is_built(tmp_path):
                                   "characters (delivery.max_message_bytes)")
 
 
+_SHARED = ("{% set ns = namespace(a=[1]) %}{% for i in range(40) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}"
+           "{% set a = ns.a %}")
+
+
 @pytest.mark.parametrize(("content", "says"), [
     ('{{ "x".center(10**9) }}', "str.center"),
     ('{{ "x".ljust(10**9) }}', "str.ljust"),
@@ -121,9 +129,32 @@ def test_small_values_render_and_a_value_up_to_the_bound_is_built(tmp_path):
     ('{{ [("x" * 10**7)] * 2 }}', "`*`"),
     ('{{ "x" * 1000000000 }}', "`*`"),              # constants: not folded when the template is compiled
     ('{{ "x"|center(1000000000) }}', "center"),
+    (_SHARED + "{{ a }}", "writing a list"),
+    (_SHARED + "{{ a|string }}", "string"),
+    (_SHARED + "{{ a|e }}", "escape"),
+    (_SHARED + "{{ a|tojson }}", "tojson"),
+    (_SHARED + "{{ a|pprint }}", "pprint"),
+    (_SHARED + '{{ a|join(",") }}', "join"),
+    ("{% set ns = namespace(a=[1]) %}{% for i in range(40) %}{% set ns.a = [ns.a, ns.a]|sum(start=[]) %}"
+     "{% endfor %}{{ ns.a|length }}", "sum"),
+    ('{{ ([1]|batch(10**9, "x")|first)|length }}', "batch"),
+    ('{{ ([1]|slice(10**9)|list)|length }}', "slice"),
+    ('{{ (("x" * 10**7)|list)|length }}', "list"),
+    ("{{ lipsum(10**6)|length }}", "lipsum"),
 ], ids=["center", "ljust", "format", "format-nested", "str.join", "replace", "percent", "join", "indent", "list",
-        "constant", "constant-filter"])
+        "constant", "constant-filter", "shared-list", "shared-string", "shared-escape", "shared-tojson",
+        "shared-pprint", "shared-join", "sum", "batch", "slice", "list-of-text", "lipsum"])
 def test_the_str_methods_and_other_operations_that_grow_text_are_refused(tmp_path, content, says):
     with pytest.raises(EmailTooLarge) as refused:
         _render(tmp_path, content, LIMIT)
     assert str(refused.value) == f"past_due: past_due.txt line 3: {says} {TOO_LARGE}"
+
+
+def test_a_namespace_is_not_written_as_text(tmp_path):
+    """A namespace's text holds its attributes' (a shared list among them): writing one is refused at its line,
+    writing one of its attributes is not."""
+    with pytest.raises(EmailTooLarge) as refused:
+        _render(tmp_path / "whole", _SHARED + "{{ ns }}", LIMIT)
+    assert str(refused.value) == ("past_due: past_due.txt line 3: a namespace written as text: write one of its "
+                                  "attributes")
+    assert _render(tmp_path / "one", "{% set ns = namespace(a=2) %}{{ ns.a }} x\n", LIMIT).startswith("2 x\n")
