@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import CodeType
@@ -33,6 +34,7 @@ from dunning.emails.bounds import DEFAULT_BOUND, Bounds, ValueTooLarge
 from dunning.emails.compiler import Compiled, compile_notice
 from dunning.emails.compose import Source
 from dunning.emails.jinja_env import RENDER_DEADLINE, EmailEnvironment, RenderTimeout
+from dunning.emails.memo import Memo
 from dunning.emails.template_cache import (
     TemplateCache,
     default_cache_dir,
@@ -87,6 +89,7 @@ class _Localized:
     templates: dict[str, Template]
     globals: dict[str, Any]   # the environment's globals, under each email's variables
     known: dict[str, bytes]   # the HTML template's constant text, encoded for MIME
+    subjects: Memo | None     # the subject by the values it reads (None: rendered for every email)
 
 
 class Renderer:
@@ -174,8 +177,8 @@ class Renderer:
         variables = {**localized.globals, **context}
         deadline = RENDER_DEADLINE.set(time.monotonic() + self.render_seconds)
         try:
-            subject = " ".join("".join(_run(templates["subject"], variables, self.max_output)).split())
-            preheader = " ".join("".join(_run(templates["preheader"], variables, self.max_output)).split())
+            subject = _subject(localized, variables, self.max_output)
+            preheader = _one_line(templates["preheader"], variables, self.max_output)
             variables.update(subject=subject, preheader=preheader)
             outputs = _run(templates["html"], variables, self.max_output)
             html = "".join(outputs)
@@ -220,7 +223,8 @@ class Renderer:
             codes = self._code(compiled, env, catalog, choice)
             templates = {part: env.template(code) for part, code in zip(PARTS, codes, strict=True)}
             known = encoded_constants(_constants(codes[PARTS.index("html")]))
-            localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals), known)
+            localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals), known,
+                                                          self._subject_memo(compiled, env))
         return localized
 
     def _code(self, compiled: Compiled, env: EmailEnvironment, catalog: str,
@@ -251,6 +255,16 @@ class Renderer:
                 codes.append(env.compile(env.adopt(known[1]), name, _filename(name)))
         return codes
 
+    def _subject_memo(self, compiled: Compiled, env: EmailEnvironment) -> Memo | None:
+        """A memo of the notice's subject in this locale, when the names it reads are known."""
+        known = self._trees.get((compiled.notice, "subject"))
+        if known is None or known[0] is not compiled.subject:
+            name = _template_name(compiled, "subject")
+            with _syntax_errors(compiled.subject, name):
+                tree = self.environment.parse(compiled.subject.text, name, _filename(name))
+            known = self._trees[(compiled.notice, "subject")] = (compiled.subject, tree)
+        return Memo.of(env, env.folded(env.adopt(known[1])))
+
     def _environment(self, choice: LocaleChoice) -> tuple[EmailEnvironment, str]:
         """This locale's environment over its current catalog, and the catalog's hash."""
         translations, catalog = self.catalogs.current(choice.locale)
@@ -268,6 +282,19 @@ class Renderer:
 
 class _TooLarge(Exception):
     """A part of an email passed the renderer's max_output."""
+
+
+def _subject(localized: _Localized, variables: dict[str, Any], max_output: int | None) -> str:
+    """The subject on one line (as rendered for an earlier email that read the same values, when remembered)."""
+    template = localized.templates["subject"]
+    if localized.subjects is None:
+        return _one_line(template, variables, max_output)
+    return localized.subjects.text(variables, partial(_one_line, template, variables, max_output))
+
+
+def _one_line(template: Template, variables: dict[str, Any], max_output: int | None) -> str:
+    """A part's text on one line: runs of blanks and line breaks as one space."""
+    return " ".join("".join(_run(template, variables, max_output)).split())
 
 
 def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> list[str]:
