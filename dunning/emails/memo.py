@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-from jinja2 import meta, nodes
+from jinja2 import nodes
 
 from dunning.emails.jinja_env import CONTEXT_READS, EmailEnvironment
 
@@ -34,7 +34,9 @@ def read_names(env: EmailEnvironment, tree: nodes.Template) -> tuple[str, ...] |
     filters = {node.name for node in tree.find_all(nodes.Filter)}
     if filters & _UNREPEATABLE:
         return None
-    names = set(meta.find_undeclared_variables(tree))
+    # every name it loads: a superset of those it reads from its variables (one it sets makes no key: the key
+    # then misses it, and the part is rendered every time)
+    names = {node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}
     for name in filters:
         names.update(CONTEXT_READS.get(name, ()))
     return tuple(sorted(names))
@@ -48,12 +50,6 @@ class Memo:
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
         self.texts: dict[tuple[Any, ...], str] = {}
-
-    @classmethod
-    def of(cls, env: EmailEnvironment, tree: nodes.Template) -> Memo | None:
-        """A memo for the part of this folded tree, or None when what it reads cannot be told."""
-        names = read_names(env, tree)
-        return cls(names) if names is not None else None
 
     def text(self, variables: Mapping[str, Any], render: Callable[[], str]) -> str:
         """The text remembered for these variables' values, else render() (remembered when they are plain)."""

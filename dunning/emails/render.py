@@ -34,7 +34,7 @@ from dunning.emails.bounds import DEFAULT_BOUND, Bounds, ValueTooLarge
 from dunning.emails.compiler import Compiled, compile_notice
 from dunning.emails.compose import Source
 from dunning.emails.jinja_env import RENDER_DEADLINE, EmailEnvironment, RenderTimeout
-from dunning.emails.memo import Memo
+from dunning.emails.memo import Memo, read_names
 from dunning.emails.template_cache import (
     TemplateCache,
     default_cache_dir,
@@ -121,6 +121,7 @@ class Renderer:
         self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment, str]] = {}
         self._localized: dict[tuple[str, str, str], _Localized] = {}
         self._trees: dict[tuple[str, str], tuple[Source, nodes.Template]] = {}   # (notice, part): parsed source
+        self._subject_reads: dict[str, tuple[Source, tuple[str, ...] | None]] = {}   # notice: names its subject reads
 
     @property
     def available_locales(self) -> frozenset[str]:
@@ -256,14 +257,15 @@ class Renderer:
         return codes
 
     def _subject_memo(self, compiled: Compiled, env: EmailEnvironment) -> Memo | None:
-        """A memo of the notice's subject in this locale, when the names it reads are known."""
-        known = self._trees.get((compiled.notice, "subject"))
-        if known is None or known[0] is not compiled.subject:
+        """A memo of the notice's subject in this locale. What it reads is worked out once per notice: folding
+        takes the same names out in every locale."""
+        reads = self._subject_reads.get(compiled.notice)
+        if reads is None or reads[0] is not compiled.subject:
             name = _template_name(compiled, "subject")
             with _syntax_errors(compiled.subject, name):
-                tree = self.environment.parse(compiled.subject.text, name, _filename(name))
-            known = self._trees[(compiled.notice, "subject")] = (compiled.subject, tree)
-        return Memo.of(env, env.folded(env.adopt(known[1])))
+                tree = env.folded(env.parse(compiled.subject.text, name, _filename(name)))
+            reads = self._subject_reads[compiled.notice] = (compiled.subject, read_names(env, tree))
+        return None if reads[1] is None else Memo(reads[1])
 
     def _environment(self, choice: LocaleChoice) -> tuple[EmailEnvironment, str]:
         """This locale's environment over its current catalog, and the catalog's hash."""

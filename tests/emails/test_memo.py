@@ -22,8 +22,9 @@ def _names(source: str) -> tuple[str, ...] | None:
 
 
 def test_the_names_a_part_reads_come_from_its_folded_tree() -> None:
-    """Names it reads, not those it sets; a date filter's time zone; constants folded away are not read."""
-    assert _names("{% set x = 1 %}{{ x }}{{ stage }}{{ _('Hi') }} {{ lang }}") == ("stage",)
+    """Names it loads (one it sets too: more than it reads, never fewer); a date filter's time zone; not
+    the translations and constants folded into text."""
+    assert _names("{% set x = 1 %}{{ x }}{{ stage }}{{ _('Hi') }} {{ lang }}") == ("stage", "x")
     assert _names("{{ due|date }} {{ account.name }}") == ("account", "due", "timezone")
 
 
