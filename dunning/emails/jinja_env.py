@@ -30,8 +30,8 @@ from dunning.emails.bounds import TEXT_METHODS, Bounds
 from dunning.emails.folding import PLURAL_FILTER, Fold
 from dunning.i18n.formats import DateFormat, Formats
 
-__all__ = ["RenderTimeout", "RENDER_DEADLINE", "GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "CONTEXT_READS",
-           "autoescape", "EmailEnvironment", "email_filters", "escape_output", "card_brand", "unit_words"]
+__all__ = ["RenderTimeout", "RENDER_DEADLINE", "GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape",
+           "EmailEnvironment", "email_filters", "escape_output", "card_brand", "unit_words"]
 
 GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
 CARD_BRANDS = {
@@ -39,9 +39,6 @@ CARD_BRANDS = {
     "diners": "Diners Club", "discover": "Discover", "jcb": "JCB", "mastercard": "Mastercard",
     "unionpay": "UnionPay", "visa": "Visa",
 }
-
-# what a filter reads from the render's context besides its arguments (its eval context aside)
-CONTEXT_READS = {"date": ("timezone",), "datetime": ("timezone",)}
 
 
 def autoescape(name: str | None) -> bool:
@@ -125,15 +122,9 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
                 raw: bool = False, defer_init: bool = False) -> Any:
         """Compile with this locale's constant strings and constants folded in."""
         if self.translations is not None:
-            source = self.folded(self.parse(source, name, filename) if isinstance(source, str) else source)
+            tree = self.parse(source, name, filename) if isinstance(source, str) else source
+            source = Fold(self, self.translations, self.constants).visit(tree)
         return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload]
-
-    def folded(self, tree: nodes.Template) -> nodes.Template:
-        """The tree (changed in place) with this locale's constant strings and constants folded in."""
-        assert self.translations is not None
-        folded = Fold(self, self.translations, self.constants).visit(tree)
-        assert isinstance(folded, nodes.Template)
-        return folded
 
 
 def _plural_filter(translations: NullTranslations, formats: Formats | None = None) -> Callable[..., str]:

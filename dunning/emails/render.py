@@ -19,7 +19,6 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import CodeType
@@ -34,7 +33,6 @@ from dunning.emails.bounds import DEFAULT_BOUND, Bounds, ValueTooLarge
 from dunning.emails.compiler import Compiled, compile_notice
 from dunning.emails.compose import Source
 from dunning.emails.jinja_env import RENDER_DEADLINE, EmailEnvironment, RenderTimeout
-from dunning.emails.memo import Memo, read_names
 from dunning.emails.template_cache import (
     TemplateCache,
     default_cache_dir,
@@ -89,7 +87,6 @@ class _Localized:
     templates: dict[str, Template]
     globals: dict[str, Any]   # the environment's globals, under each email's variables
     known: dict[str, bytes]   # the HTML template's constant text, encoded for MIME
-    subjects: Memo | None     # the subject by the values it reads (None: rendered for every email)
 
 
 class Renderer:
@@ -121,7 +118,6 @@ class Renderer:
         self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment, str]] = {}
         self._localized: dict[tuple[str, str, str], _Localized] = {}
         self._trees: dict[tuple[str, str], tuple[Source, nodes.Template]] = {}   # (notice, part): parsed source
-        self._subject_reads: dict[str, tuple[Source, tuple[str, ...] | None]] = {}   # notice: names its subject reads
 
     @property
     def available_locales(self) -> frozenset[str]:
@@ -178,8 +174,8 @@ class Renderer:
         variables = {**localized.globals, **context}
         deadline = RENDER_DEADLINE.set(time.monotonic() + self.render_seconds)
         try:
-            subject = _subject(localized, variables, self.max_output)
-            preheader = _one_line(templates["preheader"], variables, self.max_output)
+            subject = " ".join("".join(_run(templates["subject"], variables, self.max_output)).split())
+            preheader = " ".join("".join(_run(templates["preheader"], variables, self.max_output)).split())
             variables.update(subject=subject, preheader=preheader)
             outputs = _run(templates["html"], variables, self.max_output)
             html = "".join(outputs)
@@ -224,8 +220,7 @@ class Renderer:
             codes = self._code(compiled, env, catalog, choice)
             templates = {part: env.template(code) for part, code in zip(PARTS, codes, strict=True)}
             known = encoded_constants(_constants(codes[PARTS.index("html")]))
-            localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals), known,
-                                                          self._subject_memo(compiled, env))
+            localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals), known)
         return localized
 
     def _code(self, compiled: Compiled, env: EmailEnvironment, catalog: str,
@@ -256,17 +251,6 @@ class Renderer:
                 codes.append(env.compile(env.adopt(known[1]), name, _filename(name)))
         return codes
 
-    def _subject_memo(self, compiled: Compiled, env: EmailEnvironment) -> Memo | None:
-        """A memo of the notice's subject in this locale. What it reads is worked out once per notice: folding
-        takes the same names out in every locale."""
-        reads = self._subject_reads.get(compiled.notice)
-        if reads is None or reads[0] is not compiled.subject:
-            name = _template_name(compiled, "subject")
-            with _syntax_errors(compiled.subject, name):
-                tree = env.folded(env.parse(compiled.subject.text, name, _filename(name)))
-            reads = self._subject_reads[compiled.notice] = (compiled.subject, read_names(env, tree))
-        return None if reads[1] is None else Memo(reads[1])
-
     def _environment(self, choice: LocaleChoice) -> tuple[EmailEnvironment, str]:
         """This locale's environment over its current catalog, and the catalog's hash."""
         translations, catalog = self.catalogs.current(choice.locale)
@@ -284,19 +268,6 @@ class Renderer:
 
 class _TooLarge(Exception):
     """A part of an email passed the renderer's max_output."""
-
-
-def _subject(localized: _Localized, variables: dict[str, Any], max_output: int | None) -> str:
-    """The subject on one line (as rendered for an earlier email that read the same values, when remembered)."""
-    template = localized.templates["subject"]
-    if localized.subjects is None:
-        return _one_line(template, variables, max_output)
-    return localized.subjects.text(variables, partial(_one_line, template, variables, max_output))
-
-
-def _one_line(template: Template, variables: dict[str, Any], max_output: int | None) -> str:
-    """A part's text on one line: runs of blanks and line breaks as one space."""
-    return " ".join("".join(_run(template, variables, max_output)).split())
 
 
 def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> list[str]:
