@@ -15,7 +15,8 @@ import binascii
 import hashlib
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from functools import lru_cache
@@ -24,8 +25,8 @@ from typing import Protocol
 from dunning.billing.addresses import ATEXT, FORBIDDEN, ascii_domain, normalize_address
 from dunning.errors import MessageError
 
-__all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "Renderable", "make_message_id",
-           "address_domain", "envelope_address", "build_message"]
+__all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "Renderable", "BodyPieces",
+           "encoded_constants", "make_message_id", "address_domain", "envelope_address", "build_message"]
 
 CRLF = b"\r\n"
 MAX_LINE = 998
@@ -63,6 +64,32 @@ class Renderable(Protocol):
     def lang(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class BodyPieces:
+    """A body as the outputs it was joined from, and the outputs encoded ahead (encoded_constants)."""
+
+    body: str                  # "".join(texts): the pieces stand for this very string only
+    texts: Sequence[str]
+    known: Mapping[str, bytes]
+
+
+def encoded_constants(texts: Iterable[str]) -> dict[str, bytes]:
+    """The texts a body is often made of (a template's constants), each as UTF-8 with CRLF line breaks.
+
+    Left out: a text holding a CR (line breaks are normalized over the whole body), a line starting with a dot
+    inside it, or a dot first (whether that starts a line depends on the output before it), and a lone surrogate.
+    """
+    known = {}
+    for text in texts:
+        if "\r" in text or "\n." in text or text.startswith("."):
+            continue
+        try:
+            known[text] = text.encode("utf-8").replace(b"\n", CRLF)
+        except UnicodeEncodeError:
+            continue
+    return known
+
+
 def make_message_id(key: str, domain: str) -> str:
     """A Message-ID stable for the same notice key, so a retried notice keeps its identity."""
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
@@ -97,14 +124,17 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
     parts = [head, b'Content-Type: multipart/alternative;\r\n boundary="', boundary, b'"\r\n\r\n',
              b"This is a multi-part message in MIME format.\r\n"]
     dot_safe = True  # header, preamble and boundary lines never start with a dot; bodies may
-    for subtype, body, readable in ((b"plain", email.text, True), (b"html", email.html, False)):
+    html, pieces = email.html, getattr(email, "html_pieces", None)
+    if pieces is not None and pieces.body is not html:   # pieces of another text than this HTML
+        pieces = None
+    for subtype, body, readable, outputs in ((b"plain", email.text, True, None), (b"html", html, False, pieces)):
         try:
-            encoding, encoded = _encode_body(body, boundary, readable=readable, eight_bit=eight_bit)
+            encoding, encoded, dot_free = _encode_body(body, boundary, readable=readable, eight_bit=eight_bit,
+                                                       pieces=outputs)
         except UnicodeEncodeError:
             raise MessageError(f"text/{subtype.decode()} body",
                                "not valid Unicode (lone surrogate)") from None
-        if encoding != BASE64 and (encoded[:1] == b"." or _LEADING_DOT.search(encoded)):
-            dot_safe = False
+        dot_safe = dot_safe and dot_free
         parts += [b"--", boundary, b"\r\nContent-Type: text/", subtype, b'; charset="utf-8"\r\n'
                   b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", encoded, CRLF]
     parts += [b"--", boundary, b"--\r\n"]
@@ -250,18 +280,56 @@ def _language(lang: str) -> str:
     return lang
 
 
-def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool) -> tuple[bytes, bytes]:
-    """7bit (or 8bit) when possible; else quoted-printable (readable parts, mostly ASCII) or base64."""
+def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool,
+                 pieces: BodyPieces | None = None) -> tuple[bytes, bytes, bool]:
+    """7bit (or 8bit) when possible; else quoted-printable (readable parts, mostly ASCII) or base64; and
+    whether no line of the encoded body starts with a dot."""
+    joined = _joined(pieces) if pieces is not None else None
+    if joined is None:
+        raw, dot = _crlf_utf8(text), None
+    else:
+        raw, dot = joined
+    ascii_ = raw.isascii()
+    if (ascii_ or eight_bit) and not _has_long_line(raw) and boundary not in raw:
+        return (b"7bit" if ascii_ else b"8bit"), raw, not (_dot_first(raw) if dot is None else dot)
+    if readable and 6 * (len(raw.translate(None, _ASCII)) + raw.count(b"=")) < len(raw):
+        encoded = binascii.b2a_qp(raw, quotetabs=False, istext=True)
+        return b"quoted-printable", encoded, not _dot_first(encoded)
+    return BASE64, _base64_lines(raw), True
+
+
+def _crlf_utf8(text: str) -> bytes:
+    """The text in UTF-8 with every line break (CRLF, CR or LF) a CRLF."""
     raw = text.encode("utf-8")
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    raw = raw.replace(b"\n", CRLF)
-    ascii_ = raw.isascii()
-    if (ascii_ or eight_bit) and not _has_long_line(raw) and boundary not in raw:
-        return (b"7bit" if ascii_ else b"8bit"), raw
-    if readable and 6 * (len(raw.translate(None, _ASCII)) + raw.count(b"=")) < len(raw):
-        return b"quoted-printable", binascii.b2a_qp(raw, quotetabs=False, istext=True)
-    return BASE64, _base64_lines(raw)
+    return raw.replace(b"\n", CRLF)
+
+
+def _joined(pieces: BodyPieces) -> tuple[bytes, bool] | None:
+    """_crlf_utf8 of the body, joined from its pieces (those known taken as encoded ahead), and whether a line
+    of it may start with a dot; None when a piece holds a CR (normalized over the whole body only)."""
+    known, encoded, before, dot = pieces.known, [], "", False
+    for text in pieces.texts:
+        data = known.get(text)
+        if data is None:   # an email's own value, or a constant encoded_constants leaves out
+            # (startswith and endswith: Markup's slicing is Python code)
+            if text.startswith(".") and (not before or before.endswith("\n")):   # after an empty output: may be
+                dot = True
+            data = text.encode("utf-8")
+            if b"\r" in data:
+                return None
+            if b"\n" in data:
+                data = data.replace(b"\n", CRLF)
+                dot = dot or b"\n." in data
+        encoded.append(data)
+        before = text
+    return b"".join(encoded), dot
+
+
+def _dot_first(data: bytes) -> bool:
+    """Whether a line of data starts with a dot (which SMTP would have to double)."""
+    return data[:1] == b"." or _LEADING_DOT.search(data) is not None
 
 
 def _base64_lines(raw: bytes) -> bytes:

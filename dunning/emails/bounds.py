@@ -98,9 +98,9 @@ class Bounds:
         elif operator == "%" and isinstance(left, str):
             self.refuse("`%`", format_size(left, right, self.limit))
 
-    def writers(self) -> dict[str, Callable[[Any], str]]:
-        """escape and str, as compiled templates call them to write a value, refusing a list whose text would
-        pass the limit (a Markup, a filter's HTML, is written as it is)."""
+    def writers(self, escape: Callable[[Any], str]) -> dict[str, Callable[[Any], str]]:
+        """escape (the environment's, given) and str, as compiled templates call them to write a value,
+        refusing a list whose text would pass the limit."""
         refuse, limit = self.refuse, self.limit
 
         def sized(kind: type, value: Any) -> None:
@@ -111,9 +111,7 @@ class Bounds:
 
         def write_html(value: Any) -> str:
             kind = type(value)
-            if kind is Markup:
-                return cast(Markup, value)
-            if kind is not str:
+            if kind is not str and kind is not Markup:
                 sized(kind, value)
             return escape(value)
 

@@ -10,6 +10,7 @@ email). The locale constants (lang, dir, start, end, locale) are folded the same
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -107,7 +108,7 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         exec(code, namespace)
         # Outputs call escape (HTML) and str (text): a list's text is sized before it is made, since
         # str() of a list that holds one list many times can grow without bound inside one call.
-        namespace.update(self.bounds.writers())
+        namespace.update(self.bounds.writers(escape_output))
         namespace.update(self.bounds.joins())   # `~`, which the sandbox does not intercept
         # A plain dict, not the ChainMap of make_globals: a locale's environment never changes its
         # globals (a new catalog makes a new environment).
@@ -239,9 +240,14 @@ def unit_words(eval_ctx: EvalContext, value: str) -> str:
     return Markup(" ".join([f'<span class="unit">{escape_output(word)}</span>' for word in value.split()]))
 
 
+_HTML_SPECIAL = re.compile("[&<>'\"]")   # what markupsafe.escape replaces
+
+
 def escape_output(value: Any) -> str:
     """markupsafe.escape(value): what autoescaped output writes (a Markup comes back as it is)."""
     if type(value) is Markup:   # a filter's HTML, written as it is (escape() would copy it into a new Markup)
+        return value
+    if type(value) is str and _HTML_SPECIAL.search(value) is None:   # most values: nothing to escape, no Markup
         return value
     return escape(value)
 

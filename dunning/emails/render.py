@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from types import CodeType
@@ -28,6 +28,7 @@ from babel.support import NullTranslations
 from jinja2 import Template, TemplateSyntaxError, nodes
 from jinja2 import TemplateError as JinjaError
 
+from dunning.delivery.mime import BodyPieces, encoded_constants
 from dunning.emails.bounds import DEFAULT_BOUND, Bounds, ValueTooLarge
 from dunning.emails.compiler import Compiled, compile_notice
 from dunning.emails.compose import Source
@@ -67,6 +68,8 @@ class RenderedEmail:
     text: str
     lang: str        # BCP 47 for <html lang> and Content-Language, e.g. "fr-FR" or "ar"
     dir: str         # "ltr" | "rtl"
+    # the HTML as its template's outputs, so that MIME encodes the template's constant text once, not per email
+    html_pieces: BodyPieces | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -83,6 +86,7 @@ class _Localized:
     env: EmailEnvironment
     templates: dict[str, Template]
     globals: dict[str, Any]   # the environment's globals, under each email's variables
+    known: dict[str, bytes]   # the HTML template's constant text, encoded for MIME
 
 
 class Renderer:
@@ -170,11 +174,12 @@ class Renderer:
         variables = {**localized.globals, **context}
         deadline = RENDER_DEADLINE.set(time.monotonic() + self.render_seconds)
         try:
-            subject = " ".join(_run(templates["subject"], variables, self.max_output).split())
-            preheader = " ".join(_run(templates["preheader"], variables, self.max_output).split())
+            subject = " ".join("".join(_run(templates["subject"], variables, self.max_output)).split())
+            preheader = " ".join("".join(_run(templates["preheader"], variables, self.max_output)).split())
             variables.update(subject=subject, preheader=preheader)
-            html = _run(templates["html"], variables, self.max_output)
-            text = tidy_text(_run(templates["text"], variables, self.max_output))
+            outputs = _run(templates["html"], variables, self.max_output)
+            html = "".join(outputs)
+            text = tidy_text("".join(_run(templates["text"], variables, self.max_output)))
         except _TooLarge:
             raise EmailTooLarge(f"{notice}: its email passes {self.max_output} characters "
                                 "(delivery.max_message_bytes): a template that writes too much?",
@@ -190,7 +195,8 @@ class Renderer:
         finally:
             RENDER_DEADLINE.reset(deadline)
         return RenderedEmail(notice=notice, locale=choice.locale, subject=subject, preheader=preheader,
-                             html=html, text=text, lang=choice.lang, dir=choice.dir)
+                             html=html, text=text, lang=choice.lang, dir=choice.dir,
+                             html_pieces=BodyPieces(html, outputs, localized.known))
 
     def _build(self, notice: str) -> Compiled:
         """compile_notice, or the same build from the cache while its files keep their text."""
@@ -213,7 +219,8 @@ class Renderer:
         if localized is None or localized.compiled is not compiled or localized.env is not env:
             codes = self._code(compiled, env, catalog, choice)
             templates = {part: env.template(code) for part, code in zip(PARTS, codes, strict=True)}
-            localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals))
+            known = encoded_constants(_constants(codes[PARTS.index("html")]))
+            localized = self._localized[key] = _Localized(compiled, env, templates, dict(env.globals), known)
         return localized
 
     def _code(self, compiled: Compiled, env: EmailEnvironment, catalog: str,
@@ -263,8 +270,9 @@ class _TooLarge(Exception):
     """A part of an email passed the renderer's max_output."""
 
 
-def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> str:
-    """template.render(variables), sharing one dict of globals and variables across an email's four parts."""
+def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> list[str]:
+    """template.render(variables) as its outputs, sharing one dict of globals and variables across an email's
+    four parts."""
     context = template.new_context(variables, shared=True)   # render() copies both dicts for every part
     deadline, limit = RENDER_DEADLINE.get(), max_output or sys.maxsize
     stream, parts, size = template.root_render_func(context), [], 0
@@ -277,12 +285,21 @@ def _run(template: Template, variables: dict[str, Any], max_output: int | None) 
                 raise _TooLarge
             if time.monotonic() > deadline:
                 raise RenderTimeout
-        return "".join(parts)
+        return parts
     except (RenderTimeout, _TooLarge):
         raise
     except Exception:
         template.environment.handle_exception()   # raises, with the traceback at template lines
         raise
+
+
+def _constants(code: CodeType) -> Iterator[str]:
+    """The strings in compiled template code and the code nested in it (its functions): its constant text."""
+    for constant in code.co_consts:
+        if type(constant) is str:
+            yield constant
+        elif isinstance(constant, CodeType):
+            yield from _constants(constant)
 
 
 def _with_locale(exc: TemplateError, locale: str) -> TemplateError:

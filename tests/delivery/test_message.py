@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dunning.delivery.mime import (
+    BodyPieces,
     CrlfBytes,
     DotSafeBytes,
     address_domain,
     build_message,
+    encoded_constants,
     envelope_address,
     make_message_id,
 )
@@ -385,3 +387,30 @@ def test_messages_marked_dot_safe_have_no_line_starting_with_a_dot(text, html):
 def test_a_typical_email_is_dot_safe(email):
     """An email whose bodies have no line starting with a dot needs no dot-stuffing on the wire."""
     assert isinstance(build(email), DotSafeBytes)
+
+
+_PIECE = st.text(st.sampled_from(".\n\r <é>x=_"), max_size=40) | st.sampled_from(["", ".", "\n", "\n.", "x" * 600])
+
+
+@settings(max_examples=300, deadline=None)
+@given(outputs=st.lists(st.tuples(_PIECE, st.booleans()), max_size=30), eight_bit=st.booleans())
+def test_an_html_body_built_from_its_pieces_is_the_same_message(outputs, eight_bit):
+    """The HTML given as its outputs (some encoded ahead) makes the same bytes as the HTML given whole, and
+    claims dot-safety only when it holds: dots after a line break inside, across or between outputs, CRs,
+    lines too long only once joined."""
+    html = "".join(text for text, _ in outputs)
+    pieces = BodyPieces(html, [text for text, _ in outputs],
+                        encoded_constants(text for text, constant in outputs if constant))
+    whole = type("E", (), dict(subject="s", html=html, text="t\n", lang="en"))
+    given_pieces = type("E", (), dict(subject="s", html=html, text="t\n", lang="en", html_pieces=pieces))
+    raw = build(given_pieces, eight_bit=eight_bit)
+    assert raw == build(whole, eight_bit=eight_bit)
+    if isinstance(raw, DotSafeBytes):
+        assert leading_dot_lines(raw) == []
+
+
+def test_pieces_of_another_text_are_not_used(make_email):
+    """Pieces stand only for the very HTML they were joined into (an email whose HTML was replaced)."""
+    pieces = BodyPieces("<p>old</p>", ["<p>old</p>"], encoded_constants(["<p>old</p>"]))
+    email = type("E", (), dict(subject="s", html="<p>new</p>", text="t\n", lang="en", html_pieces=pieces))
+    assert body_text(parse(build(email)), "html") == "<p>new</p>"
