@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Engine, ScalarSelect, Update, bindparam, s
 from dunning import store
 from dunning.ledger.writes import transaction
 
-__all__ = ["Claim", "claim", "extend_leases", "unclaim", "lapsed_workers", "expire_leases", "requeue"]
+__all__ = ["Claim", "claim", "extend_leases", "unclaim", "lapsed_workers", "outbox_due", "expire_leases", "requeue"]
 
 log = logging.getLogger("dunning.ledger")
 emails, email_payloads = store.emails, store.email_payloads
@@ -106,6 +106,17 @@ def lapsed_workers(engine: Engine, *, now: datetime) -> list[str]:
     with engine.connect() as conn:
         return sorted(conn.execute(select(emails.c.worker).distinct().where(
             emails.c.status == "sending", emails.c.lease_until < now, emails.c.worker.is_not(None))).scalars())
+
+
+def outbox_due(engine: Engine, *, now: datetime, unknown_policy: Literal["hold", "resend"]) -> bool:
+    """Whether the outbox holds anything a run would claim, expire or send again now (read only)."""
+    claimable = (emails.c.status == "queued") | ((emails.c.status == "retry") & (emails.c.next_attempt_at <= now))
+    lapsed = (emails.c.status == "sending") & (emails.c.lease_until < now)
+    due = claimable | lapsed
+    if unknown_policy == "resend":
+        due = due | ((emails.c.status == "unknown") & emails.c.resent.is_(False))
+    with engine.connect() as conn:
+        return conn.execute(select(select(emails.c.id).where(due).exists())).scalar_one()
 
 
 def expire_leases(engine: Engine, *, now: datetime, unknown_policy: Literal["hold", "resend"]) -> int:

@@ -19,7 +19,7 @@ sent or recorded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
@@ -186,11 +186,16 @@ def _candidates_table(backend: Backend) -> Table:
 
 
 def iter_batches(engine: Engine, as_of: datetime, settings: Settings, locales: frozenset[str], *,
-                 include_paused: bool = True) -> Iterator[tuple[list[Account], list[PlannedNotice]]]:
-    """Each batch of candidate accounts with its plan at as_of, in account order."""
+                 include_paused: bool = True, found: Callable[[], object] | None = None,
+                 ) -> Iterator[tuple[list[Account], list[PlannedNotice]]]:
+    """Each batch of candidate accounts with its plan at as_of, in account order; found is called once the
+    first candidates are known, before anything of them is loaded (never when there are none)."""
     warned: set[str] = set()
     with engine.connect() as conn:
         for ids in candidate_batches(conn, as_of, settings, include_paused=include_paused):
+            if found is not None:
+                found()
+                found = None
             accounts = loader.load_accounts(conn, ids)
             history = ledger.key_history(conn, ids)
             suppressed = suppressions.suppressed_among(conn, [a for acc in accounts for a in (acc.email, *acc.cc)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from dunning import ledger
@@ -16,27 +16,41 @@ from dunning.run.stages import OFF, Stages
 from dunning.run.summary import RunSummary
 from dunning.settings import Settings
 
-__all__ = ["enqueue_plan", "plan_entries", "outbox_entry"]
+__all__ = ["planned_batches", "count_plan", "enqueue_batches", "plan_entries", "outbox_entry"]
 
 
-def enqueue_plan(run: RunContext, as_of: datetime, summary: RunSummary, *, dry_run: bool = False) -> None:
-    """Plan every candidate batch and put what is due in the outbox; a dry run only counts (and signs nothing)."""
+def planned_batches(run: RunContext, as_of: datetime, summary: RunSummary, *,
+                    found: Callable[[], object] | None = None) -> Iterator[list[ledger.OutboxEntry]]:
+    """Every candidate batch planned, its links signed: the outbox entries of each batch that has any, not yet
+    written; found is called once there are candidates, before any is loaded (see candidates.iter_batches)."""
     locales, stages = run.renderer.available_locales, run.stages
     stages.lap("other")
+    assert run.links is not None, "a run that enqueues signs links"
     # Paused accounts are left out by the candidate query: nothing of theirs is sent or recorded.
-    for accounts, planned in candidates.iter_batches(run.engine, as_of, run.settings, locales, include_paused=False):
+    for accounts, planned in candidates.iter_batches(run.engine, as_of, run.settings, locales, include_paused=False,
+                                                        found=found):
         stages.lap("plan")
-        if dry_run:
-            run.progress("planned", sum(notice.status == "send" for notice in count_planned(planned, summary)))
-            continue
-        assert run.links is not None, "a run that enqueues signs links"
         entries = plan_entries(planned, accounts, run.settings, run.links, summary, now=run.clock.now(),
                                stages=stages)
-        run.progress("planned", sum(entry.status == "send" for entry in entries))
-        if entries:
-            ledger.enqueue(run.engine, entries, now=run.clock.now(), as_of=as_of)
         stages.lap("enqueue")
+        if entries:
+            yield entries
     stages.lap("plan")
+
+
+def enqueue_batches(run: RunContext, batches: Iterable[list[ledger.OutboxEntry]], as_of: datetime) -> None:
+    """Put each batch's entries in the outbox."""
+    for entries in batches:
+        run.progress("planned", sum(entry.status == "send" for entry in entries))
+        ledger.enqueue(run.engine, entries, now=run.clock.now(), as_of=as_of)
+        run.stages.lap("enqueue")
+
+
+def count_plan(run: RunContext, as_of: datetime, summary: RunSummary) -> None:
+    """Plan every candidate batch and only count what is due (a dry run: nothing signed or written)."""
+    for _accounts, planned in candidates.iter_batches(run.engine, as_of, run.settings, run.renderer.available_locales,
+                                                      include_paused=False):
+        run.progress("planned", sum(notice.status == "send" for notice in count_planned(planned, summary)))
 
 
 def count_planned(planned: Iterable[PlannedNotice], summary: RunSummary) -> list[PlannedNotice]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
+from itertools import chain
 from pathlib import Path
 
 from dunning import ledger, links, store
@@ -16,7 +17,7 @@ from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.collector import fewer_collections
 from dunning.run.context import RunContext, dkim_signer, quiet, smtp_transport
 from dunning.run.deliver import deliver, run_loop
-from dunning.run.enqueue import enqueue_plan
+from dunning.run.enqueue import count_plan, enqueue_batches, planned_batches
 from dunning.run.flight import expire_lapsed
 from dunning.run.stages import OFF, Stages, add, stage_clock
 from dunning.run.summary import Progress, RunSummary
@@ -24,7 +25,7 @@ from dunning.run.workers import DeliveryWorkers
 from dunning.settings import Settings
 from dunning.vocabulary import NOTICES
 
-__all__ = ["run", "open_run", "make_renderer", "preflight"]
+__all__ = ["run", "open_run", "make_renderer", "preflight", "check_templates"]
 
 def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress: Progress = quiet,
         clock: Clock = SYSTEM_CLOCK, deliver_too: bool = True, profile: bool = False,
@@ -33,10 +34,11 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
     (with deliver_too False: plan and enqueue only, for `dunning deliver` processes to send). A dry run
     records, sends and signs nothing, so it needs no signing key. profile: count the CPU of each stage
     into the summary's stages (run/stages). timers: the clock of the SMTP reply timeouts (the event loop's
-    unless given)."""
+    unless given). The templates are checked once the run finds candidates or emails to deliver (a dry run
+    checks them first): a run with nothing to do reads the store and ends."""
     stages = stage_clock(profile)
     context = open_run(settings, signs=not dry_run, sends=deliver_too and not dry_run, progress=progress,
-                       clock=clock, stages=stages, timers=timers)
+                       clock=clock, stages=stages, timers=timers, templates=dry_run)
     summary = RunSummary()
     try:
         _run(context, as_of, summary, dry_run=dry_run, deliver_too=deliver_too)
@@ -47,40 +49,52 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
 
 
 def _run(context: RunContext, as_of: datetime, summary: RunSummary, *, dry_run: bool, deliver_too: bool) -> None:
-    settings, clock = context.settings, context.clock
+    settings, clock, engine = context.settings, context.clock, context.engine
     with fewer_collections():
         if dry_run:
-            enqueue_plan(context, as_of, summary, dry_run=True)
+            count_plan(context, as_of, summary)
             return
-        summary.expired += expire_lapsed(context.engine, settings.delivery, now=clock.now())
+        # The templates are checked before the first write, as every refusal: once there are candidates
+        # (before any is planned, so that a refusal is all the run says) or, without any, emails to deliver.
+        check = cache(partial(check_templates, context.renderer, settings))
+        batches = planned_batches(context, as_of, summary, found=check)
+        first = next(batches, None)
+        if first is None and not ledger.outbox_due(engine, now=clock.now(), unknown_policy=settings.delivery.unknown):
+            summary.queue_state(ledger.queue_state(engine, now=clock.now()))
+            return
+        check()
+        planned = chain([first] if first else [], batches)
+        summary.expired += expire_lapsed(engine, settings.delivery, now=clock.now())
         if not deliver_too:
-            enqueue_plan(context, as_of, summary)
-            summary.queue_state(ledger.queue_state(context.engine, now=clock.now()))
+            enqueue_batches(context, planned, as_of)
+            summary.queue_state(ledger.queue_state(engine, now=clock.now()))
             return
         with DeliveryWorkers(context, settings.delivery.workers - 1) as helpers:
-            enqueue_plan(context, as_of, summary)
+            enqueue_batches(context, planned, as_of)
             helpers.planning_done()
             context.stages.lap("other")
             run_loop(deliver(context, summary))
             for counts in helpers.results():
                 summary.add(counts)
-        summary.queue_state(ledger.queue_state(context.engine, now=clock.now()))
+        summary.queue_state(ledger.queue_state(engine, now=clock.now()))
 
 
 def open_run(settings: Settings, *, signs: bool = True, sends: bool = True, progress: Progress = quiet,
-             clock: Clock = SYSTEM_CLOCK, stages: Stages = OFF, timers: Timers | None = None) -> RunContext:
-    """preflight, then the store opened (migrated if needed): the context every step of the run is given."""
-    renderer = preflight(settings, signs=signs, sends=sends)
+             clock: Clock = SYSTEM_CLOCK, stages: Stages = OFF, timers: Timers | None = None,
+             templates: bool = True) -> RunContext:
+    """preflight (its templates too unless told not to: then the caller checks them before its first write),
+    then the store opened (migrated if needed): the context every step of the run is given."""
+    renderer = preflight(settings, signs=signs, sends=sends, templates=templates)
     return RunContext(settings, store.connect(settings.database.url), renderer, clock, progress,
                       partial(smtp_transport, timers=timers),
                       links=LinkSigner(settings.links) if signs else None,
                       dkim=dkim_signer(settings.dkim) if sends else None, stages=stages)
 
 
-def preflight(settings: Settings, *, signs: bool = True, sends: bool = True) -> Renderer:
+def preflight(settings: Settings, *, signs: bool = True, sends: bool = True, templates: bool = True) -> Renderer:
     """Every check that can refuse a run, before it writes anything: the signing key (when it signs
-    links), the SMTP and TLS settings (when it sends), every template compiled, and its sample scenarios
-    rendered within the limits; the renderer, ready."""
+    links), the SMTP and TLS settings (when it sends), and (unless templates is False) the templates, see
+    check_templates; the renderer."""
     if signs:
         links.require_signing_key(settings.links)
     if sends:
@@ -89,10 +103,16 @@ def preflight(settings: Settings, *, signs: bool = True, sends: bool = True) -> 
         if settings.smtp.tls != "none":
             tls_context(settings.smtp)
     renderer = make_renderer(settings)
+    if templates:
+        check_templates(renderer, settings)
+    return renderer
+
+
+def check_templates(renderer: Renderer, settings: Settings) -> None:
+    """Every template compiled, and its sample scenarios rendered within the limits; the renderer, ready."""
     for notice in NOTICES:  # a syntax error shows in any locale: the default's compiled code is used anyway
         renderer.prepare(notice, settings.i18n.default_locale)
     refuse_over_limits(renderer, Path(settings.i18n.templates_dir), settings.i18n.default_locale)
-    return renderer
 
 
 def make_renderer(settings: Settings) -> Renderer:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from dunning import store
 from dunning.cli import main
 from tests.conftest import REPO
-from tests.run.conftest import AS_OF_TEXT
+from tests.run.conftest import AS_OF_TEXT, load_sample
 
 
 def _written(url: str) -> tuple[int, int]:
@@ -50,3 +50,35 @@ def test_a_refused_run_writes_nothing(name, billing, smtp, monkeypatch, capsys, 
     assert main(["run", "--as-of", AS_OF_TEXT]) == code
     assert message in capsys.readouterr().err
     assert _written(billing) == (0, 0)
+
+
+def _statuses(url: str) -> dict[str, int]:
+    with store.connect(url).connect() as conn:
+        return dict(conn.execute(select(store.emails.c.status, func.count()).group_by(store.emails.c.status)).all())
+
+
+def test_a_run_with_nothing_to_do_reads_the_store_and_ends_without_the_templates(database_url, smtp, monkeypatch,
+                                                                                 tmp_path):
+    """Accounts with nothing due are no candidates: with the outbox empty too, the run neither compiles the
+    templates (broken here) nor writes. `dunning lint` is what checks templates on their own."""
+    monkeypatch.setenv("DUNNING_DATABASE__URL", database_url)
+    monkeypatch.setenv("DUNNING_LINKS__KEYS", "test-signing-key")
+    load_sample(database_url, 40, mix="none-due")
+    _broken_templates(tmp_path, monkeypatch)
+    assert main(["run", "--as-of", AS_OF_TEXT]) == 0
+    assert smtp.messages == [] and _statuses(database_url) == {}
+    load_sample(database_url, 5)  # some due now: candidates, so the templates are checked and refuse the run
+    assert main(["run", "--as-of", AS_OF_TEXT]) == 65
+    assert smtp.messages == [] and _statuses(database_url) == {}
+
+
+def test_emails_left_in_the_outbox_make_the_run_check_its_templates_before_it_writes(billing, smtp, monkeypatch,
+                                                                                     capsys, tmp_path):
+    """With nothing new due but emails still queued, a broken template refuses the run before any write."""
+    assert main(["run", "--as-of", AS_OF_TEXT, "--no-deliver"]) == 0
+    queued = _statuses(billing)
+    assert queued.get("queued", 0) > 0
+    _broken_templates(tmp_path, monkeypatch)
+    assert main(["run", "--as-of", AS_OF_TEXT]) == 65
+    assert "past_due" in capsys.readouterr().err
+    assert smtp.messages == [] and _statuses(billing) == queued
