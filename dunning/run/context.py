@@ -9,9 +9,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from dunning.delivery.reconnect import Outage
-from dunning.delivery.timer import Timers
-from dunning.delivery.transport import SmtpTransport
-from dunning.emails.render import Renderer
 from dunning.links import LinkSigner
 from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.stages import OFF, Stages
@@ -20,6 +17,9 @@ from dunning.settings import DkimSettings, Settings
 
 if TYPE_CHECKING:
     from dunning.delivery.dkim import DkimSigner
+    from dunning.delivery.timer import Timers
+    from dunning.delivery.transport import SmtpTransport
+    from dunning.emails.render import Renderer
 
 __all__ = ["RunContext", "smtp_transport", "dkim_signer", "quiet"]
 
@@ -31,6 +31,7 @@ def quiet(what: str, count: int) -> None:
 def smtp_transport(settings: Settings, outage: Outage | None = None, *, timers: Timers | None = None) -> SmtpTransport:
     """The SMTP transport of these settings (not yet connected), riding out a relay's outage as told; timers:
     the clock of its reply timeouts (the event loop's unless given)."""
+    from dunning.delivery.transport import SmtpTransport  # loaded by the runs that deliver, not by every run
     password = settings.smtp.password.get_secret_value() if settings.smtp.password else None
     return SmtpTransport(settings.smtp, password=password, outage=outage, timers=timers)
 

@@ -6,24 +6,25 @@ from datetime import datetime
 from functools import cache, partial
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dunning import ledger, links, store
-from dunning.delivery.timer import Timers
-from dunning.delivery.transport import check_settings, tls_context
+from dunning.delivery.checks import check_settings, tls_context
 from dunning.emails.limits import RenderLimits, refuse_over_limits
-from dunning.emails.render import Renderer
 from dunning.links import LinkSigner
 from dunning.run.clock import SYSTEM_CLOCK, Clock
 from dunning.run.collector import fewer_collections
 from dunning.run.context import RunContext, dkim_signer, quiet, smtp_transport
-from dunning.run.deliver import deliver, run_loop
 from dunning.run.enqueue import count_plan, enqueue_batches, planned_batches
 from dunning.run.flight import expire_lapsed
 from dunning.run.stages import OFF, Stages, add, stage_clock
 from dunning.run.summary import Progress, RunSummary
-from dunning.run.workers import DeliveryWorkers
 from dunning.settings import Settings
 from dunning.vocabulary import NOTICES
+
+if TYPE_CHECKING:
+    from dunning.delivery.timer import Timers
+    from dunning.emails.render import Renderer
 
 __all__ = ["run", "open_run", "make_renderer", "preflight", "check_templates"]
 
@@ -63,6 +64,10 @@ def _run(context: RunContext, as_of: datetime, summary: RunSummary, *, dry_run: 
             summary.queue_state(ledger.queue_state(engine, now=clock.now()))
             return
         check()
+        # The delivery loop's modules (the transport, the event loop, MIME) load only now: a run with nothing
+        # to do starts without them.
+        from dunning.run.deliver import deliver, run_loop
+        from dunning.run.workers import DeliveryWorkers
         planned = chain([first] if first else [], batches)
         summary.expired += expire_lapsed(engine, settings.delivery, now=clock.now())
         if not deliver_too:
