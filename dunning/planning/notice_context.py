@@ -23,6 +23,7 @@ def build_context(planned: PlannedNotice, account: Account, settings: Settings, 
     notice the reverse."""
     subs = {s.id: s for s in account.subscriptions}
     method = next(pm for pm in account.payment_methods if pm.id == planned.payment_method)
+    amounts = planned.amounts
     return {
         "notice": planned.notice,
         "stage": planned.stage,
@@ -30,10 +31,10 @@ def build_context(planned: PlannedNotice, account: Account, settings: Settings, 
         "account": {"id": account.id, "name": account.name, "email": account.email},
         "payment_method": {"id": method.id, "type": method.type, "brand": method.brand, "last4": method.last4,
                            "exp_month": method.exp_month, "exp_year": method.exp_year},
-        "subscriptions": sorted(({"id": i, "name": subs[i].name} for i in planned.subscriptions),
-                                key=lambda s: (s["name"], s["id"])),
+        "subscriptions": _by_name([{"id": i, "name": subs[i].name} for i in planned.subscriptions]),
         "invoices": _invoices(planned, account, subs),
-        "balance": [{"currency": c, "amount": planned.amounts[c]} for c in sorted(planned.amounts)],
+        "balance": [{"currency": c, "amount": amounts[c]} for c in (sorted(amounts) if len(amounts) > 1
+                                                                     else amounts)],
         "failure": _failure(planned, account),
         "shared_card": planned.shared_card,
         "disable_date": planned.disable_date,
@@ -70,12 +71,22 @@ def _valid_until(method: PaymentMethod) -> date | None:
     return first_after - timedelta(days=1)
 
 
+def _by_name(subscriptions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(subscriptions) > 1:  # most notices name one subscription
+        subscriptions.sort(key=lambda s: (s["name"], s["id"]))
+    return subscriptions
+
+
 def _invoices(planned: PlannedNotice, account: Account, subs: dict[str, Any]) -> list[dict[str, Any]]:
-    wanted = set(planned.invoices)
+    wanted = planned.invoices
+    if not wanted:
+        return []
+    chosen = [i for i in account.invoices if i.id in wanted]
+    if len(chosen) > 1:
+        chosen.sort(key=lambda i: (i.due_date, i.id))
     return [{"id": i.id, "subscription": i.subscription, "subscription_name": subs[i.subscription].name,
              "currency": i.currency, "total": i.total, "outstanding": i.outstanding,
-             "issued_date": i.issued_date, "due_date": i.due_date}
-            for i in sorted(account.invoices, key=lambda i: (i.due_date, i.id)) if i.id in wanted]
+             "issued_date": i.issued_date, "due_date": i.due_date} for i in chosen]
 
 
 def _failure(planned: PlannedNotice, account: Account) -> dict[str, Any] | None:

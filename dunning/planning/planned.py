@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 
 from dunning.vocabulary import PlanStatus
 
-__all__ = ["PlannedNotice"]
+__all__ = ["PlannedNotice", "planned_notice"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +39,16 @@ class PlannedNotice:
     final_stage: bool  # the last stage of its sequence (past_due: the email shows the disable date)
     shared_card: bool  # several subscriptions share this payment method
     why: str
+
+
+_PUT = tuple(getattr(PlannedNotice, field.name).__set__ for field in fields(PlannedNotice))
+_new = object.__new__
+
+
+def planned_notice(*values: object) -> PlannedNotice:
+    """What PlannedNotice(...) builds from every field's value in the order of the fields, each set through its
+    slot rather than the frozen class's __setattr__ (the policy builds two or more per account)."""
+    notice = _new(PlannedNotice)
+    for put, value in zip(_PUT, values, strict=True):
+        put(notice, value)
+    return notice

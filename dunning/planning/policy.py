@@ -46,7 +46,7 @@ from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Su
 from dunning.bounces.suppressions import normalize
 from dunning.i18n.locales import negotiate, written_locale
 from dunning.i18n.timezones import zone
-from dunning.planning.planned import PlannedNotice
+from dunning.planning.planned import PlannedNotice, planned_notice
 from dunning.settings import Settings
 from dunning.vocabulary import (
     NOTICES,
@@ -133,7 +133,7 @@ def plan_account(account: Account, handled: Container[str], as_of: datetime, set
     if paused_until is not None and as_of < paused_until:
         until = paused_until.astimezone(facts.local_now.tzinfo).strftime("%Y-%m-%d %H:%M")
         drafts = [replace(d, status="paused", why=f"dunning paused until {until} local; {d.why}") for d in drafts]
-    elif not in_send_window(facts.local_now.time().replace(tzinfo=None), _window(facts.settings)):
+    elif not in_send_window(facts.local_now.time(), _window(facts.settings)):
         clock = facts.local_now.strftime("%H:%M")
         drafts = [replace(d, status="deferred", why=f"outside the send window ({clock} local); {d.why}")
                   for d in drafts]
@@ -243,9 +243,10 @@ def _past_due_drafts(facts: _Facts, method: str, owed: list[Invoice], subs: list
     if not overdue:
         return []
     start = min(overdue)
-    if today > start + timedelta(days=policy.max_days_after_due):
+    since = (today - start).days  # start + days <= today exactly when days <= since
+    if since > policy.max_days_after_due:
         return []
-    due = [k for k, days in enumerate(policy.days_after_due, 1) if start + timedelta(days=days) <= today]
+    due = [k for k, days in enumerate(policy.days_after_due, 1) if days <= since]
     last = len(policy.days_after_due)
     drafts = []
     for stage in sorted(due, reverse=True):
@@ -269,7 +270,8 @@ def _expiring_drafts(facts: _Facts, method: PaymentMethod, live: list[str], *, s
         return []
     stops = _first_day_after(method.exp_year, method.exp_month)  # E: the first day the card no longer works
     today, stages = facts.local_date, facts.settings.card_expiring.days_before
-    due = [k for k, days in enumerate(stages, 1) if stops - timedelta(days=days) <= today < stops]
+    until = (stops - today).days  # stops - days <= today exactly when until <= days
+    due = [k for k, days in enumerate(stages, 1) if until <= days] if until > 0 else []
     drafts = []
     for stage in sorted(due, reverse=True):
         key = card_expiring_key(facts.account.id, method.id, method.exp_year, method.exp_month, stage)
@@ -332,7 +334,8 @@ def _deletion_stages(facts: _Facts, sub: str, deletion: date) -> list[tuple[int,
     if today > deletion:
         return []
     stages = facts.settings.pending_deletion.days_before_deletion
-    due = [k for k, days in enumerate(stages, 1) if deletion - timedelta(days=days) <= today]
+    until = (deletion - today).days
+    due = [k for k, days in enumerate(stages, 1) if until <= days]
     return [(k, "send" if k == due[-1] else "skipped") for k in due
             if pending_deletion_key(sub, k) not in facts.handled]
 
@@ -365,16 +368,16 @@ def _finish(draft: _Draft, facts: _Facts) -> PlannedNotice:
     amounts: dict[str, Decimal] = {}
     for invoice in draft.invoices:
         amounts[invoice.currency] = amounts.get(invoice.currency, 0) + invoice.outstanding
-    on_method = facts.live_on.get(draft.payment_method, [])
-    return PlannedNotice(
-        account=account.id, notice=draft.notice, stage=draft.stage, payment_method=draft.payment_method,
-        status=draft.status, amounts=dict(sorted(amounts.items())) if len(amounts) > 1 else amounts,
-        invoices=_sorted([i.id for i in draft.invoices]), subscriptions=_sorted(draft.subscriptions), locale=locale,
-        catalog=catalog, requested_locale=account.locale, locale_fallback=fallback, to=(account.email,),
-        cc=facts.cc, keys=_sorted(draft.keys), local_date=facts.local_date, trigger_charge=draft.trigger,
-        episode_start=draft.episode_start, disable_date=draft.disable_date, deletion_date=draft.deletion_date,
-        days_left=(draft.deletion_date - facts.local_date).days if draft.deletion_date else None,
-        final_stage=draft.final_stage, shared_card=len({*on_method, *draft.subscriptions}) > 1, why=draft.why)
+    on_method = facts.live_on.get(draft.payment_method, ())
+    deletion, local_date = draft.deletion_date, facts.local_date
+    # In the order of PlannedNotice's fields (planned_notice builds it without the frozen __setattr__).
+    return planned_notice(
+        account.id, draft.notice, draft.stage, draft.payment_method, draft.status,
+        dict(sorted(amounts.items())) if len(amounts) > 1 else amounts,
+        _sorted([i.id for i in draft.invoices]), _sorted(draft.subscriptions), locale, catalog, account.locale,
+        fallback, (account.email,), facts.cc, _sorted(draft.keys), local_date, draft.trigger, draft.episode_start,
+        draft.disable_date, deletion, (deletion - local_date).days if deletion else None, draft.final_stage,
+        len({*on_method, *draft.subscriptions}) > 1, draft.why)
 
 
 def _sorted(items: list[str]) -> tuple[str, ...]:
