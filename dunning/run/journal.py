@@ -10,11 +10,11 @@ the outcomes of sends that have finished are recorded in the same statement, and
 batch share one connection. A send asks for its record as its envelope (MAIL, RCPT, DATA) goes out,
 or, behind a send still awaiting its final reply on a pipelined connection, once that send has returned
 its outcome (the transport sees to it); the record is written only once some send waits for it, after
-the server's reply to DATA: every record asked for by then, by the process's other connections too, and
-every outcome finished by then share that one write. So an email's outcome is recorded before the next
-email's data goes out on its connection, and after a crash at most one email per connection can be
-without an outcome: an email whose lease ran out is unknown only if its record was written and no
-outcome was; the others go back to the queue.
+the server's reply to DATA, a moment later (GATHER_SECONDS): every record asked for by then, by the
+process's other connections too, and every outcome finished by then share that one write. So an email's
+outcome is recorded before the next email's data goes out on its connection, and after a crash at most
+one email per connection can be without an outcome: an email whose lease ran out is unknown only if its
+record was written and no outcome was; the others go back to the queue.
 
 When another process holds the database's write lock, the write is tried again a moment later instead of
 waiting in SQLite (which would stop the event loop with it): meanwhile the other sends go on
@@ -42,6 +42,9 @@ __all__ = ["Journal", "FlightJournal", "LedgerJournal", "journal_for"]
 
 BUSY_RETRY_SECONDS = 0.001  # between two tries of a write while another process holds the write lock
 BUSY_PATIENCE_SECONDS = 1.0  # then the write waits for the lock in SQLite, as every other write does
+# How long the first send that waits for a write lets others join it: each write is a round trip that holds the
+# event loop and costs the server a statement, whatever it holds; gathered, a write holds records of several.
+GATHER_SECONDS = 0.001
 
 
 class Journal(ABC):
@@ -150,17 +153,18 @@ class LedgerJournal(Journal):
         return _Written(self, self._written)
 
     def needed(self) -> None:
-        """A send waits for the pending write: its first try runs once every send ready in this turn waits."""
+        """A send waits for the pending write: its first try runs GATHER_SECONDS later, so that the records the
+        sends on the process's other connections ask for meanwhile share it."""
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._try_write)
+            self._retry = asyncio.get_running_loop().call_later(GATHER_SECONDS, self._try_write)
 
     def close(self, *, complete: bool = True) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.
 
         Records asked for by sends that never reached DATA are not written: those emails have their outcome.
         """
-        if self._retry is not None:  # no send waits for it any more: the batch is over
+        if self._retry is not None:  # no send waits for the write any more: the batch is over
             self._retry.cancel()
         try:
             super().close()

@@ -67,6 +67,31 @@ def test_records_asked_for_before_any_send_waits_share_one_write(engine, sends):
     assert moments[0] == moments[1] == moments[2] and moments[3] > moments[0]
 
 
+def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
+    """A send on another connection that reaches its data a few turns of the event loop after the first one
+    waits joins the first one's write, with the outcome finished meanwhile: one write, not two."""
+    done, first, second = claimed(engine, sends, 3)
+    outcomes: list[ledger.RecordCounts] = []
+
+    async def two_connections():
+        kept = journal(engine, outcomes.append)
+
+        async def send(claim, turns_later):
+            for _ in range(turns_later):
+                await asyncio.sleep(0)
+            if claim is second:
+                kept.finished(ledger.Result(done.email_id, done.fence, "sent", code=250, reply="ok"))
+            await kept.data_goes_out(claim)
+
+        await asyncio.gather(send(first, 0), send(second, 3))
+        kept.close()
+
+    asyncio.run(two_connections())
+    first_at, second_at = data_at(engine, [first, second])
+    assert first_at is not None and first_at == second_at
+    assert len(outcomes) == 1 and outcomes[0].sent == 1
+
+
 def test_a_record_nobody_waited_for_is_not_written(engine, sends):
     """A send whose envelope the server refused never waits for its record: the email is not marked as
     under way (a crash would send it back to the queue, not hold it as unknown); its outcome is recorded."""
