@@ -96,11 +96,13 @@ class Journal(ABC):
 
 
 def journal_for(engine: Engine, clock: Clock, delivery: DeliverySettings,
-                recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog | None) -> Journal:
-    """The journal of one batch: in the process's flight log when it has one, else in the ledger."""
+                recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog | None, *,
+                connections: int = 1) -> Journal:
+    """The journal of one batch: in the process's flight log when it has one, else in the ledger (its writes
+    gathered when the process sends over several connections: on one, no other send could join them)."""
     if flight is not None:
         return FlightJournal(engine, clock, delivery, recorded, flight)
-    return LedgerJournal(engine, clock, delivery, recorded)
+    return LedgerJournal(engine, clock, delivery, recorded, gather_seconds=GATHER_SECONDS if connections > 1 else 0)
 
 
 class FlightJournal(Journal):
@@ -134,13 +136,14 @@ class LedgerJournal(Journal):
     """Marks claimed emails whose data goes out in the ledger, and records finished outcomes, many in one write."""
 
     def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
-                 recorded: Callable[[ledger.RecordCounts], None]) -> None:
+                 recorded: Callable[[ledger.RecordCounts], None], *, gather_seconds: float = GATHER_SECONDS) -> None:
         super().__init__(engine, clock, delivery, recorded)
+        self._gather_seconds = gather_seconds
         self._starting: list[tuple[int, int]] = []
         self._written: asyncio.Future[None] | None = None  # the write the marks in _starting wait for
         self._scheduled = False  # some send waits for that write, and its next try is due
         self._first_try: float | None = None  # loop time of its first try
-        self._retry: asyncio.TimerHandle | None = None
+        self._retry: asyncio.Handle | None = None  # the write's next try, scheduled
         self._connection: Connection | None = None
         self._held = ExitStack()
 
@@ -153,11 +156,14 @@ class LedgerJournal(Journal):
         return _Written(self, self._written)
 
     def needed(self) -> None:
-        """A send waits for the pending write: its first try runs GATHER_SECONDS later, so that the records the
-        sends on the process's other connections ask for meanwhile share it."""
+        """A send waits for the pending write: its first try runs gather_seconds later, so that the records the
+        sends on the process's other connections ask for meanwhile share it (0: on the next turn of the loop,
+        once every send ready in this turn waits)."""
         if not self._scheduled:
             self._scheduled = True
-            self._retry = asyncio.get_running_loop().call_later(GATHER_SECONDS, self._try_write)
+            loop = asyncio.get_running_loop()
+            self._retry = (loop.call_later(self._gather_seconds, self._try_write) if self._gather_seconds
+                           else loop.call_soon(self._try_write))
 
     def close(self, *, complete: bool = True) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.

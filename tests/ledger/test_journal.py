@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from dunning import ledger, store
-from dunning.run.journal import LedgerJournal
+from dunning.run.journal import LedgerJournal, journal_for
 from dunning.settings import DeliverySettings
 from dunning.store.sqlite import SQLITE_BUSY_TIMEOUT_MS
 
@@ -90,6 +90,26 @@ def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
     first_at, second_at = data_at(engine, [first, second])
     assert first_at is not None and first_at == second_at
     assert len(outcomes) == 1 and outcomes[0].sent == 1
+
+
+def test_over_one_connection_a_write_waits_for_no_other(engine, sends):
+    """A process sending over one connection has no other send whose record could join a write: each goes on
+    the next turn of the event loop, and records asked for a few turns apart get writes of their own."""
+    first, second = claimed(engine, sends, 2)
+    single = journal_for(engine, TickingClock(), DeliverySettings(), lambda counts: None, None, connections=1)
+
+    async def one_connection():
+        async def send(claim, turns_later):
+            for _ in range(turns_later):
+                await asyncio.sleep(0)
+            await single.data_goes_out(claim)
+
+        await asyncio.gather(send(first, 0), send(second, 3))
+        single.close()
+
+    asyncio.run(one_connection())
+    first_at, second_at = data_at(engine, [first, second])
+    assert first_at is not None and second_at is not None and first_at < second_at
 
 
 def test_a_record_nobody_waited_for_is_not_written(engine, sends):
