@@ -89,7 +89,7 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
                     continue
                 break
             lease.renewed(started)
-            journal = journal_for(engine, clock, delivery, recorded, flight)
+            journal = journal_for(engine, clock, delivery, recorded, flight, connections=run.settings.smtp.concurrency)
             journal.stages = stages
             outcomes: list[ledger.Result | None] = [None] * len(claims)
             try:

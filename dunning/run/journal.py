@@ -10,11 +10,11 @@ the outcomes of sends that have finished are recorded in the same statement, and
 batch share one connection. A send asks for its record as its envelope (MAIL, RCPT, DATA) goes out,
 or, behind a send still awaiting its final reply on a pipelined connection, once that send has returned
 its outcome (the transport sees to it); the record is written only once some send waits for it, after
-the server's reply to DATA: every record asked for by then, by the process's other connections too, and
-every outcome finished by then share that one write. So an email's outcome is recorded before the next
-email's data goes out on its connection, and after a crash at most one email per connection can be
-without an outcome: an email whose lease ran out is unknown only if its record was written and no
-outcome was; the others go back to the queue.
+the server's reply to DATA, a moment later (GATHER_SECONDS): every record asked for by then, by the
+process's other connections too, and every outcome finished by then share that one write. So an email's
+outcome is recorded before the next email's data goes out on its connection, and after a crash at most
+one email per connection can be without an outcome: an email whose lease ran out is unknown only if its
+record was written and no outcome was; the others go back to the queue.
 
 When another process holds the database's write lock, the write is tried again a moment later instead of
 waiting in SQLite (which would stop the event loop with it): meanwhile the other sends go on
@@ -42,6 +42,9 @@ __all__ = ["Journal", "FlightJournal", "LedgerJournal", "journal_for"]
 
 BUSY_RETRY_SECONDS = 0.001  # between two tries of a write while another process holds the write lock
 BUSY_PATIENCE_SECONDS = 1.0  # then the write waits for the lock in SQLite, as every other write does
+# How long the first send that waits for a write lets others join it: each write is a round trip that holds the
+# event loop and costs the server a statement, whatever it holds; gathered, a write holds records of several.
+GATHER_SECONDS = 0.001
 
 
 class Journal(ABC):
@@ -93,11 +96,13 @@ class Journal(ABC):
 
 
 def journal_for(engine: Engine, clock: Clock, delivery: DeliverySettings,
-                recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog | None) -> Journal:
-    """The journal of one batch: in the process's flight log when it has one, else in the ledger."""
+                recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog | None, *,
+                connections: int = 1) -> Journal:
+    """The journal of one batch: in the process's flight log when it has one, else in the ledger (its writes
+    gathered when the process sends over several connections: on one, no other send could join them)."""
     if flight is not None:
         return FlightJournal(engine, clock, delivery, recorded, flight)
-    return LedgerJournal(engine, clock, delivery, recorded)
+    return LedgerJournal(engine, clock, delivery, recorded, gather_seconds=GATHER_SECONDS if connections > 1 else 0)
 
 
 class FlightJournal(Journal):
@@ -131,13 +136,14 @@ class LedgerJournal(Journal):
     """Marks claimed emails whose data goes out in the ledger, and records finished outcomes, many in one write."""
 
     def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
-                 recorded: Callable[[ledger.RecordCounts], None]) -> None:
+                 recorded: Callable[[ledger.RecordCounts], None], *, gather_seconds: float = GATHER_SECONDS) -> None:
         super().__init__(engine, clock, delivery, recorded)
+        self._gather_seconds = gather_seconds
         self._starting: list[tuple[int, int]] = []
         self._written: asyncio.Future[None] | None = None  # the write the marks in _starting wait for
         self._scheduled = False  # some send waits for that write, and its next try is due
         self._first_try: float | None = None  # loop time of its first try
-        self._retry: asyncio.TimerHandle | None = None
+        self._retry: asyncio.Handle | None = None  # the write's next try, scheduled
         self._connection: Connection | None = None
         self._held = ExitStack()
 
@@ -150,17 +156,21 @@ class LedgerJournal(Journal):
         return _Written(self, self._written)
 
     def needed(self) -> None:
-        """A send waits for the pending write: its first try runs once every send ready in this turn waits."""
+        """A send waits for the pending write: its first try runs gather_seconds later, so that the records the
+        sends on the process's other connections ask for meanwhile share it (0: on the next turn of the loop,
+        once every send ready in this turn waits)."""
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._try_write)
+            loop = asyncio.get_running_loop()
+            self._retry = (loop.call_later(self._gather_seconds, self._try_write) if self._gather_seconds
+                           else loop.call_soon(self._try_write))
 
     def close(self, *, complete: bool = True) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.
 
         Records asked for by sends that never reached DATA are not written: those emails have their outcome.
         """
-        if self._retry is not None:  # no send waits for it any more: the batch is over
+        if self._retry is not None:  # no send waits for the write any more: the batch is over
             self._retry.cancel()
         try:
             super().close()

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from dunning import ledger, store
-from dunning.run.journal import LedgerJournal
+from dunning.run.journal import LedgerJournal, journal_for
 from dunning.settings import DeliverySettings
 from dunning.store.sqlite import SQLITE_BUSY_TIMEOUT_MS
 
@@ -65,6 +65,51 @@ def test_records_asked_for_before_any_send_waits_share_one_write(engine, sends):
     asyncio.run(sends_in_flight())
     moments = data_at(engine, [first, second, third, late])
     assert moments[0] == moments[1] == moments[2] and moments[3] > moments[0]
+
+
+def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
+    """A send on another connection that reaches its data a few turns of the event loop after the first one
+    waits joins the first one's write, with the outcome finished meanwhile: one write, not two."""
+    done, first, second = claimed(engine, sends, 3)
+    outcomes: list[ledger.RecordCounts] = []
+
+    async def two_connections():
+        kept = journal(engine, outcomes.append)
+
+        async def send(claim, turns_later):
+            for _ in range(turns_later):
+                await asyncio.sleep(0)
+            if claim is second:
+                kept.finished(ledger.Result(done.email_id, done.fence, "sent", code=250, reply="ok"))
+            await kept.data_goes_out(claim)
+
+        await asyncio.gather(send(first, 0), send(second, 3))
+        kept.close()
+
+    asyncio.run(two_connections())
+    first_at, second_at = data_at(engine, [first, second])
+    assert first_at is not None and first_at == second_at
+    assert len(outcomes) == 1 and outcomes[0].sent == 1
+
+
+def test_over_one_connection_a_write_waits_for_no_other(engine, sends):
+    """A process sending over one connection has no other send whose record could join a write: each goes on
+    the next turn of the event loop, and records asked for a few turns apart get writes of their own."""
+    first, second = claimed(engine, sends, 2)
+    single = journal_for(engine, TickingClock(), DeliverySettings(), lambda counts: None, None, connections=1)
+
+    async def one_connection():
+        async def send(claim, turns_later):
+            for _ in range(turns_later):
+                await asyncio.sleep(0)
+            await single.data_goes_out(claim)
+
+        await asyncio.gather(send(first, 0), send(second, 3))
+        single.close()
+
+    asyncio.run(one_connection())
+    first_at, second_at = data_at(engine, [first, second])
+    assert first_at is not None and second_at is not None and first_at < second_at
 
 
 def test_a_record_nobody_waited_for_is_not_written(engine, sends):

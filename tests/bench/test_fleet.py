@@ -1,0 +1,42 @@
+"""The fleet's benchmark (bench.fleet) sends every planned notice and tells what each of its processes spent."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # bench/ is run from the checkout (python -m bench), not installed
+
+from bench import data, phases  # noqa: E402
+from bench.sink import start_sink  # noqa: E402
+
+AS_OF = "2026-12-07T14:00:00Z"
+
+
+@pytest.mark.postgres
+def test_the_fleet_reports_the_cpu_of_its_planner_each_deliverer_and_the_servers_backends(
+        tmp_path: Path, postgres_url: str) -> None:
+    """One planner and two deliverers on a few accounts: every planned notice reaches the sink once, and
+    cpu_seconds holds the planner's, each deliverer's and (the server runs on this machine) its backends'."""
+    with start_sink(tmp_path, prefer="python") as sink:
+        env = {**phases.child_environment(REPO, sink, 4, 2, secrets.token_hex(32)),
+               "DUNNING_DATABASE__URL": postgres_url}
+        billing = data.billing_file(tmp_path / "due.jsonl", 40, mix="all-due", as_of=AS_OF, env=env, repo=REPO)
+        subprocess.run(phases.dunning("import", str(billing), "--json"), env=env, cwd=REPO, check=True,
+                       capture_output=True, timeout=300)
+        done = subprocess.run([sys.executable, "-m", "bench.fleet", "--as-of", AS_OF, "--database", postgres_url],
+                              env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        received = sink.count()
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["sent"] == summary["planned"] == received > 0
+    assert sum(summary["sent_by_each"]) == received
+    cpu = summary["cpu_seconds"]
+    assert cpu["planner"] > 0 and len(cpu["deliverers"]) == 2 and all(seconds > 0 for seconds in cpu["deliverers"])
+    assert cpu["server"] is not None and cpu["server"] > 0
