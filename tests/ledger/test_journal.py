@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from dunning import ledger, store
-from dunning.run.journal import LedgerJournal, journal_for
+from dunning.run.journal import GATHER_SECONDS, LedgerJournal, journal_for
 from dunning.settings import DeliverySettings
 from dunning.store.sqlite import SQLITE_BUSY_TIMEOUT_MS
 
@@ -67,11 +67,22 @@ def test_records_asked_for_before_any_send_waits_share_one_write(engine, sends):
     assert moments[0] == moments[1] == moments[2] and moments[3] > moments[0]
 
 
+class FrozenClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock moves only when the test moves it: the journal's gathering window never
+    passes while the host is slow, only when the test says so."""
+
+    now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+
 def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
     """A send on another connection that reaches its data a few turns of the event loop after the first one
     waits joins the first one's write, with the outcome finished meanwhile: one write, not two."""
     done, first, second = claimed(engine, sends, 3)
     outcomes: list[ledger.RecordCounts] = []
+    loop = FrozenClockLoop()
 
     async def two_connections():
         kept = journal(engine, outcomes.append)
@@ -81,12 +92,18 @@ def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
                 await asyncio.sleep(0)
             if claim is second:
                 kept.finished(ledger.Result(done.email_id, done.fence, "sent", code=250, reply="ok"))
-            await kept.data_goes_out(claim)
+            written = kept.data_goes_out(claim)
+            if claim is second:  # the window the first send's wait opened passes only now
+                loop.now += GATHER_SECONDS
+            await written
 
         await asyncio.gather(send(first, 0), send(second, 3))
         kept.close()
 
-    asyncio.run(two_connections())
+    try:
+        loop.run_until_complete(two_connections())
+    finally:
+        loop.close()
     first_at, second_at = data_at(engine, [first, second])
     assert first_at is not None and first_at == second_at
     assert len(outcomes) == 1 and outcomes[0].sent == 1
