@@ -82,7 +82,6 @@ class Envelope:
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
     _answered: int = 0  # RCPT replies read (after a refused MAIL: replies skipped)
     _mail_reply: tuple[int, str] = (0, "")
-    step: Step = _READ_ON  # what the latest reply judged said to do (before any: read on, once written)
 
     def opening(self) -> Step:
         """The first write: MAIL alone, or MAIL, every RCPT and DATA at once when pipelined."""
@@ -98,16 +97,13 @@ class Envelope:
 
     def answer(self, code: int, message: str) -> Step:
         """Judge a reply against the stage it answers, and move on."""
-        stage = self.stage
-        if stage == "MAIL":
-            step = self.step = self._after_mail(code, message)
-        elif stage == "RCPT":
-            step = self.step = self._after_rcpt(code, message)
-        elif stage == "DATA":
-            step = self.step = self._after_data(code, message)
-        else:
-            step = self.step = self._after_skipped(code)
-        return step
+        if self.stage == "MAIL":
+            return self._after_mail(code, message)
+        if self.stage == "RCPT":
+            return self._after_rcpt(code, message)
+        if self.stage == "DATA":
+            return self._after_data(code, message)
+        return self._after_skipped(code)
 
     def lost(self, exc: BaseException) -> Step:
         """The connection failed, or was found out of step, while this stage's reply was due."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import TYPE_CHECKING
 
 import aiosmtplib
 from aiosmtplib import (
@@ -25,11 +24,8 @@ from dunning.delivery.timer import GiveUpTimer, ReplyTimer, Timers
 from dunning.errors import DeliveryError
 from dunning.settings import SmtpSettings
 
-if TYPE_CHECKING:
-    from dunning.delivery.envelope import Envelope, Step
-
-__all__ = ["LOST", "BROKEN", "Reconnect", "Connection", "open_session", "refusal", "WireData", "wire_data", "describe",
-           "local_hostname"]
+__all__ = ["LOST", "BROKEN", "Reconnect", "Connection", "done_reading", "stayed_in_step", "open_session", "refusal",
+           "WireData", "wire_data", "describe", "local_hostname"]
 
 LOST = (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError)
 BROKEN = (SMTPException, *LOST)  # lost, timed out, or a reply that cannot be parsed
@@ -47,7 +43,7 @@ class Connection:
     """One pooled SMTP connection, used by one send at a time."""
 
     __slots__ = ("replies", "transactions", "last_used", "clean", "size", "pipelining", "eight_bit", "timer",
-                 "previous_reader", "in_step", "in_step_timer", "ahead")
+                 "previous_reader", "in_step", "in_step_timer")
 
     def __init__(self, timers: Timers) -> None:
         self.replies: Replies | None = None  # the session, once aiosmtplib has opened it
@@ -61,9 +57,6 @@ class Connection:
         # The send before, which read its final reply on this session, waits to hear whether the
         # replies after it were in step: a reply it missed would have made it read the next send's.
         self.in_step: tuple[Replies, asyncio.Future[bool]] | None = None
-        # The envelope of the send this connection was handed to, while it waits for the send before to read:
-        # that one judges its replies, once its own final reply is read, when they have all arrived with it.
-        self.ahead: Envelope | None = None
 
     @property
     def connected(self) -> bool:
@@ -98,22 +91,10 @@ class Connection:
         else:
             replies.close()
 
-    @property
-    def handed_over(self) -> bool:
-        """Whether the send that handed this connection over has yet to read its final reply."""
+    def ready(self, replies: Replies) -> SMTPResponse | None:
+        """The session's next reply if it can be read now without waiting, else None."""
         previous = self.previous_reader
-        return previous is not None and not previous.done()
-
-    async def after_previous(self, envelope: Envelope) -> Step:
-        """Wait for the send before to read its final reply (and judge this envelope's replies, if they came
-        with it); the envelope's step then."""
-        assert self.previous_reader is not None
-        self.ahead = envelope
-        try:
-            await self.previous_reader
-        finally:
-            self.ahead = None
-        return envelope.step
+        return replies.next_ready() if previous is None or previous.done() else None
 
     async def read(self, replies: Replies, timeout: float) -> SMTPResponse:
         """The session's next reply, once the send that handed this connection over has read its own."""
@@ -152,6 +133,17 @@ class Connection:
         if self.replies is not None and self.replies.idle:
             self.replies.write(b"QUIT\r\n")
         self.drop()
+
+
+def done_reading(read: asyncio.Future[None] | None) -> None:
+    """Let the send a connection was handed to read its replies."""
+    if read is not None and not read.done():  # cancelled if that send was cancelled while waiting
+        read.set_result(None)
+
+
+async def stayed_in_step(in_step: asyncio.Future[bool], timer: GiveUpTimer, seconds: float) -> bool:
+    """Whether the next send found the replies after ours in step (yes, if it could not tell in time)."""
+    return await timer.wait(in_step, seconds, True)
 
 
 async def open_session(settings: SmtpSettings, *, local_hostname: str, tls: ssl.SSLContext | None,

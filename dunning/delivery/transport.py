@@ -18,10 +18,11 @@ envelope_address, and the pool hands each connection to one send at a time, whic
 per-command checks, lock and asyncio.wait_for would otherwise pay for on every command.
 
 With PIPELINING, a send whose message data is ready hands its connection to the next waiting send
-before the final reply (dunning.delivery.chain): the data then goes out in the same write as that send's
-MAIL, RCPT and DATA, one round trip a message instead of two; should the session end at the final reply,
-the next send has handed nothing over and starts again on a new connection. The next send asks for its
-record (before_data) only once the send before has returned its outcome, so that whoever records
+before the final reply: the data then goes out in the same write as that send's MAIL, RCPT and DATA
+(RFC 2920 lets message content open a group of commands), one round trip a message instead of two.
+Replies come in order, so the next send reads only after the final reply was read; should the session
+end there, the next send has handed nothing over and starts again on a new connection. The next send asks
+for its record (before_data) only once the send before has returned its outcome, so that whoever records
 outcomes has that one before the next message goes out on the connection.
 """
 
@@ -34,11 +35,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 import aiosmtplib
-from aiosmtplib import SMTPResponse
 
-from dunning.delivery.chain import chain_next, done_reading, heard_now, stayed_in_step
 from dunning.delivery.checks import check_settings, is_loopback, tls_context
-from dunning.delivery.envelope import Envelope, Opened, Step, Verdict
+from dunning.delivery.envelope import Envelope, Opened, Verdict
 from dunning.delivery.mime import envelope_address, has_8bit
 from dunning.delivery.outcome import Outcome, by_code
 from dunning.delivery.pool import Pool
@@ -50,8 +49,10 @@ from dunning.delivery.session import (
     Reconnect,
     WireData,
     describe,
+    done_reading,
     local_hostname,
     open_session,
+    stayed_in_step,
 )
 from dunning.delivery.timer import Timers
 from dunning.errors import DeliveryError, MessageError
@@ -296,15 +297,14 @@ class SmtpTransport:
             try:
                 if step.write is not None:
                     replies.write(step.write, step.asks)
-                if connection.handed_over:  # the send before may judge these replies as it reads its own
-                    step = await connection.after_previous(envelope)
-                    if step.result is not None:
-                        break
-                reply = replies.next_ready() or await connection.timer.reply(replies, self.settings.command_timeout)
+                reply = connection.ready(replies) or await connection.read(replies, self.settings.command_timeout)
             except BROKEN as exc:
                 step = envelope.lost(exc)
                 break
-            step = self._judge(connection, envelope, reply)
+            answered = envelope.stage
+            step = envelope.answer(reply.code, reply.message)
+            if answered == "MAIL" and envelope.mail is not None:
+                self._mail_answered(connection, envelope.mail)
         if step.out_of_step is not None:
             replies.out_of_step(step.out_of_step)
         if step.drop:
@@ -313,14 +313,6 @@ class SmtpTransport:
             raise step.result
         assert step.result is not None
         return step.result
-
-    def _judge(self, connection: Connection, envelope: Envelope, reply: SMTPResponse) -> Step:
-        """The envelope's next step after a reply; a transaction began once MAIL was answered."""
-        answered = envelope.stage
-        step = envelope.answer(reply.code, reply.message)
-        if answered == "MAIL" and envelope.mail is not None:
-            self._mail_answered(connection, envelope.mail)
-        return step
 
     def _mail_answered(self, connection: Connection, verdict: Verdict) -> None:
         """A transaction began (MAIL accepted or refused): RSET before the next; an accepted one counts."""
@@ -343,7 +335,13 @@ class SmtpTransport:
         in_step: asyncio.Future[bool] | None = None
         try:
             if chained:
-                read, in_step = chain_next(connection, replies, data, loop, self._now(), hand_over)
+                in_step = loop.create_future()
+                connection.in_step = (replies, in_step)
+                connection.clean = True  # the final dot ends the transaction, whatever its reply
+                connection.last_used = self._now()
+                read = connection.previous_reader = loop.create_future()
+                hand_over()  # before defer(): the next send writes before the deferred data's own flush
+                replies.defer(data)
             else:
                 replies.write(data)
         except BROKEN as exc:
@@ -367,10 +365,8 @@ class SmtpTransport:
         if reply.code == 421:
             connection.drop_session(replies)
         outcome = by_code(reply.code, reply.message, refused, accepted)
-        heard = True if in_step is None or outcome.status == "unknown" else heard_now(connection, replies, self._judge)
-        if heard is None and in_step is not None:
-            heard = await stayed_in_step(connection, in_step, self.settings.command_timeout * 3)
-        if not heard:
+        if in_step is not None and outcome.status != "unknown" and not await stayed_in_step(
+                in_step, connection.in_step_timer, self.settings.command_timeout * 3):
             return Outcome("unknown", reply.code, f"the replies after {reply.code} {reply.message} to the end of "
                            "data were out of step: it may have answered another command; the server may hold "
                            "the message", refused)
