@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,35 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.trees:
         raise SystemExit("--trees BEFORE AFTER is needed")
     from bench.sink import start_sink
+    from bench.trees import alternating, print_medians, run_child  # the parent's: a child has another tree's path
 
     trees = [tree.resolve() for tree in args.trees]
     figures: dict[Path, list[float]] = {tree: [] for tree in trees}
     workdir = Path(tempfile.mkdtemp(prefix="dunning-transport-"))
     try:
         with start_sink(workdir, prefer=args.sink) as sink:
-            for round_ in range(args.rounds):
-                for tree in trees if round_ % 2 == 0 else reversed(trees):
-                    figures[tree].append(_run(tree, sink.host, sink.port, args.messages))
-                    print(f"transport: {tree.name}: {figures[tree][-1]:.1f} µs per message", file=sys.stderr)
+            for tree in alternating(trees, args.rounds):
+                child = ["--child", sink.host, str(sink.port), "--messages", str(args.messages)]
+                figures[tree].append(float(run_child(tree, __file__, child, "transport")[-1]))
+                print(f"transport: {tree.name}: {figures[tree][-1]:.1f} µs per message", file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print("| CPU µs per message (median) | " + " | ".join(f"`{t.name}`" for t in trees) + " |")
-    print("| --- |" + " ---: |" * len(trees))
-    print("| `SmtpTransport.send` | " + " | ".join(f"{statistics.median(figures[t]):.1f}" for t in trees) + " |")
-    print("| every run | " + " | ".join(" · ".join(f"{v:.1f}" for v in figures[t]) for t in trees) + " |")
+    print_medians(trees, "CPU µs per message", {"`SmtpTransport.send`": figures})
     return 0
-
-
-def _run(tree: Path, host: str, port: int, messages: int) -> float:
-    """One child run of this tree: CPU µs per message."""
-    # This file run as a script (-P: without its folder on the path): the tree's own dunning is imported.
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    script = str(Path(__file__).resolve())
-    argv = [sys.executable, "-P", script, "--child", host, str(port), "--messages", str(messages)]
-    done = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{tree}: the transport run failed: {done.stderr[-2000:]}")
-    return float(done.stdout.split()[-1])
 
 
 def _send_all(host: str, port: int, messages: int) -> float:
@@ -82,12 +65,13 @@ def _send_all(host: str, port: int, messages: int) -> float:
 
     import uvloop
 
-    from dunning.delivery.mime import DotSafeBytes
+    from dunning.delivery import mime
     from dunning.delivery.transport import SmtpTransport
     from dunning.settings import SmtpSettings
 
     smtp = SmtpSettings(host=host, port=port, concurrency=4, ehlo_name="bench.local")
-    message = DotSafeBytes(MESSAGE)
+    # The class build_message gives an ASCII message that needs no dot-stuffing (a tree before it: DotSafeBytes).
+    message = getattr(mime, "AsciiDotSafeBytes", mime.DotSafeBytes)(MESSAGE)
 
     async def sends() -> int:
         async with SmtpTransport(smtp) as transport:

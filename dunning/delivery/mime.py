@@ -25,8 +25,9 @@ from typing import Protocol
 from dunning.billing.addresses import ATEXT, FORBIDDEN, ascii_domain, normalize_address
 from dunning.errors import MessageError
 
-__all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "Renderable", "BodyPieces",
-           "encoded_constants", "make_message_id", "address_domain", "envelope_address", "build_message"]
+__all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "AsciiBytes", "AsciiDotSafeBytes",
+           "has_8bit", "Renderable", "BodyPieces", "encoded_constants", "make_message_id", "address_domain",
+           "envelope_address", "build_message"]
 
 CRLF = b"\r\n"
 MAX_LINE = 998
@@ -39,7 +40,10 @@ _DOT_ATOM = rf"{ATEXT}+(?:\.{ATEXT}+)*"
 _MESSAGE_ID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>\Z")
 _ASCII = bytes(range(128))
 BASE64 = b"base64"
+_8BIT = b"8bit"
 _LEADING_DOT = re.compile(rb"\n\.")  # a regex scans with memchr on the newline, unlike `in`
+# A byte looked for by its value: `in` tries a bytes needle as an integer first, and pays for that failure.
+_CR, _LF = 13, 10
 
 
 
@@ -49,6 +53,23 @@ class CrlfBytes(bytes):
 
 class DotSafeBytes(CrlfBytes):
     """CRLF bytes in which no line starts with a dot: SMTP DATA needs no dot-stuffing."""
+
+
+class AsciiBytes(CrlfBytes):
+    """CRLF bytes that are all ASCII: no need to look through them for 8-bit bytes."""
+
+
+class AsciiDotSafeBytes(DotSafeBytes, AsciiBytes):
+    """CRLF bytes, all ASCII, in which no line starts with a dot."""
+
+
+_BUILT = {(False, False): CrlfBytes, (True, False): DotSafeBytes, (False, True): AsciiBytes,
+          (True, True): AsciiDotSafeBytes}  # (dot-safe, ASCII) -> the class a message is built as
+
+
+def has_8bit(message: bytes) -> bool:
+    """Whether the message holds bytes past ASCII (build_message's output says so without a look)."""
+    return not isinstance(message, AsciiBytes) and not message.isascii()
 
 
 class Renderable(Protocol):
@@ -123,7 +144,7 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
     boundary = b"=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32].encode("ascii")
     parts = [head, b'Content-Type: multipart/alternative;\r\n boundary="', boundary, b'"\r\n\r\n',
              b"This is a multi-part message in MIME format.\r\n"]
-    dot_safe = True  # header, preamble and boundary lines never start with a dot; bodies may
+    dot_safe = ascii_ = True  # header, preamble and boundary lines never start with a dot and are ASCII
     html, pieces = email.html, getattr(email, "html_pieces", None)
     if pieces is not None and pieces.body is not html:   # pieces of another text than this HTML
         pieces = None
@@ -134,11 +155,11 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
         except UnicodeEncodeError:
             raise MessageError(f"text/{subtype.decode()} body",
                                "not valid Unicode (lone surrogate)") from None
-        dot_safe = dot_safe and dot_free
+        dot_safe, ascii_ = dot_safe and dot_free, ascii_ and encoding != _8BIT
         parts += [b"--", boundary, b"\r\nContent-Type: text/", subtype, b'; charset="utf-8"\r\n'
                   b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", encoded, CRLF]
     parts += [b"--", boundary, b"--\r\n"]
-    return (DotSafeBytes if dot_safe else CrlfBytes)(b"".join(parts))
+    return _BUILT[dot_safe, ascii_](b"".join(parts))
 
 
 def _headers(email: Renderable, *, from_address: str, from_name: str, reply_to: str | None,
@@ -291,7 +312,7 @@ def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool,
         raw, dot = joined
     ascii_ = raw.isascii()
     if (ascii_ or eight_bit) and not _has_long_line(raw) and boundary not in raw:
-        return (b"7bit" if ascii_ else b"8bit"), raw, not (_dot_first(raw) if dot is None else dot)
+        return (b"7bit" if ascii_ else _8BIT), raw, not (_dot_first(raw) if dot is None else dot)
     if readable and 6 * (len(raw.translate(None, _ASCII)) + raw.count(b"=")) < len(raw):
         encoded = binascii.b2a_qp(raw, quotetabs=False, istext=True)
         return b"quoted-printable", encoded, not _dot_first(encoded)
@@ -301,7 +322,7 @@ def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool,
 def _crlf_utf8(text: str) -> bytes:
     """The text in UTF-8 with every line break (CRLF, CR or LF) a CRLF."""
     raw = text.encode("utf-8")
-    if b"\r" in raw:
+    if _CR in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return raw.replace(b"\n", CRLF)
 
@@ -317,9 +338,9 @@ def _joined(pieces: BodyPieces) -> tuple[bytes, bool] | None:
             if text.startswith(".") and (not before or before.endswith("\n")):   # after an empty output: may be
                 dot = True
             data = text.encode("utf-8")
-            if b"\r" in data:
+            if _CR in data:
                 return None
-            if b"\n" in data:
+            if _LF in data:
                 data = data.replace(b"\n", CRLF)
                 dot = dot or b"\n." in data
         encoded.append(data)

@@ -18,7 +18,7 @@ from aiosmtplib import (
 )
 
 from dunning.delivery.checks import ssl_cause
-from dunning.delivery.mime import CrlfBytes, DotSafeBytes
+from dunning.delivery.mime import CrlfBytes, DotSafeBytes, has_8bit
 from dunning.delivery.replies import Replies
 from dunning.delivery.timer import GiveUpTimer, ReplyTimer, Timers
 from dunning.errors import DeliveryError
@@ -192,7 +192,7 @@ class WireData:
 
     def __init__(self, message: bytes) -> None:
         self.wire = wire_data(message)
-        self.eight_bit = not message.isascii()
+        self.eight_bit = has_8bit(message)
 
 
 def wire_data(message: bytes) -> bytes:

@@ -38,7 +38,7 @@ import aiosmtplib
 
 from dunning.delivery.checks import check_settings, is_loopback, tls_context
 from dunning.delivery.envelope import Envelope, Opened, Verdict
-from dunning.delivery.mime import envelope_address
+from dunning.delivery.mime import envelope_address, has_8bit
 from dunning.delivery.outcome import Outcome, by_code
 from dunning.delivery.pool import Pool
 from dunning.delivery.reconnect import Outage
@@ -189,7 +189,7 @@ class SmtpTransport:
                 if not self._reusable(connection):
                     await self._ready(connection)
                 if data is None or (data.eight_bit and not connection.eight_bit):
-                    if not connection.eight_bit and not message.isascii():
+                    if not connection.eight_bit and has_8bit(message):
                         if seven_bit is None:
                             return Outcome("failed", None, f"{self._where} does not take 8-bit data "
                                            "(no 8BITMIME) and the message has 8-bit bytes")

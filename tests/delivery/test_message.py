@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dunning.delivery.mime import (
+    AsciiBytes,
     BodyPieces,
     CrlfBytes,
     DotSafeBytes,
@@ -382,6 +383,18 @@ def test_messages_marked_dot_safe_have_no_line_starting_with_a_dot(text, html):
     normalized = {"plain": text, "html": html}
     for subtype, body in normalized.items():
         assert body_text(parsed, subtype) == body.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(st.sampled_from(".\n aé=x"), max_size=400),
+       html=st.text(st.sampled_from(".\n <€>x"), max_size=400) | st.just("<p>" + "é" * 1200 + "</p>"),
+       eight_bit=st.booleans())
+def test_messages_marked_ascii_are_ascii(text, html, eight_bit):
+    """build_message claims its bytes are all ASCII (the transport then does not look for 8-bit bytes) exactly
+    when they are: always for a server without 8BITMIME, else unless a body went as 8bit."""
+    raw = build(type("E", (), dict(subject="s", html=html, text=text, lang="en")), eight_bit=eight_bit)
+    assert isinstance(raw, AsciiBytes) == raw.isascii()
+    assert isinstance(raw, AsciiBytes) or eight_bit
 
 
 def test_a_typical_email_is_dot_safe(email):

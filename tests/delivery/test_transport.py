@@ -655,6 +655,41 @@ def test_with_pipelining_the_next_mail_follows_the_message_data_before_its_final
     assert received[1] == wire.replace(b"<1@example.com>", b"<2@example.com>")
 
 
+@pytest.mark.parametrize("together", [True, False], ids=["with the final reply", "after it"])
+@pytest.mark.parametrize("envelope", [ENVELOPE, b"354 go ahead\r\n"], ids=["in step", "354 to MAIL"])
+def test_the_replies_after_a_final_one_decide_whether_it_counts(together, envelope):
+    """The next send's replies judge the final reply before them, whether they come with it (the send before
+    judges them for the next one) or later (the next one reads them and says): in step, both messages are
+    sent on one connection; out of step, the first may have read another command's reply (unknown) and the
+    next, nothing handed over, starts again on a new connection."""
+    later: list[bytes] = []
+
+    async def first(reader, writer) -> None:
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(ENVELOPE)
+        await _read_until_second_data(reader)
+        writer.write(b"250 2.0.0 first queued\r\n")
+        if not together:
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the client reads the final reply alone, and waits
+        writer.write(envelope)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            later.append(await reader.readuntil(b"\r\n.\r\n"))
+            writer.write(b"250 2.0.0 second queued\r\n")
+            await reader.readline()  # QUIT
+            writer.write(b"221 bye\r\n")
+
+    outcomes, sessions = send_two_over_one_connection(first, later.append)
+    if envelope == ENVELOPE:
+        assert [(o.status, o.reply) for o in outcomes] == [("sent", "2.0.0 first queued"),
+                                                           ("sent", "2.0.0 second queued")]
+        assert sessions == 1
+    else:
+        assert outcomes[0].status == "unknown" and "out of step" in outcomes[0].reply
+        assert (outcomes[1].status, outcomes[1].reply, sessions) == ("sent", "2.0.0 queued later", 2)
+    assert len(later) == 1 and b"<2@example.com>" in later[0]
+
+
 @pytest.mark.parametrize("final", [b"421 4.3.2 shutting down\r\n", b""], ids=["421", "lost"])
 def test_a_session_ending_at_the_final_dot_leaves_the_next_message_to_a_new_connection(final):
     """The first message gets its outcome (retry on 421, unknown when the reply is lost); the next one,
