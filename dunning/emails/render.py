@@ -174,12 +174,11 @@ class Renderer:
         variables = {**localized.globals, **context}
         deadline = RENDER_DEADLINE.set(time.monotonic() + self.render_seconds)
         try:
-            subject = " ".join("".join(_run(templates["subject"], variables, self.max_output)).split())
-            preheader = " ".join("".join(_run(templates["preheader"], variables, self.max_output)).split())
+            subject = " ".join(_run(templates["subject"], variables, self.max_output)[1].split())
+            preheader = " ".join(_run(templates["preheader"], variables, self.max_output)[1].split())
             variables.update(subject=subject, preheader=preheader)
-            outputs = _run(templates["html"], variables, self.max_output)
-            html = "".join(outputs)
-            text = tidy_text("".join(_run(templates["text"], variables, self.max_output)))
+            outputs, html = _run(templates["html"], variables, self.max_output)
+            text = tidy_text(_run(templates["text"], variables, self.max_output)[1])
         except _TooLarge:
             raise EmailTooLarge(f"{notice}: its email passes {self.max_output} characters "
                                 "(delivery.max_message_bytes): a template that writes too much?",
@@ -270,22 +269,25 @@ class _TooLarge(Exception):
     """A part of an email passed the renderer's max_output."""
 
 
-def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> list[str]:
-    """template.render(variables) as its outputs, sharing one dict of globals and variables across an email's
-    four parts."""
-    context = template.new_context(variables, shared=True)   # render() copies both dicts for every part
+def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> tuple[list[str], str]:
+    """template.render(variables) as its outputs and their text, sharing one dict of globals and variables
+    across an email's four parts."""
+    # render() copies both dicts for every part; new_context's layers of calls end here
+    context = template.environment.context_class(template.environment, variables, template.name, template.blocks)
     deadline, limit = RENDER_DEADLINE.get(), max_output or sys.maxsize
-    stream, parts, size = template.root_render_func(context), [], 0
+    stream, outputs, texts, size = template.root_render_func(context), [], [], 0
     try:
-        # Taken a few outputs at a time, in C: a loop that writes is still stopped within a batch.
+        # Taken a few outputs at a time, in C: a loop that writes is still stopped within a batch. Each batch
+        # joined at once: its length is the size (a sum of the outputs' lengths costs more than the join).
         while batch := list(islice(stream, _BATCH)):
-            parts += batch
-            size += sum(map(len, batch))
+            outputs += batch
+            texts.append(text := "".join(batch))
+            size += len(text)
             if size > limit:
                 raise _TooLarge
             if time.monotonic() > deadline:
                 raise RenderTimeout
-        return parts
+        return outputs, "".join(texts)
     except (RenderTimeout, _TooLarge):
         raise
     except Exception:
@@ -312,11 +314,22 @@ def tidy_text(text: str) -> str:
     """Trailing spaces dropped (but the `-- ` signature separator kept), at most one blank line in a row."""
     # Line by line (a regex tries a match at every space), and only when a line other than the signature
     # separator ends in a blank.
-    if ("\t\n" in text or "\n--\n" in text or text.count(" \n") != text.count("\n-- \n")):
+    if ("\t" in text and "\t\n" in text) or "\n--\n" in text or _spaced_lines(text):
         text = "\n".join([line.rstrip(" \t") for line in text.split("\n")]).replace("\n--\n", "\n-- \n")
     while "\n\n\n" in text:   # str.replace: a regex is slow on non-ASCII text
         text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n").rstrip() + "\n"
+
+
+def _spaced_lines(text: str) -> bool:
+    r"""Whether more lines end in a space than the signature separators `\n-- \n` account for."""
+    # Most texts have one such line, the separator near their end: found from the end, the text read once.
+    last = text.rfind(" \n")
+    if last == -1:
+        return False
+    if text.rfind(" \n", 0, last) == -1:
+        return text[max(last - 3, 0):last] != "\n--"
+    return text.count(" \n") != text.count("\n-- \n")
 
 
 def _template_name(compiled: Compiled, part: str) -> str:
