@@ -118,6 +118,7 @@ class Renderer:
         self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment, str]] = {}
         self._localized: dict[tuple[str, str, str], _Localized] = {}
         self._trees: dict[tuple[str, str], tuple[Source, nodes.Template]] = {}   # (notice, part): parsed source
+        self._readied: dict[tuple[str, str], tuple[LocaleChoice, _Localized, float]] = {}   # (notice, locale)
 
     @property
     def available_locales(self) -> frozenset[str]:
@@ -131,9 +132,10 @@ class Renderer:
     def compile(self, notice: str) -> Compiled:
         """The notice's flat Jinja sources: built once, rebuilt when one of its files changes."""
         built, now = self._built.get(notice), time.monotonic()
-        if built is not None and (now - built.checked < self.reload_interval
-                                  or _signature(built.paths) == built.signature):
-            built.checked = now
+        if built is not None and now - built.checked < self.reload_interval:
+            return built.compiled
+        if built is not None and _signature(built.paths) == built.signature:
+            built.checked = now   # when the files were last checked, not when last asked for
             return built.compiled
         failed = self._failed.get(notice)
         if failed is not None and now - failed[1] < self.reload_interval:
@@ -165,11 +167,7 @@ class Renderer:
         locale is normally one of available_locales; any other tag is negotiated (`fr-CA` → fr,
         `pt-BR` → the default, logged) and the email's `locale` tells which catalog was used.
         """
-        choice = self.catalogs.choose(locale)
-        try:
-            localized = self._localize(self.compile(notice), choice)
-        except TemplateError as exc:
-            raise _with_locale(exc, choice.locale) from None
+        choice, localized = self._ready(notice, locale)
         templates = localized.templates
         variables = {**localized.globals, **context}
         deadline = RENDER_DEADLINE.set(time.monotonic() + self.render_seconds)
@@ -196,6 +194,21 @@ class Renderer:
         return RenderedEmail(notice=notice, locale=choice.locale, subject=subject, preheader=preheader,
                              html=html, text=text, lang=choice.lang, dir=choice.dir,
                              html_pieces=BodyPieces(html, outputs, localized.known))
+
+    def _ready(self, notice: str, locale: str) -> tuple[LocaleChoice, _Localized]:
+        """The catalog chosen for a locale and the notice's templates in it, looked up in full (and their files
+        checked for changes) at most once per reload interval."""
+        key, now = (notice, locale), time.monotonic()
+        ready = self._readied.get(key)
+        if ready is not None and now - ready[2] < self.reload_interval:
+            return ready[0], ready[1]
+        choice = self.catalogs.choose(locale)
+        try:
+            localized = self._localize(self.compile(notice), choice)
+        except TemplateError as exc:
+            raise _with_locale(exc, choice.locale) from None
+        self._readied[key] = (choice, localized, now)
+        return choice, localized
 
     def _build(self, notice: str) -> Compiled:
         """compile_notice, or the same build from the cache while its files keep their text."""
