@@ -22,6 +22,7 @@ from typing import Any
 
 from babel.support import NullTranslations
 from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_eval_context
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -60,8 +61,29 @@ class RenderTimeout(Exception):
 RENDER_DEADLINE: ContextVar[float] = ContextVar("RENDER_DEADLINE", default=float("inf"))
 
 
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator, with `obj.name` on a dict read in the template's own code: the first case of
+    EmailEnvironment.getattr, without a call per attribute; anything else still goes through getattr."""
+
+    _depth = 0   # the nesting of the attribute being written: each level holds its object in a name of its own
+
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        """`(o["name"] if type(o := obj) is dict and "name" in o else environment.getattr(o, "name"))`."""
+        if self.environment.is_async:
+            return super().visit_Getattr(node, frame)
+        held, attribute = f"t_item_{self._depth}", repr(node.attr)
+        self._depth += 1
+        self.write(f"({held}[{attribute}] if type({held} := ")
+        self.visit(node.node, frame)
+        self.write(f") is dict and {attribute} in {held} else environment.getattr({held}, {attribute}))")
+        self._depth -= 1
+        return None
+
+
 class EmailEnvironment(ImmutableSandboxedEnvironment):
     """Sandboxed, autoescaped HTML, StrictUndefined, trimmed newstyle gettext, email filters, bounded values."""
+
+    code_generator_class = _CodeGenerator
 
     # the operators that can build a value much larger than their operands (see bounds)
     intercepted_binops = frozenset({"*", "**", "+", "%"})

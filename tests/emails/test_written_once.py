@@ -1,12 +1,15 @@
 """What the render works out once and reuses (plural forms, a plan's name in spans) writes what it wrote
-each time before; the text part's tidying reads the text as few times as it can and tidies it the same."""
+each time before; attributes of dicts read in the template's own code read what the sandbox gives; the text
+part's tidying reads the text as few times as it can and tidies it the same."""
 
 from __future__ import annotations
 
+import pytest
 from babel.support import NullTranslations
 from hypothesis import given
 from hypothesis import strategies as st
 from jinja2 import Template
+from jinja2.sandbox import SecurityError
 from markupsafe import Markup
 
 from dunning.emails.folding import placeholders
@@ -75,3 +78,16 @@ def test_the_signature_separator_keeps_its_space() -> None:
     """The `-- ` line alone keeps its trailing space; other lines lose theirs; blank lines collapse to one."""
     assert tidy_text("Hi \n\n\n\nBye\n-- \nACME \n") == "Hi\n\nBye\n-- \nACME\n"
     assert tidy_text("Hi\n\nBye\n-- \nACME\n") == "Hi\n\nBye\n-- \nACME\n"
+
+
+def test_attributes_read_in_the_template_code_are_what_the_sandbox_gives() -> None:
+    """`a.b` on a dict is its item, nested, in loops, macros and calls alike; a key named like a dict method
+    wins over the method; on anything else the sandbox decides (an unsafe attribute is refused)."""
+    source = ("{% macro m(x) %}[{{ x.id }}]{% endmacro %}{{ a.b.c }}|{% for i in a.items %}{{ i.id }}{{ m(i) }}"
+              "{% endfor %}|{{ a.b.c ~ a.b.d.e }}|{{ s.upper() }}|{{ n.real }}|{{ a.missing is defined }}")
+    html, text = _templates(source)
+    values = {"a": {"b": {"c": "C&", "d": {"e": "E"}}, "items": [{"id": 1}, {"id": 2}]}, "s": "x", "n": 3}
+    assert html.render(**values) == "C&amp;|1[1]2[2]|C&amp;E|X|3|False"
+    assert text.render(**values) == "C&|1[1]2[2]|C&E|X|3|False"
+    with pytest.raises(SecurityError):
+        text.environment.from_string("{{ s.__class__.__mro__ }}").render(s="x")
