@@ -16,7 +16,7 @@ from babel.support import NullTranslations
 from jinja2 import Environment, nodes
 from jinja2.visitor import NodeTransformer
 
-__all__ = ["PLURAL_FILTER", "Fold"]
+__all__ = ["PLURAL_FILTER", "Fold", "placeholders"]
 
 _N = TypeVar("_N", bound=nodes.Node)
 PLURAL_FILTER = "_ngettext"   # what a folded {% trans count=… %} calls
@@ -136,23 +136,37 @@ def _join_outputs(node: nodes.Node) -> None:
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
 
+def placeholders(text: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """`Hello %(name)s, 100%%` → (("Hello ", ", 100%"), ("name",)): the texts before, between and after the
+    named values, and their names; None unless the text holds plain %(name)s only (and %%)."""
+    if "%" in _PLACEHOLDER.sub("", text):
+        return None
+    texts, names, current, position = [], [], "", 0
+    for match in _PLACEHOLDER.finditer(text):
+        current += text[position:match.start()]
+        name = match.group(1)
+        if name is None:
+            current += "%"
+        else:
+            texts.append(current)
+            names.append(name)
+            current = ""
+        position = match.end()
+    texts.append(current + text[position:])
+    return tuple(texts), tuple(names)
+
+
 def _pieces(text: str, variables: dict[str, nodes.Expr]) -> list[nodes.Expr] | None:
     """`Hello %(name)s,` → [text "Hello ", the name's value, text ","]; None unless plain %(name)s only.
 
     The text is the translator's, trusted as newstyle gettext trusts it; each value is written on
     its own, so it is escaped in HTML as `Markup(text) % values` would escape it.
     """
-    if "%" in _PLACEHOLDER.sub("", text):
+    split = placeholders(text)
+    if split is None or any(name not in variables for name in split[1]):
         return None
-    pieces: list[nodes.Expr] = []
-    position = 0
-    for match in _PLACEHOLDER.finditer(text):
-        name = match.group(1)
-        if name is not None and name not in variables:
-            return None
-        pieces.append(nodes.TemplateData(text[position:match.start()] + ("%" if name is None else "")))
-        if name is not None:
-            pieces.append(variables[name])
-        position = match.end()
-    pieces.append(nodes.TemplateData(text[position:]))
+    texts, names = split
+    pieces: list[nodes.Expr] = [nodes.TemplateData(texts[0])]
+    for name, after in zip(names, texts[1:], strict=True):
+        pieces += [variables[name], nodes.TemplateData(after)]
     return [p for p in pieces if not (isinstance(p, nodes.TemplateData) and not p.data)]

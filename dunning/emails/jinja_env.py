@@ -16,23 +16,29 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from types import CodeType
 from typing import Any
 
 from babel.support import NullTranslations
 from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_eval_context
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
 from dunning.emails.bounds import TEXT_METHODS, Bounds
-from dunning.emails.folding import PLURAL_FILTER, Fold
+from dunning.emails.folding import PLURAL_FILTER, Fold, placeholders
 from dunning.i18n.formats import DateFormat, Formats
 
 __all__ = ["RenderTimeout", "RENDER_DEADLINE", "GETTEXT_NAMES", "PLURAL_FILTER", "CARD_BRANDS", "autoescape",
            "EmailEnvironment", "email_filters", "escape_output", "card_brand", "unit_words"]
 
+_HTML_SPECIAL = re.compile("[&<>'\"]")   # what markupsafe.escape replaces
+# Markup(text) for a str the filters built: Markup's own constructor asks each text for __html__ first
+_html: Callable[[str], Markup] = partial(str.__new__, Markup)
+_FORMS_KEPT = 1024   # plural forms remembered per locale: a count's form is looked up once
 GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
 CARD_BRANDS = {
     "amex": "American Express", "american_express": "American Express", "cartes_bancaires": "Cartes Bancaires",
@@ -55,8 +61,29 @@ class RenderTimeout(Exception):
 RENDER_DEADLINE: ContextVar[float] = ContextVar("RENDER_DEADLINE", default=float("inf"))
 
 
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator, with `obj.name` on a dict read in the template's own code: the first case of
+    EmailEnvironment.getattr, without a call per attribute; anything else still goes through getattr."""
+
+    _depth = 0   # the nesting of the attribute being written: each level holds its object in a name of its own
+
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        """`(o["name"] if type(o := obj) is dict and "name" in o else environment.getattr(o, "name"))`."""
+        if self.environment.is_async:
+            return super().visit_Getattr(node, frame)
+        held, attribute = f"t_item_{self._depth}", repr(node.attr)
+        self._depth += 1
+        self.write(f"({held}[{attribute}] if type({held} := ")
+        self.visit(node.node, frame)
+        self.write(f") is dict and {attribute} in {held} else environment.getattr({held}, {attribute}))")
+        self._depth -= 1
+        return None
+
+
 class EmailEnvironment(ImmutableSandboxedEnvironment):
     """Sandboxed, autoescaped HTML, StrictUndefined, trimmed newstyle gettext, email filters, bounded values."""
+
+    code_generator_class = _CodeGenerator
 
     # the operators that can build a value much larger than their operands (see bounds)
     intercepted_binops = frozenset({"*", "**", "+", "%"})
@@ -108,7 +135,7 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
         exec(code, namespace)
         # Outputs call escape (HTML) and str (text): a list's text is sized before it is made, since
         # str() of a list that holds one list many times can grow without bound inside one call.
-        namespace.update(self.bounds.writers(escape_output))
+        namespace.update(self.bounds.writers(escape_output, _HTML_SPECIAL.search))
         namespace.update(self.bounds.joins())   # `~`, which the sandbox does not intercept
         # A plain dict, not the ChainMap of make_globals: a locale's environment never changes its
         # globals (a new catalog makes a new environment).
@@ -129,15 +156,34 @@ class EmailEnvironment(ImmutableSandboxedEnvironment):
 
 def _plural_filter(translations: NullTranslations, formats: Formats | None = None) -> Callable[..., str]:
     digits = formats.number if formats is not None and formats.digits else None
+    # (singular, plural, count) → the form's text, and its texts around named values (placeholders)
+    forms: dict[tuple[str, str, int], tuple[str, tuple[tuple[str, ...], tuple[str, ...]] | None]] = {}
 
     @pass_eval_context
     def plural(eval_ctx: EvalContext, num: int, singular: str, plural: str, **variables: Any) -> str:
         """newstyle ngettext: the form for num, %-formatted with the values (escaped in HTML)."""
         variables.setdefault("num", num)
-        text = translations.ngettext(singular, plural, num)
+        key = (singular, plural, num)
+        found = forms.get(key) if type(num) is int else None
+        if found is None:
+            text = translations.ngettext(singular, plural, num)
+            found = (text, placeholders(text))
+            if type(num) is int:
+                if len(forms) >= _FORMS_KEPT:
+                    forms.clear()
+                forms[key] = found
+        text, split = found
         if digits is not None:   # counts in the locale's own digits
             variables = {k: digits(v) if type(v) is int else v for k, v in variables.items()}
-        return (Markup(text) if eval_ctx.autoescape else text) % variables
+        if split is None:
+            return (Markup(text) if eval_ctx.autoescape else text) % variables
+        # What `%` writes, without a helper object per value: each value escaped as Markup's `%` escapes it.
+        write = escape_output if eval_ctx.autoescape else str
+        texts, names = split
+        pieces = [texts[0]]
+        for name, after in zip(names, texts[1:], strict=True):
+            pieces += (write(variables[name]), after)
+        return _html("".join(pieces)) if eval_ctx.autoescape else "".join(pieces)
 
     return plural
 
@@ -177,7 +223,7 @@ def email_filters(formats: Formats, *, rtl: bool = False) -> dict[str, Callable[
         items = [ltr_unit(context, formats.money(item["amount"], item["currency"])) for item in balance]
         if not context.eval_ctx.autoescape:
             return formats.list(items)
-        return Markup(formats.list([str(item) for item in items]))
+        return _html(formats.list([str(item) for item in items]))
 
     @pass_context
     def names(context: Context, items: Iterable[Mapping[str, Any] | str]) -> str:
@@ -185,7 +231,7 @@ def email_filters(formats: Formats, *, rtl: bool = False) -> dict[str, Callable[
         texts = [item if isinstance(item, str) else item["name"] for item in items]
         if not context.eval_ctx.autoescape:
             return formats.list([_TEXT_ISOLATES["auto"].format(t) for t in texts] if rtl else texts)
-        return Markup(formats.list([_isolated(text) for text in texts]))
+        return _html(formats.list([_isolated(text) for text in texts]))
 
     @pass_context
     def bidi(context: Context, value: str) -> str:
@@ -225,7 +271,7 @@ def _isolator(direction: str) -> Callable[[Context, str], str]:
 
     def isolate(context: Context, value: str) -> str:
         if context.eval_ctx.autoescape:
-            return Markup(html_form.format(escape_output(value)))
+            return _html(html_form.format(escape_output(value)))
         return text_form.format(value)
 
     return isolate
@@ -237,12 +283,19 @@ def unit_words(eval_ctx: EvalContext, value: str) -> str:
     narrow column wraps between words, never inside one; the text part gets the words as they are."""
     if not eval_ctx.autoescape:
         return value
-    return Markup(" ".join([f'<span class="unit">{escape_output(word)}</span>' for word in value.split()]))
+    kept = type(value) is str and len(value) <= _UNIT_TEXT
+    found = _UNITS.get(value) if kept else None
+    if found is None:
+        found = _html(" ".join([f'<span class="unit">{escape_output(word)}</span>' for word in value.split()]))
+        if kept:
+            if len(_UNITS) >= _UNITS_KEPT:
+                _UNITS.clear()
+            _UNITS[value] = found
+    return found
 
 
-_HTML_SPECIAL = re.compile("[&<>'\"]")   # what markupsafe.escape replaces
-
-
+_UNITS: dict[str, Markup] = {}   # a plan's name in spans, made once: the same few names fill every email
+_UNITS_KEPT, _UNIT_TEXT = 1024, 200   # at most so many names of at most so many characters
 def escape_output(value: Any) -> str:
     """markupsafe.escape(value): what autoescaped output writes (a Markup comes back as it is)."""
     if type(value) is Markup:   # a filter's HTML, written as it is (escape() would copy it into a new Markup)
@@ -253,7 +306,7 @@ def escape_output(value: Any) -> str:
 
 
 def _isolated(text: str) -> Markup:
-    return Markup(f'<span dir="auto">{escape_output(text)}</span>')
+    return _html(f'<span dir="auto">{escape_output(text)}</span>')
 
 
 def card_brand(brand: str | None) -> str:

@@ -118,6 +118,7 @@ class Renderer:
         self._envs: dict[tuple[str, str], tuple[NullTranslations, EmailEnvironment, str]] = {}
         self._localized: dict[tuple[str, str, str], _Localized] = {}
         self._trees: dict[tuple[str, str], tuple[Source, nodes.Template]] = {}   # (notice, part): parsed source
+        self._readied: dict[tuple[str, str], tuple[LocaleChoice, _Localized, float]] = {}   # (notice, locale)
 
     @property
     def available_locales(self) -> frozenset[str]:
@@ -131,9 +132,10 @@ class Renderer:
     def compile(self, notice: str) -> Compiled:
         """The notice's flat Jinja sources: built once, rebuilt when one of its files changes."""
         built, now = self._built.get(notice), time.monotonic()
-        if built is not None and (now - built.checked < self.reload_interval
-                                  or _signature(built.paths) == built.signature):
-            built.checked = now
+        if built is not None and now - built.checked < self.reload_interval:
+            return built.compiled
+        if built is not None and _signature(built.paths) == built.signature:
+            built.checked = now   # when the files were last checked, not when last asked for
             return built.compiled
         failed = self._failed.get(notice)
         if failed is not None and now - failed[1] < self.reload_interval:
@@ -165,21 +167,16 @@ class Renderer:
         locale is normally one of available_locales; any other tag is negotiated (`fr-CA` → fr,
         `pt-BR` → the default, logged) and the email's `locale` tells which catalog was used.
         """
-        choice = self.catalogs.choose(locale)
-        try:
-            localized = self._localize(self.compile(notice), choice)
-        except TemplateError as exc:
-            raise _with_locale(exc, choice.locale) from None
+        choice, localized = self._ready(notice, locale)
         templates = localized.templates
         variables = {**localized.globals, **context}
         deadline = RENDER_DEADLINE.set(time.monotonic() + self.render_seconds)
         try:
-            subject = " ".join("".join(_run(templates["subject"], variables, self.max_output)).split())
-            preheader = " ".join("".join(_run(templates["preheader"], variables, self.max_output)).split())
+            subject = " ".join(_run(templates["subject"], variables, self.max_output)[1].split())
+            preheader = " ".join(_run(templates["preheader"], variables, self.max_output)[1].split())
             variables.update(subject=subject, preheader=preheader)
-            outputs = _run(templates["html"], variables, self.max_output)
-            html = "".join(outputs)
-            text = tidy_text("".join(_run(templates["text"], variables, self.max_output)))
+            outputs, html = _run(templates["html"], variables, self.max_output)
+            text = tidy_text(_run(templates["text"], variables, self.max_output)[1])
         except _TooLarge:
             raise EmailTooLarge(f"{notice}: its email passes {self.max_output} characters "
                                 "(delivery.max_message_bytes): a template that writes too much?",
@@ -197,6 +194,21 @@ class Renderer:
         return RenderedEmail(notice=notice, locale=choice.locale, subject=subject, preheader=preheader,
                              html=html, text=text, lang=choice.lang, dir=choice.dir,
                              html_pieces=BodyPieces(html, outputs, localized.known))
+
+    def _ready(self, notice: str, locale: str) -> tuple[LocaleChoice, _Localized]:
+        """The catalog chosen for a locale and the notice's templates in it, looked up in full (and their files
+        checked for changes) at most once per reload interval."""
+        key, now = (notice, locale), time.monotonic()
+        ready = self._readied.get(key)
+        if ready is not None and now - ready[2] < self.reload_interval:
+            return ready[0], ready[1]
+        choice = self.catalogs.choose(locale)
+        try:
+            localized = self._localize(self.compile(notice), choice)
+        except TemplateError as exc:
+            raise _with_locale(exc, choice.locale) from None
+        self._readied[key] = (choice, localized, now)
+        return choice, localized
 
     def _build(self, notice: str) -> Compiled:
         """compile_notice, or the same build from the cache while its files keep their text."""
@@ -270,22 +282,25 @@ class _TooLarge(Exception):
     """A part of an email passed the renderer's max_output."""
 
 
-def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> list[str]:
-    """template.render(variables) as its outputs, sharing one dict of globals and variables across an email's
-    four parts."""
-    context = template.new_context(variables, shared=True)   # render() copies both dicts for every part
+def _run(template: Template, variables: dict[str, Any], max_output: int | None) -> tuple[list[str], str]:
+    """template.render(variables) as its outputs and their text, sharing one dict of globals and variables
+    across an email's four parts."""
+    # render() copies both dicts for every part; new_context's layers of calls end here
+    context = template.environment.context_class(template.environment, variables, template.name, template.blocks)
     deadline, limit = RENDER_DEADLINE.get(), max_output or sys.maxsize
-    stream, parts, size = template.root_render_func(context), [], 0
+    stream, outputs, texts, size = template.root_render_func(context), [], [], 0
     try:
-        # Taken a few outputs at a time, in C: a loop that writes is still stopped within a batch.
+        # Taken a few outputs at a time, in C: a loop that writes is still stopped within a batch. Each batch
+        # joined at once: its length is the size (a sum of the outputs' lengths costs more than the join).
         while batch := list(islice(stream, _BATCH)):
-            parts += batch
-            size += sum(map(len, batch))
+            outputs += batch
+            texts.append(text := "".join(batch))
+            size += len(text)
             if size > limit:
                 raise _TooLarge
             if time.monotonic() > deadline:
                 raise RenderTimeout
-        return parts
+        return outputs, "".join(texts)
     except (RenderTimeout, _TooLarge):
         raise
     except Exception:
@@ -312,11 +327,22 @@ def tidy_text(text: str) -> str:
     """Trailing spaces dropped (but the `-- ` signature separator kept), at most one blank line in a row."""
     # Line by line (a regex tries a match at every space), and only when a line other than the signature
     # separator ends in a blank.
-    if ("\t\n" in text or "\n--\n" in text or text.count(" \n") != text.count("\n-- \n")):
+    if ("\t" in text and "\t\n" in text) or "\n--\n" in text or _spaced_lines(text):
         text = "\n".join([line.rstrip(" \t") for line in text.split("\n")]).replace("\n--\n", "\n-- \n")
     while "\n\n\n" in text:   # str.replace: a regex is slow on non-ASCII text
         text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n").rstrip() + "\n"
+
+
+def _spaced_lines(text: str) -> bool:
+    r"""Whether more lines end in a space than the signature separators `\n-- \n` account for."""
+    # Most texts have one such line, the separator near their end: found from the end, the text read once.
+    last = text.rfind(" \n")
+    if last == -1:
+        return False
+    if text.rfind(" \n", 0, last) == -1:
+        return text[max(last - 3, 0):last] != "\n--"
+    return text.count(" \n") != text.count("\n-- \n")
 
 
 def _template_name(compiled: Compiled, part: str) -> str:

@@ -239,6 +239,26 @@ def test_changes_wait_for_the_reload_interval(copied, scenario) -> None:
     assert renderer.compile("past_due") is first
 
 
+def test_a_change_shows_once_the_interval_has_passed_however_often_emails_render(copied, scenario,
+                                                                                  monkeypatch) -> None:
+    """Emails rendered more often than the reload interval do not put off the next check of the files."""
+    now = [1000.0]
+    monkeypatch.setattr(dunning.emails.render.time, "monotonic", lambda: now[0])
+    templates, locales = copied
+    renderer = Renderer(templates, locales, reload_interval=10)
+    context = scenario("past_due--stage-1-card")
+    renderer.render("past_due", "fr", context)
+    layout = templates / "_layout.mjml"
+    layout.write_text(layout.read_text(encoding="utf-8").replace("{{ branding.company }} ·", "ACME-42 ·"),
+                      encoding="utf-8")
+    _bump_mtime(layout)
+    for moment in (1004.0, 1008.0, 1009.9):   # inside the interval of the first check: not read again
+        now[0] = moment
+        assert "ACME-42" not in renderer.render("past_due", "fr", context).html
+    now[0] = 1010.0
+    assert "ACME-42" in renderer.render("past_due", "fr", context).html
+
+
 def test_an_edited_translation_shows_on_the_next_render(copied, scenario) -> None:
     """A marketer's .po edit is used by the next email, without compiling a .mo file."""
     templates, locales = copied
