@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import datetime
-from functools import cache, partial
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from dunning.vocabulary import NOTICES
 if TYPE_CHECKING:
     from dunning.delivery.timer import Timers
     from dunning.emails.render import Renderer
+    from dunning.run.workers import DeliveryWorkers
 
 __all__ = ["run", "open_run", "make_renderer", "preflight", "check_templates"]
 
@@ -51,37 +53,41 @@ def run(settings: Settings, *, as_of: datetime, dry_run: bool = False, progress:
 
 def _run(context: RunContext, as_of: datetime, summary: RunSummary, *, dry_run: bool, deliver_too: bool) -> None:
     settings, clock, engine = context.settings, context.clock, context.engine
-    with fewer_collections():
+    with fewer_collections(), ExitStack() as held:
         if dry_run:
             count_plan(context, as_of, summary)
             return
-        # The templates are checked before the first write, as every refusal: once there are candidates
-        # (before any is planned, so that a refusal is all the run says) or, without any, emails to deliver.
-        check = cache(partial(check_templates, context.renderer, settings))
-        batches = planned_batches(context, as_of, summary, found=check)
+        helpers: list[DeliveryWorkers] = []
+
+        def start() -> None:
+            """Once there are candidates (before any is planned: a refusal is then all the run says, and the
+            delivery processes share none of a batch's memory) or, without any, emails to deliver: the templates
+            checked before the first write, as every refusal; leases that ran out expired; the workers forked."""
+            if helpers:
+                return
+            check_templates(context.renderer, settings)
+            summary.expired += expire_lapsed(engine, settings.delivery, now=clock.now())
+            # The delivery loop's modules (the transport, the event loop, MIME) load only now: a run with
+            # nothing to do starts without them.
+            from dunning.run.workers import DeliveryWorkers
+            helpers.append(held.enter_context(DeliveryWorkers(context, settings.delivery.workers - 1
+                                                              if deliver_too else 0)))
+
+        batches = planned_batches(context, as_of, summary, found=start)
         first = next(batches, None)
-        if first is None and not ledger.outbox_due(engine, now=clock.now(), unknown_policy=settings.delivery.unknown):
+        if not helpers and not ledger.outbox_due(engine, now=clock.now(), unknown_policy=settings.delivery.unknown):
             summary.queue_state(ledger.queue_state(engine, now=clock.now()))
             return
-        check()
-        # The delivery loop's modules (the transport, the event loop, MIME) load only now: a run with nothing
-        # to do starts without them.
-        from dunning.run.deliver import deliver, run_loop
-        from dunning.run.workers import DeliveryWorkers
-        planned = chain([first] if first else [], batches)
-        summary.expired += expire_lapsed(engine, settings.delivery, now=clock.now())
-        if not deliver_too:
-            enqueue_batches(context, planned, as_of)
-            summary.queue_state(ledger.queue_state(engine, now=clock.now()))
-            return
-        with DeliveryWorkers(context, settings.delivery.workers - 1) as helpers:
-            enqueue_batches(context, planned, as_of)
-            helpers.planning_done()
+        start()
+        enqueue_batches(context, chain([first] if first else [], batches), as_of)
+        helpers[0].planning_done()
+        if deliver_too:
+            from dunning.run.deliver import deliver, run_loop
             context.stages.lap("other")
             run_loop(deliver(context, summary))
-            for counts in helpers.results():
+            for counts in helpers[0].results():
                 summary.add(counts)
-        summary.queue_state(ledger.queue_state(engine, now=clock.now()))
+    summary.queue_state(ledger.queue_state(engine, now=clock.now()))
 
 
 def open_run(settings: Settings, *, signs: bool = True, sends: bool = True, progress: Progress = quiet,
