@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import pickle
 import platform
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.install_postfix:
         print(f"bench: postfix {install_postfix()}", file=sys.stderr)
     results = Results(header=[], judged=not args.small)
+    # As `pip install` does: without it, a host that sets PYTHONDONTWRITEBYTECODE compiles every module of the
+    # package again at each process's start, and the short phases measure that.
+    compileall.compile_dir(REPO / "dunning", quiet=1)
     workdir = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
     try:
         with start_sink(workdir, prefer=args.sink) as sink:
