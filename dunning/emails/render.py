@@ -54,6 +54,7 @@ RENDER_SECONDS = 10.0  # i18n.render_seconds's default: an email renders in mill
 PARTS = ("subject", "preheader", "html", "text")
 _NOTICE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _BATCH = 64  # outputs of a template taken between two checks of the size and the deadline
+_READIED_KEPT = 1024   # (notice, locale tag) pairs whose lookups a renderer keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,8 @@ class Renderer:
             localized = self._localize(self.compile(notice), choice)
         except TemplateError as exc:
             raise _with_locale(exc, choice.locale) from None
+        if len(self._readied) >= _READIED_KEPT:   # locale tags come from the accounts: kept bounded
+            self._readied.clear()
         self._readied[key] = (choice, localized, now)
         return choice, localized
 
