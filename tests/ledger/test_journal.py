@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select, update
 
 from dunning import ledger, store
-from dunning.run.journal import GATHER_SECONDS, LedgerJournal, journal_for
+from dunning.run.journal import GATHER_SECONDS, Journal
+from dunning.run.server_journal import ServerJournal, journal_for
 from dunning.settings import DeliverySettings
 from dunning.store.sqlite import SQLITE_BUSY_TIMEOUT_MS
 
@@ -38,8 +39,19 @@ def data_at(engine, claims) -> list[datetime | None]:
     return [rows[c.email_id] for c in claims]
 
 
-def journal(engine, recorded=None) -> LedgerJournal:
-    return LedgerJournal(engine, TickingClock(), DeliverySettings(), recorded or (lambda counts: None))
+def journal(engine, recorded=None, clock=None, *, connections: int = 4, writes=None) -> Journal:
+    """The journal a delivery process over several connections keeps on this database (no flight log); its
+    writes on the process's own connection where the database offers one (writes, or a new one)."""
+    writes = writes or store.backend_of(engine).async_ledger(engine)
+    return journal_for(engine, clock or TickingClock(), DeliverySettings(), recorded or (lambda counts: None), None,
+                       writes=writes, connections=connections)
+
+
+async def closed(kept: Journal) -> None:
+    """Close the batch's journal, then the process's own connection for its writes (if it has one)."""
+    await kept.close()
+    if isinstance(kept, ServerJournal):
+        await kept.writes.aclose()
 
 
 def claimed(engine, sends, n):
@@ -60,7 +72,7 @@ def test_records_asked_for_before_any_send_waits_share_one_write(engine, sends):
         assert all(data_at(engine, [first, second, third]))
         await waits[0]  # already written: nothing more to wait for
         await kept.data_goes_out(late)
-        kept.close()
+        await closed(kept)
 
     asyncio.run(sends_in_flight())
     moments = data_at(engine, [first, second, third, late])
@@ -98,7 +110,7 @@ def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
             await written
 
         await asyncio.gather(send(first, 0), send(second, 3))
-        kept.close()
+        await closed(kept)
 
     try:
         loop.run_until_complete(two_connections())
@@ -113,7 +125,7 @@ def test_over_one_connection_a_write_waits_for_no_other(engine, sends):
     """A process sending over one connection has no other send whose record could join a write: each goes on
     the next turn of the event loop, and records asked for a few turns apart get writes of their own."""
     first, second = claimed(engine, sends, 2)
-    single = journal_for(engine, TickingClock(), DeliverySettings(), lambda counts: None, None, connections=1)
+    single = journal(engine, connections=1)
 
     async def one_connection():
         async def send(claim, turns_later):
@@ -122,7 +134,7 @@ def test_over_one_connection_a_write_waits_for_no_other(engine, sends):
             await single.data_goes_out(claim)
 
         await asyncio.gather(send(first, 0), send(second, 3))
-        single.close()
+        await closed(single)
 
     asyncio.run(one_connection())
     first_at, second_at = data_at(engine, [first, second])
@@ -139,7 +151,7 @@ def test_a_record_nobody_waited_for_is_not_written(engine, sends):
         kept = journal(engine, outcomes.append)
         kept.data_goes_out(refused)
         kept.finished(ledger.Result(refused.email_id, refused.fence, "failed", code=550, reply="no such user"))
-        kept.close()
+        await closed(kept)
 
     asyncio.run(refused_envelope())
     assert data_at(engine, [refused]) == [None] and outcomes[0].failed == 1
@@ -162,7 +174,7 @@ def test_a_write_that_meets_the_write_lock_lets_the_event_loop_go_on(engine, sen
         other.rollback()
         await asyncio.wait_for(waiting, timeout=5)
         assert data_at(engine, [claim]) != [None]
-        kept.close()
+        await closed(kept)
 
     try:
         asyncio.run(send_during_lock())
