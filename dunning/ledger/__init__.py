@@ -10,7 +10,7 @@ from __future__ import annotations
 from dunning.ledger.claims import Claim, claim, expire_leases, extend_leases, lapsed_workers, outbox_due, unclaim
 from dunning.ledger.enqueue import EnqueueCounts, OutboxEntry, enqueue
 from dunning.ledger.keys import KeyHistory, key_history
-from dunning.ledger.outcomes import RecordCounts, Result, impatient_connection, record, record_async, try_record
+from dunning.ledger.outcomes import RecordCounts, Result, impatient_connection, record, try_record
 from dunning.ledger.reconcile import (
     QueueState,
     RefusedRecipient,
@@ -25,5 +25,5 @@ from dunning.ledger.reconcile import (
 
 __all__ = ["OutboxEntry", "EnqueueCounts", "enqueue", "KeyHistory", "key_history", "Claim", "claim",
            "extend_leases", "unclaim", "lapsed_workers", "outbox_due", "expire_leases", "Result", "RecordCounts",
-           "record", "try_record", "record_async", "impatient_connection", "UnknownEmail", "list_unknown",
-           "RefusedRecipient", "list_refused", "mark_sent", "release", "summary", "QueueState", "queue_state"]
+           "record", "try_record", "impatient_connection", "UnknownEmail", "list_unknown", "RefusedRecipient",
+           "list_refused", "mark_sent", "release", "summary", "QueueState", "queue_state"]

@@ -14,10 +14,10 @@ import orjson
 from sqlalchemy import Connection, Dialect, Engine, Text, bindparam, literal_column, null, select, update
 
 from dunning import store
-from dunning.store import AsyncLedger, Backend
+from dunning.store import Backend
 from dunning.vocabulary import OUTCOMES, OutcomeStatus
 
-__all__ = ["Result", "RecordCounts", "record", "try_record", "record_async", "impatient_connection"]
+__all__ = ["Result", "RecordCounts", "record", "try_record", "impatient_connection"]
 
 emails = store.emails
 
@@ -122,7 +122,10 @@ def try_record(conn: Connection, results: Sequence[Result], *, now: datetime, ma
     cursor = driver.cursor()
     try:
         rows = _outcome_rows(backend, cursor, results, now, max_attempts, backoff_seconds, stamp)
-        marks = _marks(results, in_flight)
+        # A mark whose email has its outcome in the same write (its envelope was refused) is left out: it
+        # would find no row to mark, and one statement must not write a row twice.
+        finishing = {(result.email_id, result.fence) for result in results}
+        marks = [mark for mark in in_flight if mark not in finishing]
         written = backend.record_at_once(cursor, rows, marks, stamp(now))
         if written is None:
             if not backend.try_begin_write(cursor):
@@ -134,7 +137,9 @@ def try_record(conn: Connection, results: Sequence[Result], *, now: datetime, ma
         raise
     finally:
         cursor.close()
-    return _counts(results, written)
+    by_status, marked = written
+    counts = {status: by_status.get(status, 0) for status in OUTCOMES}
+    return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()), marked=marked)
 
 
 def _record(statements: _Statements, cursor: Any, rows: list[dict[str, object]], marks: Sequence[tuple[int, int]],
@@ -155,50 +160,16 @@ def _record(statements: _Statements, cursor: Any, rows: list[dict[str, object]],
     return counts, marked
 
 
-async def record_async(writes: AsyncLedger, results: Sequence[Result], *, now: datetime, max_attempts: int,
-                       backoff_seconds: int, in_flight: Sequence[tuple[int, int]] = ()) -> RecordCounts:
-    """try_record on the delivery process's own connection for its ledger writes, awaited (one statement,
-    committed on its own; row locks are waited for on the server while the event loop goes on)."""
-    if not results and not in_flight:
-        return RecordCounts()
-    stamp, retries = _datetime_parameter(writes.dialect), _retries(results)
-    attempts = await writes.attempts(retries) if retries else {}
-    rows = _rows(results, attempts, now, max_attempts, backoff_seconds, stamp)
-    return _counts(results, await writes.record_at_once(rows, _marks(results, in_flight), stamp(now)))
-
-
-def _retries(results: Sequence[Result]) -> list[int]:
-    """The emails whose outcome depends on how many attempts came before (back off, or give up); the others
-    are written without reading the row first, which most writes of a run are spared."""
-    return [result.email_id for result in results if result.status == "retry"]
-
-
-def _marks(results: Sequence[Result], in_flight: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The marks to write: not those of emails with their outcome in the same write (their envelope was refused),
-    which would find no row to mark, and one statement must not write a row twice."""
-    finishing = {(result.email_id, result.fence) for result in results}
-    return [mark for mark in in_flight if mark not in finishing]
-
-
-def _counts(results: Sequence[Result], written: tuple[dict[str, int], int]) -> RecordCounts:
-    by_status, marked = written
-    counts = {status: by_status.get(status, 0) for status in OUTCOMES}
-    return RecordCounts(**counts, fenced_out=len(results) - sum(counts.values()), marked=marked)
-
-
 def _outcome_rows(backend: Backend, cursor: Any, results: Sequence[Result], now: datetime, max_attempts: int,
                   backoff_seconds: int, stamp: Callable[[datetime | None], object]) -> list[dict[str, object]]:
-    """The parameters of each outcome's fenced write, the attempts of retries read on the cursor."""
-    retries, attempts = _retries(results), {}
+    """The parameters of each outcome's fenced write, in the order of the emails' ids (the order rows lock in)."""
+    # Only a retry's outcome depends on how many attempts came before (back off, or give up); the others
+    # are written without reading the row first, which most writes of a run are spared.
+    retries = [result.email_id for result in results if result.status == "retry"]
+    attempts: dict[int, int] = {}
     if retries:
         cursor.execute(_statements(backend).attempts, {"ids": orjson.dumps(retries).decode()})
         attempts = dict(cursor.fetchall())
-    return _rows(results, attempts, now, max_attempts, backoff_seconds, stamp)
-
-
-def _rows(results: Sequence[Result], attempts: dict[int, int], now: datetime, max_attempts: int,
-          backoff_seconds: int, stamp: Callable[[datetime | None], object]) -> list[dict[str, object]]:
-    """The parameters of each outcome's fenced write, in the order of the emails' ids (the order rows lock in)."""
     bound_now = stamp(now)
     return [_outcome(result, attempts.get(result.email_id, 0) + 1, now, max_attempts, backoff_seconds, stamp,
                      bound_now)

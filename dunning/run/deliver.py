@@ -29,11 +29,10 @@ from dunning.errors import (
 from dunning.run.context import RunContext
 from dunning.run.events import log_result
 from dunning.run.flight import FlightLog, flight_folder
-from dunning.run.journal import Journal
+from dunning.run.journal import Journal, journal_for
 from dunning.run.lease import Fenced, Lease
 from dunning.run.recipients import addressees, settle, unaddressed
 from dunning.run.render_ahead import Prepared, prepare, prepared_ahead
-from dunning.run.server_journal import journal_for, ledger_writes
 from dunning.run.stages import Stages
 from dunning.run.summary import RunSummary
 from dunning.settings import Settings
@@ -76,7 +75,7 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
         summary.record(counts)
         run.progress("sent", counts.sent)
 
-    async with run.open_transport() as transport, ledger_writes(engine) as writes:
+    async with run.open_transport() as transport:
         while summary.stopped is None and keep_going():
             stages.lap("smtp")
             lease = Lease(delivery.lease_seconds)
@@ -90,18 +89,17 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
                     continue
                 break
             lease.renewed(started)
-            journal = journal_for(engine, clock, delivery, recorded, flight, writes=writes,
-                                  connections=run.settings.smtp.concurrency)
+            journal = journal_for(engine, clock, delivery, recorded, flight, connections=run.settings.smtp.concurrency)
             journal.stages = stages
             outcomes: list[ledger.Result | None] = [None] * len(claims)
             try:
-                async with keep_leased(run, claims, outcomes, lease, summary, journal):
+                async with keep_leased(run, claims, outcomes, lease, summary):
                     await send_batch(run, claims, transport, summary, journal, lease, outcomes)
                 stages.lap("smtp")
             except BaseException:
-                await journal.close(complete=False)
+                journal.close(complete=False)
                 raise
-            await journal.close()
+            journal.close()
             ledger.unclaim(engine, [c for c, r in zip(claims, outcomes, strict=True) if r is None], now=clock.now())
             stages.lap("record")
 
@@ -138,23 +136,21 @@ async def send_batch(run: RunContext, claims: list[ledger.Claim], transport: Smt
 
 @asynccontextmanager
 async def keep_leased(run: RunContext, claims: list[ledger.Claim], results: list[ledger.Result | None],
-                      lease: Lease, summary: RunSummary, journal: Journal) -> AsyncIterator[None]:
+                      lease: Lease, summary: RunSummary) -> AsyncIterator[None]:
     """Renew the batch's lease while it is being sent, so no other worker takes it over as abandoned; once an
     email still to be sent is found taken over, the lease is lost and the batch sends nothing more. A renewal
-    that fails (a full disk) stops the batch's sends as a failed send does, and is raised. No write of the
-    journal is on its way meanwhile: the two would lock the same rows in orders of their own."""
+    that fails (a full disk) stops the batch's sends as a failed send does, and is raised."""
     lease_seconds = run.settings.delivery.lease_seconds
 
     async def heartbeat() -> None:
         while lease.lost is None:
             await run.clock.sleep(lease_seconds / 3)
-            async with journal.still():
-                started, now = lease.started(), run.clock.now()
-                unsent = [c for c, r in zip(claims, results, strict=True) if r is None]
-                held = ledger.extend_leases(run.engine, unsent, now=now, lease_seconds=lease_seconds)
-                # Emails with an outcome are held too until it is written; their rows may have it already.
-                ledger.extend_leases(run.engine, [c for c, r in zip(claims, results, strict=True) if r is not None],
-                                     now=now, lease_seconds=lease_seconds)
+            started, now = lease.started(), run.clock.now()
+            unsent = [c for c, r in zip(claims, results, strict=True) if r is None]
+            held = ledger.extend_leases(run.engine, unsent, now=now, lease_seconds=lease_seconds)
+            # Emails with an outcome are held too until it is written; their rows may have it already.
+            ledger.extend_leases(run.engine, [c for c, r in zip(claims, results, strict=True) if r is not None],
+                                 now=now, lease_seconds=lease_seconds)
             if held < len(unsent):
                 lease.lose(f"{len(unsent) - held} of the batch's emails still to be sent were taken over by "
                            "another process (this one stalled past its lease)")

@@ -3,8 +3,7 @@
 Beside a database file, the process's flight log records each email whose data goes out and each outcome
 as it happens, and the ledger gets the outcomes when the batch is done (FlightJournal; see flight). Elsewhere
 (a database server, whose deliverers may run on several machines), the ledger itself records it, as follows
-(LedgerJournal here for a database in memory; on a server, server_journal.ServerJournal awaits each write on
-the event loop and keeps the same promises).
+(LedgerJournal).
 
 Before a send lets its message data go out, the ledger records that the email's data is under way;
 the outcomes of sends that have finished are recorded in the same statement, and the writes of a
@@ -26,8 +25,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import ExitStack
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -39,7 +38,7 @@ from dunning.run.flight import FlightLog
 from dunning.run.stages import OFF, Stages
 from dunning.settings import DeliverySettings
 
-__all__ = ["Journal", "FlightJournal", "MarkingJournal", "LedgerJournal", "GATHER_SECONDS"]
+__all__ = ["Journal", "FlightJournal", "LedgerJournal", "journal_for"]
 
 BUSY_RETRY_SECONDS = 0.001  # between two tries of a write while another process holds the write lock
 BUSY_PATIENCE_SECONDS = 1.0  # then the write waits for the lock in SQLite, as every other write does
@@ -68,12 +67,7 @@ class Journal(ABC):
         """An outcome to record with the next write (or by close)."""
         self._finished.append(result)
 
-    @asynccontextmanager
-    async def still(self) -> AsyncIterator[None]:
-        """Inside (a block that does not await), no write of this journal is on its way."""
-        yield
-
-    async def close(self, *, complete: bool = True) -> None:
+    def close(self, *, complete: bool = True) -> None:
         """Record the outcomes not recorded yet: the batch is done (complete: False, it stopped on a failure,
         and sends may have ended with their data out and no outcome)."""
         self._write([], record=ledger.record, bind=self._engine)
@@ -91,13 +85,6 @@ class Journal(ABC):
         if counts is None:
             return False
         self._finished = []
-        self._written_up(finished, starting, counts)
-        return True
-
-    def _written_up(self, finished: list[ledger.Result], starting: list[tuple[int, int]],
-                    counts: ledger.RecordCounts) -> None:
-        """A write of these outcomes and marks is done: count the outcomes; LeaseLost if a mark found its row
-        taken over."""
         if finished:
             self._recorded(counts)
         # A mark whose email has its outcome in the same write (its envelope was refused) finds no row to mark.
@@ -105,6 +92,17 @@ class Journal(ABC):
         if counts.marked < expected:  # a row taken over, or expired, since this process claimed it
             raise LeaseLost(f"lease lost: {expected - counts.marked} of {expected} emails about to go out are no "
                             "longer this process's (their lease ran out and another took them over)")
+        return True
+
+
+def journal_for(engine: Engine, clock: Clock, delivery: DeliverySettings,
+                recorded: Callable[[ledger.RecordCounts], None], flight: FlightLog | None, *,
+                connections: int = 1) -> Journal:
+    """The journal of one batch: in the process's flight log when it has one, else in the ledger (its writes
+    gathered when the process sends over several connections: on one, no other send could join them)."""
+    if flight is not None:
+        return FlightJournal(engine, clock, delivery, recorded, flight)
+    return LedgerJournal(engine, clock, delivery, recorded, gather_seconds=GATHER_SECONDS if connections > 1 else 0)
 
 
 class FlightJournal(Journal):
@@ -119,23 +117,23 @@ class FlightJournal(Journal):
         """The line is appended at once, as the envelope goes out (an envelope refused then has its outcome
         logged too, so the email is not in doubt)."""
         self._flight.under_way(claim.email_id, claim.fence)
-        return WRITTEN
+        return _WRITTEN
 
     def finished(self, result: ledger.Result) -> None:
         """Logged now, recorded in the ledger by close."""
         super().finished(result)
         self._flight.finished(result)
 
-    async def close(self, *, complete: bool = True) -> None:
+    def close(self, *, complete: bool = True) -> None:
         """Record the outcomes in the ledger, then empty the log: the ledger has every outcome it holds. A batch
         that stopped on a failure keeps its log: what it says was under way is unknown at the replay."""
-        await super().close()
+        super().close()
         if complete:
             self._flight.empty()
 
 
-class MarkingJournal(Journal):
-    """A journal in the ledger: the marks asked for wait together for the write that will hold them."""
+class LedgerJournal(Journal):
+    """Marks claimed emails whose data goes out in the ledger, and records finished outcomes, many in one write."""
 
     def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
                  recorded: Callable[[ledger.RecordCounts], None], *, gather_seconds: float = GATHER_SECONDS) -> None:
@@ -143,7 +141,11 @@ class MarkingJournal(Journal):
         self._gather_seconds = gather_seconds
         self._starting: list[tuple[int, int]] = []
         self._written: asyncio.Future[None] | None = None  # the write the marks in _starting wait for
-        self._scheduled = False  # some send waits for that write
+        self._scheduled = False  # some send waits for that write, and its next try is due
+        self._first_try: float | None = None  # loop time of its first try
+        self._retry: asyncio.Handle | None = None  # the write's next try, scheduled
+        self._connection: Connection | None = None
+        self._held = ExitStack()
 
     def data_goes_out(self, claim: ledger.Claim) -> Awaitable[None]:
         """Ask for the record that this email's data goes out; awaiting the result returns once it is written
@@ -151,25 +153,9 @@ class MarkingJournal(Journal):
         self._starting.append((claim.email_id, claim.fence))
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
-        return Written(self.needed, self._written)
+        return _Written(self, self._written)
 
-    @abstractmethod
-    def needed(self, written: asyncio.Future[None]) -> None:
-        """A send waits for this write (asked at its first await)."""
-
-
-class LedgerJournal(MarkingJournal):
-    """Marks claimed emails whose data goes out in the ledger, and records finished outcomes, many in one write."""
-
-    def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
-                 recorded: Callable[[ledger.RecordCounts], None], *, gather_seconds: float = GATHER_SECONDS) -> None:
-        super().__init__(engine, clock, delivery, recorded, gather_seconds=gather_seconds)
-        self._first_try: float | None = None  # loop time of its first try
-        self._retry: asyncio.Handle | None = None  # the write's next try, scheduled
-        self._connection: Connection | None = None
-        self._held = ExitStack()
-
-    def needed(self, written: asyncio.Future[None]) -> None:
+    def needed(self) -> None:
         """A send waits for the pending write: its first try runs gather_seconds later, so that the records the
         sends on the process's other connections ask for meanwhile share it (0: on the next turn of the loop,
         once every send ready in this turn waits)."""
@@ -179,7 +165,7 @@ class LedgerJournal(MarkingJournal):
             self._retry = (loop.call_later(self._gather_seconds, self._try_write) if self._gather_seconds
                            else loop.call_soon(self._try_write))
 
-    async def close(self, *, complete: bool = True) -> None:
+    def close(self, *, complete: bool = True) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.
 
         Records asked for by sends that never reached DATA are not written: those emails have their outcome.
@@ -187,7 +173,7 @@ class LedgerJournal(MarkingJournal):
         if self._retry is not None:  # no send waits for the write any more: the batch is over
             self._retry.cancel()
         try:
-            await super().close()
+            super().close()
         finally:
             self._connection = None
             self._held.close()
@@ -229,18 +215,18 @@ class _Done:
         yield
 
 
-WRITTEN = _Done()
+_WRITTEN = _Done()
 
 
-class Written:
+class _Written:
     """What a send awaits before its data goes out: the write its record is in (asked for on the first await)."""
 
-    __slots__ = ("_needed", "_written")
+    __slots__ = ("_journal", "_written")
 
-    def __init__(self, needed: Callable[[asyncio.Future[None]], None], written: asyncio.Future[None]) -> None:
-        self._needed, self._written = needed, written
+    def __init__(self, journal: LedgerJournal, written: asyncio.Future[None]) -> None:
+        self._journal, self._written = journal, written
 
     def __await__(self) -> Generator[Any, None, None]:
         if not self._written.done():
-            self._needed(self._written)
+            self._journal.needed()
         return asyncio.shield(self._written).__await__()

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from dunning.errors import SettingsError
-from dunning.store.backend import AsyncLedger, Backend
+from dunning.store.backend import Backend
 from dunning.store.migrations import MIGRATIONS, SCHEMA_VERSION, V7_REPLACED
 from dunning.store.migrations import upgrade as _upgrade
 from dunning.store.schema import (
@@ -41,8 +41,8 @@ from dunning.store.schema import (
     suppressions,
 )
 
-__all__ = ["Backend", "AsyncLedger", "backend_of", "connect", "upgrade", "among", "UtcDateTime", "CLAIMABLE",
-           "V1_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "V7_REPLACED", "metadata", "schema_version", "accounts",
+__all__ = ["Backend", "backend_of", "connect", "upgrade", "among", "UtcDateTime", "CLAIMABLE", "V1_TABLES",
+           "MIGRATIONS", "SCHEMA_VERSION", "V7_REPLACED", "metadata", "schema_version", "accounts",
            "payment_methods", "subscriptions", "invoices", "charges", "emails", "email_payloads", "notices",
            "suppressions", "bounces", "bounce_messages", "source_state", "source_events",
            "balance_history", "link_clicks"]

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
-    Dialect,
     Engine,
     FromClause,
     Integer,
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
     from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
-__all__ = ["Backend", "JsonRows", "Upsert", "rows_parameter", "AsyncLedger"]
+__all__ = ["Backend", "JsonRows", "Upsert", "rows_parameter"]
 
 Upsert: TypeAlias = "PostgresInsert | SqliteInsert"  # an INSERT with ON CONFLICT clauses
 
@@ -64,31 +63,6 @@ class JsonRows:
 def rows_parameter() -> BindParameter[str]:
     """The JSON array of rows a JsonRows reads."""
     return bindparam("rows", type_=Text)
-
-
-class AsyncLedger(ABC):
-    """A connection of its own for a delivery process's ledger writes, awaited on its event loop: opened at its
-    first write, checked at the first write of each batch, closed by aclose."""
-
-    dialect: Dialect  # how values are bound for it (datetimes as SQLAlchemy binds them)
-
-    @abstractmethod
-    def batch_begins(self) -> None:
-        """The next write is the first of a batch: the connection, idle since the last batch, is checked first
-        (and opened anew if the server dropped it meanwhile)."""
-
-    @abstractmethod
-    async def attempts(self, email_ids: Sequence[int]) -> dict[int, int]:
-        """How many attempts each of these emails has had."""
-
-    @abstractmethod
-    async def record_at_once(self, outcomes: Sequence[Mapping[str, object]], marks: Sequence[tuple[int, int]],
-                             now: object) -> tuple[dict[str, int], int]:
-        """As Backend.record_at_once, awaited: how many outcomes of each status and how many marks held."""
-
-    @abstractmethod
-    async def aclose(self) -> None:
-        """Close the connection, if it was opened."""
 
 
 class Backend(ABC):
@@ -160,12 +134,6 @@ class Backend(ABC):
         fence; none of an email among the outcomes) in one statement, committed on its own: how many outcomes
         of each status and how many marks held. None where the database has no such statement: the ledger
         then writes them one by one in a transaction."""
-        return None
-
-    def async_ledger(self, engine: Engine) -> AsyncLedger | None:
-        """A connection for a delivery process's ledger writes that does not hold its event loop while the server
-        works; None where the writes stay on the engine's connections (SQLite: a database in memory is the
-        engine's own)."""
         return None
 
     def flight_folder(self, url: URL) -> Path | None:

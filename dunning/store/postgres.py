@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import psycopg
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -35,7 +34,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
 from dunning.errors import DatabaseUnavailable
-from dunning.store.backend import AsyncLedger, Backend, JsonRows, Upsert, rows_parameter
+from dunning.store.backend import Backend, JsonRows, Upsert, rows_parameter
 from dunning.store.schema import CLAIMABLE
 
 __all__ = ["PostgresBackend"]
@@ -73,74 +72,12 @@ _RECORD_AT_ONCE = (
     "SELECT status, count(*) FROM outcome GROUP BY status UNION ALL SELECT NULL, count(*) FROM mark")
 
 
-_ATTEMPTS = ("SELECT id, attempts FROM emails "
-             "WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(%(ids)s::jsonb)::integer))")
-
-
-def _record_parameters(outcomes: Sequence[Mapping[str, object]], marks: Sequence[tuple[int, int]],
-                       now: object) -> dict[str, object]:
-    """The parameters of _RECORD_AT_ONCE."""
-    return {"now": now, "outcomes": orjson.dumps(outcomes).decode(), "marks": orjson.dumps(
-        [{"email_id": email_id, "fence": fence} for email_id, fence in marks]).decode()}
-
-
-def _counted(rows: Sequence[tuple[Any, ...]]) -> tuple[dict[str, int], int]:
-    """The rows of _RECORD_AT_ONCE: the outcomes written, by status, and the marks."""
-    return ({status: count for status, count in rows if status is not None},
-            sum(count for status, count in rows if status is None))
-
-
 def _record_counts(cursor: DBAPICursor, parameters: dict[str, object]) -> tuple[dict[str, int], int]:
     """Run _RECORD_AT_ONCE: the outcomes written, by status, and the marks."""
     cursor.execute(_RECORD_AT_ONCE, parameters)
-    return _counted(cursor.fetchall())
-
-
-class _AsyncLedger(AsyncLedger):
-    """psycopg's AsyncConnection, in autocommit (each write is one statement), opened from the engine's URL."""
-
-    def __init__(self, engine: Engine, backend: PostgresBackend) -> None:
-        self.dialect, self._url, self._backend = engine.dialect, engine.url, backend
-        _, self._options = engine.dialect.create_connect_args(engine.url)
-        self._options.pop("context", None)  # SQLAlchemy's adapters for its own connections
-        self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._check = False
-
-    def batch_begins(self) -> None:
-        """Pinged at the next write, as the engine's pool pings a connection it hands out."""
-        self._check = True
-
-    async def attempts(self, email_ids: Sequence[int]) -> dict[int, int]:
-        """One query over a JSON array of the ids."""
-        cursor = await (await self._ready()).execute(_ATTEMPTS, {"ids": orjson.dumps(list(email_ids)).decode()})
-        return dict(await cursor.fetchall())
-
-    async def record_at_once(self, outcomes: Sequence[Mapping[str, object]], marks: Sequence[tuple[int, int]],
-                             now: object) -> tuple[dict[str, int], int]:
-        """_RECORD_AT_ONCE, committed on its own."""
-        cursor = await (await self._ready()).execute(_RECORD_AT_ONCE, _record_parameters(outcomes, marks, now))
-        return _counted(await cursor.fetchall())
-
-    async def aclose(self) -> None:
-        """Close the connection, if it was opened."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await connection.close()
-
-    async def _ready(self) -> psycopg.AsyncConnection[Any]:
-        if self._connection is not None and self._check:
-            self._check = False
-            try:
-                await self._connection.execute("SELECT 1")
-            except psycopg.OperationalError:  # dropped while idle: a new one, as the pool would give
-                await self.aclose()
-        if self._connection is None or self._connection.closed:
-            self._check = False
-            try:
-                self._connection = await psycopg.AsyncConnection.connect(autocommit=True, **self._options)
-            except psycopg.OperationalError as exc:
-                raise self._backend.unreachable(self._url, (str(exc).strip().splitlines() or ["?"])[0]) from None
-        return self._connection
+    rows = cursor.fetchall()
+    return ({status: count for status, count in rows if status is not None},
+            sum(count for status, count in rows if status is None))
 
 
 class PostgresBackend(Backend):
@@ -187,7 +124,8 @@ class PostgresBackend(Backend):
     def record_at_once(self, cursor: DBAPICursor, outcomes: Sequence[Mapping[str, object]],
                        marks: Sequence[tuple[int, int]], now: object) -> tuple[dict[str, int], int]:
         """One statement over JSON arrays, in autocommit: no BEGIN and COMMIT of their own."""
-        parameters = _record_parameters(outcomes, marks, now)
+        parameters = {"now": now, "outcomes": orjson.dumps(outcomes).decode(), "marks": orjson.dumps(
+            [{"email_id": email_id, "fence": fence} for email_id, fence in marks]).decode()}
         driver: Any = cursor.connection  # a psycopg cursor names its connection
         if driver.autocommit:  # a journal's own connection (impatient)
             return _record_counts(cursor, parameters)
@@ -198,10 +136,6 @@ class PostgresBackend(Backend):
         finally:
             if not driver.broken:
                 driver.autocommit = False
-
-    def async_ledger(self, engine: Engine) -> AsyncLedger:
-        """psycopg's AsyncConnection on the delivery process's event loop."""
-        return _AsyncLedger(engine, self)
 
     @contextmanager
     def impatient(self, conn: Connection) -> Iterator[None]:

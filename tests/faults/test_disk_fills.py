@@ -128,22 +128,15 @@ def _postgresql_full(run: Run) -> None:
         real = getattr(ledger, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if run.disk.full:  # as SQLAlchemy raises it
-                raise sqlalchemy.exc.OperationalError(name, None, full)
+            if name == "try_record":
+                run.fill_once_out()
+            if run.disk.full:  # on the driver's own cursor as the driver raises it, else as SQLAlchemy does
+                raise full if name == "try_record" else sqlalchemy.exc.OperationalError(name, None, full)
             return real(*args, **kwargs)
         return call
 
-    real_record_async = ledger.record_async
-
-    async def record_async(*args: Any, **kwargs: Any) -> Any:
-        run.fill_once_out()
-        if run.disk.full:  # on the journal's own connection, as the driver raises it
-            raise full
-        return await real_record_async(*args, **kwargs)
-
-    for name in ("record", "claim", "extend_leases", "unclaim", "expire_leases"):
+    for name in ("try_record", "record", "claim", "extend_leases", "unclaim", "expire_leases"):
         run.monkeypatch.setattr(ledger, name, failing(name))
-    run.monkeypatch.setattr(ledger, "record_async", record_async)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from dunning import ledger, store
-from dunning.run.journal import GATHER_SECONDS, Journal
-from dunning.run.server_journal import ServerJournal, journal_for
+from dunning.run.journal import GATHER_SECONDS, LedgerJournal, journal_for
 from dunning.settings import DeliverySettings
 from dunning.store.sqlite import SQLITE_BUSY_TIMEOUT_MS
 
@@ -39,19 +38,8 @@ def data_at(engine, claims) -> list[datetime | None]:
     return [rows[c.email_id] for c in claims]
 
 
-def journal(engine, recorded=None, clock=None, *, connections: int = 4, writes=None) -> Journal:
-    """The journal a delivery process over several connections keeps on this database (no flight log); its
-    writes on the process's own connection where the database offers one (writes, or a new one)."""
-    writes = writes or store.backend_of(engine).async_ledger(engine)
-    return journal_for(engine, clock or TickingClock(), DeliverySettings(), recorded or (lambda counts: None), None,
-                       writes=writes, connections=connections)
-
-
-async def closed(kept: Journal) -> None:
-    """Close the batch's journal, then the process's own connection for its writes (if it has one)."""
-    await kept.close()
-    if isinstance(kept, ServerJournal):
-        await kept.writes.aclose()
+def journal(engine, recorded=None) -> LedgerJournal:
+    return LedgerJournal(engine, TickingClock(), DeliverySettings(), recorded or (lambda counts: None))
 
 
 def claimed(engine, sends, n):
@@ -72,7 +60,7 @@ def test_records_asked_for_before_any_send_waits_share_one_write(engine, sends):
         assert all(data_at(engine, [first, second, third]))
         await waits[0]  # already written: nothing more to wait for
         await kept.data_goes_out(late)
-        await closed(kept)
+        kept.close()
 
     asyncio.run(sends_in_flight())
     moments = data_at(engine, [first, second, third, late])
@@ -110,7 +98,7 @@ def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
             await written
 
         await asyncio.gather(send(first, 0), send(second, 3))
-        await closed(kept)
+        kept.close()
 
     try:
         loop.run_until_complete(two_connections())
@@ -125,7 +113,7 @@ def test_over_one_connection_a_write_waits_for_no_other(engine, sends):
     """A process sending over one connection has no other send whose record could join a write: each goes on
     the next turn of the event loop, and records asked for a few turns apart get writes of their own."""
     first, second = claimed(engine, sends, 2)
-    single = journal(engine, connections=1)
+    single = journal_for(engine, TickingClock(), DeliverySettings(), lambda counts: None, None, connections=1)
 
     async def one_connection():
         async def send(claim, turns_later):
@@ -134,7 +122,7 @@ def test_over_one_connection_a_write_waits_for_no_other(engine, sends):
             await single.data_goes_out(claim)
 
         await asyncio.gather(send(first, 0), send(second, 3))
-        await closed(single)
+        single.close()
 
     asyncio.run(one_connection())
     first_at, second_at = data_at(engine, [first, second])
@@ -151,7 +139,7 @@ def test_a_record_nobody_waited_for_is_not_written(engine, sends):
         kept = journal(engine, outcomes.append)
         kept.data_goes_out(refused)
         kept.finished(ledger.Result(refused.email_id, refused.fence, "failed", code=550, reply="no such user"))
-        await closed(kept)
+        kept.close()
 
     asyncio.run(refused_envelope())
     assert data_at(engine, [refused]) == [None] and outcomes[0].failed == 1
@@ -174,7 +162,7 @@ def test_a_write_that_meets_the_write_lock_lets_the_event_loop_go_on(engine, sen
         other.rollback()
         await asyncio.wait_for(waiting, timeout=5)
         assert data_at(engine, [claim]) != [None]
-        await closed(kept)
+        kept.close()
 
     try:
         asyncio.run(send_during_lock())

@@ -142,7 +142,7 @@ def test_with_a_flight_log_the_journal_writes_the_ledger_once_a_batch(engine):
         assert set(conn.execute(select(store.emails.c.data_at)).scalars()) == {None}
     assert _statuses(engine) == {first.email_id: "sending", second.email_id: "sending"} and not recorded
     assert read_flight(flight.path).in_doubt == []
-    asyncio.run(journal.close())
+    journal.close()
     assert _statuses(engine) == {first.email_id: "sent", second.email_id: "sent"}
     assert [counts.sent for counts in recorded] == [2] and flight.path.read_bytes() == b""
     flight.close(remove=True)
