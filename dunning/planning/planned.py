@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, make_dataclass
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from dunning.frozen import builder
 from dunning.vocabulary import PlanStatus
 
 __all__ = ["PlannedNotice", "planned_notice"]
@@ -41,16 +42,6 @@ class PlannedNotice:
     why: str
 
 
-# The same slots, not frozen: its generated __init__ sets them directly, and an object built by it takes the
-# frozen class as its own (the two classes' layouts are the same), where the frozen class's __init__ calls
-# object.__setattr__ once per field.
-_Open = make_dataclass("_Open", [(field.name, field.type) for field in fields(PlannedNotice)], slots=True)
-
-
-def planned_notice(*values: object) -> PlannedNotice:
-    """What PlannedNotice(...) builds from every field's value in the order of the fields, built open and then
-    made a PlannedNotice (the policy builds two or more per account)."""
-    notice = _Open(*values)
-    notice.__class__ = PlannedNotice
-    return notice  # type: ignore[no-any-return]
-
+planned_notice = builder(PlannedNotice)
+"""What PlannedNotice(...) builds from every field's value in the order of the fields, without the frozen class's
+__setattr__ (the policy builds two or more per account)."""
