@@ -15,7 +15,8 @@ tell "tampered" from "signed by a key no longer listed"; the key id can, but it 
 the signature failed, so it is a hint for the operator, never a reason to accept anything.
 
 Everything that depends only on the keys (their validation, the key id, the serializer, its signer
-and derived HMAC keys) is computed once per key list: a run signs one link per notice.
+and derived HMAC keys) is computed once per key list: a run signs one link per notice. A run's LinkSigner
+writes each token from what its tokens share (the same text as the serializer's); verifying is itsdangerous'.
 """
 
 from __future__ import annotations
