@@ -15,11 +15,13 @@ tell "tampered" from "signed by a key no longer listed"; the key id can, but it 
 the signature failed, so it is a hint for the operator, never a reason to accept anything.
 
 Everything that depends only on the keys (their validation, the key id, the serializer, its signer
-and derived HMAC keys) is computed once per key list: a run signs one link per notice.
+and derived HMAC keys) is computed once per key list: a run signs one link per notice. A run's LinkSigner
+writes each token from what its tokens share (the same text as the serializer's); verifying is itsdangerous'.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import json
@@ -32,7 +34,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
+from itsdangerous.encoding import base64_encode, int_to_bytes
 from itsdangerous.serializer import Serializer
 from itsdangerous.signer import HMACAlgorithm, Signer
 from itsdangerous.timed import TimestampSigner
@@ -103,17 +105,52 @@ class LinkSigner:
     def __init__(self, links: LinksSettings) -> None:
         self._links = links
         self._keys = _checked_keys(tuple(links.key_list))
+        self._settle, self._update = _Tokens(self._keys, "settlement"), _Tokens(self._keys, "update")
 
     def settlement_url(self, *, account: str, payment_method: str, key: str, now: datetime | None = None) -> str:
         """links.settlement_url with {token} replaced by a fresh signed token."""
-        token = sign_token(self._keys, account=account, payment_method=payment_method, key=key, now=now)
+        token = self._settle.sign(account, payment_method, key, now)
         return self._links.settlement_url.replace("{token}", token)
 
     def update_url(self, *, account: str, payment_method: str, key: str, now: datetime | None = None) -> str:
         """links.update_url (the payment-method update page) with {token} replaced by a fresh update token."""
-        token = sign_token(self._keys, account=account, payment_method=payment_method, key=key, now=now,
-                           purpose="update")
+        token = self._update.sign(account, payment_method, key, now)
         return self._links.update_url.replace("{token}", token)
+
+
+# An id JSON writes as it is (ensure_ascii off): no quote, backslash, control character or lone surrogate.
+_PLAIN_ID = re.compile(r'[^"\\\x00-\x1f\ud800-\udfff]*')
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
+class _Tokens:
+    """Tokens of one purpose, the same text as sign_token's, with what they share made once: the JSON
+    around the ids, the keyed HMAC (the serializer's signer derives its key) and the last moment's stamp."""
+
+    def __init__(self, keys: tuple[str, ...], purpose: Purpose) -> None:
+        self._keys, self._purpose = keys, purpose
+        derived = _serializer(keys, time.time, PURPOSES[purpose]).make_signer().derive_key()
+        self._mac = hmac.new(derived, digestmod=hashlib.sha256)
+        self._head = f'[{FORMAT},"{key_id(keys[0])}","'
+        self._now: datetime | None = None
+        self._stamped = b""
+
+    def sign(self, account: str, payment_method: str, key: str, now: datetime | None) -> str:
+        """A token for these ids signed at now (default: the clock)."""
+        if not _PLAIN_ID.fullmatch(account + payment_method + key):
+            return sign_token(self._keys, account=account, payment_method=payment_method, key=key, now=now,
+                              purpose=self._purpose)
+        if now is None or now is not self._now:  # a run signs a batch's links at one moment
+            self._now, self._stamped = now, b"." + base64_encode(int_to_bytes(int(_clock(now)())))
+        value = _b64(f'{self._head}{account}","{payment_method}","{key}"]'.encode()) + self._stamped
+        mac = self._mac.copy()
+        mac.update(value)
+        return (value + b"." + _b64(mac.digest())).decode("ascii")
+
+
+def _b64(data: bytes) -> bytes:
+    """itsdangerous' base64_encode: URL-safe base64 without padding."""
+    return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).rstrip(b"=")
 
 
 def settlement_url(links: LinksSettings, *, account: str, payment_method: str, key: str,

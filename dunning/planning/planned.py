@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from dunning.frozen import builder
 from dunning.vocabulary import PlanStatus
 
 __all__ = ["PlannedNotice", "planned_notice"]
@@ -41,14 +42,6 @@ class PlannedNotice:
     why: str
 
 
-_PUT = tuple(getattr(PlannedNotice, field.name).__set__ for field in fields(PlannedNotice))
-_new = object.__new__
-
-
-def planned_notice(*values: object) -> PlannedNotice:
-    """What PlannedNotice(...) builds from every field's value in the order of the fields, each set through its
-    slot rather than the frozen class's __setattr__ (the policy builds two or more per account)."""
-    notice = _new(PlannedNotice)
-    for put, value in zip(_PUT, values, strict=True):
-        put(notice, value)
-    return notice
+planned_notice = builder(PlannedNotice)
+"""What PlannedNotice(...) builds from every field's value in the order of the fields, without the frozen class's
+__setattr__ (the policy builds two or more per account)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
-from dunning import ledger
+from dunning import frozen, ledger
 from dunning.billing.contract import Account
 from dunning.delivery.mime import address_domain, make_message_id
 from dunning.links import LinkSigner
@@ -96,7 +96,9 @@ def outbox_entry(notice: PlannedNotice, account: Account, settings: Settings, li
         payload = notice_context.to_json({"to": notice.to, "cc": notice.cc,
                                           "locale": notice.locale, "context": context})
         message_id = make_message_id(first_key, domain or address_domain(settings.sender.from_address))
-    return ledger.OutboxEntry(account=notice.account, payment_method=notice.payment_method,
-                              notice=notice.notice, stage=notice.stage, locale=notice.locale,
-                              status=status, keys=tuple(notice.keys), message_id=message_id,
-                              payload=payload)
+    return _entry(account=notice.account, payment_method=notice.payment_method,
+                  notice=notice.notice, stage=notice.stage, locale=notice.locale, status=status,
+                  keys=tuple(notice.keys), message_id=message_id, payload=payload)
+
+
+_entry = frozen.builder(ledger.OutboxEntry)

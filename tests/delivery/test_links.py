@@ -299,3 +299,22 @@ def test_update_url_goes_to_the_payment_method_page(monkeypatch):
     assert url.startswith("https://billing.example.com/payment-method/")
     token = token_from(url, links, "update")
     assert verify_token(token, [NEW], max_age_days=45, now=NOW, purpose="update").account == "acct_1"
+
+
+@pytest.mark.parametrize("ids", [
+    IDS,
+    dict(account="acct_é", payment_method="pm_\u4e2d", key="k\U0001f600"),
+    dict(account='acct_"1"', payment_method="pm\\1", key="k\x00\x1f\x7f"),
+    dict(account="", payment_method="", key=""),
+])
+@pytest.mark.parametrize("purpose", ["settlement", "update"])
+def test_a_signer_writes_the_tokens_of_sign_token_byte_for_byte(ids, purpose):
+    """LinkSigner's tokens, made from what they share, are sign_token's text, for any ids and either purpose."""
+    from dunning.links import LinkSigner
+    signer = LinkSigner(LinksSettings(keys=f"{NEW},{OLD}", settlement_url="https://p.example/s/{token}",
+                                      update_url="https://p.example/u/{token}"))
+    sign = signer.update_url if purpose == "update" else signer.settlement_url
+    for now in (NOW, NOW, NOW + timedelta(seconds=1)):
+        token = sign(**ids, now=now).rsplit("/", 1)[1]
+        assert token == sign_token([NEW, OLD], **ids, now=now, purpose=purpose)
+        assert verify_token(token, [OLD, NEW], max_age_days=45, now=now, purpose=purpose).key == ids["key"]

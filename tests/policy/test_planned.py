@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from datetime import date
 from decimal import Decimal
 
@@ -28,8 +29,19 @@ def test_every_field_set_in_order() -> None:
 
 def test_a_missing_value_is_refused_and_the_notice_stays_frozen() -> None:
     names = [field.name for field in dataclasses.fields(PlannedNotice)]
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):  # as PlannedNotice(...) refuses it
         planned_notice(*(VALUES[name] for name in names[:-1]))
     built = planned_notice(*(VALUES[name] for name in names))
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.status = "skipped"  # type: ignore[misc]
+
+
+def test_a_built_notice_is_a_planned_notice_in_every_way() -> None:
+    """Its class, equality, copies and replacements are those of a notice made by PlannedNotice(...)."""
+    names = [field.name for field in dataclasses.fields(PlannedNotice)]
+    built = planned_notice(*(VALUES[name] for name in names))
+    made = PlannedNotice(**VALUES)  # type: ignore[arg-type]
+    assert type(built) is PlannedNotice and isinstance(built, PlannedNotice)
+    assert repr(built) == repr(made)
+    assert dataclasses.replace(built, status="skipped") == dataclasses.replace(made, status="skipped")
+    assert pickle.loads(pickle.dumps(built)) == made
