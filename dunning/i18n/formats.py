@@ -136,11 +136,10 @@ def currency_writer(locale: Locale, currency: str, numbering: str = "latn") -> C
     def babel(value: Decimal) -> str:
         return format_currency(value, currency, locale=locale, numbering_system=numbering)
 
-    if numbering != "latn":
-        return babel
     pattern = locale.currency_formats["standard"]
-    group = get_group_symbol(locale, numbering_system="latn")
-    point = get_decimal_symbol(locale, numbering_system="latn")
+    # The numbering system changes the symbols only; digits are the caller's (Formats._digits), as Babel leaves them.
+    group = get_group_symbol(locale, numbering_system=numbering)
+    point = get_decimal_symbol(locale, numbering_system=numbering)
     affixes = [pattern.prefix[i] + "\0" + pattern.suffix[i] for i in (0, 1)]
     if (not isinstance(currency, str) or pattern.exp_prec or pattern.scale or "@" in pattern.pattern
             or pattern.number_pattern == "" or any("¤¤¤" in a or a.count("\0") != 1 for a in affixes)
