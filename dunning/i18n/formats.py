@@ -76,7 +76,13 @@ class Formats:
     def date(self, value: date | datetime, timezone: str | None = None, format: str = "long") -> str:
         """A calendar date (`1 novembre 2026`); an aware datetime is first taken to the timezone."""
         if isinstance(value, datetime):
-            value = _local(value, timezone).date()
+            if timezone is None or value.tzinfo is None:   # the date depends on the value's own offset
+                value = _local(value, timezone).date()
+            else:   # the same instant is the same date in one timezone: remembered before it is converted
+                moment = ("moment", value, timezone, format)
+                found = self._memo.get(moment)
+                return found if found is not None else self._remember(
+                    moment, self.date(_local(value, timezone).date(), None, format))
         key = ("date", value, format)
         found = self._memo.get(key)
         if found is None:
