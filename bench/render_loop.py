@@ -1,6 +1,6 @@
 """The render alone, two or more source trees of the project in one process, in turn; or one tree for a counter.
 
-    python -m bench.render_loop --trees BEFORE AFTER [--emails 3000] [--rounds 10]
+    python -m bench.render_loop --trees BEFORE AFTER [--emails 3000] [--rounds 10] [--sample-locales] [--fresh]
     valgrind --tool=callgrind python -m bench.render_loop --once TREE --rounds 0   (then --rounds 1)
 
 With --trees: each tree's Renderer over the same payloads (every shipped scenario in every locale, each
@@ -34,15 +34,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", type=Path, help="one tree's loop, for a counter run around it")
     parser.add_argument("--emails", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--sample-locales", action="store_true",
+                        help="the locale tags of the sample's accounts (fr-FR, ar-EG, pt-BR…), as a run meets them")
+    parser.add_argument("--fresh", action="store_true",
+                        help="payloads of their own in every round: amounts never formatted before, as in a run "
+                             "(with --once: the first round's only)")
     args = parser.parse_args(argv)
-    if args.once is not None:
-        renderer, work = _load(args.once, args.emails)
+    if args.once is not None:   # with --fresh: the warm set and one fresh set, whatever the rounds
+        renderer, work = _load(args.once, args.emails * (2 if args.fresh else 1), args.sample_locales)
         for _ in range(args.rounds):
-            _loop(renderer, work)
+            _loop(renderer, work[-args.emails:])
         return 0
-    loaded = [_load(tree, args.emails) for tree in args.trees]
-    work = loaded[0][1]
-    for notice, locale, context in work:
+    sets = 1 + args.rounds if args.fresh else 1
+    loaded = [_load(tree, args.emails * sets, args.sample_locales) for tree in args.trees]
+    work, size = loaded[0][1], args.emails
+    rounds = [work[size * (r + 1):size * (r + 2)] if args.fresh else work[:size] for r in range(args.rounds)]
+    for notice, locale, context in work[:size]:
         first, *others = [renderer.render(notice, locale, context) for renderer, _ in loaded]
         for other in others:
             same = (first.subject, first.preheader, first.html, first.text) == (
@@ -51,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{notice} in {locale} renders differently in the trees: nothing measured")
     runs: list[list[float]] = [[] for _ in loaded]
     gc.disable()
-    for _ in range(args.rounds):
+    for payloads in rounds:
         for index, (renderer, _) in enumerate(loaded):
-            runs[index].append(_loop(renderer, work))
+            runs[index].append(_loop(renderer, payloads))
             gc.collect()
     for tree, values in zip(args.trees, runs, strict=True):
         print(f"{tree}: {statistics.median(values):.1f} µs per email (median), {min(values):.1f} (best); "
@@ -61,19 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _load(tree: Path, emails: int) -> tuple[Any, list[Job]]:
-    """A tree's Renderer, warmed on every scenario in every locale, and the payloads, made from its modules."""
+def _load(tree: Path, emails: int, sample_locales: bool = False) -> tuple[Any, list[Job]]:
+    """A tree's Renderer, warmed on every scenario in every locale, and the payloads, made from its modules.
+
+    sample_locales: the locale tags of the sample's accounts instead of the catalogs' own (a region's
+    formats: ar-EG's Arabic-Indic digits, fr-CA's; a tag without a catalog, falling back)."""
     for name in [name for name in sys.modules if name.split(".")[0] in ("dunning", "bench")]:
         del sys.modules[name]   # the next tree's modules are its own
     sys.path.insert(0, str(tree))
     try:
         from bench.render_bench import _varied
+        from dunning.billing.sample import PROFILES
         from dunning.emails.render import Renderer
         from dunning.emails.scenarios import load_scenarios
         templates = tree / "templates" / "emails"
         renderer = Renderer(templates, tree / "locales")
-        jobs = [(s.notice, locale, s.context) for s in load_scenarios(templates)
-                for locale in sorted(renderer.available_locales)]
+        tags = sorted({profile[0] for profile in PROFILES}) if sample_locales else sorted(renderer.available_locales)
+        jobs = [(s.notice, locale, s.context) for s in load_scenarios(templates) for locale in tags]
         _loop(renderer, jobs)
         return renderer, _varied(jobs, emails, random.Random(7))
     finally:

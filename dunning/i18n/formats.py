@@ -59,9 +59,14 @@ class Formats:
         if found is None:
             write = self._currencies.get(currency)
             if write is None:
-                write = self._currencies[currency] = currency_writer(self.locale, currency, self.numbering)
-            found = self._remember(key, self._digits(_unbroken(write(Decimal(amount)))))
+                write = self._currencies[currency] = currency_writer(self.locale, currency, self.numbering,
+                                                                     self._finish)
+            found = self._remember(key, write(Decimal(amount)))
         return found
+
+    def _finish(self, text: str) -> str:
+        """An amount's text as it is shown: no-break, in the locale's digits."""
+        return self._digits(_unbroken(text))
 
     def number(self, value: int) -> str:
         """A count in the locale's digits (`3`, or `٣` in ar_EG)."""
@@ -71,7 +76,13 @@ class Formats:
     def date(self, value: date | datetime, timezone: str | None = None, format: str = "long") -> str:
         """A calendar date (`1 novembre 2026`); an aware datetime is first taken to the timezone."""
         if isinstance(value, datetime):
-            value = _local(value, timezone).date()
+            if timezone is None or value.tzinfo is None:   # the date depends on the value's own offset
+                value = _local(value, timezone).date()
+            else:   # the same instant is the same date in one timezone: remembered before it is converted
+                moment = ("moment", value, timezone, format)
+                found = self._memo.get(moment)
+                return found if found is not None else self._remember(
+                    moment, self.date(_local(value, timezone).date(), None, format))
         key = ("date", value, format)
         found = self._memo.get(key)
         if found is None:
@@ -126,21 +137,25 @@ def _ordinal_first(text: str, value: date, locale: Locale, format: str) -> str:
     return _FIRST_OF_MONTH.sub("1er", text, count=1)
 
 
-def currency_writer(locale: Locale, currency: str, numbering: str = "latn") -> Callable[[Decimal], str]:
+def currency_writer(locale: Locale, currency: str, numbering: str = "latn",
+                    finish: Callable[[str], str] | None = None) -> Callable[[Decimal], str]:
     """format_currency(value, currency, locale=locale) with the pattern and symbols looked up once.
 
     Babel finds the pattern, symbols and currency name again for every amount; this does the same
     steps with them kept. Patterns it does not mirror (scientific, significant digits, currency
-    names) and any locale whose probes come out differently keep using Babel itself.
+    names) and any locale whose probes come out differently keep using Babel itself. finish: a change
+    of the text made character by character or at a letter touching a digit (Formats.money's spaces and
+    digits), made once to the pattern's constant parts rather than to every amount's text.
     """
-    def babel(value: Decimal) -> str:
-        return format_currency(value, currency, locale=locale, numbering_system=numbering)
+    finished = finish or _same
 
-    if numbering != "latn":
-        return babel
+    def babel(value: Decimal) -> str:
+        return finished(format_currency(value, currency, locale=locale, numbering_system=numbering))
+
     pattern = locale.currency_formats["standard"]
-    group = get_group_symbol(locale, numbering_system="latn")
-    point = get_decimal_symbol(locale, numbering_system="latn")
+    # The numbering system changes the symbols only; digits are the caller's (Formats._digits), as Babel leaves them.
+    group = get_group_symbol(locale, numbering_system=numbering)
+    point = get_decimal_symbol(locale, numbering_system=numbering)
     affixes = [pattern.prefix[i] + "\0" + pattern.suffix[i] for i in (0, 1)]
     if (not isinstance(currency, str) or pattern.exp_prec or pattern.scale or "@" in pattern.pattern
             or pattern.number_pattern == "" or any("¤¤¤" in a or a.count("\0") != 1 for a in affixes)
@@ -150,14 +165,20 @@ def currency_writer(locale: Locale, currency: str, numbering: str = "latn") -> C
     # As apply() treats prefix + number + suffix, with the number held by a NUL it never contains.
     sides = [_QUOTED.sub(lambda m: m.group(1) or "'", a.replace("¤¤", currency.upper()).replace("¤", symbol))
              .partition("\0")[::2] for a in affixes]
-    fast = _number_writer(pattern, get_currency_precision(currency), group, point, sides, babel)
+    fast = _number_writer(pattern, get_currency_precision(currency), group, point, sides, babel, finish)
     return fast if all(fast(v) == babel(v) for v in _PROBES) else babel
 
 
+def _same(text: str) -> str:
+    return text
+
+
 def _number_writer(pattern: Any, digits: int, group: str, point: str, sides: list[tuple[str, str]],
-                   babel: Callable[[Decimal], str]) -> Callable[[Decimal], str]:
-    """NumberPattern.apply's steps for a finite amount with the currency's digits."""
+                   babel: Callable[[Decimal], str], finish: Callable[[str], str] | None) -> Callable[[Decimal], str]:
+    """NumberPattern.apply's steps for a finite amount with the currency's digits, then finish."""
     quantum, (first, other), least = get_decimal_quantum(digits), pattern.grouping, pattern.int_prec[0]
+    if (first, other) == (3, 3) and least == 1:
+        return _grouped_writer(quantum, group, point, sides, babel, finish or _same)
 
     def fast(value: Decimal) -> str:
         if not value.is_finite():
@@ -168,7 +189,29 @@ def _number_writer(pattern: Any, digits: int, group: str, point: str, sides: lis
         grouped, size = "", first
         while len(whole) > size:
             grouped, whole, size = group + whole[-size:] + grouped, whole[:-size], other
-        return f"{before}{whole}{grouped}{point + fraction.ljust(digits, '0') if digits else ''}{after}"
+        text = f"{before}{whole}{grouped}{point + fraction.ljust(digits, '0') if digits else ''}{after}"
+        return finish(text) if finish else text
+
+    return fast
+
+
+def _grouped_writer(quantum: Decimal, group: str, point: str, sides: list[tuple[str, str]],
+                    babel: Callable[[Decimal], str], finish: Callable[[str], str]) -> Callable[[Decimal], str]:
+    """The same for groups of three digits: the digits grouped by format's `,`, then `,`, `.` and the digits
+    replaced by the locale's at once; the sides finished beforehand, each next to a digit as in the text."""
+    # The number starts and ends with a digit (at least one integer digit): finished beside a "0", then cut off.
+    ends = [(finish(before + "0")[:-1], finish("0" + after)[1:]) for before, after in sides]
+    table = str.maketrans({",": finish(group), ".": finish(point),
+                           **{digit: finish(digit) for digit in "0123456789"}})
+    if all(isinstance(value, str) and value == chr(key) for key, value in table.items()):
+        table = {}   # the symbols and digits stay as format writes them: no translate
+
+    def fast(value: Decimal) -> str:
+        if not value.is_finite():
+            return babel(value)
+        before, after = ends[value.is_signed()]
+        number = format(abs(value).normalize().quantize(quantum), ",f")
+        return before + (number.translate(table) if table else number) + after
 
     return fast
 

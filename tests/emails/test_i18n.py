@@ -13,6 +13,7 @@ import pytest
 from dunning.errors import TemplateError
 from dunning.i18n.catalogs import Catalogs, find_locales, load_catalog
 from dunning.i18n.formats import Formats
+from dunning.i18n.timezones import zone
 
 from .conftest import LOCALES, SHIPPED_LOCALES, write_po
 
@@ -45,6 +46,19 @@ def test_an_aware_datetime_is_shown_on_its_local_date() -> None:
     assert Formats("fr").date(moment, "Europe/Paris") == f"2{NBSP}novembre{NBSP}2026"
     assert Formats("fr").datetime(datetime(2026, 11, 4, 6, tzinfo=UTC), "Europe/Paris") \
         == f"4{NBSP}novembre{NBSP}2026, 07:00"
+
+
+def test_an_instant_remembered_in_one_timezone_is_shown_on_each_timezone_s_date() -> None:
+    """The same instant asked again, in its own and in other timezones: each time the date where it is asked."""
+    formats, moment = Formats("en"), datetime(2026, 11, 1, 23, 30, tzinfo=UTC)
+    for _ in range(2):
+        assert formats.date(moment, "Europe/Paris") == f"November{NBSP}2,{NBSP}2026"
+        assert formats.date(moment, "America/New_York") == f"November{NBSP}1,{NBSP}2026"
+        assert formats.date(moment.astimezone(zone("Asia/Tokyo"))) == f"November{NBSP}2,{NBSP}2026"
+        assert formats.date(moment) == f"November{NBSP}1,{NBSP}2026"
+        assert formats.date(moment, "Europe/Paris", "short") == "11/2/26"
+    with pytest.raises(ValueError, match="naive"):
+        formats.date(moment.replace(tzinfo=None), "Europe/Paris")
 
 
 def test_a_naive_datetime_is_refused() -> None:
