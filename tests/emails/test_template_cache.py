@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -231,18 +230,3 @@ def test_a_process_waits_for_the_build_another_is_making(tmp_path: Path, compile
             child.stdin.close()  # a child still waiting reads end of file and goes on
         assert child.wait(timeout=60) == 0
     assert compiles["mjml"] == [] and compiled.html.text.startswith("<!doctype html>")
-
-
-def test_a_new_process_starts_rendering_at_a_fraction_of_the_cold_cost(tmp_path: Path, scenario) -> None:
-    """A new renderer over a filled cache meets every notice × locale for under a fifth of the CPU of compiling."""
-    contexts = {name.split("--")[0]: scenario(name) for name in scenario_names()}
-
-    def first_emails() -> float:
-        started = time.process_time()
-        renderer = Renderer(TEMPLATES, LOCALES, cache_dir=tmp_path / "cache")
-        for notice, locale in itertools.product(NOTICES, SHIPPED_LOCALES):
-            renderer.render(notice, locale, contexts[notice])
-        return time.process_time() - started
-
-    cold = first_emails()
-    assert first_emails() < cold / 5
