@@ -12,6 +12,8 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 
 from dunning.cli import main
@@ -318,3 +320,15 @@ def test_a_signer_writes_the_tokens_of_sign_token_byte_for_byte(ids, purpose):
         token = sign(**ids, now=now).rsplit("/", 1)[1]
         assert token == sign_token([NEW, OLD], **ids, now=now, purpose=purpose)
         assert verify_token(token, [OLD, NEW], max_age_days=45, now=now, purpose=purpose).key == ids["key"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(account=st.text(max_size=12), payment_method=st.text(max_size=12), key=st.text(max_size=12),
+       seconds=st.integers(0, 10**6))
+def test_any_ids_get_the_tokens_of_sign_token(account, payment_method, key, seconds):
+    """Whatever the ids hold (quotes, controls, surrogates, any plane), a signer's token is sign_token's."""
+    from dunning.links import LinkSigner
+    signer = LinkSigner(LinksSettings(keys=NEW, settlement_url="https://p.example/s/{token}"))
+    now = NOW + timedelta(seconds=seconds)
+    token = signer.settlement_url(account=account, payment_method=payment_method, key=key, now=now).rsplit("/", 1)[1]
+    assert token == sign_token([NEW], account=account, payment_method=payment_method, key=key, now=now)
