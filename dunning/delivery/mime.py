@@ -1,12 +1,10 @@
-"""Rendered email + recipients → RFC 5322 bytes (Message-ID, Date, RFC 2047 headers, MIME parts).
+"""Rendered email + recipients → RFC 5322 bytes: the header lines (dunning.delivery.headers), then the MIME parts.
 
 Assembled by hand instead of through email.message.EmailMessage, whose per-message cost shows in a
-run (bench/README.md): headers are validated and encoded here, bodies go through binascii: 7bit when
+run (bench/README.md): bodies go through binascii: 7bit when
 they are ASCII with lines under 998 octets, 8bit when they are not ASCII and the server takes 8-bit
 data; else the text part in quoted-printable when it is mostly ASCII (readable in the raw message) and
 the HTML part in base64 (cheaper to encode than quoted-printable).
-What stays the same for a whole run (sender lines, the Date of a given second, recent subjects) is
-formatted once and cached.
 """
 
 from __future__ import annotations
@@ -17,12 +15,11 @@ import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
 
-from dunning.billing.addresses import ATEXT, FORBIDDEN, ascii_domain, normalize_address
+from dunning.delivery.headers import FOLD_AT, checked_domain, envelope_address, message_headers
 from dunning.errors import MessageError
 
 __all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "AsciiBytes", "AsciiDotSafeBytes",
@@ -31,20 +28,12 @@ __all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes",
 
 CRLF = b"\r\n"
 MAX_LINE = 998
-FOLD_AT = 78
-_WORD_BYTES = 42  # UTF-8 bytes per encoded word: "=?utf-8?b?" + 56 base64 chars + "?=" = 68 chars
-
-_PLAIN_PHRASE = re.compile(rf"(?:{ATEXT}+ )*{ATEXT}+\Z")
-_LANG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
-_DOT_ATOM = rf"{ATEXT}+(?:\.{ATEXT}+)*"
-_MESSAGE_ID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>\Z")
 _ASCII = bytes(range(128))
 BASE64 = b"base64"
 _8BIT = b"8bit"
 _LEADING_DOT = re.compile(rb"\n\.")  # a regex scans with memchr on the newline, unlike `in`
 # A byte looked for by its value: `in` tries a bytes needle as an integer first, and pays for that failure.
 _CR, _LF = 13, 10
-
 
 
 class CrlfBytes(bytes):
@@ -114,20 +103,12 @@ def encoded_constants(texts: Iterable[str]) -> dict[str, bytes]:
 def make_message_id(key: str, domain: str) -> str:
     """A Message-ID stable for the same notice key, so a retried notice keeps its identity."""
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    return f"<{digest}@{_ascii_domain(domain, 'Message-ID')}>"
+    return f"<{digest}@{checked_domain(domain, 'Message-ID')}>"
 
 
 def address_domain(address: str) -> str:
     """The ASCII (punycode) domain of a valid address, e.g. for make_message_id."""
     return envelope_address(address, "address").rpartition("@")[2]
-
-
-def envelope_address(address: str, header: str = "address") -> str:
-    """The validated ASCII form of an address (IDN domain in punycode); MessageError names the header."""
-    try:
-        return normalize_address(address)
-    except ValueError as exc:
-        raise MessageError(header, str(exc)) from None
 
 
 def build_message(email: Renderable, *, from_address: str, from_name: str, reply_to: str | None,
@@ -138,8 +119,8 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
     eight_bit: bodies go as they are (8bit) unless a line is too long, for a server that takes 8-bit
     data (8BITMIME); the result then holds non-ASCII bytes exactly when some body does.
     """
-    head = _headers(email, from_address=from_address, from_name=from_name, reply_to=reply_to,
-                    to=to, cc=cc, message_id=message_id, date=date)
+    head = message_headers(email.subject, email.lang, from_address=from_address, from_name=from_name,
+                           reply_to=reply_to, to=to, cc=cc, message_id=message_id, date=date)
     # "=" never appears unescaped in quoted-printable or base64, so "=_..." cannot occur in a body.
     boundary = b"=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32].encode("ascii")
     parts = [head, b'Content-Type: multipart/alternative;\r\n boundary="', boundary, b'"\r\n\r\n',
@@ -160,145 +141,6 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
                   b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", encoded, CRLF]
     parts += [b"--", boundary, b"--\r\n"]
     return _BUILT[dot_safe, ascii_](b"".join(parts))
-
-
-def _headers(email: Renderable, *, from_address: str, from_name: str, reply_to: str | None,
-             to: Sequence[str], cc: Sequence[str], message_id: str, date: datetime) -> bytes:
-    if date.tzinfo is None or date.utcoffset() is None:
-        raise MessageError("Date", "needs a timezone-aware datetime")
-    if not to:
-        raise MessageError("To", "no recipient")
-    lines = [_date(date.replace(microsecond=0, tzinfo=None), date.utcoffset()),
-             _sender(from_name, from_address, reply_to), _address_list("To", to)]
-    if cc:
-        lines.append(_address_list("Cc", cc))
-    lines += [_subject(email.subject), f"Message-ID: {_message_id(message_id)}",
-              _content_language(email.lang), ""]
-    return "\r\n".join(lines).encode("ascii")
-
-
-@lru_cache(maxsize=16)
-def _date(local: datetime, offset: timedelta) -> str:
-    # Keyed by local time and offset, not by the aware datetime: those compare equal across zones.
-    return f"Date: {format_datetime(local.replace(tzinfo=timezone(offset)))}"
-
-
-@lru_cache(maxsize=16)
-def _sender(from_name: str, from_address: str, reply_to: str | None) -> str:
-    lines = _mailbox("From", from_name, envelope_address(from_address, "From"))
-    if reply_to:
-        lines += f"\r\nReply-To: {envelope_address(reply_to, 'Reply-To')}"
-    return lines
-
-
-@lru_cache(maxsize=1024)
-def _subject(subject: str) -> str:
-    return _unstructured("Subject", subject)
-
-
-@lru_cache(maxsize=256)
-def _content_language(lang: str) -> str:
-    return f"MIME-Version: 1.0\r\nContent-Language: {_language(lang)}\r\nAuto-Submitted: auto-generated"
-
-
-def _check(header: str, value: str) -> None:
-    match = FORBIDDEN.search(value)
-    if match:
-        char = match.group()
-        what = "line break (CR/LF)" if char in "\r\n" else f"control character U+{ord(char):04X}"
-        raise MessageError(header, f"{what} at position {match.start()}")
-
-
-def _ascii_domain(domain: str, header: str) -> str:
-    try:
-        return ascii_domain(domain)
-    except ValueError as exc:
-        raise MessageError(header, str(exc)) from None
-
-
-def _address_list(header: str, addresses: Sequence[str]) -> str:
-    if isinstance(addresses, str):
-        raise MessageError(header, "expected a list of addresses, got a string")
-    items = [envelope_address(address, f"{header} (address {n})")
-             for n, address in enumerate(addresses, 1)]
-    return _fold(f"{header}: ", [item + "," for item in items[:-1]] + items[-1:])
-
-
-def _fold(prefix: str, tokens: list[str]) -> str:
-    """Join tokens with spaces, folding (CRLF before a space) where a line would pass 78 characters.
-
-    The space stays on the next line, so unfolding restores the value exactly.
-    """
-    lines, line = [], prefix + tokens[0]
-    for token in tokens[1:]:
-        if len(line) + 1 + len(token) > FOLD_AT and line.strip():
-            lines.append(line)
-            line = " " + token
-        else:
-            line += " " + token
-    lines.append(line)
-    return "\r\n".join(lines)
-
-
-def _mailbox(header: str, name: str, address: str) -> str:
-    _check(header, name)
-    name = " ".join(name.split())  # runs of blanks in a display name mean one space (RFC 5322 phrase)
-    if not name:
-        return f"{header}: {address}"
-    if name.isascii() and len(name) <= 60 and "=?" not in name:
-        phrase = name if _PLAIN_PHRASE.match(name) else _quoted(name)
-        return _fold(f"{header}: ", [phrase, f"<{address}>"])
-    return f"{header}: {_encoded_words(name)}\r\n <{address}>"
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _unstructured(header: str, value: str) -> str:
-    _check(header, value)
-    if not value.strip():
-        raise MessageError(header, "empty")
-    prefix = f"{header}: "
-    if value.isascii() and "=?" not in value and value == value.strip():
-        words = value.split(" ")
-        if len(prefix + words[0]) <= FOLD_AT and all(len(word) < FOLD_AT for word in words):
-            return _fold(prefix, words)
-    return prefix + _encoded_words(value)
-
-
-def _encoded_words(text: str) -> str:
-    """RFC 2047 B-encoded words of whole UTF-8 characters, one per folded line (each under 78).
-
-    A word ends after a space when one is near: readers drop the blank between encoded words
-    (RFC 2047 6.2), some parsers keep it in phrases; a space inside the word satisfies both.
-    """
-    raw = text.encode("utf-8")
-    words, start = [], 0
-    while start < len(raw):
-        end = min(start + _WORD_BYTES, len(raw))
-        while end < len(raw) and raw[end] & 0xC0 == 0x80:  # never split a character
-            end -= 1
-        space = raw.rfind(b" ", start + _WORD_BYTES // 2, end)
-        if end < len(raw) and space > 0:
-            end = space + 1
-        words.append("=?utf-8?b?" + binascii.b2a_base64(raw[start:end], newline=False).decode() + "?=")
-        start = end
-    return "\r\n ".join(words)
-
-
-def _message_id(message_id: str) -> str:
-    _check("Message-ID", message_id)
-    if not _MESSAGE_ID.match(message_id):
-        raise MessageError("Message-ID", "not of the form <id@domain>")
-    return message_id
-
-
-def _language(lang: str) -> str:
-    _check("Content-Language", lang)
-    if not _LANG.match(lang):
-        raise MessageError("Content-Language", "not a BCP 47 language tag")
-    return lang
 
 
 def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool,
