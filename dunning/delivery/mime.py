@@ -23,8 +23,8 @@ from dunning.delivery.headers import FOLD_AT, checked_domain, envelope_address, 
 from dunning.errors import MessageError
 
 __all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "AsciiBytes", "AsciiDotSafeBytes",
-           "has_8bit", "Renderable", "BodyPieces", "encoded_constants", "make_message_id", "address_domain",
-           "envelope_address", "build_message"]
+           "has_8bit", "Renderable", "BodyPieces", "EncodedConstants", "encoded_constants", "make_message_id",
+           "address_domain", "envelope_address", "build_message"]
 
 CRLF = b"\r\n"
 MAX_LINE = 998
@@ -33,7 +33,7 @@ BASE64 = b"base64"
 _8BIT = b"8bit"
 _LEADING_DOT = re.compile(rb"\n\.")  # a regex scans with memchr on the newline, unlike `in`
 # A byte looked for by its value: `in` tries a bytes needle as an integer first, and pays for that failure.
-_CR, _LF = 13, 10
+_CR, _LF, _EQ = 13, 10, 61
 
 
 class CrlfBytes(bytes):
@@ -83,20 +83,35 @@ class BodyPieces:
     known: Mapping[str, bytes]
 
 
-def encoded_constants(texts: Iterable[str]) -> dict[str, bytes]:
+class EncodedConstants(dict[str, bytes]):
+    """encoded_constants' texts, with what the line-length check needs of them: `line_room` is how many bytes the
+    outputs between two of them may add to a line (-1: no room to trust, the body is looked through)."""
+
+    line_room = -1
+
+
+def encoded_constants(texts: Iterable[str]) -> EncodedConstants:
     """The texts a body is often made of (a template's constants), each as UTF-8 with CRLF line breaks.
 
-    Left out: a text holding a CR (line breaks are normalized over the whole body), a line starting with a dot
-    inside it, or a dot first (whether that starts a line depends on the output before it), and a lone surrogate.
+    Only texts holding a line break, so that each ends the line of the outputs before it. Left out: a text
+    holding a CR (line breaks are normalized over the whole body), a line starting with a dot inside it, or a dot
+    first (whether that starts a line depends on the output before it), "=_" (how a boundary starts) or an "="
+    last, and a lone surrogate.
     """
-    known = {}
+    known, first, last = EncodedConstants(), 0, 0
     for text in texts:
-        if "\r" in text or "\n." in text or text.startswith("."):
+        if ("\n" not in text or "\r" in text or "\n." in text or text.startswith(".") or "=_" in text
+                or text.endswith("=")):
             continue
         try:
-            known[text] = text.encode("utf-8").replace(b"\n", CRLF)
+            data = text.encode("utf-8").replace(b"\n", CRLF)
         except UnicodeEncodeError:
             continue
+        if any(len(line) > MAX_LINE for line in data.split(b"\n")):
+            continue
+        known[text] = data
+        first, last = max(first, data.index(b"\n")), max(last, len(data) - data.rindex(b"\n") - 1)
+    known.line_room = MAX_LINE - first - last
     return known
 
 
@@ -149,11 +164,12 @@ def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool,
     whether no line of the encoded body starts with a dot."""
     joined = _joined(pieces) if pieces is not None else None
     if joined is None:
-        raw, dot = _crlf_utf8(text), None
+        raw, dot, short, no_boundary = _crlf_utf8(text), None, False, False
     else:
-        raw, dot = joined
+        raw, dot, short, no_boundary = joined
     ascii_ = raw.isascii()
-    if (ascii_ or eight_bit) and not _has_long_line(raw) and boundary not in raw:
+    if ((ascii_ or eight_bit) and (short or not _has_long_line(raw))
+            and (no_boundary or boundary not in raw)):
         return (b"7bit" if ascii_ else _8BIT), raw, not (_dot_first(raw) if dot is None else dot)
     if readable and 6 * (len(raw.translate(None, _ASCII)) + raw.count(b"=")) < len(raw):
         encoded = binascii.b2a_qp(raw, quotetabs=False, istext=True)
@@ -169,25 +185,39 @@ def _crlf_utf8(text: str) -> bytes:
     return raw.replace(b"\n", CRLF)
 
 
-def _joined(pieces: BodyPieces) -> tuple[bytes, bool] | None:
-    """_crlf_utf8 of the body, joined from its pieces (those known taken as encoded ahead), and whether a line
-    of it may start with a dot; None when a piece holds a CR (normalized over the whole body only)."""
-    known, encoded, before, dot = pieces.known, [], "", False
+def _joined(pieces: BodyPieces) -> tuple[bytes, bool, bool, bool] | None:
+    """_crlf_utf8 of the body, joined from its pieces (those known taken as encoded ahead); whether a line of it
+    may start with a dot; whether its lines are known to be short enough, and "=_" (a boundary's start) known to be
+    absent, without a look through the whole; None when a piece holds a CR (normalized over the whole body only).
+
+    A known piece ends the line of the pieces before it, so only the bytes of the others between two known ones
+    can make a line too long; and no known piece holds "=_" or ends with "=".
+    """
+    known = pieces.known
+    room = getattr(known, "line_room", -1)   # a plain mapping: nothing to trust, the body is looked through
+    encoded: list[bytes] = []
+    get, dot, run, short, no_boundary = known.get, False, 0, room >= 0, True
     for text in pieces.texts:
-        data = known.get(text)
-        if data is None:   # an email's own value, or a constant encoded_constants leaves out
-            # (startswith and endswith: Markup's slicing is Python code)
-            if text.startswith(".") and (not before or before.endswith("\n")):   # after an empty output: may be
-                dot = True
+        data = get(text)
+        if data is not None:
+            run = 0
+        else:   # an email's own value, or a constant encoded_constants leaves out
             data = text.encode("utf-8")
             if _CR in data:
                 return None
             if _LF in data:
                 data = data.replace(b"\n", CRLF)
-                dot = dot or b"\n." in data
+                dot = dot or data.find(b"\n.") >= 0
+            # (startswith and endswith: Markup's slicing is Python code)
+            if text.startswith(".") and (not encoded or not encoded[-1] or encoded[-1].endswith(b"\n")):
+                dot = True   # after an empty output: may be
+            if _EQ in data and (data.find(b"=_") >= 0 or data.endswith(b"=")):
+                no_boundary = False
+            run += len(data)
+            if run > room:
+                short = False
         encoded.append(data)
-        before = text
-    return b"".join(encoded), dot
+    return b"".join(encoded), dot, short, no_boundary
 
 
 def _dot_first(data: bytes) -> bool:
