@@ -153,28 +153,33 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
                                "not valid Unicode (lone surrogate)") from None
         dot_safe, ascii_ = dot_safe and dot_free, ascii_ and encoding != _8BIT
         parts += [b"--", boundary, b"\r\nContent-Type: text/", subtype, b'; charset="utf-8"\r\n'
-                  b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", encoded, CRLF]
+                  b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", *encoded, CRLF]
     parts += [b"--", boundary, b"--\r\n"]
     return _BUILT[dot_safe, ascii_](b"".join(parts))
 
 
 def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool,
-                 pieces: BodyPieces | None = None) -> tuple[bytes, bytes, bool]:
-    """7bit (or 8bit) when possible; else quoted-printable (readable parts, mostly ASCII) or base64; and
-    whether no line of the encoded body starts with a dot."""
+                 pieces: BodyPieces | None = None) -> tuple[bytes, list[bytes], bool]:
+    """7bit (or 8bit) when possible; else quoted-printable (readable parts, mostly ASCII) or base64: the encoded
+    body as pieces to join into the message, and whether no line of it starts with a dot."""
     joined = _joined(pieces) if pieces is not None else None
     if joined is None:
         raw, dot, short, no_boundary = _crlf_utf8(text), None, False, False
     else:
-        raw, dot, short, no_boundary = joined
+        chunks, dot, short, no_boundary = joined
+        if short and no_boundary:   # as it is, unless 8-bit data cannot go: joined only in the message
+            ascii_ = all(map(bytes.isascii, chunks))
+            if ascii_ or eight_bit:
+                return (b"7bit" if ascii_ else _8BIT), chunks, not dot
+        raw = b"".join(chunks)
     ascii_ = raw.isascii()
     if ((ascii_ or eight_bit) and (short or not _has_long_line(raw))
             and (no_boundary or boundary not in raw)):
-        return (b"7bit" if ascii_ else _8BIT), raw, not (_dot_first(raw) if dot is None else dot)
+        return (b"7bit" if ascii_ else _8BIT), [raw], not (_dot_first(raw) if dot is None else dot)
     if readable and 6 * (len(raw.translate(None, _ASCII)) + raw.count(b"=")) < len(raw):
         encoded = binascii.b2a_qp(raw, quotetabs=False, istext=True)
-        return b"quoted-printable", encoded, not _dot_first(encoded)
-    return BASE64, _base64_lines(raw), True
+        return b"quoted-printable", [encoded], not _dot_first(encoded)
+    return BASE64, [_base64_lines(raw)], True
 
 
 def _crlf_utf8(text: str) -> bytes:
@@ -185,8 +190,8 @@ def _crlf_utf8(text: str) -> bytes:
     return raw.replace(b"\n", CRLF)
 
 
-def _joined(pieces: BodyPieces) -> tuple[bytes, bool, bool, bool] | None:
-    """_crlf_utf8 of the body, joined from its pieces (those known taken as encoded ahead); whether a line of it
+def _joined(pieces: BodyPieces) -> tuple[list[bytes], bool, bool, bool] | None:
+    """_crlf_utf8 of the body, as its pieces (those known taken as encoded ahead) to join; whether a line of it
     may start with a dot; whether its lines are known to be short enough, and "=_" (a boundary's start) known to be
     absent, without a look through the whole; None when a piece holds a CR (normalized over the whole body only).
 
@@ -217,7 +222,7 @@ def _joined(pieces: BodyPieces) -> tuple[bytes, bool, bool, bool] | None:
             if run > room:
                 short = False
         encoded.append(data)
-    return b"".join(encoded), dot, short, no_boundary
+    return encoded, dot, short, no_boundary
 
 
 def _dot_first(data: bytes) -> bool:
