@@ -93,6 +93,8 @@ def checked_domain(domain: str, header: str) -> str:
 def _address_list(header: str, addresses: Sequence[str]) -> str:
     if isinstance(addresses, str):
         raise MessageError(header, "expected a list of addresses, got a string")
+    if len(addresses) == 1:   # the usual case: one token, nothing to fold
+        return f"{header}: {envelope_address(addresses[0], f'{header} (address 1)')}"
     items = [envelope_address(address, f"{header} (address {n})")
              for n, address in enumerate(addresses, 1)]
     return _fold(f"{header}: ", [item + "," for item in items[:-1]] + items[-1:])
