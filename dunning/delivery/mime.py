@@ -167,10 +167,8 @@ def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool,
         raw, dot, short, no_boundary = _crlf_utf8(text), None, False, False
     else:
         chunks, dot, short, no_boundary = joined
-        if short and no_boundary:   # as it is, unless 8-bit data cannot go: joined only in the message
-            ascii_ = all(map(bytes.isascii, chunks))
-            if ascii_ or eight_bit:
-                return (b"7bit" if ascii_ else _8BIT), chunks, not dot
+        if short and no_boundary and eight_bit:   # goes as it is: joined only in the message
+            return (b"7bit" if all(map(bytes.isascii, chunks)) else _8BIT), chunks, not dot
         raw = b"".join(chunks)
     ascii_ = raw.isascii()
     if ((ascii_ or eight_bit) and (short or not _has_long_line(raw))
