@@ -1,12 +1,10 @@
-"""Rendered email + recipients → RFC 5322 bytes (Message-ID, Date, RFC 2047 headers, MIME parts).
+"""Rendered email + recipients → RFC 5322 bytes: the header lines (dunning.delivery.headers), then the MIME parts.
 
 Assembled by hand instead of through email.message.EmailMessage, whose per-message cost shows in a
-run (bench/README.md): headers are validated and encoded here, bodies go through binascii: 7bit when
+run (bench/README.md): bodies go through binascii: 7bit when
 they are ASCII with lines under 998 octets, 8bit when they are not ASCII and the server takes 8-bit
 data; else the text part in quoted-printable when it is mostly ASCII (readable in the raw message) and
 the HTML part in base64 (cheaper to encode than quoted-printable).
-What stays the same for a whole run (sender lines, the Date of a given second, recent subjects) is
-formatted once and cached.
 """
 
 from __future__ import annotations
@@ -17,34 +15,25 @@ import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
 
-from dunning.billing.addresses import ATEXT, FORBIDDEN, ascii_domain, normalize_address
+from dunning.delivery.headers import FOLD_AT, checked_domain, envelope_address, message_headers
 from dunning.errors import MessageError
 
 __all__ = ["CRLF", "MAX_LINE", "FOLD_AT", "BASE64", "CrlfBytes", "DotSafeBytes", "AsciiBytes", "AsciiDotSafeBytes",
-           "has_8bit", "Renderable", "BodyPieces", "encoded_constants", "make_message_id", "address_domain",
-           "envelope_address", "build_message"]
+           "has_8bit", "Renderable", "BodyPieces", "EncodedConstants", "encoded_constants", "make_message_id",
+           "address_domain", "envelope_address", "build_message"]
 
 CRLF = b"\r\n"
 MAX_LINE = 998
-FOLD_AT = 78
-_WORD_BYTES = 42  # UTF-8 bytes per encoded word: "=?utf-8?b?" + 56 base64 chars + "?=" = 68 chars
-
-_PLAIN_PHRASE = re.compile(rf"(?:{ATEXT}+ )*{ATEXT}+\Z")
-_LANG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
-_DOT_ATOM = rf"{ATEXT}+(?:\.{ATEXT}+)*"
-_MESSAGE_ID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>\Z")
 _ASCII = bytes(range(128))
 BASE64 = b"base64"
 _8BIT = b"8bit"
 _LEADING_DOT = re.compile(rb"\n\.")  # a regex scans with memchr on the newline, unlike `in`
 # A byte looked for by its value: `in` tries a bytes needle as an integer first, and pays for that failure.
-_CR, _LF = 13, 10
-
+_CR, _LF, _EQ = 13, 10, 61
 
 
 class CrlfBytes(bytes):
@@ -94,40 +83,47 @@ class BodyPieces:
     known: Mapping[str, bytes]
 
 
-def encoded_constants(texts: Iterable[str]) -> dict[str, bytes]:
+class EncodedConstants(dict[str, bytes]):
+    """encoded_constants' texts, with what the line-length check needs of them: `line_room` is how many bytes the
+    outputs between two of them may add to a line (-1: no room to trust, the body is looked through)."""
+
+    line_room = -1
+
+
+def encoded_constants(texts: Iterable[str]) -> EncodedConstants:
     """The texts a body is often made of (a template's constants), each as UTF-8 with CRLF line breaks.
 
-    Left out: a text holding a CR (line breaks are normalized over the whole body), a line starting with a dot
-    inside it, or a dot first (whether that starts a line depends on the output before it), and a lone surrogate.
+    Only texts holding a line break, so that each ends the line of the outputs before it. Left out: a text
+    holding a CR (line breaks are normalized over the whole body), a line starting with a dot inside it, or a dot
+    first (whether that starts a line depends on the output before it), "=_" (how a boundary starts) or an "="
+    last, and a lone surrogate.
     """
-    known = {}
+    known, first, last = EncodedConstants(), 0, 0
     for text in texts:
-        if "\r" in text or "\n." in text or text.startswith("."):
+        if ("\n" not in text or "\r" in text or "\n." in text or text.startswith(".") or "=_" in text
+                or text.endswith("=")):
             continue
         try:
-            known[text] = text.encode("utf-8").replace(b"\n", CRLF)
+            data = text.encode("utf-8").replace(b"\n", CRLF)
         except UnicodeEncodeError:
             continue
+        if any(len(line) > MAX_LINE for line in data.split(b"\n")):
+            continue
+        known[text] = data
+        first, last = max(first, data.index(b"\n")), max(last, len(data) - data.rindex(b"\n") - 1)
+    known.line_room = MAX_LINE - first - last
     return known
 
 
 def make_message_id(key: str, domain: str) -> str:
     """A Message-ID stable for the same notice key, so a retried notice keeps its identity."""
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    return f"<{digest}@{_ascii_domain(domain, 'Message-ID')}>"
+    return f"<{digest}@{checked_domain(domain, 'Message-ID')}>"
 
 
 def address_domain(address: str) -> str:
     """The ASCII (punycode) domain of a valid address, e.g. for make_message_id."""
     return envelope_address(address, "address").rpartition("@")[2]
-
-
-def envelope_address(address: str, header: str = "address") -> str:
-    """The validated ASCII form of an address (IDN domain in punycode); MessageError names the header."""
-    try:
-        return normalize_address(address)
-    except ValueError as exc:
-        raise MessageError(header, str(exc)) from None
 
 
 def build_message(email: Renderable, *, from_address: str, from_name: str, reply_to: str | None,
@@ -138,8 +134,8 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
     eight_bit: bodies go as they are (8bit) unless a line is too long, for a server that takes 8-bit
     data (8BITMIME); the result then holds non-ASCII bytes exactly when some body does.
     """
-    head = _headers(email, from_address=from_address, from_name=from_name, reply_to=reply_to,
-                    to=to, cc=cc, message_id=message_id, date=date)
+    head = message_headers(email.subject, email.lang, from_address=from_address, from_name=from_name,
+                           reply_to=reply_to, to=to, cc=cc, message_id=message_id, date=date)
     # "=" never appears unescaped in quoted-printable or base64, so "=_..." cannot occur in a body.
     boundary = b"=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32].encode("ascii")
     parts = [head, b'Content-Type: multipart/alternative;\r\n boundary="', boundary, b'"\r\n\r\n',
@@ -157,166 +153,31 @@ def build_message(email: Renderable, *, from_address: str, from_name: str, reply
                                "not valid Unicode (lone surrogate)") from None
         dot_safe, ascii_ = dot_safe and dot_free, ascii_ and encoding != _8BIT
         parts += [b"--", boundary, b"\r\nContent-Type: text/", subtype, b'; charset="utf-8"\r\n'
-                  b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", encoded, CRLF]
+                  b"Content-Transfer-Encoding: ", encoding, b"\r\n\r\n", *encoded, CRLF]
     parts += [b"--", boundary, b"--\r\n"]
     return _BUILT[dot_safe, ascii_](b"".join(parts))
 
 
-def _headers(email: Renderable, *, from_address: str, from_name: str, reply_to: str | None,
-             to: Sequence[str], cc: Sequence[str], message_id: str, date: datetime) -> bytes:
-    if date.tzinfo is None or date.utcoffset() is None:
-        raise MessageError("Date", "needs a timezone-aware datetime")
-    if not to:
-        raise MessageError("To", "no recipient")
-    lines = [_date(date.replace(microsecond=0, tzinfo=None), date.utcoffset()),
-             _sender(from_name, from_address, reply_to), _address_list("To", to)]
-    if cc:
-        lines.append(_address_list("Cc", cc))
-    lines += [_subject(email.subject), f"Message-ID: {_message_id(message_id)}",
-              _content_language(email.lang), ""]
-    return "\r\n".join(lines).encode("ascii")
-
-
-@lru_cache(maxsize=16)
-def _date(local: datetime, offset: timedelta) -> str:
-    # Keyed by local time and offset, not by the aware datetime: those compare equal across zones.
-    return f"Date: {format_datetime(local.replace(tzinfo=timezone(offset)))}"
-
-
-@lru_cache(maxsize=16)
-def _sender(from_name: str, from_address: str, reply_to: str | None) -> str:
-    lines = _mailbox("From", from_name, envelope_address(from_address, "From"))
-    if reply_to:
-        lines += f"\r\nReply-To: {envelope_address(reply_to, 'Reply-To')}"
-    return lines
-
-
-@lru_cache(maxsize=1024)
-def _subject(subject: str) -> str:
-    return _unstructured("Subject", subject)
-
-
-@lru_cache(maxsize=256)
-def _content_language(lang: str) -> str:
-    return f"MIME-Version: 1.0\r\nContent-Language: {_language(lang)}\r\nAuto-Submitted: auto-generated"
-
-
-def _check(header: str, value: str) -> None:
-    match = FORBIDDEN.search(value)
-    if match:
-        char = match.group()
-        what = "line break (CR/LF)" if char in "\r\n" else f"control character U+{ord(char):04X}"
-        raise MessageError(header, f"{what} at position {match.start()}")
-
-
-def _ascii_domain(domain: str, header: str) -> str:
-    try:
-        return ascii_domain(domain)
-    except ValueError as exc:
-        raise MessageError(header, str(exc)) from None
-
-
-def _address_list(header: str, addresses: Sequence[str]) -> str:
-    if isinstance(addresses, str):
-        raise MessageError(header, "expected a list of addresses, got a string")
-    items = [envelope_address(address, f"{header} (address {n})")
-             for n, address in enumerate(addresses, 1)]
-    return _fold(f"{header}: ", [item + "," for item in items[:-1]] + items[-1:])
-
-
-def _fold(prefix: str, tokens: list[str]) -> str:
-    """Join tokens with spaces, folding (CRLF before a space) where a line would pass 78 characters.
-
-    The space stays on the next line, so unfolding restores the value exactly.
-    """
-    lines, line = [], prefix + tokens[0]
-    for token in tokens[1:]:
-        if len(line) + 1 + len(token) > FOLD_AT and line.strip():
-            lines.append(line)
-            line = " " + token
-        else:
-            line += " " + token
-    lines.append(line)
-    return "\r\n".join(lines)
-
-
-def _mailbox(header: str, name: str, address: str) -> str:
-    _check(header, name)
-    name = " ".join(name.split())  # runs of blanks in a display name mean one space (RFC 5322 phrase)
-    if not name:
-        return f"{header}: {address}"
-    if name.isascii() and len(name) <= 60 and "=?" not in name:
-        phrase = name if _PLAIN_PHRASE.match(name) else _quoted(name)
-        return _fold(f"{header}: ", [phrase, f"<{address}>"])
-    return f"{header}: {_encoded_words(name)}\r\n <{address}>"
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _unstructured(header: str, value: str) -> str:
-    _check(header, value)
-    if not value.strip():
-        raise MessageError(header, "empty")
-    prefix = f"{header}: "
-    if value.isascii() and "=?" not in value and value == value.strip():
-        words = value.split(" ")
-        if len(prefix + words[0]) <= FOLD_AT and all(len(word) < FOLD_AT for word in words):
-            return _fold(prefix, words)
-    return prefix + _encoded_words(value)
-
-
-def _encoded_words(text: str) -> str:
-    """RFC 2047 B-encoded words of whole UTF-8 characters, one per folded line (each under 78).
-
-    A word ends after a space when one is near: readers drop the blank between encoded words
-    (RFC 2047 6.2), some parsers keep it in phrases; a space inside the word satisfies both.
-    """
-    raw = text.encode("utf-8")
-    words, start = [], 0
-    while start < len(raw):
-        end = min(start + _WORD_BYTES, len(raw))
-        while end < len(raw) and raw[end] & 0xC0 == 0x80:  # never split a character
-            end -= 1
-        space = raw.rfind(b" ", start + _WORD_BYTES // 2, end)
-        if end < len(raw) and space > 0:
-            end = space + 1
-        words.append("=?utf-8?b?" + binascii.b2a_base64(raw[start:end], newline=False).decode() + "?=")
-        start = end
-    return "\r\n ".join(words)
-
-
-def _message_id(message_id: str) -> str:
-    _check("Message-ID", message_id)
-    if not _MESSAGE_ID.match(message_id):
-        raise MessageError("Message-ID", "not of the form <id@domain>")
-    return message_id
-
-
-def _language(lang: str) -> str:
-    _check("Content-Language", lang)
-    if not _LANG.match(lang):
-        raise MessageError("Content-Language", "not a BCP 47 language tag")
-    return lang
-
-
 def _encode_body(text: str, boundary: bytes, *, readable: bool, eight_bit: bool,
-                 pieces: BodyPieces | None = None) -> tuple[bytes, bytes, bool]:
-    """7bit (or 8bit) when possible; else quoted-printable (readable parts, mostly ASCII) or base64; and
-    whether no line of the encoded body starts with a dot."""
+                 pieces: BodyPieces | None = None) -> tuple[bytes, list[bytes], bool]:
+    """7bit (or 8bit) when possible; else quoted-printable (readable parts, mostly ASCII) or base64: the encoded
+    body as pieces to join into the message, and whether no line of it starts with a dot."""
     joined = _joined(pieces) if pieces is not None else None
     if joined is None:
-        raw, dot = _crlf_utf8(text), None
+        raw, dot, short, no_boundary = _crlf_utf8(text), None, False, False
     else:
-        raw, dot = joined
+        chunks, dot, short, no_boundary = joined
+        if short and no_boundary and eight_bit:   # goes as it is: joined only in the message
+            return (b"7bit" if all(map(bytes.isascii, chunks)) else _8BIT), chunks, not dot
+        raw = b"".join(chunks)
     ascii_ = raw.isascii()
-    if (ascii_ or eight_bit) and not _has_long_line(raw) and boundary not in raw:
-        return (b"7bit" if ascii_ else _8BIT), raw, not (_dot_first(raw) if dot is None else dot)
+    if ((ascii_ or eight_bit) and (short or not _has_long_line(raw))
+            and (no_boundary or boundary not in raw)):
+        return (b"7bit" if ascii_ else _8BIT), [raw], not (_dot_first(raw) if dot is None else dot)
     if readable and 6 * (len(raw.translate(None, _ASCII)) + raw.count(b"=")) < len(raw):
         encoded = binascii.b2a_qp(raw, quotetabs=False, istext=True)
-        return b"quoted-printable", encoded, not _dot_first(encoded)
-    return BASE64, _base64_lines(raw), True
+        return b"quoted-printable", [encoded], not _dot_first(encoded)
+    return BASE64, [_base64_lines(raw)], True
 
 
 def _crlf_utf8(text: str) -> bytes:
@@ -327,25 +188,39 @@ def _crlf_utf8(text: str) -> bytes:
     return raw.replace(b"\n", CRLF)
 
 
-def _joined(pieces: BodyPieces) -> tuple[bytes, bool] | None:
-    """_crlf_utf8 of the body, joined from its pieces (those known taken as encoded ahead), and whether a line
-    of it may start with a dot; None when a piece holds a CR (normalized over the whole body only)."""
-    known, encoded, before, dot = pieces.known, [], "", False
+def _joined(pieces: BodyPieces) -> tuple[list[bytes], bool, bool, bool] | None:
+    """_crlf_utf8 of the body, as its pieces (those known taken as encoded ahead) to join; whether a line of it
+    may start with a dot; whether its lines are known to be short enough, and "=_" (a boundary's start) known to be
+    absent, without a look through the whole; None when a piece holds a CR (normalized over the whole body only).
+
+    A known piece ends the line of the pieces before it, so only the bytes of the others between two known ones
+    can make a line too long; and no known piece holds "=_" or ends with "=".
+    """
+    known = pieces.known
+    room = getattr(known, "line_room", -1)   # a plain mapping: nothing to trust, the body is looked through
+    encoded: list[bytes] = []
+    get, dot, run, short, no_boundary = known.get, False, 0, room >= 0, True
     for text in pieces.texts:
-        data = known.get(text)
-        if data is None:   # an email's own value, or a constant encoded_constants leaves out
-            # (startswith and endswith: Markup's slicing is Python code)
-            if text.startswith(".") and (not before or before.endswith("\n")):   # after an empty output: may be
-                dot = True
+        data = get(text)
+        if data is not None:
+            run = 0
+        else:   # an email's own value, or a constant encoded_constants leaves out
             data = text.encode("utf-8")
             if _CR in data:
                 return None
             if _LF in data:
                 data = data.replace(b"\n", CRLF)
-                dot = dot or b"\n." in data
+                dot = dot or data.find(b"\n.") >= 0
+            # (startswith and endswith: Markup's slicing is Python code)
+            if text.startswith(".") and (not encoded or not encoded[-1] or encoded[-1].endswith(b"\n")):
+                dot = True   # after an empty output: may be
+            if _EQ in data and (data.find(b"=_") >= 0 or data.endswith(b"=")):
+                no_boundary = False
+            run += len(data)
+            if run > room:
+                short = False
         encoded.append(data)
-        before = text
-    return b"".join(encoded), dot
+    return encoded, dot, short, no_boundary
 
 
 def _dot_first(data: bytes) -> bool:

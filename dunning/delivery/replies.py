@@ -51,7 +51,7 @@ class Replies(asyncio.Protocol):
         self._replies: deque[SMTPResponse] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: Exception | None = None
-        self._deferred: bytes | None = None
+        self._deferred: tuple[bytes, ...] | None = None
         self._due = 0  # replies asked for and not arrived yet
         self._data_owed = False  # the latest reply was a 354: whatever is written next is message data
 
@@ -77,33 +77,45 @@ class Replies(asyncio.Protocol):
         return transport if self._error is None and transport is not None and not transport.is_closing() else None
 
     def write(self, data: bytes, replies: int = 1) -> None:
-        """Send bytes (one command, several pipelined ones, or message data) that ask for `replies`
-        replies, after any deferred data."""
+        """Send bytes (one command, or several pipelined ones) that ask for `replies` replies, after any deferred
+        data."""
+        transport, deferred = self._writing(replies)
+        if deferred is None:
+            transport.write(data)
+        else:
+            transport.writelines((*deferred, data))
+
+    def write_lines(self, buffers: tuple[bytes, ...], replies: int = 1) -> None:
+        """Send bytes given in pieces (message data and its end, written without joining them), after any deferred
+        data."""
+        transport, deferred = self._writing(replies)
+        transport.writelines(buffers if deferred is None else deferred + buffers)
+
+    def _writing(self, replies: int) -> tuple[asyncio.WriteTransport, tuple[bytes, ...] | None]:
+        """The open transport to write on, and the deferred data to write first; `replies` more replies are due."""
         transport = self._writable()
         if transport is None:
             raise self._error or SMTPServerDisconnected("Connection lost")
         self._due += replies
         deferred, self._deferred = self._deferred, None
-        if deferred is None:
-            transport.write(data)
-        else:
-            transport.writelines((deferred, data))
+        return transport, deferred
 
-    def defer(self, data: bytes) -> None:
-        """Send message data with the next write, or alone once the event loop has run what is ready now."""
+    def defer(self, *buffers: bytes) -> None:
+        """Send message data (in pieces) with the next write, or alone once the event loop has run what is ready
+        now."""
         if not self.open:
             raise self._error or SMTPServerDisconnected("Connection lost")
         if self._deferred is not None:
             raise RuntimeError("message data is already waiting to be sent")
         self._due += 1
-        self._deferred = data
+        self._deferred = buffers
         self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         transport = self._writable()
         if self._deferred is not None and transport is not None:
             deferred, self._deferred = self._deferred, None
-            transport.write(deferred)
+            transport.writelines(deferred)
 
     def expect(self, replies: int) -> None:
         """Count replies as asked for (commands written outside write(), such as aiosmtplib's)."""

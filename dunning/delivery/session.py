@@ -186,19 +186,25 @@ def refusal(exc: BaseException, where: str) -> DeliveryError | None:
 
 
 class WireData:
-    """A message as it goes after DATA, and whether it needs BODY=8BITMIME."""
+    """A message as it goes after DATA (its pieces, written without joining them), its size there, and whether it
+    needs BODY=8BITMIME."""
 
-    __slots__ = ("wire", "eight_bit")
+    __slots__ = ("wire", "size", "eight_bit")
 
     def __init__(self, message: bytes) -> None:
-        self.wire = wire_data(message)
+        body = wire_data(message)
+        self.wire = (body, _END_OF_DATA)
+        self.size = len(body) + len(_END_OF_DATA)
         self.eight_bit = has_8bit(message)
 
 
+_END_OF_DATA = b".\r\n"
+
+
 def wire_data(message: bytes) -> bytes:
-    """CRLF line endings, leading dots doubled, the terminating dot: what goes after DATA."""
+    """CRLF line endings, leading dots doubled: what goes after DATA, before the terminating dot."""
     if isinstance(message, DotSafeBytes) and message.endswith(b"\r\n"):
-        return message + b".\r\n"  # build_message output that needs no dot-stuffing
+        return message  # build_message output that needs no dot-stuffing
     if not isinstance(message, bytes):
         raise TypeError("message must be bytes")
     if not isinstance(message, CrlfBytes):  # build_message output is CRLF by construction
@@ -208,9 +214,7 @@ def wire_data(message: bytes) -> bytes:
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
     message = message.replace(b"\r\n.", b"\r\n..")
-    if message.startswith(b"."):
-        message = b"." + message
-    return message + b".\r\n"
+    return b"." + message if message.startswith(b".") else message
 
 
 def describe(exc: BaseException) -> str:

@@ -290,7 +290,7 @@ class SmtpTransport:
         """
         replies = connection.replies
         assert replies is not None
-        envelope = Envelope(sender, recipients, connection.pipelining, size=len(data.wire) if connection.size else None,
+        envelope = Envelope(sender, recipients, connection.pipelining, size=data.size if connection.size else None,
                             eight_bit=data.eight_bit)
         step = envelope.opening()
         while step.result is None:
@@ -322,7 +322,7 @@ class SmtpTransport:
             self._outage.ended()
             connection.transactions += 1
 
-    async def _data(self, connection: Connection, replies: Replies, data: bytes,
+    async def _data(self, connection: Connection, replies: Replies, data: tuple[bytes, ...],
                     refused: dict[str, tuple[int, str]], accepted: tuple[str, ...],
                     hand_over: Callable[[], None]) -> Outcome:
         """Write the message data on the session that opened DATA (which the send before may have ended
@@ -341,9 +341,9 @@ class SmtpTransport:
                 connection.last_used = self._now()
                 read = connection.previous_reader = loop.create_future()
                 hand_over()  # before defer(): the next send writes before the deferred data's own flush
-                replies.defer(data)
+                replies.defer(*data)
             else:
-                replies.write(data)
+                replies.write_lines(data)
         except BROKEN as exc:
             done_reading(read)
             return self._lost(connection, replies, Outcome(

@@ -402,7 +402,11 @@ def test_a_typical_email_is_dot_safe(email):
     assert isinstance(build(email), DotSafeBytes)
 
 
-_PIECE = st.text(st.sampled_from(".\n\r <é>x=_"), max_size=40) | st.sampled_from(["", ".", "\n", "\n.", "x" * 600])
+_BOUNDARY = "=_" + hashlib.sha256(MESSAGE_ID.encode()).hexdigest()[:32]
+_PIECE = (st.text(st.sampled_from(".\n\r <é>x=_"), max_size=40)
+          | st.sampled_from(["", ".", "\n", "\n.", "x" * 600, "=", "_", "a=\n", "\n=", _BOUNDARY[1:], "\n_b",
+                             _BOUNDARY[:9], _BOUNDARY[9:], _BOUNDARY,
+                             "x" * 450 + "\n" + "y" * 440, "\n" + "z" * 500, "é" * 300 + "\n"]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -410,7 +414,8 @@ _PIECE = st.text(st.sampled_from(".\n\r <é>x=_"), max_size=40) | st.sampled_fro
 def test_an_html_body_built_from_its_pieces_is_the_same_message(outputs, eight_bit):
     """The HTML given as its outputs (some encoded ahead) makes the same bytes as the HTML given whole, and
     claims dot-safety only when it holds: dots after a line break inside, across or between outputs, CRs,
-    lines too long only once joined."""
+    lines too long only once joined (outputs between two constants that each carry much of a line), the
+    boundary inside an output or split across outputs."""
     html = "".join(text for text, _ in outputs)
     pieces = BodyPieces(html, [text for text, _ in outputs],
                         encoded_constants(text for text, constant in outputs if constant))
@@ -420,6 +425,25 @@ def test_an_html_body_built_from_its_pieces_is_the_same_message(outputs, eight_b
     assert raw == build(whole, eight_bit=eight_bit)
     if isinstance(raw, DotSafeBytes):
         assert leading_dot_lines(raw) == []
+
+
+@pytest.mark.parametrize("outputs", [
+    [("<p>\n=", True), (_BOUNDARY[1:] + "\n", False)],
+    [("<p>\n", True), ("a=", False), (_BOUNDARY[1:], False), ("\n</p>", True)],
+    [("<p>\n", True), ("a" + _BOUNDARY[:1], False), ("", False), (_BOUNDARY[1:], True), ("\n</p>", True)],
+    [("<p>\n", True), (_BOUNDARY, False), ("\n</p>", True)],
+    [("<p>\n", True), (_BOUNDARY + "\n", True), ("</p>", False)],
+], ids=["constant-then-value", "value-then-value", "across-an-empty-output", "in-a-value", "in-a-constant"])
+def test_a_boundary_in_or_across_outputs_is_found(outputs):
+    """The message's own boundary, whole or split where one output ends in "=", makes the HTML part encoded."""
+    html = "".join(text for text, _ in outputs)
+    pieces = BodyPieces(html, [text for text, _ in outputs],
+                        encoded_constants(text for text, constant in outputs if constant))
+    raw = build(type("E", (), dict(subject="s", html=html, text="t\n", lang="en", html_pieces=pieces)),
+                eight_bit=True)
+    assert raw == build(type("E", (), dict(subject="s", html=html, text="t\n", lang="en")), eight_bit=True)
+    assert body_text(parse(raw), "html") == html
+    assert raw.count(_BOUNDARY.encode()) == 4   # its three delimiter lines and the header
 
 
 def test_pieces_of_another_text_are_not_used(make_email):

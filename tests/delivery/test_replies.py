@@ -98,8 +98,8 @@ def test_an_endless_reply_is_refused():
     assert isinstance(result, SMTPResponseException) and "too long" in result.message
 
 
-def deferred_then(step) -> bytes:
-    """What the other end of a real socket receives after defer(b"<data>") and then step(replies)."""
+def deferred_then(step, pieces: tuple[bytes, ...] = (b"<data>",)) -> bytes:
+    """What the other end of a real socket receives after defer(*pieces) and then step(replies)."""
     async def main() -> bytes:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
@@ -107,7 +107,7 @@ def deferred_then(step) -> bytes:
         transport, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
         replies = Replies(loop, transport)
         transport.set_protocol(replies)
-        replies.defer(b"<data>")
+        replies.defer(*pieces)
         await step(replies)
         await asyncio.sleep(0.05)
         try:
@@ -132,6 +132,13 @@ def test_deferred_data_goes_alone_when_no_write_follows():
     async def nothing(replies: Replies) -> None:
         await asyncio.sleep(0)
     assert deferred_then(nothing) == b"<data>"
+
+
+def test_message_data_in_pieces_goes_whole_and_in_order():
+    """Data deferred in pieces (a message and its end), then the next data written in pieces: every piece, in order."""
+    async def write_pieces(replies: Replies) -> None:
+        replies.write_lines((b"<next>", b".\r\n"))
+    assert deferred_then(write_pieces, (b"<da", b"ta>", b".\r\n")) == b"<data>.\r\n<next>.\r\n"
 
 
 def test_a_closed_session_sends_no_deferred_data():
