@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Column, Connection, Dialect, Select, Table, Text, bindparam, select
+from sqlalchemy import Column, Connection, Select, Table, Text, bindparam, select
 
 from dunning import store
 from dunning.billing.contract import Account, Charge, Invoice, PaymentMethod, Subscription
@@ -27,17 +27,9 @@ def load_accounts(conn: Connection, ids: Sequence[str]) -> list[Account]:
     """The accounts with these ids and all their children, in the order of `ids` (unknown ids skipped)."""
     if not ids:
         return []
-    if not conn.in_transaction():
-        conn.begin()  # as conn.execute would: the caller ends it
-    reads, bound = _reads(store.backend_of(conn), conn.dialect), {"ids": orjson.dumps(list(ids)).decode()}
-    driver = conn.connection.driver_connection
-    assert driver is not None  # the transaction's connection is open
-    cursor = driver.cursor()
-    try:
-        children = [_by_account(read.rows(cursor, bound)) for read in reads.children]
-        rows = {row[0]: row for row in reads.accounts.rows(cursor, bound)}
-    finally:
-        cursor.close()
+    statements, bound = _statements(store.backend_of(conn)), {"ids": orjson.dumps(list(ids)).decode()}
+    children = [_by_account(conn.execute(statement, bound).all()) for statement in statements.children]
+    rows = {row[0]: row for row in conn.execute(statements.accounts, bound).all()}
     return [_account(rows[i], *children) for i in ids if i in rows]
 
 
@@ -63,48 +55,18 @@ _CHILD_COLUMNS = tuple(_columns(table, *(_RENAMED.get(name, name) for name in fi
 
 
 @dataclass(frozen=True, slots=True)
-class _Read:
-    """A statement in the driver's own SQL, and the conversions SQLAlchemy would make of its columns."""
-
-    sql: str
-    converted: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, conversion) of the columns that have one
-
-    def rows(self, cursor: Any, bound: dict[str, str]) -> Iterable[_Row]:
-        """Its rows for these parameters, each value as SQLAlchemy's result would give it."""
-        cursor.execute(self.sql, bound)
-        rows: list[Any] = cursor.fetchall()
-        if not self.converted or not rows:
-            return rows
-        # Column by column: map calls a conversion without a turn of the interpreter's loop per value.
-        columns: list[Iterable[Any]] = list(zip(*rows, strict=True))
-        for position, convert in self.converted:
-            columns[position] = map(convert, columns[position])
-        return zip(*columns, strict=True)
+class _Statements:
+    accounts: Select[Any]
+    children: tuple[Select[Any], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Reads:
-    accounts: _Read
-    children: tuple[_Read, ...]
-
-
-@lru_cache(maxsize=8)
-def _reads(backend: Backend, dialect: Dialect) -> _Reads:
-    """Built once per database: each reads the rows of the accounts whose ids are the JSON array :ids.
-
-    Run by the driver itself: a batch's rows, five to twenty an account, cost less read so than through
-    SQLAlchemy's results; each column gets the conversion those results would give it."""
+@cache
+def _statements(backend: Backend) -> _Statements:
+    """Built once: each reads the rows of the accounts whose ids are the JSON array :ids."""
     ids = backend.json_values(bindparam("ids", type_=Text), integers=False)
-
-    def read(statement: Select[Any], columns: Sequence[Column[Any]]) -> _Read:
-        conversions = ((position, column.type.dialect_impl(dialect).result_processor(dialect, None))
-                       for position, column in enumerate(columns))
-        return _Read(backend.driver_sql(statement),
-                     tuple((position, convert) for position, convert in conversions if convert is not None))
-
-    return _Reads(
-        read(select(*_ACCOUNT_COLUMNS).where(store.accounts.c.id.in_(ids)), _ACCOUNT_COLUMNS),
-        tuple(read(select(*columns).where(columns[0].table.c.account_id.in_(ids)).order_by(columns[0]), columns)
+    return _Statements(
+        select(*_ACCOUNT_COLUMNS).where(store.accounts.c.id.in_(ids)),
+        tuple(select(*columns).where(columns[0].table.c.account_id.in_(ids)).order_by(columns[0])
               for columns in _CHILD_COLUMNS))
 
 

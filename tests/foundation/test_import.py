@@ -100,7 +100,7 @@ def test_every_account_loads_back_as_validated(database_url):
 
 
 def test_loaded_values_have_the_types_the_contract_gives_them(database_url):
-    """Read back by the driver, each value is of the contract's own type on either database: a bool (not the
+    """Read back from the store, each value is of the contract's own type on either database: a bool (not the
     integer SQLite stores), a date, a datetime in UTC, a Decimal, an int, a str or None."""
     account = copy.deepcopy(FULL)
     account["dunning_paused_until"] = "2026-12-01T08:00:00+09:00"
