@@ -99,6 +99,34 @@ def test_every_account_loads_back_as_validated(database_url):
     assert sum(len(account.charges) for account in loaded) > 0
 
 
+def test_loaded_values_have_the_types_the_contract_gives_them(database_url):
+    """Read back from the store, each value is of the contract's own type on either database: a bool (not the
+    integer SQLite stores), a date, a datetime in UTC, a Decimal, an int, a str or None."""
+    account = copy.deepcopy(FULL)
+    account["dunning_paused_until"] = "2026-12-01T08:00:00+09:00"
+    account["subscriptions"][1]["data_deleted"] = True
+    engine, _summary, errors = _import(database_url, _jsonl(account))
+    assert errors == []
+    with engine.connect() as conn:
+        (loaded,) = loader.load_accounts(conn, ["acct_1"])
+    expected = Account.model_validate(account)
+    for field in ("payment_methods", "subscriptions", "invoices", "charges"):
+        getattr(expected, field).sort(key=lambda child: child.id)
+    pairs = [(loaded, expected), *((mine, theirs) for field in ("payment_methods", "subscriptions", "invoices",
+                                                              "charges")
+                                   for mine, theirs in zip(getattr(loaded, field), getattr(expected, field),
+                                                           strict=True))]
+    for mine, theirs in pairs:
+        for name, value in mine.__dict__.items():
+            if not isinstance(value, list):
+                assert type(value) is type(getattr(theirs, name)), (type(mine).__name__, name)
+                assert value == getattr(theirs, name), (type(mine).__name__, name)
+            if isinstance(value, datetime):
+                assert value.tzinfo is UTC, (type(mine).__name__, name)
+    assert loaded.subscriptions[1].data_deleted is True
+    assert loaded.dunning_paused_until == datetime(2026, 11, 30, 23, tzinfo=UTC)
+
+
 def test_owed_flag_follows_status_and_outstanding(database_url):
     """Only open invoices with an outstanding amount are marked owed in the store."""
     account = copy.deepcopy(FULL)
