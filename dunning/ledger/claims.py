@@ -6,13 +6,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from operator import itemgetter
 from typing import Any, Literal, cast
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, ScalarSelect, Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, Text, Update, bindparam, select, update
 
 from dunning import store
-from dunning.ledger.writes import transaction
+from dunning.ledger.writes import datetime_parameter, transaction
 
 __all__ = ["Claim", "claim", "extend_leases", "unclaim", "lapsed_workers", "outbox_due", "expire_leases", "requeue"]
 
@@ -51,28 +53,46 @@ class Claim:
 
 def claim(engine: Engine, *, worker: str, limit: int, now: datetime, lease_seconds: int) -> list[Claim]:
     """Take up to `limit` due emails for this worker under a lease; committed before it returns."""
-    statement = store.backend_of(engine).claim_statement().bindparams(
-        bindparam("now", type_=store.UtcDateTime()), bindparam("until", type_=store.UtcDateTime()))
-    with transaction(engine) as conn:
-        rows = conn.execute(statement, {"worker": worker, "limit": limit, "now": now,
-                                        "until": now + timedelta(seconds=lease_seconds)}).all()
-    if not rows:
-        return []
-    # Read once the claim is committed, so the write lock is held no longer than the claim needs;
-    # a payload never changes after its email is enqueued.
-    payloads = _payloads(engine, [row[0] for row in rows])
-    return sorted((Claim(email_id, fence, attempts, message_id, payloads[email_id], account,
-                         notice, payment_method, stage, locale,
-                         tuple(orjson.loads(delivered)) if delivered else (), refused)
-                   for (email_id, fence, attempts, message_id, account, notice, payment_method, stage, locale,
-                        delivered, refused) in rows), key=lambda claimed: claimed.email_id)
-
-
-def _payloads(engine: Engine, email_ids: list[int]) -> dict[int, str]:
+    # Statements compiled once, given to the driver as they are: no statement cache looked up, no parameter
+    # processed per execution.
+    statements, stamp = _statements(store.backend_of(engine)), datetime_parameter(engine.dialect)
+    parameters = {"worker": worker, "limit": limit, "now": stamp(now),
+                  "until": stamp(now + timedelta(seconds=lease_seconds))}
     with engine.connect() as conn:
-        query = select(email_payloads.c.email_id, email_payloads.c.payload).where(
-            store.among(conn, email_payloads.c.email_id, email_ids))
-        return dict(conn.execute(query).all())
+        with transaction(conn):
+            rows = _driver_rows(conn, statements.claim, parameters)
+        if not rows:
+            return []
+        # Read once the claim is committed, so the write lock is held no longer than the claim needs;
+        # a payload never changes after its email is enqueued.
+        payloads = dict(_driver_rows(conn, statements.payloads, {"ids": orjson.dumps([row[0] for row in rows])
+                                                                           .decode()}))
+    rows.sort(key=itemgetter(0))
+    return [Claim(email_id, fence, attempts, message_id, payloads[email_id], account, notice, payment_method,
+                  stage, locale, tuple(orjson.loads(delivered)) if delivered else (), refused)
+            for (email_id, fence, attempts, message_id, account, notice, payment_method, stage, locale,
+                 delivered, refused) in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The claim's statements as the driver's own SQL, taking their parameters by name."""
+
+    claim: str
+    payloads: str  # of the emails whose ids are the JSON array :ids
+
+
+@cache
+def _statements(backend: store.Backend) -> _Statements:
+    """Compiled once per backend."""
+    ids = backend.json_values(bindparam("ids", type_=Text), integers=True)
+    payloads = select(email_payloads.c.email_id, email_payloads.c.payload).where(email_payloads.c.email_id.in_(ids))
+    return _Statements(backend.driver_sql(backend.claim_statement()), backend.driver_sql(payloads))
+
+
+def _driver_rows(conn: Connection, sql: str, parameters: dict[str, object]) -> list[Any]:
+    """The rows of one statement given to the driver as it is (in the connection's transaction, if one is open)."""
+    return list(conn.exec_driver_sql(sql, parameters).all())
 
 
 def extend_leases(engine: Engine, claims: Sequence[Claim], *, now: datetime, lease_seconds: int) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,9 +10,10 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Dialect, Engine, Text, bindparam, literal_column, null, select, update
+from sqlalchemy import Connection, Engine, Text, bindparam, literal_column, null, select, update
 
 from dunning import store
+from dunning.ledger.writes import datetime_parameter
 from dunning.store import Backend
 from dunning.vocabulary import OUTCOMES, OutcomeStatus
 
@@ -118,7 +118,7 @@ def try_record(conn: Connection, results: Sequence[Result], *, now: datetime, ma
     # such a write costs a fraction of what it costs through SQLAlchemy's statement execution.
     backend, driver = store.backend_of(conn), conn.connection.driver_connection
     assert driver is not None  # a connection the caller holds is open
-    stamp = _datetime_parameter(conn.dialect)
+    stamp = datetime_parameter(conn.dialect)
     cursor = driver.cursor()
     try:
         rows = _outcome_rows(backend, cursor, results, now, max_attempts, backoff_seconds, stamp)
@@ -191,15 +191,6 @@ def _outcome(result: Result, attempts: int, now: datetime, max_attempts: int, ba
         next_at = now + timedelta(seconds=backoff_seconds * 2 ** (attempts - 1))
     return {"status": status, "next_at": stamp(next_at) if next_at else None, "code": result.code,
             "reply": result.reply or None, "error": error,
-            "refused": json.dumps(result.refused) if result.refused else None,
-            "delivered": json.dumps(list(result.delivered)) if result.delivered else None,
+            "refused": orjson.dumps(result.refused).decode() if result.refused else None,
+            "delivered": orjson.dumps(result.delivered).decode() if result.delivered else None,
             "now": bound_now, "email_id": result.email_id, "fence": result.fence}
-
-
-@cache
-def _datetime_parameter(dialect: Dialect) -> Callable[[datetime | None], object]:
-    """What the driver is given for a UtcDateTime value, as SQLAlchemy would bind it on this database (made once
-    per dialect: a delivery process asks at every write)."""
-    process = store.UtcDateTime().bind_processor(dialect)
-    return process if process is not None else lambda value: value
-

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from functools import cache
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Dialect, Engine
 
 from dunning import store
 
-__all__ = ["transaction"]
+__all__ = ["transaction", "datetime_parameter"]
 
 
 @contextmanager
@@ -27,3 +29,12 @@ def transaction(bind: Engine | Connection) -> Iterator[Connection]:
         bind.rollback()
         raise
     bind.commit()
+
+
+@cache
+def datetime_parameter(dialect: Dialect) -> Callable[[datetime | None], object]:
+    """What the driver is given for a UtcDateTime value, as SQLAlchemy binds it on this database (made once per
+    dialect: a delivery process asks at every write). On SQLite, the text SQLAlchemy stores: a datetime would be
+    turned into text of another form by the driver's own adapter, row by row."""
+    process = store.UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else lambda value: value

@@ -102,3 +102,16 @@ def test_record_counts_each_outcome_of_a_mixed_batch(engine, sends):
                Result(c[4].email_id, c[4].fence + 1, "sent"), Result(999_999, 1, "sent")]
     assert record(engine, results) == RecordCounts(sent=1, retry=1, failed=1, unknown=1, fenced_out=2)
     assert row(engine, c[4].email_id).status == "sending"
+
+
+def test_a_retry_is_claimed_again_at_the_very_moment_its_backoff_ends(engine, sends):
+    """The outcome's moments are stored in the form the claim compares them in: a retry due at a moment with
+    microseconds is claimed at that moment, not one after it."""
+    ledger.enqueue(engine, sends(1), now=T0)
+    (taken,) = claim(engine)
+    at = T0 + timedelta(seconds=1, microseconds=123_456)
+    record(engine, [Result(taken.email_id, taken.fence, "retry", code=451, reply="4.7.1 later")], at, backoff=100)
+    due = at + timedelta(seconds=100)
+    assert row(engine, taken.email_id).next_attempt_at == due
+    assert claim(engine, due - timedelta(microseconds=1)) == []
+    assert [c.email_id for c in claim(engine, due)] == [taken.email_id]
