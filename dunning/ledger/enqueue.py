@@ -103,10 +103,10 @@ def _emails_insert(backend: Backend) -> Insert:
 
 
 @cache
-def _keys_insert(backend: Backend) -> Insert:
+def _keys_insert(backend: Backend, returning: bool) -> Insert:
     constants = {"created_at": _now(), "as_of": bindparam("as_of", type_=store.UtcDateTime())}
-    return (_from_rows(backend, notices, _KEY_COLUMNS, constants).on_conflict_do_nothing(index_elements=["key"])
-            .returning(notices.c.key, notices.c.email_id))
+    statement = _from_rows(backend, notices, _KEY_COLUMNS, constants).on_conflict_do_nothing(index_elements=["key"])
+    return statement.returning(notices.c.key, notices.c.email_id) if returning else statement
 
 
 @cache
@@ -147,7 +147,16 @@ def _insert_keys(conn: Connection, rows: list[tuple[Any, ...]], now: datetime,
         return set()
     # Sorted, so overlapping runs wait on each other's keys in one order and never deadlock.
     rows = sorted(rows, key=lambda row: row[0])  # stable: of two entries naming a key, the first wins
-    result = conn.execute(_keys_insert(store.backend_of(conn)), {"rows": _json(rows), "now": now, "as_of": as_of})
+    parameters = {"rows": _json(rows), "now": now, "as_of": as_of}
+    backend = store.backend_of(conn)
+    # Every key is free unless another run planned it too: then the count alone tells, and the insert is
+    # undone and made again, returning the keys it got (returning every row costs more than the savepoint).
+    savepoint = conn.begin_nested()
+    if conn.execute(_keys_insert(backend, False), parameters).rowcount == len(rows):
+        savepoint.commit()
+        return {(row[0], row[4]) for row in rows}
+    savepoint.rollback()
+    result = conn.execute(_keys_insert(backend, True), parameters)
     return {(key, email_id) for key, email_id in result.all()}
 
 

@@ -64,6 +64,22 @@ def test_email_whose_keys_are_partly_held_is_dropped_and_its_free_keys_stay_free
     assert ledger.enqueue(engine, [alone], now=T0) == EnqueueCounts(emails=1, keys=1)
 
 
+def test_a_batch_meeting_a_held_key_writes_each_free_key_once_and_leaves_the_held_one(engine, send):
+    """A key another run holds, in a batch of free ones: the others are written once, the held one as it was."""
+    later = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    ledger.enqueue(engine, [keys_only("skipped", "k1")], now=T0)
+    batch = [send(0), keys_only("skipped", "k1"), keys_only("superseded", "k2")]
+    assert ledger.enqueue(engine, batch, now=later) == EnqueueCounts(emails=1, keys=2, held=1)
+    with engine.connect() as conn:
+        rows = conn.execute(select(store.notices.c.key, store.notices.c.outcome, store.notices.c.created_at,
+                                   store.notices.c.email_id).order_by(store.notices.c.key)).all()
+    (email_id,) = {row.email_id for row in rows if row.outcome == "email"}
+    assert [(key, outcome, at) for key, outcome, at, _ in rows] == [
+        ("k1", "skipped", T0), ("k2", "superseded", later), (send(0).keys[0], "email", later)]
+    assert count(engine, store.emails) == 1 and count(engine, store.email_payloads) == 1
+    assert ledger.claim(engine, worker="w", limit=10, now=later, lease_seconds=60)[0].email_id == email_id
+
+
 def test_within_one_batch_the_first_entry_naming_a_key_wins(engine, send):
     """Two entries of one batch naming the same key: the first keeps it, the second adds nothing."""
     first, second = send(0, keys=("k",)), send(1, keys=("k",))
