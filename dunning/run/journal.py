@@ -10,8 +10,10 @@ the outcomes of sends that have finished are recorded in the same statement, and
 batch share one connection. A send asks for its record as its envelope (MAIL, RCPT, DATA) goes out,
 or, behind a send still awaiting its final reply on a pipelined connection, once that send has returned
 its outcome (the transport sees to it); the record is written only once some send waits for it, after
-the server's reply to DATA, a moment later (GATHER_SECONDS): every record asked for by then, by the
-process's other connections too, and every outcome finished by then share that one write. So an email's
+the server's reply to DATA, a moment later (GATHER_SECONDS), or on the next turn of the event loop once a
+send on each of the process's connections waits (no other record could join): every record asked for by
+then, by the process's other connections too, and every outcome finished by then share that one write,
+and each waiting send is woken once it is done. So an email's
 outcome is recorded before the next email's data goes out on its connection, and after a crash at most
 one email per connection can be without an outcome: an email whose lease ran out is unknown only if its
 record was written and no outcome was; the others go back to the queue.
@@ -102,7 +104,8 @@ def journal_for(engine: Engine, clock: Clock, delivery: DeliverySettings,
     gathered when the process sends over several connections: on one, no other send could join them)."""
     if flight is not None:
         return FlightJournal(engine, clock, delivery, recorded, flight)
-    return LedgerJournal(engine, clock, delivery, recorded, gather_seconds=GATHER_SECONDS if connections > 1 else 0)
+    return LedgerJournal(engine, clock, delivery, recorded, gather_seconds=GATHER_SECONDS if connections > 1 else 0,
+                         connections=connections)
 
 
 class FlightJournal(Journal):
@@ -136,11 +139,14 @@ class LedgerJournal(Journal):
     """Marks claimed emails whose data goes out in the ledger, and records finished outcomes, many in one write."""
 
     def __init__(self, engine: Engine, clock: Clock, delivery: DeliverySettings,
-                 recorded: Callable[[ledger.RecordCounts], None], *, gather_seconds: float = GATHER_SECONDS) -> None:
+                 recorded: Callable[[ledger.RecordCounts], None], *, gather_seconds: float = GATHER_SECONDS,
+                 connections: int | None = None) -> None:
         super().__init__(engine, clock, delivery, recorded)
-        self._gather_seconds = gather_seconds
+        # None: not known, the gathering moment always passes
+        self._gather_seconds, self._connections = gather_seconds, connections
+        self._gathering = False  # the write's first try waits out the gathering moment
         self._starting: list[tuple[int, int]] = []
-        self._written: asyncio.Future[None] | None = None  # the write the marks in _starting wait for
+        self._written: _Write | None = None  # the write the marks in _starting wait for
         self._scheduled = False  # some send waits for that write, and its next try is due
         self._first_try: float | None = None  # loop time of its first try
         self._retry: asyncio.Handle | None = None  # the write's next try, scheduled
@@ -152,7 +158,7 @@ class LedgerJournal(Journal):
         (left unawaited, when the server refused the envelope, the record waits for the next write)."""
         self._starting.append((claim.email_id, claim.fence))
         if self._written is None:
-            self._written = asyncio.get_running_loop().create_future()
+            self._written = _Write()
         return _Written(self, self._written)
 
     def needed(self) -> None:
@@ -162,8 +168,17 @@ class LedgerJournal(Journal):
         if not self._scheduled:
             self._scheduled = True
             loop = asyncio.get_running_loop()
+            self._gathering = bool(self._gather_seconds)
             self._retry = (loop.call_later(self._gather_seconds, self._try_write) if self._gather_seconds
                            else loop.call_soon(self._try_write))
+
+    def waiting(self, sends: int) -> None:
+        """So many sends wait for the pending write: once a send on each of the process's connections does,
+        none could join it any more, and its first try runs on the next turn of the loop."""
+        if self._gathering and self._connections is not None and sends >= self._connections and self._retry:
+            self._gathering = False
+            self._retry.cancel()
+            self._retry = asyncio.get_running_loop().call_soon(self._try_write)
 
     def close(self, *, complete: bool = True) -> None:
         """Record the outcomes not recorded yet (the batch is done) and give the connection back.
@@ -184,7 +199,7 @@ class LedgerJournal(Journal):
         return self._connection
 
     def _try_write(self) -> None:
-        self._retry, written = None, self._written
+        self._retry, written, self._gathering = None, self._written, False
         assert written is not None
         loop = asyncio.get_running_loop()
         if self._first_try is None:
@@ -196,13 +211,12 @@ class LedgerJournal(Journal):
                     else self._write(self._starting, record=ledger.record, bind=self._engine))
         except Exception as exc:  # every send waiting on this write stops with it
             done = True
-            written.set_exception(exc)
+            written.failed = exc
         if not done:  # sends that reach their data meanwhile join this write
             self._retry = loop.call_later(BUSY_RETRY_SECONDS, self._try_write)
             return
         self._starting, self._written, self._scheduled, self._first_try = [], None, False, None
-        if not written.done():
-            written.set_result(None)
+        written.landed()
 
 
 class _Done:
@@ -218,15 +232,51 @@ class _Done:
 _WRITTEN = _Done()
 
 
+class _Write:
+    """One write of the journal as its sends see it: whether it landed, how it failed, and who waits for it.
+
+    Each waiting send has a future of its own, woken in one pass once the write is done: a send cancelled
+    meanwhile cancels only its own, and no send's wake-up goes through another callback first."""
+
+    __slots__ = ("done", "failed", "_waiters")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.failed: BaseException | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def waiter(self) -> tuple[asyncio.Future[None], int]:
+        """A future of the calling send's own, done once the write is, and how many sends wait with it."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter, len(self._waiters)
+
+    def landed(self) -> None:
+        """The write is done (failed holds why it failed): every send waiting for it goes on."""
+        self.done, failed, waiters, self._waiters = True, self.failed, self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                if failed is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(failed)
+
+
 class _Written:
     """What a send awaits before its data goes out: the write its record is in (asked for on the first await)."""
 
     __slots__ = ("_journal", "_written")
 
-    def __init__(self, journal: LedgerJournal, written: asyncio.Future[None]) -> None:
+    def __init__(self, journal: LedgerJournal, written: _Write) -> None:
         self._journal, self._written = journal, written
 
     def __await__(self) -> Generator[Any, None, None]:
-        if not self._written.done():
-            self._journal.needed()
-        return asyncio.shield(self._written).__await__()
+        written = self._written
+        if not written.done:
+            journal = self._journal
+            journal.needed()
+            waiter, sends = written.waiter()
+            journal.waiting(sends)
+            yield from waiter.__await__()
+        elif written.failed is not None:
+            raise written.failed

@@ -77,6 +77,16 @@ class FrozenClockLoop(asyncio.SelectorEventLoop):
         return self.now
 
 
+def assert_one_write(engine, loop, sends_on_connections, claims) -> None:
+    """Run the sends on this loop, then check that their records were written at one moment, together."""
+    try:
+        loop.run_until_complete(sends_on_connections)
+    finally:
+        loop.close()
+    moments = data_at(engine, claims)
+    assert moments[0] is not None and len(set(moments)) == 1
+
+
 def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
     """A send on another connection that reaches its data a few turns of the event loop after the first one
     waits joins the first one's write, with the outcome finished meanwhile: one write, not two."""
@@ -100,13 +110,27 @@ def test_records_asked_for_a_moment_apart_share_one_write(engine, sends):
         await asyncio.gather(send(first, 0), send(second, 3))
         kept.close()
 
-    try:
-        loop.run_until_complete(two_connections())
-    finally:
-        loop.close()
-    first_at, second_at = data_at(engine, [first, second])
-    assert first_at is not None and first_at == second_at
+    assert_one_write(engine, loop, two_connections(), [first, second])
     assert len(outcomes) == 1 and outcomes[0].sent == 1
+
+
+def test_once_a_send_on_each_connection_waits_the_write_goes_without_its_gathering_moment(engine, sends):
+    """With a send on each of the process's connections waiting for the pending write, no other record could
+    join it: it is written on the next turn of the event loop, the gathering moment not passed, as one write."""
+    first, second = claimed(engine, sends, 2)
+    loop = FrozenClockLoop()  # its clock never moves: a write that waited for the moment would not come
+
+    async def two_connections():
+        kept = journal_for(engine, TickingClock(), DeliverySettings(), lambda counts: None, None, connections=2)
+        both = asyncio.gather(kept.data_goes_out(first), kept.data_goes_out(second))
+        for _ in range(10):
+            if both.done():
+                break
+            await asyncio.sleep(0)
+        assert both.done()
+        kept.close()
+
+    assert_one_write(engine, loop, two_connections(), [first, second])
 
 
 def test_over_one_connection_a_write_waits_for_no_other(engine, sends):
