@@ -165,7 +165,7 @@ def currency_writer(locale: Locale, currency: str, numbering: str = "latn",
     # As apply() treats prefix + number + suffix, with the number held by a NUL it never contains.
     sides = [_QUOTED.sub(lambda m: m.group(1) or "'", a.replace("¤¤", currency.upper()).replace("¤", symbol))
              .partition("\0")[::2] for a in affixes]
-    fast = _number_writer(pattern, get_currency_precision(currency), group, point, sides, babel, finish)
+    fast = _number_writer(pattern, get_currency_precision(currency), group, point, sides, babel, finished)
     return fast if all(fast(v) == babel(v) for v in _PROBES) else babel
 
 
@@ -174,11 +174,11 @@ def _same(text: str) -> str:
 
 
 def _number_writer(pattern: Any, digits: int, group: str, point: str, sides: list[tuple[str, str]],
-                   babel: Callable[[Decimal], str], finish: Callable[[str], str] | None) -> Callable[[Decimal], str]:
+                   babel: Callable[[Decimal], str], finish: Callable[[str], str]) -> Callable[[Decimal], str]:
     """NumberPattern.apply's steps for a finite amount with the currency's digits, then finish."""
     quantum, (first, other), least = get_decimal_quantum(digits), pattern.grouping, pattern.int_prec[0]
     if (first, other) == (3, 3) and least == 1:
-        return _grouped_writer(quantum, group, point, sides, babel, finish or _same)
+        return _grouped_writer(quantum, group, point, sides, babel, finish)
 
     def fast(value: Decimal) -> str:
         if not value.is_finite():
@@ -189,8 +189,7 @@ def _number_writer(pattern: Any, digits: int, group: str, point: str, sides: lis
         grouped, size = "", first
         while len(whole) > size:
             grouped, whole, size = group + whole[-size:] + grouped, whole[:-size], other
-        text = f"{before}{whole}{grouped}{point + fraction.ljust(digits, '0') if digits else ''}{after}"
-        return finish(text) if finish else text
+        return finish(f"{before}{whole}{grouped}{point + fraction.ljust(digits, '0') if digits else ''}{after}")
 
     return fast
 
