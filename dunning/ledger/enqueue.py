@@ -106,7 +106,10 @@ def _emails_insert(backend: Backend) -> Insert:
 def _keys_insert(backend: Backend, returning: bool) -> Insert:
     constants = {"created_at": _now(), "as_of": bindparam("as_of", type_=store.UtcDateTime())}
     statement = _from_rows(backend, notices, _KEY_COLUMNS, constants).on_conflict_do_nothing(index_elements=["key"])
-    return statement.returning(notices.c.key, notices.c.email_id) if returning else statement
+    if returning:
+        return statement.returning(notices.c.key, notices.c.email_id)
+    # SQLAlchemy keeps an INSERT's row count only when asked: without this, PostgreSQL's count reads -1
+    return statement.execution_options(preserve_rowcount=True)
 
 
 @cache

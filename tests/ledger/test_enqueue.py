@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from dunning import ledger, store
 from dunning.ledger import EnqueueCounts, OutboxEntry
@@ -78,6 +78,22 @@ def test_a_batch_meeting_a_held_key_writes_each_free_key_once_and_leaves_the_hel
         ("k1", "skipped", T0), ("k2", "superseded", later), (send(0).keys[0], "email", later)]
     assert count(engine, store.emails) == 1 and count(engine, store.email_payloads) == 1
     assert ledger.claim(engine, worker="w", limit=10, now=later, lease_seconds=60)[0].email_id == email_id
+
+
+def test_a_batch_of_free_keys_writes_them_in_one_insert_never_undone(engine, sends):
+    """Free keys (what a run meets): one INSERT of the keys, no savepoint rolled back, no second insert."""
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:3]))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert ledger.enqueue(engine, sends(20), now=T0) == EnqueueCounts(emails=20, keys=20)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements.count("INSERT INTO notices") == 1
+    assert not [statement for statement in statements if statement.startswith("ROLLBACK")]
 
 
 def test_within_one_batch_the_first_entry_naming_a_key_wins(engine, send):
