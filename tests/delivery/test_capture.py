@@ -92,7 +92,7 @@ def test_the_command_runs_until_interrupted(tmp_path):
     outbox = tmp_path / "outbox"
     process = subprocess.Popen(
         [sys.executable, "-m", "dunning", "capture-server", "--port", "0", "--outbox", str(outbox)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
     try:
         first = process.stdout.readline()
         assert first.startswith("listening on smtp://127.0.0.1:") and str(outbox) in first
@@ -119,3 +119,9 @@ def test_a_late_2xx_fault_still_accepts_the_command():
         [message] = server.wait_for(1)
     assert time.monotonic() - started >= 0.1
     assert message.sender == "billing@example.com" and message.recipients == ("a@example.com",)
+
+
+def _interruptible() -> None:
+    """Ctrl+C's default in the child: run as a shell's background job, the tests inherit SIGINT ignored, which a
+    Python child then keeps ignoring."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
