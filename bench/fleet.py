@@ -6,7 +6,8 @@ deliverer gets SIGTERM and stops after its batch in hand. Prints one JSON object
 summary with `sent` replaced by the deliverers' total, each deliverer's count, and `cpu_seconds`: the
 planner's, each deliverer's and, when the server runs on this machine, its backends' (each process's
 connections are named by PGAPPNAME and their CPU read from /proc while the outbox is watched, every
-POLL_SECONDS: a backend's last moments before it ends may be missed).
+POLL_SECONDS: a backend's last moments before it ends may be missed). With `--profile-stages`, `stages` holds
+the CPU seconds per stage of the planner and of the deliverers together (each counted by `--profile-stages`).
 
 Runs `dunning` from the working directory (a source tree, with PYTHONPATH set to it) and imports nothing of
 the benchmark, so that `python bench/fleet.py` measures any tree (bench.fleet_paired).
@@ -38,11 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deliverers", type=int, default=2)
     parser.add_argument("--as-of", required=True)
     parser.add_argument("--database", required=True, help="the PostgreSQL URL (also DUNNING_DATABASE__URL)")
+    parser.add_argument("--profile-stages", action="store_true",
+                        help="each process counts its CPU per stage; `stages` holds the planner's and the deliverers'")
     args = parser.parse_args(argv)
     tag = f"bench-fleet-{secrets.token_hex(4)}"
-    deliverers = [_start(dunning("deliver", "--forever", "--json", "--poll-seconds", str(POLL_SECONDS)),
+    profile = ["--profile-stages"] if args.profile_stages else []
+    deliverers = [_start(dunning("deliver", "--forever", "--json", "--poll-seconds", str(POLL_SECONDS), *profile),
                          f"{tag}-d{n}") for n in range(args.deliverers)]
-    planner = _start(dunning("run", "--no-deliver", "--json", "--as-of", args.as_of), f"{tag}-p")
+    planner = _start(dunning("run", "--no-deliver", "--json", "--as-of", args.as_of, *profile), f"{tag}-p")
     watch = ServerWatch(args.database, tag)
     planner_cpu = watch.until_exit(planner)
     if planner.returncode == 0:
@@ -60,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("sent", "retried", "failed", "unknown"):
         summary[name] = sum(count[name] for count in counts)
     summary["sent_by_each"] = [count["sent"] for count in counts]
+    if args.profile_stages:   # CPU seconds per stage: the planner's, and the deliverers' added up
+        delivering: dict[str, float] = {}
+        for count in counts:
+            for stage, seconds in count.get("stages", {}).items():
+                delivering[stage] = delivering.get(stage, 0.0) + seconds
+        summary["stages"] = {"planner": summary.get("stages", {}), "deliverers": delivering}
     summary["cpu_seconds"] = {"planner": planner_cpu, "deliverers": deliverer_cpu, "server": watch.server_cpu()}
     print(json.dumps(summary))
     return 0

@@ -143,6 +143,9 @@ def run_phases(bench: Bench, args: argparse.Namespace) -> None:
     if args.postgres and "run" in args.only:
         attempt(bench, fleet_label, lambda: phases.fleet(bench, report.FLEET, fleet_label, args.postgres,
                                                          bench.workdir / "due.jsonl", args.deliverers, args.repeat))
+        budget_label = f"{fleet_label}, `--profile-stages`: its CPU budget"
+        attempt(bench, budget_label, lambda: phases.fleet_stages(bench, budget_label, args.postgres,
+                                                                 bench.workdir / "due.jsonl", args.deliverers))
     else:
         bench.results.skipped.append(f"{fleet_label} (no PostgreSQL: --postgres URL or DUNNING_BENCH_POSTGRES_URL)")
     # The MJML baseline runs once: it is shown for reference and takes minutes.

@@ -220,29 +220,48 @@ def fleet(bench: Bench, key: str, label: str, postgres_url: str, file: Path, del
 
     def once(what: str) -> Run:
         nonlocal summary
-        with fresh_schema(postgres_url) as url:
-            env = {**bench.env, "DUNNING_DATABASE__URL": url}
-            subprocess.run(dunning("import", str(file), "--json"), env=env, cwd=bench.repo, check=True,
-                           capture_output=True)
-            before = bench.sink.count()
-            argv = [sys.executable, "-m", "bench.fleet", "--deliverers", str(deliverers), "--as-of", bench.as_of,
-                    "--database", url]
-            measured, sink_cpu = bench.measure(what, argv, env)
-        if measured.returncode != 0:
-            raise PhaseError(measured.describe_failure())
-        summary = _json(measured, what)
-        received, sent = bench.sink.count() - before, summary.get("sent", 0)
-        check = bench.results.check
-        check(f"{what}: sink received {received:,}, deliverers reported {sent:,} sent "
-              f"({' + '.join(map(str, summary.get('sent_by_each', [])))})", received == sent)
-        check(f"{what}: {sent:,} sent of {summary.get('planned', 0):,} planned, every one",
-              sent == summary.get("planned") and sent > 0)
-        problems = {k: summary.get(k, 0) for k in ("retried", "failed", "unknown", "deferred")}
-        check(f"{what}: {_counts(problems)} (expected none)", not any(problems.values()))
-        return Run(measured, sink_cpu)
+        run, summary = _fleet_once(bench, what, postgres_url, file, deliverers)
+        return run
 
     runs = _repeated(label, repeat, once)
     return _add(bench, Row(key, label, summary.get("sent", 0), "notices", runs))
+
+
+def fleet_stages(bench: Bench, label: str, postgres_url: str, file: Path, deliverers: int) -> None:
+    """The fleet once more, each of its processes counting its CPU per stage (not one of the measured runs: the
+    counters cost a little), for the report's fleet budget."""
+    run, summary = _fleet_once(bench, label, postgres_url, file, deliverers, "--profile-stages")
+    stages, cpu = summary.get("stages", {}), summary.get("cpu_seconds", {})
+    spent = {"planner": cpu.get("planner", 0.0), "deliverers": sum(cpu.get("deliverers", []))}
+    if cpu.get("server") is not None:
+        spent["server"] = cpu["server"]
+    bench.results.fleet_stages = report.FleetBudget(stages.get("planner", {}), stages.get("deliverers", {}),
+                                                    summary.get("sent", 0), spent, run.sink_cpu)
+
+
+def _fleet_once(bench: Bench, what: str, postgres_url: str, file: Path, deliverers: int,
+                *options: str) -> tuple[Run, dict]:
+    """One fleet on a fresh schema holding the accounts of `file`, checked: its run and its summary."""
+    with fresh_schema(postgres_url) as url:
+        env = {**bench.env, "DUNNING_DATABASE__URL": url}
+        subprocess.run(dunning("import", str(file), "--json"), env=env, cwd=bench.repo, check=True,
+                       capture_output=True)
+        before = bench.sink.count()
+        argv = [sys.executable, "-m", "bench.fleet", "--deliverers", str(deliverers), "--as-of", bench.as_of,
+                "--database", url, *options]
+        measured, sink_cpu = bench.measure(what, argv, env)
+    if measured.returncode != 0:
+        raise PhaseError(measured.describe_failure())
+    summary = _json(measured, what)
+    received, sent = bench.sink.count() - before, summary.get("sent", 0)
+    check = bench.results.check
+    check(f"{what}: sink received {received:,}, deliverers reported {sent:,} sent "
+          f"({' + '.join(map(str, summary.get('sent_by_each', [])))})", received == sent)
+    check(f"{what}: {sent:,} sent of {summary.get('planned', 0):,} planned, every one",
+          sent == summary.get("planned") and sent > 0)
+    problems = {k: summary.get(k, 0) for k in ("retried", "failed", "unknown", "deferred")}
+    check(f"{what}: {_counts(problems)} (expected none)", not any(problems.values()))
+    return Run(measured, sink_cpu), summary
 
 
 @contextmanager

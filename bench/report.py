@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench.measure import Measurement
-from dunning.run.stages import table
+from dunning.run.stages import STAGES, table
 
 # Row keys the ratios and targets refer to.
 RUN, RERUN, PRECOMPILED, MJML, SMTP_SOURCE, NOOP = "run", "rerun", "precompiled", "mjml", "smtp-source", "noop"
@@ -90,6 +90,18 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetBudget:
+    """What one profiled fleet counted (bench.fleet --profile-stages): CPU seconds per stage of its planner and
+    of its deliverers together, what each kind of process and the server's backends spent, and the sink."""
+
+    planner: dict[str, float]
+    deliverers: dict[str, float]
+    sent: int
+    cpu: dict[str, float]   # "planner", "deliverers" (together), "server" (absent when not on this machine)
+    sink: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """A correctness condition: a benchmark that breaks one measured nothing worth reporting."""
 
@@ -107,6 +119,7 @@ class Results:
     skipped: list[str] = field(default_factory=list)   # phases that could not run, and why
     judged: bool = True                                 # False for --small: targets shown, not judged
     stages: Budget | None = None                        # the CPU budget per stage, when the run phase ran
+    fleet_stages: FleetBudget | None = None             # the fleet's, when it ran
 
     def row(self, key: str) -> Row | None:
         return next((r for r in self.rows if r.key == key), None)
@@ -184,6 +197,7 @@ def render(results: Results) -> str:
         verdict = _verdict(target.ok, results.judged)
         lines.append(f"| {target.what} | {target.measured} | {target.goal} | {verdict} |")
     lines += budget(results.stages)
+    lines += fleet_budget(results.fleet_stages)
     lines += ["", "Checks (the counts every phase must get right):", ""]
     lines += [f"- {'ok' if c.ok else 'FAILED'}: {c.what}" for c in results.checks]
     return "\n".join(lines) + "\n"
@@ -197,6 +211,35 @@ def budget(found: Budget | None) -> list[str]:
     return ["", f"CPU budget of one more `dunning run --profile-stages` over the same accounts ({found.sent:,} "
                 f"sent; all its processes; the stages count {counted:.2f} of its {found.cpu:.2f} CPU s, the rest "
                 "is start-up: imports, settings, templates):", "", table(found.seconds, found.sent)]
+
+
+def fleet_budget(found: FleetBudget | None) -> list[str]:
+    """The fleet's CPU per sent email, stage by stage for its planner and its deliverers, then the rest of their
+    processes' CPU (start-up and exit), the server's backends and the sink (nothing when it was not measured)."""
+    if found is None or not found.sent:
+        return []
+    per_email = 1e6 / found.sent
+    lines = ["", f"CPU budget of one more fleet, each of its processes `--profile-stages` ({found.sent:,} sent), CPU "
+                 "µs per sent email:", "", "| stage | planner | deliverers | together |",
+             "| --- | ---: | ---: | ---: |"]
+
+    def line(what: str, planner: float, deliverers: float) -> None:
+        lines.append(f"| {what} | {planner * per_email:,.0f} | {deliverers * per_email:,.0f} | "
+                     f"{(planner + deliverers) * per_email:,.0f} |")
+
+    for stage in STAGES:
+        if found.planner.get(stage) or found.deliverers.get(stage):
+            line(stage, found.planner.get(stage, 0.0), found.deliverers.get(stage, 0.0))
+    counted = (sum(found.planner.values()), sum(found.deliverers.values()))
+    spent = (max(found.cpu.get("planner", 0.0), counted[0]), max(found.cpu.get("deliverers", 0.0), counted[1]))
+    line("start-up and exit", spent[0] - counted[0], spent[1] - counted[1])
+    line("their processes", *spent)
+    others = (("the server's backends", found.cpu.get("server")), ("the sink", found.sink))
+    for what, seconds in others:
+        lines.append(f"| {what} | | | {'n/a' if seconds is None else f'{seconds * per_email:,.0f}'} |")
+    everything = sum(spent) + sum(seconds or 0.0 for _, seconds in others)
+    lines.append(f"| all | | | {everything * per_email:,.0f} |")
+    return lines
 
 
 def exit_code(results: Results) -> int:
