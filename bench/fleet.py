@@ -65,10 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         summary[name] = sum(count[name] for count in counts)
     summary["sent_by_each"] = [count["sent"] for count in counts]
     if args.profile_stages:   # CPU seconds per stage: the planner's, and the deliverers' added up
+        from dunning.run.stages import add
+
         delivering: dict[str, float] = {}
         for count in counts:
-            for stage, seconds in count.get("stages", {}).items():
-                delivering[stage] = delivering.get(stage, 0.0) + seconds
+            add(delivering, count.get("stages", {}))
         summary["stages"] = {"planner": summary.get("stages", {}), "deliverers": delivering}
     summary["cpu_seconds"] = {"planner": planner_cpu, "deliverers": deliverer_cpu, "server": watch.server_cpu()}
     print(json.dumps(summary))
