@@ -32,7 +32,7 @@ from dunning.run.flight import FlightLog, flight_folder
 from dunning.run.journal import Journal, journal_for
 from dunning.run.lease import Fenced, Lease
 from dunning.run.recipients import addressees, settle, unaddressed
-from dunning.run.render_ahead import Prepared, prepare, prepared_ahead
+from dunning.run.render_ahead import Prepared, prepare, prepared_ahead, template_order
 from dunning.run.stages import Stages
 from dunning.run.summary import RunSummary
 from dunning.settings import Settings
@@ -89,6 +89,7 @@ async def _deliver_batches(run: RunContext, summary: RunSummary, worker: str, fl
                     continue
                 break
             lease.renewed(started)
+            claims.sort(key=template_order)
             journal = journal_for(engine, clock, delivery, recorded, flight, connections=run.settings.smtp.concurrency)
             journal.stages = stages
             outcomes: list[ledger.Result | None] = [None] * len(claims)

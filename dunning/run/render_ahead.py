@@ -26,7 +26,8 @@ from dunning.run.stages import Stages
 if TYPE_CHECKING:
     from dunning.delivery.dkim import DkimSigner
 
-__all__ = ["CHUNK", "Rendered", "Prepared", "Builder", "prepared_ahead", "prepare", "message_builder"]
+__all__ = ["CHUNK", "Rendered", "Prepared", "Builder", "template_order", "prepared_ahead", "prepare",
+           "message_builder"]
 
 CHUNK = 32  # emails rendered in a row
 
@@ -42,6 +43,12 @@ class Prepared(NamedTuple):
     cc: list[str]
     build: Builder | None = None   # builds the message again (7-bit, for a server without 8BITMIME)
     data: bytes | MessageError | None = None   # the bytes built ahead, or why the message cannot be built
+
+
+def template_order(claim: ledger.Claim) -> tuple[str, str]:
+    """The order a claimed batch is sent in: grouped by notice and locale, so that a chunk renders and builds
+    emails of one template in a row, its code and constants warm in the caches (bench/README.md)."""
+    return claim.notice, claim.locale
 
 
 def prepared_ahead(run: RunContext, claims: list[ledger.Claim], eight_bit: Callable[[], bool]

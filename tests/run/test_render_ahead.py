@@ -1,5 +1,5 @@
 """Emails rendered a chunk at a time ahead of their sends: an email that does not render is retried alone,
-every other one goes out once, in the order claimed."""
+every other one goes out once, its batch grouped by notice and locale."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def _poison_one_payload(url: str) -> int:
 def test_an_email_that_does_not_render_is_retried_and_the_others_are_sent_once(billing, smtp, capsys,
                                                                               monkeypatch):
     """Chunks of 3 over a batch of dozens: the email whose render fails is recorded for a retry with the
-    reason, the run's other emails are all received, once each, in the order they were claimed."""
+    reason, the run's other emails are all received, once each, grouped by notice and locale (in the order
+    claimed within a group), so that each chunk renders one template in a row."""
     monkeypatch.setattr(render_ahead, "CHUNK", 3)
     monkeypatch.setenv("DUNNING_DELIVERY__WORKERS", "1")
     monkeypatch.setenv("DUNNING_SMTP__CONCURRENCY", "1")
@@ -44,8 +45,9 @@ def test_an_email_that_does_not_render_is_retried_and_the_others_are_sent_once(b
     with engine.connect() as conn:
         status, error = conn.execute(text("SELECT status, error FROM emails WHERE id = :id"),
                                      {"id": poisoned}).one()
+        groups = list(conn.execute(text("SELECT DISTINCT notice, locale FROM emails WHERE status = 'sent'")))
         in_order = [row[0] for row in conn.execute(text(
-            "SELECT message_id FROM emails WHERE status = 'sent' ORDER BY id"))]
+            "SELECT message_id FROM emails WHERE status = 'sent' ORDER BY notice, locale, id"))]
     engine.dispose()
     assert status == "retry" and "cannot render past_due" in error
-    assert received == in_order
+    assert received == in_order and len({notice for notice, _ in groups}) > 1 and len(groups) > 2
