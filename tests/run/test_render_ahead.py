@@ -45,9 +45,10 @@ def test_an_email_that_does_not_render_is_retried_and_the_others_are_sent_once(b
     with engine.connect() as conn:
         status, error = conn.execute(text("SELECT status, error FROM emails WHERE id = :id"),
                                      {"id": poisoned}).one()
-        groups = list(conn.execute(text("SELECT DISTINCT notice, locale FROM emails WHERE status = 'sent'")))
-        in_order = [row[0] for row in conn.execute(text(
-            "SELECT message_id FROM emails WHERE status = 'sent' ORDER BY notice, locale, id"))]
+        sent = list(conn.execute(text("SELECT notice, locale, message_id FROM emails WHERE status = 'sent' "
+                                      "ORDER BY id")))
     engine.dispose()
     assert status == "retry" and "cannot render past_due" in error
-    assert received == in_order and len({notice for notice, _ in groups}) > 1 and len(groups) > 2
+    grouped = sorted(sent, key=lambda row: (row.notice, row.locale))   # stable: claim order within a group
+    assert received == [row.message_id for row in grouped]
+    assert len({row.notice for row in sent}) > 1 and len({(row.notice, row.locale) for row in sent}) > 2
