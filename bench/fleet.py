@@ -4,10 +4,9 @@ The deliverers start first and poll, as services do; the planner (`dunning run -
 while they send. Once the planner is done and the outbox holds nothing to send or being sent, each
 deliverer gets SIGTERM and stops after its batch in hand. Prints one JSON object: the planner's
 summary with `sent` replaced by the deliverers' total, each deliverer's count, and `cpu_seconds`: the
-planner's, each deliverer's and, when the server runs on this machine, its backends' (each process's
-connections are named by PGAPPNAME and their CPU read from /proc while the outbox is watched, every
-POLL_SECONDS: a backend's last moments before it ends may be missed). With `--profile-stages`, `stages` holds
-the CPU seconds per stage of the planner and of the deliverers together (each counted by `--profile-stages`).
+planner's, each deliverer's and, when the server runs on this machine, the server's from the fleet's start to
+its end (read from /proc: ServerWatch). With `--profile-stages`, `stages` holds the CPU seconds per stage of
+the planner and of the deliverers together (each counted by `--profile-stages`).
 
 Runs `dunning` from the working directory (a source tree, with PYTHONPATH set to it) and imports nothing of
 the benchmark, so that `python bench/fleet.py` measures any tree (bench.fleet_paired).
@@ -18,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -42,19 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-stages", action="store_true",
                         help="each process counts its CPU per stage; `stages` holds the planner's and the deliverers'")
     args = parser.parse_args(argv)
-    tag = f"bench-fleet-{secrets.token_hex(4)}"
     profile = ["--profile-stages"] if args.profile_stages else []
-    deliverers = [_start(dunning("deliver", "--forever", "--json", "--poll-seconds", str(POLL_SECONDS), *profile),
-                         f"{tag}-d{n}") for n in range(args.deliverers)]
-    planner = _start(dunning("run", "--no-deliver", "--json", "--as-of", args.as_of, *profile), f"{tag}-p")
-    watch = ServerWatch(args.database, tag)
+    watch = ServerWatch(args.database)
+    deliverers = [_start(dunning("deliver", "--forever", "--json", "--poll-seconds", str(POLL_SECONDS), *profile))
+                  for _ in range(args.deliverers)]
+    planner = _start(dunning("run", "--no-deliver", "--json", "--as-of", args.as_of, *profile))
     planner_cpu = watch.until_exit(planner)
     if planner.returncode == 0:
         watch.until_drained()
     for process in deliverers:
         process.send_signal(signal.SIGTERM)
     deliverer_cpu = [watch.until_exit(process) for process in deliverers]
-    watch.close()
+    server_cpu = watch.close()
     if planner.returncode != 0 or any(process.returncode != 0 for process in deliverers):
         print(f"planner exited {planner.returncode}, deliverers {[p.returncode for p in deliverers]}",
               file=sys.stderr)
@@ -71,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         for count in counts:
             add(delivering, count.get("stages", {}))
         summary["stages"] = {"planner": summary.get("stages", {}), "deliverers": delivering}
-    summary["cpu_seconds"] = {"planner": planner_cpu, "deliverers": deliverer_cpu, "server": watch.server_cpu()}
+    summary["cpu_seconds"] = {"planner": planner_cpu, "deliverers": deliverer_cpu, "server": server_cpu}
     print(json.dumps(summary))
     return 0
 
 
-def _start(argv: list[str], name: str) -> subprocess.Popen[str]:
-    """A child whose PostgreSQL connections carry this application name (its output: one line of JSON)."""
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env={**os.environ, "PGAPPNAME": name})
+def _start(argv: list[str]) -> subprocess.Popen[str]:
+    """A child whose output, one line of JSON, is read once it ends."""
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
 
 def _last_json(process: subprocess.Popen[str]) -> dict[str, Any]:
@@ -88,54 +85,87 @@ def _last_json(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 class ServerWatch:
-    """Watches the outbox, and the CPU of the server's backends whose application name starts with a tag."""
+    """Watches the outbox on one connection of its own, and the CPU the server spends meanwhile.
 
-    def __init__(self, url: str, tag: str) -> None:
+    The server's CPU is read from /proc, when it runs on this machine: the postmaster's own, that of its
+    children alive (backends, WAL writer, checkpointer, autovacuum) and that of its children ended, which
+    the kernel adds to the postmaster's once it reaps them. Counted from the watch's start to its close, less
+    the watch's own backend: every backend's last moments are counted, as is the server's background work
+    that the fleet's writes cause, and the work of any other client of the server meanwhile."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import text
+
         from dunning import store
 
         self._engine = store.connect(url, migrate=False)
-        self._tag = tag
-        self._backends: dict[int, float] = {}  # backend pid → its CPU seconds when last seen
+        self._conn = self._engine.connect()
+        self._own = int(self._conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        self._conn.commit()
+        self._postmaster = _postgres_parent(self._own)
+        self._start = self._cpu()
 
     def until_exit(self, process: subprocess.Popen[str]) -> float:
-        """Wait for the process, sampling meanwhile; its CPU seconds (its own children's included)."""
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            self._sample()
-            if pid:
-                process.returncode = os.waitstatus_to_exitcode(status)
-                return usage.ru_utime + usage.ru_stime
-            time.sleep(POLL_SECONDS)
+        """Wait for the process; its CPU seconds (its own children's included)."""
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        return usage.ru_utime + usage.ru_stime
 
     def until_drained(self) -> None:
         """Return once the outbox holds no email queued, being sent or waiting for a retry."""
-        from dunning import ledger
+        from sqlalchemy import func, select
 
-        while sum(ledger.summary(self._engine)[status] for status in PENDING):
-            self._sample()
+        from dunning import store
+
+        pending = select(func.count()).select_from(store.emails).where(store.emails.c.status.in_(PENDING))
+        while self._conn.execute(pending).scalar_one():
+            self._conn.commit()
             time.sleep(POLL_SECONDS)
+        self._conn.commit()
 
-    def server_cpu(self) -> float | None:
-        """CPU seconds of the tagged backends seen; None when the server's processes are not on this machine."""
-        return sum(self._backends.values()) if self._backends else None
-
-    def close(self) -> None:
+    def close(self) -> float | None:
+        """Close the watch: the server's CPU seconds since it started, or None when the server is elsewhere."""
+        end = self._cpu()
+        self._conn.close()
         self._engine.dispose()
+        if self._start is None or end is None:
+            return None
+        return max(0.0, end - self._start)
 
-    def _sample(self) -> None:
-        from sqlalchemy import text
+    def _cpu(self) -> float | None:
+        """The server's CPU seconds so far, less the watch's own backend's; None when it runs elsewhere."""
+        if self._postmaster is None:
+            return None
+        postmaster = _stat(self._postmaster)
+        if postmaster is None:
+            return None
+        total = sum(postmaster[11:15])  # utime, stime, and those of its reaped children
+        own = 0
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and (child := _stat(int(entry.name))) is not None and child[1] == self._postmaster:
+                total += child[11] + child[12]
+                if int(entry.name) == self._own:
+                    own = child[11] + child[12]
+        return (total - own) / os.sysconf("SC_CLK_TCK")
 
-        with self._engine.connect() as conn:
-            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name LIKE :tag"),
-                                {"tag": f"{self._tag}-%"}).scalars().all()
-        for pid in pids:
-            try:
-                name, _, rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
-            except OSError:  # ended meanwhile, or the server runs elsewhere
-                continue
-            if name.endswith("(postgres"):  # not a process of this machine that has the same pid
-                fields = rest.split()
-                self._backends[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def _postgres_parent(backend: int) -> int | None:
+    """The postmaster of the backend with this pid, when that backend is a postgres process of this machine."""
+    try:
+        name = Path(f"/proc/{backend}/stat").read_text().rpartition(")")[0]
+    except OSError:  # the server runs elsewhere
+        return None
+    stat = _stat(backend)
+    return stat[1] if name.endswith("(postgres") and stat is not None else None
+
+
+def _stat(pid: int) -> list[int] | None:
+    """The numeric fields of /proc/PID/stat after the process's name and state (ppid first); None once gone."""
+    try:
+        rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return [0, *map(int, rest[1:])]
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Two source trees, the PostgreSQL fleet (bench.fleet) on the same accounts, runs alternating: CPU per email
-of the planner, the deliverers and the server's backends, the rates, and beside each the SQLite `dunning run`.
+of the planner, the deliverers and the server, the rates, and beside each the SQLite `dunning run`.
 
     python -m bench.fleet_paired --trees BEFORE AFTER --postgres URL [--accounts 10000] [--rounds 3] [--sqlite]
 

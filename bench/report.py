@@ -92,7 +92,7 @@ class Budget:
 @dataclass(frozen=True, slots=True)
 class FleetBudget:
     """What one profiled fleet counted (bench.fleet --profile-stages): CPU seconds per stage of its planner and
-    of its deliverers together, what each kind of process and the server's backends spent, and the sink."""
+    of its deliverers together, what each kind of process and the server spent, and the sink."""
 
     planner: dict[str, float]
     deliverers: dict[str, float]
@@ -215,7 +215,7 @@ def budget(found: Budget | None) -> list[str]:
 
 def fleet_budget(found: FleetBudget | None) -> list[str]:
     """The fleet's CPU per sent email, stage by stage for its planner and its deliverers, then the rest of their
-    processes' CPU (start-up and exit), the server's backends and the sink (nothing when it was not measured)."""
+    processes' CPU (start-up and exit), the server and the sink (nothing when it was not measured)."""
     if found is None or not found.sent:
         return []
     per_email = 1e6 / found.sent
@@ -234,7 +234,7 @@ def fleet_budget(found: FleetBudget | None) -> list[str]:
     spent = (max(found.cpu.get("planner", 0.0), counted[0]), max(found.cpu.get("deliverers", 0.0), counted[1]))
     line("start-up and exit", spent[0] - counted[0], spent[1] - counted[1])
     line("their processes", *spent)
-    others = (("the server's backends", found.cpu.get("server")), ("the sink", found.sink))
+    others = (("the server", found.cpu.get("server")), ("the sink", found.sink))
     for what, seconds in others:
         lines.append(f"| {what} | | | {'n/a' if seconds is None else f'{seconds * per_email:,.0f}'} |")
     everything = sum(spent) + sum(seconds or 0.0 for _, seconds in others)

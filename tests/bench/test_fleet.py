@@ -20,10 +20,10 @@ AS_OF = "2026-12-07T14:00:00Z"
 
 
 @pytest.mark.postgres
-def test_the_fleet_reports_the_cpu_of_its_planner_each_deliverer_and_the_servers_backends(
+def test_the_fleet_reports_the_cpu_of_its_planner_each_deliverer_and_the_server(
         tmp_path: Path, postgres_url: str) -> None:
     """One planner and two deliverers on a few accounts: every planned notice reaches the sink once, and
-    cpu_seconds holds the planner's, each deliverer's and (the server runs on this machine) its backends'."""
+    cpu_seconds holds the planner's, each deliverer's and (the server runs on this machine) the server's."""
     summary, received = _fleet(tmp_path, postgres_url)
     assert summary["sent"] == summary["planned"] == received > 0
     assert sum(summary["sent_by_each"]) == received

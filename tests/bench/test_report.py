@@ -55,7 +55,7 @@ def test_the_cpu_budget_follows_the_targets_when_measured() -> None:
 
 def test_the_fleet_budget_shows_each_kind_of_process_then_the_server_and_the_sink() -> None:
     """The profiled fleet's stages per sent email for its planner and its deliverers, their start-up, then the
-    server's backends and the sink, all added up; nothing when the fleet did not run."""
+    server and the sink, all added up; nothing when the fleet did not run."""
     results = report.Results(header=[])
     assert "fleet, each of its processes" not in report.render(results)
     results.stages = report.Budget({"render": 0.3}, sent=1000, cpu=0.4)
@@ -67,13 +67,13 @@ def test_the_fleet_budget_shows_each_kind_of_process_then_the_server_and_the_sin
     assert "| claim |" not in text.split("fleet, each of its processes")[1]   # a stage neither counted
     assert "| start-up and exit | 50 | 50 | 100 |" in text
     assert "| their processes | 200 | 350 | 550 |" in text
-    assert "| the server's backends | | | 150 |" in text and "| the sink | | | 50 |" in text
+    assert "| the server | | | 150 |" in text and "| the sink | | | 50 |" in text
     assert "| all | | | 750 |" in text
     run_budget = text.index("one more `dunning run --profile-stages`")
     fleet = text.index("fleet, each of its processes")
     assert run_budget < fleet < text.index("Checks")
     results.fleet_stages = report.FleetBudget({}, {"render": 0.2}, sent=1000, cpu={"deliverers": 0.2}, sink=None)
-    assert "| the server's backends | | | n/a |" in report.render(results)
+    assert "| the server | | | n/a |" in report.render(results)
 
 
 def _row(key: str, phase: str, count: int, wall: float) -> report.Row:
