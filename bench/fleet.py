@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,38 +135,44 @@ class ServerWatch:
 
     def _cpu(self) -> float | None:
         """The server's CPU seconds so far, less the watch's own backend's; None when it runs elsewhere."""
-        if self._postmaster is None:
-            return None
-        postmaster = _stat(self._postmaster)
+        postmaster = _process(self._postmaster) if self._postmaster is not None else None
         if postmaster is None:
             return None
-        total = sum(postmaster[11:15])  # utime, stime, and those of its reaped children
-        own = 0
+        ticks = postmaster.cpu + postmaster.reaped
         for entry in os.scandir("/proc"):
-            if entry.name.isdigit() and (child := _stat(int(entry.name))) is not None and child[1] == self._postmaster:
-                total += child[11] + child[12]
-                if int(entry.name) == self._own:
-                    own = child[11] + child[12]
-        return (total - own) / os.sysconf("SC_CLK_TCK")
+            if (entry.name.isdigit() and int(entry.name) != self._own
+                    and (child := _process(int(entry.name))) is not None and child.parent == self._postmaster):
+                ticks += child.cpu
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class _Process:
+    """What /proc/PID/stat tells of a process; CPU in clock ticks, user and system."""
+
+    name: str
+    parent: int
+    cpu: int
+    reaped: int  # that of its children ended and waited for
+
+
+def _process(pid: int) -> _Process | None:
+    """The process with this pid on this machine; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (name) state ppid … utime stime cutime cstime …": the name may hold spaces and parentheses
+    fields = text[text.rindex(")") + 2:].split()
+    return _Process(text[text.index("(") + 1:text.rindex(")")], int(fields[1]),
+                    int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
 
 
 def _postgres_parent(backend: int) -> int | None:
-    """The postmaster of the backend with this pid, when that backend is a postgres process of this machine."""
-    try:
-        name = Path(f"/proc/{backend}/stat").read_text().rpartition(")")[0]
-    except OSError:  # the server runs elsewhere
-        return None
-    stat = _stat(backend)
-    return stat[1] if name.endswith("(postgres") and stat is not None else None
-
-
-def _stat(pid: int) -> list[int] | None:
-    """The numeric fields of /proc/PID/stat after the process's name and state (ppid first); None once gone."""
-    try:
-        rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return [0, *map(int, rest[1:])]
+    """The postmaster of the backend with this pid, when that pid is a postgres process of this machine (a
+    server elsewhere has its own pids)."""
+    process = _process(backend)
+    return process.parent if process is not None and process.name == "postgres" else None
 
 
 if __name__ == "__main__":
