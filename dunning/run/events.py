@@ -19,6 +19,8 @@ LEVELS = {"retry": logging.INFO, "failed": logging.WARNING, "unknown": logging.W
 
 def log_result(claim: ledger.Claim, result: ledger.Result) -> None:
     """Log what became of one email unless it was sent, and each recipient this attempt refused."""
+    if result.status == "sent" and not result.refused:
+        return
     ids = {"email_id": claim.email_id, "account": claim.account, "notice": claim.notice}
     earlier = claim.refused
     recipients = [*claim.payload["to"], *claim.payload["cc"]] if result.refused else []
