@@ -46,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     deliverers = [_start(dunning("deliver", "--forever", "--json", "--poll-seconds", str(POLL_SECONDS), *profile))
                   for _ in range(args.deliverers)]
     planner = _start(dunning("run", "--no-deliver", "--json", "--as-of", args.as_of, *profile))
-    planner_cpu = watch.until_exit(planner)
+    planner_cpu = _until_exit(planner)
     if planner.returncode == 0:
         watch.until_drained()
     for process in deliverers:
         process.send_signal(signal.SIGTERM)
-    deliverer_cpu = [watch.until_exit(process) for process in deliverers]
+    deliverer_cpu = [_until_exit(process) for process in deliverers]
     server_cpu = watch.close()
     if planner.returncode != 0 or any(process.returncode != 0 for process in deliverers):
         print(f"planner exited {planner.returncode}, deliverers {[p.returncode for p in deliverers]}",
@@ -79,6 +79,13 @@ def _start(argv: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
 
+def _until_exit(process: subprocess.Popen[str]) -> float:
+    """Wait for the process; its CPU seconds (its own children's included)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _last_json(process: subprocess.Popen[str]) -> dict[str, Any]:
     """The last line the process printed, a JSON object."""
     assert process.stdout is not None
@@ -100,17 +107,10 @@ class ServerWatch:
         from dunning import store
 
         self._engine = store.connect(url, migrate=False)
-        self._conn = self._engine.connect()
+        self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")  # no snapshot held
         self._own = int(self._conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
-        self._conn.commit()
         self._postmaster = _postgres_parent(self._own)
         self._start = self._cpu()
-
-    def until_exit(self, process: subprocess.Popen[str]) -> float:
-        """Wait for the process; its CPU seconds (its own children's included)."""
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        return usage.ru_utime + usage.ru_stime
 
     def until_drained(self) -> None:
         """Return once the outbox holds no email queued, being sent or waiting for a retry."""
@@ -120,9 +120,7 @@ class ServerWatch:
 
         pending = select(func.count()).select_from(store.emails).where(store.emails.c.status.in_(PENDING))
         while self._conn.execute(pending).scalar_one():
-            self._conn.commit()
             time.sleep(POLL_SECONDS)
-        self._conn.commit()
 
     def close(self) -> float | None:
         """Close the watch: the server's CPU seconds since it started, or None when the server is elsewhere."""
